@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+using IdDisentangle.Imaging;
+using IdDisentangle.IO;
+using IdDisentangle.Runtime;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace IdDisentangle.Cli;
+
+/// <summary>Runs the command app: Ctrl-C and SIGTERM cancel the command's token, and errors become one line.</summary>
+public static class CliHost
+{
+    public static async Task<int> RunAsync(CommandApp app, string[] args)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            // The first Ctrl-C asks the command to stop cleanly (checkpoint, consistent folder); a second one kills.
+            if (!cts.IsCancellationRequested) { e.Cancel = true; cts.Cancel(); }
+        };
+        Console.CancelKeyPress += onCancel;
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        try
+        {
+            return await app.RunAsync(args, cts.Token);
+        }
+        catch (Exception e) when (ToUserMessage(e) is { } message)
+        {
+            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(message)}");
+            return e is CommandParseException or CommandRuntimeException ? 2 : 1;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>A one-line message for failures a user can act on; null lets unexpected bugs show their stack.</summary>
+    static string? ToUserMessage(Exception e) => e switch
+    {
+        OperationCanceledException => "cancelled",
+        CommandParseException or CommandRuntimeException => e.Message,
+        DeviceUnavailableException or ImageDecodeException or NpyFormatException or FileNotFoundException
+            or DirectoryNotFoundException or ArgumentException or InvalidDataException or UnauthorizedAccessException => e.Message,
+        _ when Environment.GetEnvironmentVariable("IDDIS_DEBUG") == "1" => null,
+        IOException => e.Message,
+        _ => null,
+    };
+}

@@ -1,0 +1,1 @@
+return await IdDisentangle.Cli.CliApp.RunAsync(args);

