@@ -1,0 +1,418 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace IdDisentangle.Models;
+
+/// <summary>
+/// The shape of a StyleGAN2 generator in the layout of rosinality's stylegan2-pytorch (the layout of the FFHQ
+/// checkpoints used by pSp, e4e and the PyTorch port of the paper). Channels maps a resolution (4, 8, ... Size)
+/// to its feature width.
+/// </summary>
+public sealed record StyleGan2Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels, double MappingLrMul = 0.01)
+{
+    public int LogSize => (int)Math.Round(Math.Log2(Size));
+    /// <summary>Style inputs of the synthesis network: two per resolution from 8 up, plus conv1 and to_rgb1 at 4.</summary>
+    public int NumLatents => LogSize * 2 - 2;
+    /// <summary>Noise inputs: one per styled convolution.</summary>
+    public int NumNoises => (LogSize - 2) * 2 + 1;
+
+    /// <summary>The standard configuration: 512 channels up to 32 px, then 256, 128, 64, 32, 16 times the multiplier.</summary>
+    public static StyleGan2Config Standard(int size, int styleDim = 512, int mappingLayers = 8, int channelMultiplier = 2, int divisor = 1)
+    {
+        if (size < 8 || (size & (size - 1)) != 0) throw new ArgumentException($"size must be a power of two >= 8, got {size}");
+        var ch = new Dictionary<int, int>
+        {
+            [4] = 512, [8] = 512, [16] = 512, [32] = 512, [64] = 256 * channelMultiplier, [128] = 128 * channelMultiplier,
+            [256] = 64 * channelMultiplier, [512] = 32 * channelMultiplier, [1024] = 16 * channelMultiplier,
+        };
+        for (int r = 2048; r <= size; r *= 2) ch[r] = Math.Max(8 * channelMultiplier, ch[r / 2] / 2);
+        return new StyleGan2Config(size, styleDim, mappingLayers,
+            ch.Where(p => p.Key <= size).ToDictionary(p => p.Key, p => Math.Max(1, p.Value / divisor)));
+    }
+}
+
+/// <summary>
+/// StyleGAN2 generator (Karras et al. 2020) with rosinality's state-dict names: mapping network <c>style</c>,
+/// learned constant <c>input</c>, styled convolutions <c>conv1</c>/<c>convs</c>, RGB outputs
+/// <c>to_rgb1</c>/<c>to_rgbs</c> with upsampled skips, and fixed noise buffers <c>noises.noise_i</c>.
+/// </summary>
+public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenerator
+{
+    public StyleGan2Config Config { get; }
+    readonly ModuleList<nn.Module<Tensor, Tensor>> style;
+    readonly ConstantInput input;
+    readonly StyledConv conv1;
+    readonly ToRgb to_rgb1;
+    readonly ModuleList<StyledConv> convs;
+    readonly ModuleList<ToRgb> to_rgbs;
+    readonly NoiseBuffers noises;
+
+    public StyleGan2Generator(StyleGan2Config config) : base(nameof(StyleGan2Generator))
+    {
+        Config = config;
+        int D = config.StyleDim;
+        var layers = new List<nn.Module<Tensor, Tensor>> { new PixelNorm() };
+        for (int i = 0; i < config.MappingLayers; i++) layers.Add(new EqualLinear(D, D, lrMul: config.MappingLrMul, activate: true));
+        style = new ModuleList<nn.Module<Tensor, Tensor>>(layers.ToArray());
+
+        int c4 = config.Channels[4];
+        input = new ConstantInput(c4);
+        conv1 = new StyledConv(c4, c4, 3, D, upsample: false);
+        to_rgb1 = new ToRgb(c4, D, upsample: false);
+        convs = new ModuleList<StyledConv>();
+        to_rgbs = new ModuleList<ToRgb>();
+        int inCh = c4;
+        for (int i = 3; i <= config.LogSize; i++)
+        {
+            int outCh = config.Channels[1 << i];
+            convs.Add(new StyledConv(inCh, outCh, 3, D, upsample: true));
+            convs.Add(new StyledConv(outCh, outCh, 3, D, upsample: false));
+            to_rgbs.Add(new ToRgb(outCh, D, upsample: true));
+            inCh = outCh;
+        }
+        noises = new NoiseBuffers(config.NumNoises);
+        register_buffer("mean_latent", torch.zeros(D), persistent: false);
+
+        register_module("style", style);
+        register_module("input", input);
+        register_module("conv1", conv1);
+        register_module("to_rgb1", to_rgb1);
+        register_module("convs", convs);
+        register_module("to_rgbs", to_rgbs);
+        register_module("noises", noises);
+    }
+
+    public int Resolution => Config.Size;
+    public int StyleDim => Config.StyleDim;
+    public int NumLatents => Config.NumLatents;
+    public Device Device => input.input.device;
+
+    /// <summary>
+    /// The truncation centre. A non-persistent buffer: it moves with the module but is not in the state dict
+    /// (checkpoints keep it beside the weights, as <c>latent_avg</c>).
+    /// </summary>
+    public Tensor MeanLatent
+    {
+        get => get_buffer("mean_latent")!;
+        set { using var _ = torch.no_grad(); MeanLatent.copy_(value.detach().reshape(StyleDim)); }
+    }
+
+    /// <summary>Mapping network f: z -> w (PixelNorm, then MappingLayers equalized-lr dense layers).</summary>
+    public Tensor Map(Tensor z)
+    {
+        var x = z;
+        foreach (var layer in style) x = layer.call(x);
+        return x;
+    }
+
+    /// <summary>w' = w_avg + psi (w - w_avg), on every layer (StyleGAN2 applies no layer cutoff).</summary>
+    public Tensor Truncate(Tensor w, double psi) => psi == 1.0 ? w : torch.lerp(MeanLatent, w, psi);
+
+    public Tensor ToWPlus(Tensor w) => w.dim() switch
+    {
+        2 => w.unsqueeze(1).expand(-1, NumLatents, -1),
+        3 when w.shape[1] == NumLatents => w,
+        _ => throw new ArgumentException($"expected w [N,{StyleDim}] or W+ [N,{NumLatents},{StyleDim}], got [{string.Join(",", w.shape)}]"),
+    };
+
+    /// <summary>Style mixing: layers before <paramref name="injectIndex"/> take w1, the rest w2.</summary>
+    public Tensor Mix(Tensor w1, Tensor w2, int injectIndex)
+    {
+        if (injectIndex < 0 || injectIndex > NumLatents) throw new ArgumentOutOfRangeException(nameof(injectIndex));
+        return torch.cat([ToWPlus(w1).narrow(1, 0, injectIndex), ToWPlus(w2).narrow(1, injectIndex, NumLatents - injectIndex)], 1);
+    }
+
+    /// <summary>The forward pass renders with the stored noise; use <see cref="Synthesize"/> to choose.</summary>
+    public override Tensor forward(Tensor w) => Synthesize(w, NoiseMode.Const);
+
+    public Tensor Synthesize(Tensor w, NoiseMode noise = NoiseMode.Const)
+    {
+        var latent = ToWPlus(w);
+        long n = latent.shape[0];
+        Tensor? Noise(int i) => noise == NoiseMode.Const ? noises[i] : null;
+
+        var x = input.forward(n);
+        x = conv1.forward(x, latent.select(1, 0), Noise(0));
+        var skip = to_rgb1.forward(x, latent.select(1, 1), null);
+        int li = 1;
+        for (int b = 0; b < to_rgbs.Count; b++)
+        {
+            x = convs[2 * b].forward(x, latent.select(1, li), Noise(2 * b + 1));
+            x = convs[2 * b + 1].forward(x, latent.select(1, li + 1), Noise(2 * b + 2));
+            skip = to_rgbs[b].forward(x, latent.select(1, li + 2), skip);
+            li += 2;
+        }
+        return skip;
+    }
+
+    /// <summary>Replaces the stored noise buffers with fresh Gaussian noise.</summary>
+    public void RandomizeStoredNoise(torch.Generator? rng = null) => noises.Randomize(rng);
+
+    // ---- building blocks -------------------------------------------------------------------------------------
+
+    /// <summary>x / sqrt(mean(x^2) + 1e-8) over the feature axis.</summary>
+    internal sealed class PixelNorm() : nn.Module<Tensor, Tensor>(nameof(PixelNorm))
+    {
+        public override Tensor forward(Tensor x) => x * torch.rsqrt(x.square().mean([1], keepdim: true) + 1e-8);
+    }
+
+    /// <summary>
+    /// Dense layer with equalized learning rate: the weight is stored as N(0,1)/lr_mul and scaled at run time by
+    /// lr_mul/sqrt(fan_in); with <c>activate</c>, fused leaky ReLU (slope 0.2, gain sqrt 2) on x W^T + b lr_mul.
+    /// </summary>
+    internal sealed class EqualLinear : nn.Module<Tensor, Tensor>
+    {
+        readonly Parameter weight, bias;
+        readonly double scale, lrMul;
+        readonly bool activate;
+
+        public EqualLinear(int inDim, int outDim, double biasInit = 0, double lrMul = 1, bool activate = false) : base(nameof(EqualLinear))
+        {
+            weight = new Parameter(torch.randn(outDim, inDim).div_(lrMul));
+            bias = new Parameter(torch.full(outDim, biasInit));
+            scale = 1.0 / Math.Sqrt(inDim) * lrMul;
+            this.lrMul = lrMul;
+            this.activate = activate;
+            register_parameter("weight", weight);
+            register_parameter("bias", bias);
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            if (!activate) return F.linear(x, weight * scale, bias * lrMul);
+            return FusedLeakyRelu(F.linear(x, weight * scale), bias * lrMul);
+        }
+    }
+
+    /// <summary>leaky_relu(x + b, 0.2) * sqrt(2), the bias broadcast over the channel axis.</summary>
+    internal static Tensor FusedLeakyRelu(Tensor x, Tensor bias)
+    {
+        var shape = new long[x.dim()];
+        Array.Fill(shape, 1L);
+        shape[1] = bias.shape[0];
+        return F.leaky_relu(x + bias.view(shape), 0.2).mul_(Math.Sqrt(2));
+    }
+
+    /// <summary>
+    /// Modulated convolution: weights scaled per input channel by the style s = A(w), then (with demodulation)
+    /// normalised per output channel. Computed as conv(x * s, W) * d, which equals conv(x, W * s * d) without
+    /// building a weight per sample; upsampling is a stride-2 transposed convolution followed by the FIR blur.
+    /// </summary>
+    internal sealed class ModulatedConv2d : nn.Module
+    {
+        readonly Parameter weight;
+        internal readonly EqualLinear modulation;
+        readonly Blur? blur;
+        readonly int kernel, outCh, inCh;
+        readonly double scale;
+        readonly bool demodulate, upsample;
+
+        public ModulatedConv2d(int inCh, int outCh, int kernel, int styleDim, bool demodulate = true, bool upsample = false) : base(nameof(ModulatedConv2d))
+        {
+            this.kernel = kernel; this.outCh = outCh; this.inCh = inCh;
+            this.demodulate = demodulate; this.upsample = upsample;
+            scale = 1.0 / Math.Sqrt(inCh * kernel * kernel);
+            weight = new Parameter(torch.randn([1, outCh, inCh, kernel, kernel]));
+            modulation = new EqualLinear(styleDim, inCh, biasInit: 1);
+            register_parameter("weight", weight);
+            register_module("modulation", modulation);
+            if (upsample)
+            {
+                // upfirdn2d padding of rosinality's Blur after a stride-2 transposed conv: p = (4 - 2) - (k - 1).
+                int p = 4 - 2 - (kernel - 1);
+                blur = new Blur(upsampleFactor: 2, pad0: (p + 1) / 2 + 2 - 1, pad1: p / 2 + 1);
+                register_module("blur", blur);
+            }
+        }
+
+        public Tensor forward(Tensor x, Tensor style)
+        {
+            long n = x.shape[0];
+            var s = modulation.forward(style);                       // [N, in]
+            var w = weight.squeeze(0) * scale;                       // [out, in, k, k]
+            var xs = x * s.view(n, inCh, 1, 1);
+            Tensor y = upsample
+                ? F.conv_transpose2d(xs, w.transpose(0, 1), strides: [2, 2])
+                : F.conv2d(xs, w, padding: [kernel / 2, kernel / 2]);
+            if (demodulate)
+            {
+                var wsq = w.square().sum([2, 3]);                    // [out, in]
+                var d = torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8); // [N, out]
+                y = y * d.view(n, outCh, 1, 1);
+            }
+            return upsample ? blur!.forward(y) : y;
+        }
+    }
+
+    /// <summary>upfirdn2d with the [1,3,3,1] kernel (outer product, normalised, times factor^2) and no resampling.</summary>
+    internal sealed class Blur : nn.Module<Tensor, Tensor>
+    {
+        readonly Tensor kernel;
+        readonly int pad0, pad1;
+
+        public Blur(int upsampleFactor, int pad0, int pad1) : base(nameof(Blur))
+        {
+            kernel = MakeKernel() * (upsampleFactor * upsampleFactor);
+            this.pad0 = pad0; this.pad1 = pad1;
+            register_buffer("kernel", kernel);
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            long c = x.shape[1];
+            // upfirdn2d convolves (flipped kernel); conv2d correlates.
+            var k = kernel.flip(0, 1).to(x.dtype).expand(c, 1, -1, -1);
+            if (pad0 == pad1) return F.conv2d(x, k, padding: [pad0, pad0], groups: c);
+            return F.conv2d(F.pad(x, [pad0, pad1, pad0, pad1]), k, groups: c);
+        }
+    }
+
+    /// <summary>
+    /// 2x upsampling by upfirdn2d (zero insertion, pad (2,1), [1,3,3,1] FIR times 4), computed as a depthwise
+    /// stride-2 transposed convolution with padding 1, which is the same sum.
+    /// </summary>
+    internal sealed class Upsample : nn.Module<Tensor, Tensor>
+    {
+        readonly Tensor kernel;
+
+        public Upsample() : base(nameof(Upsample))
+        {
+            kernel = MakeKernel() * 4;
+            register_buffer("kernel", kernel);
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            long c = x.shape[1];
+            return F.conv_transpose2d(x, kernel.to(x.dtype).expand(c, 1, -1, -1), strides: [2, 2], padding: [1, 1], groups: c);
+        }
+    }
+
+    internal static Tensor MakeKernel()
+    {
+        var k1 = torch.tensor(new float[] { 1, 3, 3, 1 });
+        var k = k1.outer(k1);
+        return k / k.sum();
+    }
+
+    internal sealed class NoiseInjection : nn.Module
+    {
+        internal readonly Parameter weight;
+
+        public NoiseInjection() : base(nameof(NoiseInjection))
+        {
+            weight = new Parameter(torch.zeros(1));
+            register_parameter("weight", weight);
+        }
+
+        public Tensor forward(Tensor x, Tensor? noise)
+        {
+            noise ??= torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device);
+            return x + weight * noise;
+        }
+    }
+
+    internal sealed class ConstantInput : nn.Module
+    {
+        internal readonly Parameter input;
+
+        public ConstantInput(int channels, int size = 4) : base(nameof(ConstantInput))
+        {
+            input = new Parameter(torch.randn(1, channels, size, size));
+            register_parameter("input", input);
+        }
+
+        public Tensor forward(long batch) => input.expand(batch, -1, -1, -1);
+    }
+
+    /// <summary>Modulated 3x3 conv, noise, then fused leaky ReLU with a learned bias.</summary>
+    internal sealed class StyledConv : nn.Module
+    {
+        readonly ModulatedConv2d conv;
+        readonly NoiseInjection noise;
+        readonly BiasHolder activate;
+
+        public StyledConv(int inCh, int outCh, int kernel, int styleDim, bool upsample) : base(nameof(StyledConv))
+        {
+            conv = new ModulatedConv2d(inCh, outCh, kernel, styleDim, demodulate: true, upsample: upsample);
+            noise = new NoiseInjection();
+            activate = new BiasHolder(outCh);
+            register_module("conv", conv);
+            register_module("noise", noise);
+            register_module("activate", activate);
+        }
+
+        public Tensor forward(Tensor x, Tensor style, Tensor? noiseInput) =>
+            FusedLeakyRelu(noise.forward(conv.forward(x, style), noiseInput), activate.bias);
+    }
+
+    /// <summary>The <c>activate.bias</c> of rosinality's FusedLeakyReLU module.</summary>
+    internal sealed class BiasHolder : nn.Module
+    {
+        internal readonly Parameter bias;
+
+        public BiasHolder(int channels) : base("FusedLeakyReLU")
+        {
+            bias = new Parameter(torch.zeros(channels));
+            register_parameter("bias", bias);
+        }
+    }
+
+    /// <summary>Modulated 1x1 conv to RGB (no demodulation) plus bias, plus the upsampled skip of the previous resolution.</summary>
+    internal sealed class ToRgb : nn.Module
+    {
+        readonly ModulatedConv2d conv;
+        readonly Parameter bias;
+        readonly Upsample? upsample;
+
+        public ToRgb(int inCh, int styleDim, bool upsample) : base(nameof(ToRgb))
+        {
+            conv = new ModulatedConv2d(inCh, 3, 1, styleDim, demodulate: false);
+            bias = new Parameter(torch.zeros(1, 3, 1, 1));
+            register_module("conv", conv);
+            register_parameter("bias", bias);
+            if (upsample)
+            {
+                this.upsample = new Upsample();
+                register_module("upsample", this.upsample);
+            }
+        }
+
+        public Tensor forward(Tensor x, Tensor style, Tensor? skip)
+        {
+            var y = conv.forward(x, style) + bias;
+            if (skip is not null && upsample is not null) y = y + upsample.forward(skip);
+            return y;
+        }
+    }
+
+    /// <summary>The fixed per-layer noise inputs, buffers <c>noise_0</c> .. <c>noise_{n-1}</c>, noise_i at 2^((i+5)/2) px.</summary>
+    internal sealed class NoiseBuffers : nn.Module
+    {
+        readonly int count;
+
+        public NoiseBuffers(int count) : base("noises")
+        {
+            this.count = count;
+            for (int i = 0; i < count; i++)
+            {
+                int res = 1 << ((i + 5) / 2);
+                register_buffer($"noise_{i}", torch.randn(1, 1, res, res));
+            }
+        }
+
+        public Tensor this[int i] => get_buffer($"noise_{i}")!;
+
+        public void Randomize(torch.Generator? rng)
+        {
+            using var _ = torch.no_grad();
+            for (int i = 0; i < count; i++)
+            {
+                var b = this[i];
+                b.copy_(torch.randn(b.shape, generator: rng));
+            }
+        }
+    }
+}
