@@ -22,6 +22,10 @@ public static class CliApp
                 .WithDescription("Show TorchSharp/libtorch versions, threads, devices and which weight files are present")
                 .WithExample("doctor")
                 .WithExample("doctor", "--device", "cpu", "--models-dir", "/data/models");
+            config.AddCommand<SampleCommand>("sample")
+                .WithDescription("Render images from a generator: random seeds, z codes or w / W+ codes")
+                .WithExample("sample", "--generator", "stylegan2-ffhq-256.pt", "-n", "16", "--seed", "1", "--truncation", "0.7", "--out", "samples")
+                .WithExample("sample", "--generator", "G.pt", "-w", "w.npy", "--noise", "random", "--out", "out", "--save-tensor");
         });
         return app;
     }

@@ -82,3 +82,139 @@ public class StyleGan2Tests
         foreach (var (k, shape) in expected) Assert.True(actual[k] == shape, $"{k}: expected [{shape}], got [{actual[k]}]");
     }
 }
+
+/// <summary>A non-standard configuration in PyTorch's legacy file format, bare state dict, no latent_avg.</summary>
+public class StyleGan2OtherConfigurationTests
+{
+    static string Alt(string file) => TestPaths.TestData("stylegan2-alt", file);
+
+    [Fact]
+    public void LegacyBareStateDictOfAnotherConfigurationLoadsAndMatches()
+    {
+        using var scope = NewDisposeScope();
+        using var g = StyleGan2Weights.Load(Alt("generator_legacy.pt"), out var report);
+        Assert.Equal(32, g.Resolution);
+        Assert.Equal(64, g.StyleDim);
+        Assert.Equal(2, g.Config.MappingLayers);
+        Assert.Equal(new[] { 48, 40, 24, 16 }, new[] { 4, 8, 16, 32 }.Select(r => g.Config.Channels[r]));
+        Assert.False(report.MeanLatentFromFile);
+        Assert.Contains(report.Notes, n => n.Contains("10000 mapped samples"));
+
+        using (no_grad())
+        {
+            var w = g.Map(Npy.Read(Alt("z.npy")));
+            Assert.True(TensorAssert.MaxAbsDiff(w, Npy.Read(Alt("w.npy"))) < 1e-4f);
+            Assert.True(TensorAssert.MaxAbsDiff(g.Synthesize(w), Npy.Read(Alt("img.npy"))) < 1e-4f);
+            // The computed mean w is the mean of mapped Gaussian samples: within sampling error of a fresh
+            // estimate (5 standard errors of a 4000-sample mean; the stored one has 10000 samples).
+            var samples = g.Map(randn(4000, 64));
+            var tolerance = samples.std(0) * (5 / Math.Sqrt(4000));
+            Assert.True(((g.MeanLatent - samples.mean([0])).abs() <= tolerance).all().item<bool>());
+        }
+        var wplus = Npy.Read(Alt("wplus.npy")).requires_grad_();
+        var img = g.Synthesize(wplus);
+        Assert.True(TensorAssert.MaxAbsDiff(img.detach(), Npy.Read(Alt("img_wplus.npy"))) < 1e-4f);
+        (img * Npy.Read(Alt("probe.npy"))).sum().backward();
+        var reference = Npy.Read(Alt("grad_wplus.npy"));
+        Assert.True(TensorAssert.MaxAbsDiff(wplus.grad!, reference) < 1e-4f * reference.abs().max().item<float>());
+    }
+
+    [Fact]
+    public void SavedFilesLoadBackIdentically()
+    {
+        using var scope = NewDisposeScope();
+        using var g = StyleGan2Weights.Load(Alt("generator_legacy.pt"), out _);
+        string path = Path.Combine(TestPaths.NewTempDir(), "saved.pt");
+        StyleGan2Weights.Save(g, path);
+        using var back = StyleGan2Weights.Load(path, out var report);
+        Assert.True(report.MeanLatentFromFile);
+        Assert.True(back.MeanLatent.SameAs(g.MeanLatent));
+        var sdA = g.state_dict();
+        var sdB = back.state_dict();
+        Assert.Equal(sdA.Keys.Order(), sdB.Keys.Order());
+        foreach (var k in sdA.Keys) Assert.True(sdA[k].SameAs(sdB[k]), k);
+        // Keys keep the network's order in the file.
+        var root = (IdDisentangle.Weights.Pickle.PyDict)TorchCheckpoint.Load(path)!;
+        var keys = ((IdDisentangle.Weights.Pickle.PyDict)root["g_ema"]!).Keys.Cast<string>().ToList();
+        Assert.Equal(sdA.Keys.ToList(), keys);
+    }
+
+    [Fact]
+    public void TruncationAndStyleMixing()
+    {
+        using var scope = NewDisposeScope();
+        using var g = StyleGan2Weights.Load(Alt("generator_legacy.pt"), out _);
+        using var noGrad = no_grad();
+        var w = g.Map(randn(2, 64));
+        Assert.True(g.Truncate(w, 1.0).SameAs(w));
+        Assert.True(TensorAssert.MaxAbsDiff(g.Truncate(w, 0.0), g.MeanLatent.expand(2, -1)) < 1e-6f);
+        var half = g.Truncate(w, 0.5);
+        Assert.True(TensorAssert.MaxAbsDiff(half, (w + g.MeanLatent) / 2) < 1e-5f);
+        var mixed = g.Mix(w[0..1], w[1..2], 3);
+        Assert.Equal(new long[] { 1, 8, 64 }, mixed.shape);
+        Assert.True(mixed[0, 2].SameAs(w[0]) && mixed[0, 3].SameAs(w[1]) && mixed[0, 7].SameAs(w[1]));
+        // Random noise changes the image; stored noise is deterministic.
+        var a = g.Synthesize(w, NoiseMode.Random);
+        var b = g.Synthesize(w, NoiseMode.Random);
+        Assert.True((a - b).abs().max().item<float>() > 1e-3f);
+        Assert.True(g.Synthesize(w).SameAs(g.Synthesize(w)));
+    }
+}
+
+public class WeightFileErrorTests
+{
+    [Fact]
+    public void MissingUnexpectedAndMisshapenKeysAreAllNamed()
+    {
+        using var scope = NewDisposeScope();
+        using var g = StyleGan2Weights.Load(TestPaths.TestData("stylegan2-alt", "generator_legacy.pt"), out _);
+        var sd = g.state_dict().ToDictionary(p => p.Key, p => (object)p.Value);
+        sd.Remove("convs.1.noise.weight");
+        sd["convs.0.conv.modulation.bias"] = zeros(7);
+        sd["extra.tensor"] = zeros(1);
+        string path = Path.Combine(TestPaths.NewTempDir(), "broken.pt");
+        TorchCheckpoint.Save(path, new Dictionary<string, object> { ["g_ema"] = sd });
+        var e = Assert.Throws<WeightMismatchException>(() => StyleGan2Weights.Load(path, out _));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("convs.1.noise.weight", e.Message);
+        Assert.Contains("extra.tensor", e.Message);
+        Assert.Contains("convs.0.conv.modulation.bias (file [7]", e.Message);
+    }
+
+    [Fact]
+    public void NotAGeneratorIsAClearError()
+    {
+        string path = Path.Combine(TestPaths.NewTempDir(), "other.pt");
+        TorchCheckpoint.Save(path, new Dictionary<string, object> { ["model"] = new Dictionary<string, object> { ["fc.weight"] = zeros(2, 2) }, ["epoch"] = 3L });
+        var e = Assert.Throws<WeightMismatchException>(() => StyleGan2Weights.Load(path, out _));
+        Assert.Contains("not a StyleGAN2 generator", e.Message);
+        string text = Path.Combine(TestPaths.NewTempDir(), "text.pt");
+        File.WriteAllText(text, "hello");
+        Assert.Contains("not a PyTorch file", Assert.Throws<InvalidDataException>(() => TorchCheckpoint.Load(text)).Message);
+    }
+
+    /// <summary>A pickle that would call os.system when unpickled by Python is refused, and nothing runs.</summary>
+    [Fact]
+    public void MaliciousPickleIsRefusedNamingTheGlobal()
+    {
+        string marker = Path.Combine(TestPaths.NewTempDir(), "pwned");
+        // protocol 2: GLOBAL 'posix system', a string argument, TUPLE1, REDUCE, STOP
+        var ms = new MemoryStream();
+        ms.Write([0x80, 0x02]);
+        ms.Write("cposix\nsystem\n"u8);
+        byte[] cmd = System.Text.Encoding.ASCII.GetBytes("touch " + marker);
+        ms.WriteByte(0x58); ms.Write(BitConverter.GetBytes(cmd.Length)); ms.Write(cmd);
+        ms.Write([0x85, 0x52, 0x2e]);
+        string dir = TestPaths.NewTempDir();
+        string path = Path.Combine(dir, "evil.pt");
+        using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Create))
+        {
+            using var s = zip.CreateEntry("archive/data.pkl").Open();
+            s.Write(ms.ToArray());
+        }
+        var e = Assert.Throws<IdDisentangle.Weights.Pickle.PickleSecurityException>(() => TorchCheckpoint.Load(path));
+        Assert.Contains("posix.system", e.Message);
+        Assert.Contains(path, e.Message);
+        Assert.False(File.Exists(marker));
+    }
+}

@@ -65,7 +65,7 @@ public static partial class StyleGan2Weights
             var rng = new torch.Generator(seed: 0);
             var sum = torch.zeros(config.StyleDim);
             for (int done = 0; done < MeanLatentSamples; done += 1000)
-                sum += g.Map(torch.randn([1000, config.StyleDim], generator: rng)).sum(0);
+                sum += g.Map(torch.randn([1000, config.StyleDim], generator: rng)).sum([0]);
             g.MeanLatent = sum / MeanLatentSamples;
             notes.Add($"latent_avg not in the file: mean w computed from {MeanLatentSamples} mapped samples (seed 0)");
         }

@@ -1,0 +1,26 @@
+using IdDisentangle.Models;
+using IdDisentangle.Weights;
+using Spectre.Console;
+
+namespace IdDisentangle.Cli;
+
+/// <summary>Small pieces several commands share.</summary>
+public static class CliCommon
+{
+    /// <summary>The generator file from the option, else $IDDIS_GENERATOR; a clear error when neither is set.</summary>
+    public static string GeneratorPath(string? option)
+    {
+        string? path = !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("IDDIS_GENERATOR");
+        if (string.IsNullOrWhiteSpace(path))
+            throw new ArgumentException("--generator FILE is required (or set IDDIS_GENERATOR): a StyleGAN2 .pt in the rosinality layout");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such generator file (--generator)", path);
+        return path;
+    }
+
+    public static void PrintGeneratorReport(GeneratorLoadReport report, IStyleGenerator g)
+    {
+        AnsiConsole.MarkupLine($"generator [blue]{Markup.Escape(report.File)}[/]: {report.Kind}, {Markup.Escape(report.Layout)}, " +
+                               $"{g.Resolution}x{g.Resolution}, style_dim {g.StyleDim}, {g.NumLatents} style inputs");
+        foreach (var note in report.Notes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
+    }
+}

@@ -1,0 +1,42 @@
+using IdDisentangle.Models;
+
+namespace IdDisentangle.Weights;
+
+/// <summary>
+/// Opens a generator weight file by its content, not its extension: PyTorch files (zip or legacy) hold a
+/// StyleGAN2 in the rosinality layout.
+/// </summary>
+public static class GeneratorFiles
+{
+    public enum Format { PyTorchZip, PyTorchLegacy, Pickle, Hdf5, Unknown }
+
+    public static Format Sniff(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such generator file", path);
+        Span<byte> head = stackalloc byte[16];
+        int n;
+        using (var fs = File.OpenRead(path)) n = fs.Read(head);
+        if (n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4) return Format.PyTorchZip;
+        if (n >= 8 && head[..8].SequenceEqual("\x89HDF\r\n\x1a\n"u8)) return Format.Hdf5;
+        // torch.save's legacy format starts with a pickled magic number: PROTO 2, LONG1 of 10 bytes.
+        if (n >= 4 && head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a) return Format.PyTorchLegacy;
+        if (n >= 2 && head[0] == 0x80) return Format.Pickle;
+        return Format.Unknown;
+    }
+
+    public static IStyleGenerator Load(string path, out GeneratorLoadReport report)
+    {
+        switch (Sniff(path))
+        {
+            case Format.PyTorchZip:
+            case Format.PyTorchLegacy:
+                return StyleGan2Weights.Load(path, out report);
+            case Format.Pickle:
+                throw new NotSupportedException($"{path}: a Python pickle that is not a PyTorch file (NVIDIA's StyleGAN pickles are not supported yet)");
+            case Format.Hdf5:
+                throw new NotSupportedException($"{path}: an HDF5 (Keras) file; StyleGAN v1 Keras weights are not supported yet");
+            default:
+                throw new InvalidDataException($"{path}: not a generator file this tool reads (PyTorch .pt in the rosinality StyleGAN2 layout)");
+        }
+    }
+}
