@@ -53,6 +53,30 @@ public class StyleGan2Tests
         Assert.True(dz < 1e-4f && dt < 1e-4f && dw < 1e-4f, $"max abs diff z {dz}, trunc {dt}, wplus {dw}");
     }
 
+    /// <summary>A single sample takes the weight-modulation path, a batch the activation-modulation path.</summary>
+    [SkippableFact]
+    public void SingleSamplesMatchTheBatchAndTheReference()
+    {
+        using var scope = NewDisposeScope();
+        using var g = LoadFixture();
+        using var _ = no_grad();
+        var wplus = Npy.Read(Fixture("wplus.npy"));
+        var reference = Npy.Read(Fixture("img_wplus.npy"));
+        for (int i = 0; i < wplus.shape[0]; i++)
+            Assert.True(TensorAssert.MaxAbsDiff(g.Synthesize(wplus[i..(i + 1)]), reference[i..(i + 1)]) < 1e-4f, $"sample {i}");
+    }
+
+    [SkippableFact]
+    public void SingleSampleGradientMatchesReference()
+    {
+        using var scope = NewDisposeScope();
+        using var g = LoadFixture();
+        var wplus = Npy.Read(Fixture("wplus.npy"))[1..2].clone().requires_grad_();
+        (g.Synthesize(wplus) * Npy.Read(Fixture("probe.npy"))[1..2]).sum().backward();
+        var reference = Npy.Read(Fixture("grad_wplus.npy"))[1..2];
+        Assert.True(TensorAssert.MaxAbsDiff(wplus.grad!, reference) < 1e-4f * reference.abs().max().item<float>());
+    }
+
     [SkippableFact]
     public void GradientWithRespectToWPlusMatchesReference()
     {

@@ -133,19 +133,40 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
         long n = latent.shape[0];
         Tensor? Noise(int i) => noise == NoiseMode.Const ? noises[i] : null;
 
-        var x = input.forward(n);
-        x = conv1.forward(x, latent.select(1, 0), Noise(0));
-        var skip = to_rgb1.forward(x, latent.select(1, 1), null);
+        // Activations are kept channels-last (NHWC strides): oneDNN's convolutions and the depthwise FIR filters
+        // run markedly faster on CPU in that layout, and elementwise ops preserve it.
+        Tensor x, skip;
+        using (var scope = torch.NewDisposeScope())
+        {
+            x = ChannelsLast(input.forward(n));
+            x = conv1.forward(x, latent.select(1, 0), Noise(0));
+            skip = to_rgb1.forward(x, latent.select(1, 1), null);
+            x.MoveToOuterDisposeScope();
+            skip.MoveToOuterDisposeScope();
+        }
         int li = 1;
         for (int b = 0; b < to_rgbs.Count; b++)
         {
-            x = convs[2 * b].forward(x, latent.select(1, li), Noise(2 * b + 1));
-            x = convs[2 * b + 1].forward(x, latent.select(1, li + 1), Noise(2 * b + 2));
-            skip = to_rgbs[b].forward(x, latent.select(1, li + 2), skip);
+            // One scope per resolution: intermediates are released as soon as the block is done (autograd keeps
+            // its own references to what backward needs), so memory stays near that of a single block.
+            using var scope = torch.NewDisposeScope();
+            var y = convs[2 * b].forward(x, latent.select(1, li), Noise(2 * b + 1));
+            y = convs[2 * b + 1].forward(y, latent.select(1, li + 1), Noise(2 * b + 2));
+            var s2 = to_rgbs[b].forward(y, latent.select(1, li + 2), skip);
+            x.Dispose();
+            skip.Dispose();
+            x = y.MoveToOuterDisposeScope();
+            skip = s2.MoveToOuterDisposeScope();
             li += 2;
         }
-        return skip;
+        x.Dispose();
+        var image = skip.contiguous();
+        if (!ReferenceEquals(image, skip)) skip.Dispose();
+        return image;
     }
+
+    /// <summary>The same tensor with NHWC strides (TorchSharp has no memory_format argument; permutes do it).</summary>
+    internal static Tensor ChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     /// <summary>Replaces the stored noise buffers with fresh Gaussian noise.</summary>
     public void RandomizeStoredNoise(torch.Generator? rng = null) => noises.Randomize(rng);
@@ -197,8 +218,10 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
 
     /// <summary>
     /// Modulated convolution: weights scaled per input channel by the style s = A(w), then (with demodulation)
-    /// normalised per output channel. Computed as conv(x * s, W) * d, which equals conv(x, W * s * d) without
-    /// building a weight per sample; upsampling is a stride-2 transposed convolution followed by the FIR blur.
+    /// normalised per output channel by d = 1/sqrt(sum (W s)^2 + 1e-8). For one sample the modulated weight is
+    /// built directly (cheap); for a batch it is computed as conv(x * s, W) * d, the same sum without a weight
+    /// per sample or a grouped convolution. Upsampling is a stride-2 transposed convolution followed by the FIR
+    /// blur. The gain argument of forward scales the output for free (the sqrt 2 of the following activation).
     /// </summary>
     internal sealed class ModulatedConv2d : nn.Module
     {
@@ -227,23 +250,37 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
             }
         }
 
-        public Tensor forward(Tensor x, Tensor style)
+        public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
             long n = x.shape[0];
             var s = modulation.forward(style);                       // [N, in]
             var w = weight.squeeze(0) * scale;                       // [out, in, k, k]
-            var xs = x * s.view(n, inCh, 1, 1);
-            Tensor y = upsample
-                ? F.conv_transpose2d(xs, w.transpose(0, 1), strides: [2, 2])
-                : F.conv2d(xs, w, padding: [kernel / 2, kernel / 2]);
-            if (demodulate)
+            Tensor y;
+            if (n == 1)
             {
-                var wsq = w.square().sum([2, 3]);                    // [out, in]
-                var d = torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8); // [N, out]
-                y = y * d.view(n, outCh, 1, 1);
+                var wm = w * s.view(1, inCh, 1, 1);
+                var g = demodulate ? torch.rsqrt(wm.square().sum([1, 2, 3]) + 1e-8) * gain : null;
+                wm = g is null ? (gain == 1.0 ? wm : wm * gain) : wm * g.view(outCh, 1, 1, 1);
+                y = Convolve(x, wm);
             }
-            return upsample ? blur!.forward(y) : y;
+            else
+            {
+                y = Convolve(x * s.view(n, inCh, 1, 1), w);
+                if (demodulate)
+                {
+                    var wsq = w.square().sum([2, 3]);                // [out, in]
+                    var d = (torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8) * gain).view(n, outCh, 1, 1);
+                    y = torch.is_grad_enabled() ? y * d : y.mul_(d);
+                }
+                else if (gain != 1.0) y = torch.is_grad_enabled() ? y * gain : y.mul_(gain);
+            }
+            return y;
         }
+
+        // Demodulation is a per-channel scale, so it commutes with the per-channel blur that follows upsampling.
+        Tensor Convolve(Tensor x, Tensor w) => upsample
+            ? blur!.forward(F.conv_transpose2d(x, w.transpose(0, 1), strides: [2, 2]))
+            : F.conv2d(x, w, padding: [kernel / 2, kernel / 2]);
     }
 
     /// <summary>upfirdn2d with the [1,3,3,1] kernel (outer product, normalised, times factor^2) and no resampling.</summary>
@@ -327,6 +364,8 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
         public Tensor forward(long batch) => input.expand(batch, -1, -1, -1);
     }
 
+    static readonly double Sqrt2 = Math.Sqrt(2);
+
     /// <summary>Modulated 3x3 conv, noise, then fused leaky ReLU with a learned bias.</summary>
     internal sealed class StyledConv : nn.Module
     {
@@ -344,8 +383,18 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
             register_module("activate", activate);
         }
 
-        public Tensor forward(Tensor x, Tensor style, Tensor? noiseInput) =>
-            FusedLeakyRelu(noise.forward(conv.forward(x, style), noiseInput), activate.bias);
+        /// <summary>
+        /// lrelu(conv + noise + b) * sqrt2, computed as lrelu(sqrt2 conv + sqrt2 noise + sqrt2 b) (leaky ReLU is
+        /// positively homogeneous) so the gain rides on the convolution and the rest happens in place.
+        /// </summary>
+        public Tensor forward(Tensor x, Tensor style, Tensor? noiseInput)
+        {
+            var y = conv.forward(x, style, Sqrt2);
+            noiseInput ??= torch.randn(y.shape[0], 1, y.shape[2], y.shape[3], dtype: y.dtype, device: y.device);
+            y.add_(noiseInput * (noise.weight * Sqrt2));
+            y.add_((activate.bias * Sqrt2).view(1, -1, 1, 1));
+            return F.leaky_relu(y, 0.2, inplace: true);
+        }
     }
 
     /// <summary>The <c>activate.bias</c> of rosinality's FusedLeakyReLU module.</summary>
@@ -382,8 +431,8 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
 
         public Tensor forward(Tensor x, Tensor style, Tensor? skip)
         {
-            var y = conv.forward(x, style) + bias;
-            if (skip is not null && upsample is not null) y = y + upsample.forward(skip);
+            var y = conv.forward(x, style).add_(bias);
+            if (skip is not null && upsample is not null) y.add_(upsample.forward(skip));
             return y;
         }
     }

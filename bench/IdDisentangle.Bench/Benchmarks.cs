@@ -1,0 +1,74 @@
+using IdDisentangle.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Bench;
+
+public static class Benchmarks
+{
+    /// <summary>fp32 square GEMM through TorchSharp: the machine's practical FLOP ceiling.</summary>
+    public static Dictionary<string, object> Gemm(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        const int n = 2048;
+        using var scope = torch.NewDisposeScope();
+        var a = torch.randn(n, n);
+        var b = torch.randn(n, n);
+        var (median, min) = Measure.Time(() => { using var c = a.mm(b); }, 2, o.Iters > 0 ? o.Iters : 7);
+        return new()
+        {
+            ["bench"] = "gemm", ["impl"] = "torchsharp", ["n"] = n, ["threads"] = o.Threads,
+            ["seconds"] = median, ["gflops"] = 2.0 * n * n * n / median / 1e9, ["gflops_best"] = 2.0 * n * n * n / min / 1e9,
+        };
+    }
+
+    /// <summary>StyleGAN2 synthesis forward at the standard configuration, random weights, stored noise.</summary>
+    public static Dictionary<string, object> Generator(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        torch.manual_seed(0);
+        var config = StyleGan2Config.Standard(o.Size);
+        using var g = new StyleGan2Generator(config);
+        g.eval();
+        using var scope = torch.NewDisposeScope();
+        var w = g.Map(torch.randn(o.Batch, config.StyleDim)).detach();
+        int iters = o.Iters > 0 ? o.Iters : (o.Batch == 1 ? 7 : 3);
+        var (median, min) = Measure.Time(() =>
+        {
+            using var _ = torch.inference_mode();
+            using var s = torch.NewDisposeScope();
+            g.Synthesize(w);
+        }, 2, iters);
+        double flops = Flops.StyleGan2Synthesis(config) * o.Batch;
+        return new()
+        {
+            ["bench"] = "generator", ["impl"] = "IdDisentangle (TorchSharp)", ["size"] = o.Size, ["batch"] = o.Batch, ["threads"] = o.Threads,
+            ["seconds"] = median, ["ms_per_image"] = median * 1000 / o.Batch, ["gflops"] = flops / median / 1e9,
+            ["gflop_per_image"] = flops / o.Batch / 1e9, ["peak_rss_mib"] = Measure.PeakRssMiB(), ["best_seconds"] = min,
+        };
+    }
+}
+
+/// <summary>Convolution FLOPs (2 x multiply-adds) of the StyleGAN2 synthesis network, per image.</summary>
+public static class Flops
+{
+    public static double StyleGan2Synthesis(StyleGan2Config c)
+    {
+        double total = 0;
+        static double Conv(double cin, double cout, int k, double hOut) => 2 * cin * cout * k * k * hOut * hOut;
+        int c4 = c.Channels[4];
+        total += Conv(c4, c4, 3, 4) + Conv(c4, 3, 1, 4);
+        int cin = c4;
+        for (int i = 3; i <= c.LogSize; i++)
+        {
+            int r = 1 << i, cout = c.Channels[r];
+            total += Conv(cin, cout, 3, r / 2);         // stride-2 transposed 3x3: every input pixel meets the whole kernel
+            total += 2.0 * cout * 16 * (r + 1) * (r + 1) / 4 * 4; // 4x4 depthwise FIR blur on the (2r+1)/2-ish map
+            total += Conv(cout, cout, 3, r);
+            total += Conv(cout, 3, 1, r);
+            total += 2.0 * 3 * 16 * r * r / 4;          // skip upsampling FIR (depthwise, stride 2)
+            cin = cout;
+        }
+        return total;
+    }
+}

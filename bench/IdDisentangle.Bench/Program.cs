@@ -1,0 +1,30 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using IdDisentangle.Bench;
+
+// Benchmarks of IdDisentangle against a PyTorch-eager reference on the same machine, in the same run.
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- all [--threads 2] [--out bench/results]
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- generator --batch 8 --threads 2   (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- gemm --threads 2                  (one JSON line)
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+var opts = Options.Parse(args);
+return opts.Command switch
+{
+    "gemm" => Emit(Benchmarks.Gemm(opts)),
+    "generator" => Emit(Benchmarks.Generator(opts)),
+    "all" => Suite.RunAll(opts),
+    _ => Usage(),
+};
+
+static int Emit(Dictionary<string, object> result)
+{
+    Console.WriteLine(JsonSerializer.Serialize(result));
+    return 0;
+}
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: IdDisentangle.Bench (all|gemm|generator) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR]");
+    return 2;
+}
