@@ -1,0 +1,97 @@
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Weights;
+
+/// <summary>
+/// TensorFlow.js weight files: a <c>*-weights_manifest.json</c> (groups of weights, each with name, shape, dtype
+/// and optional quantization) and the binary shards it lists, concatenated in manifest order. Quantized entries
+/// (uint8/uint16) decode as q * scale + min; float16 entries as IEEE half. Tensors keep TensorFlow's layouts
+/// (conv filters [kh,kw,in,out], dense [in,out]).
+/// </summary>
+public static class TfjsWeights
+{
+    public static Dictionary<string, Tensor> Load(string manifestPath)
+    {
+        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath}: no such weights manifest", manifestPath);
+        using var doc = JsonDocument.Parse(File.ReadAllText(manifestPath));
+        string dir = Path.GetDirectoryName(Path.GetFullPath(manifestPath))!;
+        var result = new Dictionary<string, Tensor>();
+        var groups = doc.RootElement.ValueKind == JsonValueKind.Array ? doc.RootElement.EnumerateArray().ToList()
+            : doc.RootElement.TryGetProperty("weightsManifest", out var wm) ? wm.EnumerateArray().ToList()
+            : throw new InvalidDataException($"{manifestPath}: not a TensorFlow.js weights manifest");
+        foreach (var group in groups)
+        {
+            byte[] data = group.GetProperty("paths").EnumerateArray()
+                .SelectMany(p =>
+                {
+                    string shard = Path.Combine(dir, p.GetString()!);
+                    if (!File.Exists(shard)) throw new FileNotFoundException($"{manifestPath}: missing weight shard {shard}", shard);
+                    return File.ReadAllBytes(shard);
+                }).ToArray();
+            int offset = 0;
+            foreach (var w in group.GetProperty("weights").EnumerateArray())
+            {
+                string name = w.GetProperty("name").GetString()!;
+                long[] shape = w.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+                long count = shape.Aggregate(1L, (a, b) => a * b);
+                string dtype = w.GetProperty("dtype").GetString()!;
+                if (dtype != "float32") throw new InvalidDataException($"{manifestPath}: {name} has dtype {dtype}; only float32 weights are supported");
+                float[] values = new float[count];
+                if (w.TryGetProperty("quantization", out var q) && q.ValueKind == JsonValueKind.Object)
+                {
+                    string qtype = q.GetProperty("dtype").GetString()!;
+                    switch (qtype)
+                    {
+                        case "uint8":
+                        {
+                            float scale = q.GetProperty("scale").GetSingle(), min = q.GetProperty("min").GetSingle();
+                            Need(data, offset, count, manifestPath, name);
+                            for (long i = 0; i < count; i++) values[i] = data[offset + i] * scale + min;
+                            offset += (int)count;
+                            break;
+                        }
+                        case "uint16":
+                        {
+                            float scale = q.GetProperty("scale").GetSingle(), min = q.GetProperty("min").GetSingle();
+                            Need(data, offset, count * 2, manifestPath, name);
+                            for (long i = 0; i < count; i++) values[i] = BitConverter.ToUInt16(data, offset + (int)(2 * i)) * scale + min;
+                            offset += (int)(count * 2);
+                            break;
+                        }
+                        case "float16":
+                            Need(data, offset, count * 2, manifestPath, name);
+                            for (long i = 0; i < count; i++) values[i] = (float)BitConverter.ToHalf(data, offset + (int)(2 * i));
+                            offset += (int)(count * 2);
+                            break;
+                        default:
+                            throw new InvalidDataException($"{manifestPath}: {name} uses unsupported quantization {qtype}");
+                    }
+                }
+                else
+                {
+                    Need(data, offset, count * 4, manifestPath, name);
+                    Buffer.BlockCopy(data, offset, values, 0, (int)(count * 4));
+                    offset += (int)(count * 4);
+                }
+                result[name] = torch.tensor(values).reshape(shape);
+            }
+            if (offset != data.Length)
+                throw new InvalidDataException($"{manifestPath}: the shards hold {data.Length} bytes but the manifest describes {offset}");
+        }
+        return result;
+    }
+
+    static void Need(byte[] data, int offset, long bytes, string file, string name)
+    {
+        if (offset + bytes > data.Length) throw new InvalidDataException($"{file}: weight data ends before {name}");
+    }
+
+    /// <summary>A TensorFlow conv filter [kh,kw,in,out] as a PyTorch one [out,in,kh,kw].</summary>
+    public static Tensor ConvFilter(Tensor tf) => tf.permute(3, 2, 0, 1).contiguous();
+
+    /// <summary>A TensorFlow depthwise filter [kh,kw,in,mult] as a PyTorch grouped one [in*mult,1,kh,kw].</summary>
+    public static Tensor DepthwiseFilter(Tensor tf) =>
+        tf.permute(2, 3, 0, 1).reshape(tf.shape[2] * tf.shape[3], 1, tf.shape[0], tf.shape[1]).contiguous();
+}
