@@ -46,17 +46,18 @@ public static class TfjsWeights
                     {
                         case "uint8":
                         {
-                            float scale = q.GetProperty("scale").GetSingle(), min = q.GetProperty("min").GetSingle();
+                            // TensorFlow.js dequantizes in double precision, then stores float32.
+                            double scale = q.GetProperty("scale").GetDouble(), min = q.GetProperty("min").GetDouble();
                             Need(data, offset, count, manifestPath, name);
-                            for (long i = 0; i < count; i++) values[i] = data[offset + i] * scale + min;
+                            for (long i = 0; i < count; i++) values[i] = (float)(data[offset + i] * scale + min);
                             offset += (int)count;
                             break;
                         }
                         case "uint16":
                         {
-                            float scale = q.GetProperty("scale").GetSingle(), min = q.GetProperty("min").GetSingle();
+                            double scale = q.GetProperty("scale").GetDouble(), min = q.GetProperty("min").GetDouble();
                             Need(data, offset, count * 2, manifestPath, name);
-                            for (long i = 0; i < count; i++) values[i] = BitConverter.ToUInt16(data, offset + (int)(2 * i)) * scale + min;
+                            for (long i = 0; i < count; i++) values[i] = (float)(BitConverter.ToUInt16(data, offset + (int)(2 * i)) * scale + min);
                             offset += (int)(count * 2);
                             break;
                         }
