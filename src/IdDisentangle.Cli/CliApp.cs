@@ -33,6 +33,13 @@ public static class CliApp
                     .WithDescription("List the known weight files and whether they are present")
                     .WithExample("models", "list");
             });
+            config.AddCommand<EmbedCommand>("embed")
+                .WithDescription("Identity embeddings of face images (--out E.npy), or the distance of two (--compare A B)")
+                .WithExample("embed", "--net", "faceapi", "a.png", "b.png", "c.png", "--out", "embeddings.npy")
+                .WithExample("embed", "--compare", "amy1.png", "amy2.png");
+            config.AddCommand<LandmarksCommand>("landmarks")
+                .WithDescription("68 facial landmarks per image in the image's pixel coordinates, optionally drawn")
+                .WithExample("landmarks", "--net", "faceapi", "face.png", "--out", "landmarks.npy", "--draw", "drawn");
             config.AddCommand<SampleCommand>("sample")
                 .WithDescription("Render images from a generator: random seeds, z codes or w / W+ codes")
                 .WithExample("sample", "--generator", "stylegan2-ffhq-256.pt", "-n", "16", "--seed", "1", "--truncation", "0.7", "--out", "samples")

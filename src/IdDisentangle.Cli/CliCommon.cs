@@ -1,3 +1,4 @@
+using IdDisentangle.Imaging;
 using IdDisentangle.Models;
 using IdDisentangle.Weights;
 using Spectre.Console;
@@ -15,6 +16,26 @@ public static class CliCommon
             throw new ArgumentException("--generator FILE is required (or set IDDIS_GENERATOR): a StyleGAN2 .pt in the rosinality layout");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such generator file (--generator)", path);
         return path;
+    }
+
+    /// <summary>Reads images, reporting each unreadable one by name and going on with the rest.</summary>
+    public static (List<string> Files, List<TorchSharp.torch.Tensor> Images) ReadImages(IEnumerable<string> paths)
+    {
+        var files = new List<string>();
+        var images = new List<TorchSharp.torch.Tensor>();
+        foreach (var p in paths)
+        {
+            try
+            {
+                images.Add(ImageIO.Read(p));
+                files.Add(p);
+            }
+            catch (ImageDecodeException e)
+            {
+                AnsiConsole.MarkupLine($"[yellow]skipped:[/] {Markup.Escape(e.Message)}");
+            }
+        }
+        return (files, images);
     }
 
     public static void PrintGeneratorReport(GeneratorLoadReport report, IStyleGenerator g)

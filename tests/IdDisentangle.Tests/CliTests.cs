@@ -61,3 +61,63 @@ public class SampleCommandTests
         Assert.Equal(2, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "--out", a]));
     }
 }
+
+[Collection("console")]
+public class FaceNetCommandTests
+{
+    [SkippableFact]
+    public async Task EmbedWritesDescriptorsAndComparesAndSkipsBadFiles()
+    {
+        TestModels.RequireFaceApi();
+        string amy = TestPaths.SharedFile("data", "identities", "amy");
+        string dir = TestPaths.NewTempDir();
+        string bad = Path.Combine(dir, "bad.png");
+        File.WriteAllText(bad, "not an image");
+        string outFile = Path.Combine(dir, "e.npy");
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["embed", Path.Combine(amy, "amy1.png"), bad, Path.Combine(amy, "amy2.png"), "--out", outFile]));
+        using var e = IdDisentangle.IO.Npy.Read(outFile);
+        Assert.Equal(new long[] { 2, 128 }, e.shape);
+        Assert.True((e[0] - e[1]).norm().item<float>() < 0.6f);
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["embed", "--compare", Path.Combine(amy, "amy1.png"), Path.Combine(amy, "amy3.png")]));
+        Assert.Equal(2, await IdDisentangle.Cli.CliApp.RunAsync(["embed", "--compare", Path.Combine(amy, "amy1.png")]));
+    }
+
+    [SkippableFact]
+    public async Task LandmarksAreInImagePixelsAndDrawn()
+    {
+        TestModels.RequireFaceApi();
+        string dir = TestPaths.NewTempDir();
+        using var scope = NewDisposeScope();
+        var face = IdDisentangle.IO.Npy.Read(TestPaths.SharedFile("fixtures", "faceapi", "landmark_input_112.npy"))[0].permute(2, 0, 1).to(ScalarType.Float32) / 255;
+        var reference = IdDisentangle.IO.Npy.Read(TestPaths.SharedFile("fixtures", "faceapi", "landmarks_68_in_112px.npy"))[0];
+
+        // At the network's size nothing is resampled: the fixture's numbers exactly.
+        string exact = Path.Combine(dir, "face112.png");
+        IdDisentangle.Imaging.ImageIO.Write(exact, face);
+        // Twice the size: the points come back in the big image's pixels.
+        string big = Path.Combine(dir, "face224.png");
+        IdDisentangle.Imaging.ImageIO.Write(big, IdDisentangle.Imaging.ImageOps.Resize(face, 224, 224, IdDisentangle.Imaging.ResizeFilter.Nearest));
+        string outFile = Path.Combine(dir, "l.npy");
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", exact, big, "--out", outFile, "--draw", Path.Combine(dir, "drawn")]));
+        var l = IdDisentangle.IO.Npy.Read(outFile);
+        Assert.Equal(new long[] { 2, 68, 2 }, l.shape);
+        Assert.True(TensorAssert.MaxAbsDiff(l[0], reference) < 1e-3f);
+        float mean = (l[1] - reference * 2).abs().mean().item<float>();
+        Assert.True(mean < 2f, $"mean error {mean} px at 224");
+        Assert.True(File.Exists(Path.Combine(dir, "drawn", "face224_landmarks.png")));
+    }
+
+    [Fact]
+    public void SquareFitMapsNetworkPixelsBackToTheImage()
+    {
+        // 300 wide, 200 high -> padded to 300x300 (50 above and below) -> 150 px input: scale 0.5.
+        var fit = new IdDisentangle.Imaging.SquareFit(300, 200, 150);
+        Assert.Equal((0.0, -50.0), fit.ToImage(0, 0));
+        Assert.Equal((300.0, 250.0), fit.ToImage(150, 150));
+        Assert.Equal((100.0, 50.0), fit.ToImage(50, 50));
+        using var img = zeros(1, 3, 200, 300);
+        using var fitted = IdDisentangle.Imaging.SquareFit.Apply(img, 150, out var f2);
+        Assert.Equal(new long[] { 1, 3, 150, 150 }, fitted.shape);
+        Assert.Equal(fit, f2);
+    }
+}

@@ -1,0 +1,152 @@
+using System.ComponentModel;
+using IdDisentangle.Imaging;
+using IdDisentangle.IO;
+using IdDisentangle.Models.FaceApi;
+using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
+using SkiaSharp;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Cli.Commands;
+
+/// <summary><c>iddis embed</c>: identity embeddings of face images, or the distance between two.</summary>
+public sealed class EmbedCommand : Command<EmbedCommand.Settings>
+{
+    public sealed class Settings : ComputeSettings
+    {
+        [CommandArgument(0, "[IMAGES]")]
+        [Description("Face images (cropped around the face)")]
+        public string[] Images { get; init; } = [];
+
+        [CommandOption("--net <NET>")]
+        [Description("Identity network: faceapi (default)")]
+        public string Net { get; init; } = "faceapi";
+
+        [CommandOption("--out <FILE>")]
+        [Description("Write the embeddings [N,D] as .npy")]
+        public string? Out { get; init; }
+
+        [CommandOption("--compare")]
+        [Description("With two images: print their distance and the same/different verdict")]
+        public bool Compare { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            if (Net != "faceapi") return ValidationResult.Error($"--net {Net}: only faceapi is available (irse50 comes with the IR-SE50 loader)");
+            if (Images.Length == 0) return ValidationResult.Error("give at least one image");
+            if (Compare && Images.Length != 2) return ValidationResult.Error("--compare takes exactly two images");
+            if (!Compare && Out is null) return ValidationResult.Error("--out FILE is required (or use --compare A B)");
+            return ValidationResult.Success();
+        }
+    }
+
+    /// <summary>face-api.js's FaceMatcher threshold: descriptors closer than this are the same person.</summary>
+    public const double FaceApiThreshold = 0.6;
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(s.Threads);
+        var device = TorchRuntime.ResolveDevice(s.Device);
+        using var net = PretrainedNetworks.FaceRecognition(new ModelStore(s.ModelsDir));
+        net.to(device);
+        var (files, images) = CliCommon.ReadImages(s.Images);
+        if (files.Count == 0) { AnsiConsole.MarkupLine("[red]error:[/] no readable image"); return 1; }
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.inference_mode();
+        var batch = torch.cat(images.Select(i => SquareFit.Apply(i.unsqueeze(0), FaceRecognitionNet.InputSize, out var _)).ToArray(), 0);
+        var e = net.forward(batch.to(device) * 255).cpu();
+        if (s.Compare)
+        {
+            if (files.Count != 2) { AnsiConsole.MarkupLine("[red]error:[/] --compare needs two readable images"); return 1; }
+            double d = (e[0] - e[1]).norm().item<float>();
+            bool same = d < FaceApiThreshold;
+            AnsiConsole.MarkupLine($"distance {d:F4} (threshold {FaceApiThreshold}): {(same ? "[green]same person[/]" : "[yellow]different people[/]")}");
+        }
+        if (s.Out is not null)
+        {
+            Npy.Write(s.Out, e);
+            AnsiConsole.MarkupLine($"wrote {files.Count} embedding(s) [[{e.shape[0]},{e.shape[1]}]] to [blue]{Markup.Escape(s.Out)}[/]");
+        }
+        return 0;
+    }
+}
+
+/// <summary><c>iddis landmarks</c>: 68 facial landmarks per image, in the image's pixel coordinates.</summary>
+public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
+{
+    public sealed class Settings : ComputeSettings
+    {
+        [CommandArgument(0, "<IMAGES>")]
+        [Description("Face images (cropped around the face)")]
+        public string[] Images { get; init; } = [];
+
+        [CommandOption("--net <NET>")]
+        [Description("Landmark network: faceapi (default)")]
+        public string Net { get; init; } = "faceapi";
+
+        [CommandOption("--out <FILE>")]
+        [Description("Write the landmarks [N,68,2] (x, y in image pixels) as .npy")]
+        public string Out { get; init; } = "";
+
+        [CommandOption("--draw <DIR>")]
+        [Description("Also write each image with its points drawn, as DIR/STEM_landmarks.png")]
+        public string? Draw { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            if (Net != "faceapi") return ValidationResult.Error($"--net {Net}: only faceapi is available");
+            if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out FILE is required");
+            return ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(s.Threads);
+        var device = TorchRuntime.ResolveDevice(s.Device);
+        using var net = PretrainedNetworks.Landmarks68(new ModelStore(s.ModelsDir));
+        net.to(device);
+        var (files, images) = CliCommon.ReadImages(s.Images);
+        if (files.Count == 0) { AnsiConsole.MarkupLine("[red]error:[/] no readable image"); return 1; }
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.inference_mode();
+        var all = new List<Tensor>();
+        for (int i = 0; i < files.Count; i++)
+        {
+            var input = SquareFit.Apply(images[i].unsqueeze(0), FaceLandmark68Net.InputSize, out var fit);
+            var pts = net.forward(input.to(device) * 255).cpu()[0];
+            var xy = pts.data<float>().ToArray();
+            var mapped = new float[xy.Length];
+            for (int k = 0; k < xy.Length; k += 2)
+            {
+                var (x, y) = fit.ToImage(xy[k], xy[k + 1]);
+                mapped[k] = (float)x; mapped[k + 1] = (float)y;
+            }
+            all.Add(torch.tensor(mapped).view(FaceLandmark68Net.Points, 2));
+            if (s.Draw is not null)
+            {
+                string dest = Path.Combine(s.Draw, Path.GetFileNameWithoutExtension(files[i]) + "_landmarks.png");
+                ImageIO.Write(dest, DrawPoints(images[i], mapped));
+            }
+        }
+        Npy.Write(s.Out, torch.stack(all));
+        AnsiConsole.MarkupLine($"wrote landmarks of {files.Count} image(s) to [blue]{Markup.Escape(s.Out)}[/]" +
+                               (s.Draw is null ? "" : $" and drawings to [blue]{Markup.Escape(s.Draw)}[/]"));
+        return 0;
+    }
+
+    static Tensor DrawPoints(Tensor image, float[] xy)
+    {
+        using var bmp = SkiaTensors.ToBitmap(image);
+        using (var canvas = new SKCanvas(bmp))
+        using (var paint = new SKPaint { Color = new SKColor(0, 230, 0), IsAntialias = true, Style = SKPaintStyle.Fill })
+        {
+            float r = Math.Max(1.5f, Math.Max(bmp.Width, bmp.Height) / 160f);
+            for (int k = 0; k < xy.Length; k += 2) canvas.DrawCircle(xy[k], xy[k + 1], r, paint);
+        }
+        return SkiaTensors.FromBitmap(bmp);
+    }
+}
