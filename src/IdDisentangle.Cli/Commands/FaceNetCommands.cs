@@ -22,8 +22,12 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public string[] Images { get; init; } = [];
 
         [CommandOption("--net <NET>")]
-        [Description("Identity network: faceapi (default)")]
+        [Description("Identity network: faceapi (default; 128-D) or irse50 (512-D ArcFace, needs --weights model_ir_se50.pth)")]
         public string Net { get; init; } = "faceapi";
+
+        [CommandOption("--weights <FILE>")]
+        [Description("Weight file of --net irse50 (model_ir_se50.pth)")]
+        public string? Weights { get; init; }
 
         [CommandOption("--out <FILE>")]
         [Description("Write the embeddings [N,D] as .npy")]
@@ -35,7 +39,8 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (Net != "faceapi") return ValidationResult.Error($"--net {Net}: only faceapi is available (irse50 comes with the IR-SE50 loader)");
+            if (Net is not ("faceapi" or "irse50")) return ValidationResult.Error($"--net {Net}: use faceapi or irse50");
+            if (Net == "irse50" && Weights is null) return ValidationResult.Error("--net irse50 needs --weights FILE (model_ir_se50.pth)");
             if (Images.Length == 0) return ValidationResult.Error("give at least one image");
             if (Compare && Images.Length != 2) return ValidationResult.Error("--compare takes exactly two images");
             if (!Compare && Out is null) return ValidationResult.Error("--out FILE is required (or use --compare A B)");
@@ -46,24 +51,31 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
     /// <summary>face-api.js's FaceMatcher threshold: descriptors closer than this are the same person.</summary>
     public const double FaceApiThreshold = 0.6;
 
+    /// <summary>Distance threshold between L2-normalised IR-SE50 embeddings (the default of TreB1eN's InsightFace_Pytorch face verification).</summary>
+    public const double IrSe50Threshold = 1.54;
+
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
-        using var net = PretrainedNetworks.FaceRecognition(new ModelStore(s.ModelsDir));
+        bool irse = s.Net == "irse50";
+        using nn.Module<Tensor, Tensor> net = irse ? IrSe50Weights.Load(s.Weights!) : PretrainedNetworks.FaceRecognition(new ModelStore(s.ModelsDir));
         net.to(device);
         var (files, images) = CliCommon.ReadImages(s.Images);
         if (files.Count == 0) { AnsiConsole.MarkupLine("[red]error:[/] no readable image"); return 1; }
         using var scope = torch.NewDisposeScope();
         using var _ = torch.inference_mode();
-        var batch = torch.cat(images.Select(i => SquareFit.Apply(i.unsqueeze(0), FaceRecognitionNet.InputSize, out var _)).ToArray(), 0);
-        var e = net.forward(batch.to(device) * 255).cpu();
+        int size = irse ? Models.Identity.IrSe50.InputSize : FaceRecognitionNet.InputSize;
+        var batch = torch.cat(images.Select(i => SquareFit.Apply(i.unsqueeze(0), size, out var _)).ToArray(), 0).to(device);
+        // face-api takes RGB 0..255; IR-SE50 takes [-1, 1].
+        var e = net.call(irse ? batch * 2 - 1 : batch * 255).cpu();
         if (s.Compare)
         {
             if (files.Count != 2) { AnsiConsole.MarkupLine("[red]error:[/] --compare needs two readable images"); return 1; }
             double d = (e[0] - e[1]).norm().item<float>();
-            bool same = d < FaceApiThreshold;
-            AnsiConsole.MarkupLine($"distance {d:F4} (threshold {FaceApiThreshold}): {(same ? "[green]same person[/]" : "[yellow]different people[/]")}");
+            double threshold = irse ? IrSe50Threshold : FaceApiThreshold;
+            bool same = d < threshold;
+            AnsiConsole.MarkupLine($"distance {d:F4} (threshold {threshold}): {(same ? "[green]same person[/]" : "[yellow]different people[/]")}");
         }
         if (s.Out is not null)
         {
