@@ -34,7 +34,16 @@ public static class NpmWeights
         "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw==",
         ["model/face_recognition_model", "model/face_landmark_68_model", "model/ssd_mobilenetv1_model", "model/tiny_face_detector_model"]);
 
-    public static readonly IReadOnlyList<NpmWeightPackage> Packages = [FaceApi];
+    /// <summary>
+    /// nsfwjs bundles a Keras InceptionV3 (TensorFlow.js, uint8-quantised) whose blocks up to mixed5 keep their
+    /// ImageNet weights and whose later blocks were fine-tuned for image-content classification.
+    /// </summary>
+    public static readonly NpmWeightPackage Nsfwjs = new(
+        "nsfwjs", "4.4.0",
+        "sha512-krC1fgeTLXtZwgdpKJ0jm7hqv0gTSRQQRL+FhOaxaJ9Wj92t42BO3csO2odwgTAgZgf2RvkwPtp0R8Aa7dc+MA==",
+        ["dist/models/inception_v3/"]);
+
+    public static readonly IReadOnlyList<NpmWeightPackage> Packages = [FaceApi, Nsfwjs];
 
     /// <summary>True when every file of the package's weight prefixes is already extracted (judged by a marker written last).</summary>
     public static bool IsExtracted(ModelStore store, NpmWeightPackage package) =>

@@ -1,3 +1,4 @@
+using IdDisentangle.Models.Backbones;
 using IdDisentangle.Models.FaceApi;
 using IdDisentangle.Runtime;
 using TorchSharp;
@@ -30,11 +31,31 @@ public static class PretrainedNetworks
             net.LoadTfjs(TfjsWeights.Load(manifest), manifest);
         }, NpmWeights.FaceApi);
 
+    /// <summary>
+    /// The attribute backbone: Keras InceptionV3 from nsfwjs (ImageNet up to mixed5, fine-tuned after), returning
+    /// the 2048-D pooled feature. Trainable: its parameters keep requires_grad.
+    /// </summary>
+    public static InceptionV3 InceptionV3(ModelStore store)
+    {
+        var net = Load(store, "inceptionv3", () => new InceptionV3(), (n, dir) =>
+        {
+            string folder = Path.Combine(dir, "dist", "models", "inception_v3");
+            n.LoadKeras(NsfwjsModel.LoadWeights(folder), Path.Combine(folder, "model.min.js"));
+        }, NpmWeights.Nsfwjs);
+        net.PoolExcludesPadding = true; // the converted file holds Keras weights
+        foreach (var p in net.parameters()) p.requires_grad = true;
+        return net;
+    }
+
     /// <summary>Converts every network whose package is extracted and whose own file is missing; returns what it wrote.</summary>
     public static IReadOnlyList<string> ConvertAll(ModelStore store)
     {
         var written = new List<string>();
-        foreach (var (id, make) in new (string, Func<nn.Module>)[] { ("faceapi-recognition", () => FaceRecognition(store)), ("faceapi-landmarks68", () => Landmarks68(store)) })
+        foreach (var (id, make) in new (string, Func<nn.Module>)[]
+                 {
+                     ("faceapi-recognition", () => FaceRecognition(store)), ("faceapi-landmarks68", () => Landmarks68(store)),
+                     ("inceptionv3", () => InceptionV3(store)),
+                 })
         {
             bool had = File.Exists(store.PathOf(id));
             using var m = make();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,52 +16,53 @@ public static class TfjsWeights
     public static Dictionary<string, Tensor> Load(string manifestPath)
     {
         if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath}: no such weights manifest", manifestPath);
-        using var doc = JsonDocument.Parse(File.ReadAllText(manifestPath));
+        var root = JsonNode.Parse(File.ReadAllText(manifestPath));
+        var groups = root as JsonArray ?? root?["weightsManifest"] as JsonArray
+                     ?? throw new InvalidDataException($"{manifestPath}: not a TensorFlow.js weights manifest");
         string dir = Path.GetDirectoryName(Path.GetFullPath(manifestPath))!;
+        return Decode(groups, shard =>
+        {
+            string path = Path.Combine(dir, shard);
+            if (!File.Exists(path)) throw new FileNotFoundException($"{manifestPath}: missing weight shard {path}", path);
+            return File.ReadAllBytes(path);
+        }, manifestPath);
+    }
+
+    /// <summary>Decodes the weights of manifest <paramref name="groups"/>, reading each shard by its manifest path.</summary>
+    public static Dictionary<string, Tensor> Decode(JsonArray groups, Func<string, byte[]> readShard, string manifestPath)
+    {
         var result = new Dictionary<string, Tensor>();
-        var groups = doc.RootElement.ValueKind == JsonValueKind.Array ? doc.RootElement.EnumerateArray().ToList()
-            : doc.RootElement.TryGetProperty("weightsManifest", out var wm) ? wm.EnumerateArray().ToList()
-            : throw new InvalidDataException($"{manifestPath}: not a TensorFlow.js weights manifest");
         foreach (var group in groups)
         {
-            byte[] data = group.GetProperty("paths").EnumerateArray()
-                .SelectMany(p =>
-                {
-                    string shard = Path.Combine(dir, p.GetString()!);
-                    if (!File.Exists(shard)) throw new FileNotFoundException($"{manifestPath}: missing weight shard {shard}", shard);
-                    return File.ReadAllBytes(shard);
-                }).ToArray();
+            var paths = group?["paths"] as JsonArray ?? throw new InvalidDataException($"{manifestPath}: weight group without paths");
+            byte[] data = paths.SelectMany(p => readShard((string)p!)).ToArray();
             int offset = 0;
-            foreach (var w in group.GetProperty("weights").EnumerateArray())
+            var weights = group!["weights"] as JsonArray ?? throw new InvalidDataException($"{manifestPath}: weight group without weights");
+            foreach (var w in weights)
             {
-                string name = w.GetProperty("name").GetString()!;
-                long[] shape = w.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+                string name = (string)w!["name"]!;
+                long[] shape = (w["shape"] as JsonArray)!.Select(e => (long)(double)e!).ToArray();
                 long count = shape.Aggregate(1L, (a, b) => a * b);
-                string dtype = w.GetProperty("dtype").GetString()!;
+                string dtype = (string)w["dtype"]!;
                 if (dtype != "float32") throw new InvalidDataException($"{manifestPath}: {name} has dtype {dtype}; only float32 weights are supported");
                 float[] values = new float[count];
-                if (w.TryGetProperty("quantization", out var q) && q.ValueKind == JsonValueKind.Object)
+                if (w["quantization"] is JsonObject q)
                 {
-                    string qtype = q.GetProperty("dtype").GetString()!;
+                    string qtype = (string)q["dtype"]!;
+                    // TensorFlow.js dequantizes in double precision, then stores float32.
+                    double scale = q["scale"] is { } sc ? (double)sc : 1, min = q["min"] is { } mn ? (double)mn : 0;
                     switch (qtype)
                     {
                         case "uint8":
-                        {
-                            // TensorFlow.js dequantizes in double precision, then stores float32.
-                            double scale = q.GetProperty("scale").GetDouble(), min = q.GetProperty("min").GetDouble();
                             Need(data, offset, count, manifestPath, name);
                             for (long i = 0; i < count; i++) values[i] = (float)(data[offset + i] * scale + min);
                             offset += (int)count;
                             break;
-                        }
                         case "uint16":
-                        {
-                            double scale = q.GetProperty("scale").GetDouble(), min = q.GetProperty("min").GetDouble();
                             Need(data, offset, count * 2, manifestPath, name);
                             for (long i = 0; i < count; i++) values[i] = (float)(BitConverter.ToUInt16(data, offset + (int)(2 * i)) * scale + min);
                             offset += (int)(count * 2);
                             break;
-                        }
                         case "float16":
                             Need(data, offset, count * 2, manifestPath, name);
                             for (long i = 0; i < count; i++) values[i] = (float)BitConverter.ToHalf(data, offset + (int)(2 * i));

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using IdDisentangle.Imaging;
+using IdDisentangle.Models.Backbones;
+using IdDisentangle.Weights;
+
+namespace IdDisentangle.Tests;
+
+/// <summary>Runs a TensorFlow.js model in Node (tests/tfjs-check) so imports are checked against TensorFlow.js itself.</summary>
+public static class TfjsReference
+{
+    static string Dir => Path.Combine(TestPaths.RepoRoot, "tests", "tfjs-check");
+
+    public static void Require()
+    {
+        Skip.If(FindNode() is null, "node is not installed");
+        Skip.IfNot(Directory.Exists(Path.Combine(Dir, "node_modules", "@tensorflow", "tfjs")),
+            "TensorFlow.js is not installed for the cross-check: run 'npm ci' in tests/tfjs-check (CI does)");
+    }
+
+    static string? FindNode() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "node")).FirstOrDefault(File.Exists);
+
+    /// <summary>Output of <paramref name="layer"/> for NCHW <paramref name="input"/> (given to TensorFlow.js as NHWC).</summary>
+    public static Tensor Run(string modelDir, Tensor input, string layer)
+    {
+        string tmp = TestPaths.NewTempDir();
+        string inFile = Path.Combine(tmp, "in.f32"), outFile = Path.Combine(tmp, "out.f32");
+        using (var nhwc = input.permute(0, 2, 3, 1).contiguous()) File.WriteAllBytes(inFile, nhwc.bytes.ToArray());
+        var psi = new ProcessStartInfo(FindNode()!, [Path.Combine(Dir, "run_layers_model.js"), modelDir, inFile,
+            .. new[] { input.shape[0], input.shape[2], input.shape[3], input.shape[1] }.Select(v => v.ToString()), layer, outFile])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, stderr.Result);
+        var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(outFile)).ToArray();
+        return tensor(floats).view(input.shape[0], -1);
+    }
+}
+
+public class InceptionV3Tests
+{
+    static void RequireNsfwjs() =>
+        Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs) || File.Exists(TestModels.Store.PathOf("inceptionv3")),
+            $"nsfwjs InceptionV3 weights are not in the model store {TestModels.Store.Root}: run 'iddis models fetch' first (CI does)");
+
+    /// <summary>Our InceptionV3 with nsfwjs's weights equals TensorFlow.js running the same model (2048-D features).</summary>
+    [SkippableFact]
+    public void FeaturesMatchTensorFlowJsOnPhotos()
+    {
+        RequireNsfwjs();
+        TfjsReference.Require();
+        Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "the nsfwjs package files are needed for TensorFlow.js");
+        using var scope = NewDisposeScope();
+        using var net = PretrainedNetworks.InceptionV3(TestModels.Store);
+        var photos = new[] { "00005.png", "01024.png" }.Select(f => ImageIO.Read(TestPaths.SharedFile("data", "ffhq-real-256", f))).ToArray();
+        var x = ImageOps.Resize(stack(photos), InceptionV3.InputSize, InceptionV3.InputSize) * 2 - 1;
+        Tensor ours;
+        using (no_grad()) ours = net.forward(x);
+        string modelDir = Path.Combine(TestModels.Store.Root, NpmWeights.Nsfwjs.StoreFolder, "dist", "models", "inception_v3");
+        var reference = TfjsReference.Run(modelDir, x, "flatten_1");
+        float scale = reference.abs().max().item<float>();
+        float diff = TensorAssert.MaxAbsDiff(ours, reference);
+        Assert.True(diff < 1e-4f * Math.Max(1f, scale), $"max abs diff {diff} (features up to {scale})");
+        Assert.True(ours.std().item<float>() > 1e-3f, "features are constant");
+    }
+
+    [SkippableFact]
+    public void IsTrainableAndGradientsFlow()
+    {
+        RequireNsfwjs();
+        using var scope = NewDisposeScope();
+        using var net = PretrainedNetworks.InceptionV3(TestModels.Store);
+        net.train();
+        var x = rand(2, 3, 299, 299) * 2 - 1;
+        net.forward(x).square().mean().backward();
+        Assert.All(net.parameters(), p => Assert.True(p.requires_grad));
+        Assert.Contains(net.parameters(), p => p.grad is not null && p.grad.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
+    public void TorchvisionLayoutLoadsIgnoringTheClassifierHeads()
+    {
+        using var scope = NewDisposeScope();
+        using var a = new InceptionV3();
+        var sd = a.state_dict().Where(p => !p.Key.EndsWith("num_batches_tracked")).ToDictionary(p => p.Key, p => p.Value.clone());
+        Assert.Contains("Mixed_7c.branch3x3dbl_3b.conv.weight", sd.Keys);
+        Assert.Contains("Conv2d_1a_3x3.bn.running_var", sd.Keys);
+        sd["fc.weight"] = zeros(1000, 2048);
+        sd["AuxLogits.fc.weight"] = zeros(1000, 768);
+        using var b = new InceptionV3();
+        b.LoadTorchvision(sd, "torchvision.pth");
+        Assert.False(b.PoolExcludesPadding);
+        Assert.True(b.state_dict()["Mixed_6e.branch7x7dbl_5.conv.weight"].SameAs(sd["Mixed_6e.branch7x7dbl_5.conv.weight"]));
+        Assert.Equal(94, b.UnitsInKerasOrder().Count);
+        using var _ = no_grad();
+        b.eval();
+        Assert.Equal(new long[] { 1, 2048 }, b.forward(zeros(1, 3, 299, 299)).shape);
+    }
+}
