@@ -49,6 +49,10 @@ public sealed class InceptionV3 : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Preprocessing of [N,3,H,W] in [0,1]: bilinear resize to 299x299 (antialiased when shrinking), scaled to [-1,1].</summary>
+    public static Tensor Prepare(Tensor rgb01) =>
+        Imaging.ImageOps.Resize(rgb01, InputSize, InputSize, Imaging.ResizeFilter.Bilinear) * 2f - 1f;
+
     /// <summary>[N,3,299,299] in [-1,1] -> [N,2048] average-pooled features.</summary>
     public override Tensor forward(Tensor x)
     {

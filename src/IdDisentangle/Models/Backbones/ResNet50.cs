@@ -92,6 +92,10 @@ public sealed class ResNet50 : nn.Module<Tensor, Tensor>
         Weights.StateDicts.Assign(this, sd, file);
     }
 
+    /// <summary>Preprocessing of [N,3,H,W] in [0,1] for Keras weights: bilinear resize to 224x224, then <see cref="KerasPreprocess"/>.</summary>
+    public static Tensor Prepare(Tensor rgb01) =>
+        KerasPreprocess(Imaging.ImageOps.Resize(rgb01, InputSize, InputSize, Imaging.ResizeFilter.Bilinear));
+
     /// <summary>Keras/Caffe input: RGB [0,1] -> BGR 0..255 minus the ImageNet mean.</summary>
     public static Tensor KerasPreprocess(Tensor rgb01)
     {

@@ -30,6 +30,13 @@ public sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
         register_parameter("fc_bias", fc_bias);
     }
 
+    /// <summary>
+    /// The network's preprocessing of a batch [N,3,H,W] in [0,1]: the crop, zero-padding to a centred square and a
+    /// bilinear resize to 112x112 (none when already that size), scaled to 0..255. Differentiable.
+    /// </summary>
+    public static Tensor Prepare(Tensor rgb01, Imaging.FaceCrop crop) =>
+        Imaging.SquareFit.Apply(crop.Apply(rgb01), InputSize, out _) * 255f;
+
     /// <summary>[N,3,112,112] RGB 0..255 -> landmarks [N,68,2] (x, y) in input pixels.</summary>
     public override Tensor forward(Tensor rgb255)
     {

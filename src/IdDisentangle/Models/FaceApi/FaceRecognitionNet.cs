@@ -43,6 +43,13 @@ public sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
         register_parameter("fc", fc);
     }
 
+    /// <summary>
+    /// The network's preprocessing of a batch [N,3,H,W] in [0,1]: the crop, zero-padding to a centred square and a
+    /// bilinear resize to 150x150 (none when already that size), scaled to 0..255. Differentiable.
+    /// </summary>
+    public static Tensor Prepare(Tensor rgb01, Imaging.FaceCrop crop) =>
+        Imaging.SquareFit.Apply(crop.Apply(rgb01), InputSize, out _) * 255f;
+
     /// <summary>[N,3,150,150] RGB 0..255 -> [N,128] descriptors.</summary>
     public override Tensor forward(Tensor rgb255)
     {

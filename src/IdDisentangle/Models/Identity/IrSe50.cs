@@ -37,6 +37,13 @@ public sealed class IrSe50 : nn.Module<Tensor, Tensor>
         register_module("output_layer", output_layer);
     }
 
+    /// <summary>
+    /// Preprocessing of a batch [N,3,H,W] in [0,1] as pSp does it: the crop (<see cref="Imaging.FaceCrop.FfhqArcFace"/>
+    /// for FFHQ-aligned images), area resampling to 112x112 (adaptive average pooling), scaled to [-1,1].
+    /// </summary>
+    public static Tensor Prepare(Tensor rgb01, Imaging.FaceCrop crop) =>
+        Imaging.ImageOps.Resize(crop.Apply(rgb01), InputSize, InputSize, Imaging.ResizeFilter.Area) * 2f - 1f;
+
     public override Tensor forward(Tensor x) =>
         F.normalize(output_layer.call(body.call(input_layer.call(x))), p: 2, dim: 1);
 
