@@ -1,0 +1,73 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace IdDisentangle.Models;
+
+/// <summary>
+/// M: the mapping from the concatenated identity and attribute codes to a latent w of the generator,
+/// concat(z_id, z_attr) -> 2048 -> 1024 -> 512 -> style_dim, leaky ReLU (0.2) between layers and none after the
+/// last. The input width follows the chosen encoders (128 + 2048 with face-api and InceptionV3).
+/// </summary>
+public sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
+{
+    public static readonly int[] HiddenWidths = [2048, 1024, 512];
+
+    readonly ModuleList<Linear> layers;
+
+    public LatentMapper(int identityDim, int attributeDim, int styleDim = 512) : base(nameof(LatentMapper))
+    {
+        IdentityDim = identityDim;
+        AttributeDim = attributeDim;
+        StyleDim = styleDim;
+        int[] widths = [identityDim + attributeDim, .. HiddenWidths, styleDim];
+        layers = new ModuleList<Linear>();
+        for (int i = 0; i + 1 < widths.Length; i++) layers.Add(nn.Linear(widths[i], widths[i + 1]));
+        RegisterComponents();
+    }
+
+    public int IdentityDim { get; }
+    public int AttributeDim { get; }
+    public int StyleDim { get; }
+
+    /// <summary>w = M(z_id, z_attr), [N, style_dim].</summary>
+    public override Tensor forward(Tensor zId, Tensor zAttr)
+    {
+        var x = torch.cat([zId, zAttr], 1);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            x = layers[i].call(x);
+            if (i < layers.Count - 1) x = F.leaky_relu(x, 0.2);
+        }
+        return x;
+    }
+}
+
+/// <summary>D_W: tells mapped codes from the generator's own w. style_dim -> 256 -> 128 -> 64 -> 1, leaky ReLU 0.2; a logit.</summary>
+public sealed class WDiscriminator : nn.Module<Tensor, Tensor>
+{
+    public static readonly int[] HiddenWidths = [256, 128, 64];
+
+    readonly ModuleList<Linear> layers;
+
+    public WDiscriminator(int styleDim = 512) : base(nameof(WDiscriminator))
+    {
+        int[] widths = [styleDim, .. HiddenWidths, 1];
+        layers = new ModuleList<Linear>();
+        for (int i = 0; i + 1 < widths.Length; i++) layers.Add(nn.Linear(widths[i], widths[i + 1]));
+        RegisterComponents();
+    }
+
+    /// <summary>w [N, style_dim] -> logit [N, 1] (positive: looks like the generator's own w).</summary>
+    public override Tensor forward(Tensor w)
+    {
+        var x = w;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            x = layers[i].call(x);
+            if (i < layers.Count - 1) x = F.leaky_relu(x, 0.2);
+        }
+        return x;
+    }
+}

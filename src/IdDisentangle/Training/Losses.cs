@@ -1,0 +1,76 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace IdDisentangle.Training;
+
+/// <summary>Which pixel term the reconstruction loss uses.</summary>
+public enum PixelLoss
+{
+    /// <summary>0.84 (1 - MS-SSIM) + 0.16 masked L1, the paper's choice.</summary>
+    MsSsimL1,
+    /// <summary>The masked L1 alone (for resolutions below MS-SSIM's minimum).</summary>
+    L1,
+}
+
+/// <summary>The terms of the paper's objective, as small functions. Images are in [0,1] unless said.</summary>
+public static class Losses
+{
+    /// <summary>Landmark points the landmark loss keeps: 17..67 (the jawline 0..16 is dropped, it follows identity).</summary>
+    public const int FirstNonJawPoint = 17;
+
+    /// <summary>L_id = mean | E_id(out)/|E_id(out)| - E_id(I_id)/|E_id(I_id)| |, the L1 between L2-normalised embeddings.</summary>
+    public static Tensor Identity(Tensor embeddingOut, Tensor embeddingId) =>
+        (F.normalize(embeddingOut, dim: 1) - F.normalize(embeddingId, dim: 1)).abs().mean();
+
+    /// <summary>
+    /// L_lnd = mean over points 17..67 and both coordinates of (p_attr - p_out)^2, in the landmark network's pixel
+    /// units (inputs [N,68,2]).
+    /// </summary>
+    public static Tensor Landmarks(Tensor landmarksOut, Tensor landmarksAttr) =>
+        (landmarksOut.narrow(1, FirstNonJawPoint, landmarksOut.shape[1] - FirstNonJawPoint)
+         - landmarksAttr.narrow(1, FirstNonJawPoint, landmarksAttr.shape[1] - FirstNonJawPoint)).square().mean();
+
+    /// <summary>
+    /// The pixel weights of the L1 term: a Gaussian centred on the image (sigma = 80 R / 256) inverted, m = 1 - g
+    /// (g peaks at 1), so the border, where background and hair carry attributes, weighs more; normalised to sum 1.
+    /// [1,1,R,R].
+    /// </summary>
+    public static Tensor InverseGaussianMask(int size, Device? device = null)
+    {
+        double sigma = 80.0 * size / 256.0, centre = (size - 1) / 2.0;
+        var d = torch.arange(size, dtype: ScalarType.Float64) - centre;
+        var g = torch.exp(-(d.square().view(-1, 1) + d.square().view(1, -1)) / (2 * sigma * sigma));
+        var m = 1 - g;
+        return (m / m.sum()).to(ScalarType.Float32).view(1, 1, size, size).to(device ?? torch.CPU);
+    }
+
+    /// <summary>sum over pixels of mask * mean over channels |a - b|, averaged over the batch.</summary>
+    public static Tensor MaskedL1(Tensor a, Tensor b, Tensor mask) =>
+        ((a - b).abs().mean([1], keepdim: true) * mask).sum([1, 2, 3]).mean();
+
+    /// <summary>L_rec (same-identity steps): 0.84 (1 - MS-SSIM(out, target)) + 0.16 masked L1, or the masked L1 alone.</summary>
+    public static Tensor Reconstruction(Tensor output, Tensor target, Tensor mask, PixelLoss kind = PixelLoss.MsSsimL1)
+    {
+        var l1 = MaskedL1(output, target, mask);
+        if (kind == PixelLoss.L1) return l1;
+        return 0.84 * (1 - MsSsim.Compute(output, target).mean()) + 0.16 * l1;
+    }
+
+    /// <summary>Non-saturating adversarial loss of the mapper: softplus(-D(M(...))).</summary>
+    public static Tensor GeneratorAdversarial(Tensor fakeLogits) => F.softplus(-fakeLogits).mean();
+
+    /// <summary>Logistic loss of D_W: softplus(D(w_fake)) + softplus(-D(w_real)).</summary>
+    public static Tensor DiscriminatorLogistic(Tensor realLogits, Tensor fakeLogits) =>
+        F.softplus(fakeLogits).mean() + F.softplus(-realLogits).mean();
+
+    /// <summary>
+    /// R1 penalty (gamma / 2) E[ |grad_w D(w_real)|^2 ]: <paramref name="realW"/> must require grad and
+    /// <paramref name="realLogits"/> come from it. The graph is kept (create_graph) so the penalty trains D.
+    /// </summary>
+    public static Tensor R1Penalty(Tensor realLogits, Tensor realW, double gamma)
+    {
+        var grads = torch.autograd.grad([realLogits.sum()], [realW], retain_graph: true, create_graph: true)[0];
+        return grads.square().sum([1]).mean() * (gamma / 2);
+    }
+}
