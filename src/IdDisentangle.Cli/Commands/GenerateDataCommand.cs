@@ -1,0 +1,80 @@
+using System.ComponentModel;
+using IdDisentangle.Data;
+using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace IdDisentangle.Cli.Commands;
+
+/// <summary><c>iddis generate-data</c>: the generated training set in the paper's layout.</summary>
+public sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
+{
+    public sealed class Settings : ComputeSettings
+    {
+        [CommandOption("--generator <FILE>")]
+        [Description("Generator weights; default: $IDDIS_GENERATOR")]
+        public string? Generator { get; init; }
+
+        [CommandOption("--num-images <K>")]
+        [Description("Indices 0..K-1 of the data set (with --shard, only this job's part)")]
+        public long NumImages { get; init; }
+
+        [CommandOption("--batch-size <B>")]
+        [Description("Images rendered at once (does not change any image)")]
+        public int BatchSize { get; init; } = 8;
+
+        [CommandOption("--truncation <PSI>")]
+        [Description("Truncation psi towards the mean w (the paper: 0.7)")]
+        public double Truncation { get; init; } = 0.7;
+
+        [CommandOption("--seed <S>")]
+        [Description("Seed; index k's code depends only on (seed, k)")]
+        public long Seed { get; init; }
+
+        [CommandOption("--shard <I/N>")]
+        [Description("Write only shard I of N (contiguous blocks), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")]
+        public string? Shard { get; init; }
+
+        [CommandOption("--out <DIR>")]
+        [Description("Data set folder (images/ and ws/ inside); rerunning resumes")]
+        public string Out { get; init; } = "";
+
+        public override ValidationResult Validate()
+        {
+            if (NumImages <= 0) return ValidationResult.Error("--num-images must be positive");
+            if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
+            if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out DIR is required");
+            if (!(Truncation > 0 && Truncation <= 2)) return ValidationResult.Error("--truncation must be in (0, 2]");
+            return ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(s.Threads);
+        var device = TorchRuntime.ResolveDevice(s.Device);
+        var shard = s.Shard is null ? Shard.Whole : Data.Shard.Parse(s.Shard);
+        string path = CliCommon.GeneratorPath(s.Generator);
+        var g = GeneratorFiles.Load(path, out var report);
+        CliCommon.PrintGeneratorReport(report, g);
+        ((torch.nn.Module)g).to(device);
+        var (start, end) = shard.Range(s.NumImages);
+        var options = new DatasetGenerationOptions
+        {
+            OutDir = s.Out, NumImages = s.NumImages, BatchSize = s.BatchSize, Truncation = s.Truncation, Seed = s.Seed, Shard = shard,
+        };
+        long written = 0, kept = 0;
+        ConsoleProgress.Run($"generate {start}..{end - 1}", end - start, "img", progress =>
+        {
+            written = DatasetGenerator.Generate(g, options, (_, wrote) =>
+            {
+                if (!wrote) kept++;
+                progress.Advance(1);
+            }, cancellation);
+        });
+        AnsiConsole.MarkupLine($"[green]{written}[/] image(s) written, {kept} already complete, in [blue]{Markup.Escape(s.Out)}[/]");
+        return 0;
+    }
+}

@@ -1,0 +1,99 @@
+using IdDisentangle.Imaging;
+using IdDisentangle.Inference;
+using IdDisentangle.IO;
+using IdDisentangle.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Data;
+
+/// <summary>Which part of the index range a job writes: shard <c>Index</c> of <c>Count</c> (contiguous blocks).</summary>
+public readonly record struct Shard(int Index, int Count)
+{
+    public static readonly Shard Whole = new(0, 1);
+
+    public static Shard Parse(string text)
+    {
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out int i) || !int.TryParse(parts[1], out int n) || n <= 0 || i < 0 || i >= n)
+            throw new ArgumentException($"--shard {text}: expected i/n with 0 <= i < n (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)");
+        return new Shard(i, n);
+    }
+
+    /// <summary>[start, end) of this shard among <paramref name="total"/> indices; shards never overlap and cover all.</summary>
+    public (long Start, long End) Range(long total) => (total * Index / Count, total * (Index + 1) / Count);
+}
+
+public sealed record DatasetGenerationOptions
+{
+    public required string OutDir { get; init; }
+    public required long NumImages { get; init; }
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Truncation psi, applied on every layer (StyleGAN2) or with the model's own rule.</summary>
+    public double Truncation { get; init; } = 0.7;
+    public long Seed { get; init; }
+    public Shard Shard { get; init; } = Shard.Whole;
+}
+
+/// <summary>
+/// Generates the training set: for each index k, z_k from a generator seeded by (seed, k), w = truncate(f(z_k)),
+/// the image G(w) with the generator's stored noise, written in the paper's layout. Index k gives the same files
+/// whatever the batch size or shard; complete files are kept on a rerun (writes are atomic, so a file is either
+/// complete or absent).
+/// </summary>
+public static class DatasetGenerator
+{
+    /// <summary>z of index k: deterministic per (seed, k), independent of batching.</summary>
+    public static Tensor ZFor(long seed, long k, int styleDim)
+    {
+        ulong s = SplitMix64((ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)k);
+        var rng = new torch.Generator(s & 0x7FFFFFFFFFFFFFFFUL);
+        return torch.randn([1, styleDim], generator: rng);
+    }
+
+    static ulong SplitMix64(ulong x)
+    {
+        x += 0x9E3779B97F4A7C15UL;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
+        return x ^ (x >> 31);
+    }
+
+    /// <summary>Writes the missing indices of the shard; reports progress per image written or skipped. Returns the count written.</summary>
+    public static long Generate(IStyleGenerator g, DatasetGenerationOptions o, Action<long, bool>? progress = null, CancellationToken cancellation = default)
+    {
+        if (o.NumImages <= 0) throw new ArgumentOutOfRangeException(nameof(o), "--num-images must be positive");
+        if (o.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(o), "--batch-size must be positive");
+        var layout = new DatasetLayout(o.OutDir);
+        layout.RemoveLeftovers();
+        var (start, end) = o.Shard.Range(o.NumImages);
+        var todo = new List<long>();
+        for (long k = start; k < end; k++)
+        {
+            if (layout.IsComplete(k)) progress?.Invoke(k, false);
+            else todo.Add(k);
+        }
+        long written = 0;
+        for (int i = 0; i < todo.Count; i += o.BatchSize)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.inference_mode();
+            var batch = todo.GetRange(i, Math.Min(o.BatchSize, todo.Count - i));
+            var z = torch.cat(batch.Select(k => ZFor(o.Seed, k, g.StyleDim)).ToArray(), 0).to(g.Device);
+            var wplus = g.Truncate(g.ToWPlus(g.Map(z)), o.Truncation);
+            var images = GeneratorSampling.ToUnitRange(g.Synthesize(wplus, NoiseMode.Const)).cpu();
+            var codes = wplus.cpu();
+            for (int j = 0; j < batch.Count; j++)
+            {
+                long k = batch[j];
+                // The code first: an index counts as complete only when its image, written last, exists.
+                Npy.Write(layout.WPath(k), codes[j].contiguous());
+                ImageIO.Write(layout.ImagePath(k), images[j]);
+                written++;
+                progress?.Invoke(k, true);
+            }
+        }
+        return written;
+    }
+}
