@@ -37,6 +37,10 @@ public static class CliApp
                 .WithDescription("Generate the training set (images/ and ws/ in the paper's layout); resumable, deterministic per index, shardable")
                 .WithExample("generate-data", "--generator", "stylegan2-ffhq-256.pt", "--num-images", "70000", "--batch-size", "8", "--truncation", "0.7", "--seed", "0", "--out", "dataset")
                 .WithExample("generate-data", "--generator", "G.pt", "--num-images", "70000", "--shard", "3/10", "--out", "dataset");
+            config.AddCommand<TrainCommand>("train")
+                .WithDescription("Train the attribute encoder and mapper (the paper's objective); checkpoints, validation, resume")
+                .WithExample("train", "ffhq256", "--dataset", "dataset", "--generator", "stylegan2-ffhq-256.pt")
+                .WithExample("train", "ffhq256", "--dataset", "dataset", "--generator", "G.pt", "--num-steps", "200000", "--resume");
             config.AddCommand<EmbedCommand>("embed")
                 .WithDescription("Identity embeddings of face images (--out E.npy), or the distance of two (--compare A B)")
                 .WithExample("embed", "--net", "faceapi", "a.png", "b.png", "c.png", "--out", "embeddings.npy")

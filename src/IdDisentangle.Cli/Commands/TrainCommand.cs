@@ -1,0 +1,80 @@
+using System.ComponentModel;
+using IdDisentangle.Training;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace IdDisentangle.Cli.Commands;
+
+/// <summary><c>iddis train NAME</c>: the paper's training, every setting a flag.</summary>
+public sealed class TrainCommand : Command<TrainCommand.Settings>
+{
+    public sealed class Settings : ComputeSettings
+    {
+        [CommandArgument(0, "<NAME>")]
+        [Description("Run name: the run folder is RESULTS_DIR/NAME")]
+        public string Name { get; init; } = "";
+
+        [CommandOption("--dataset <DIR>")] [Description("Data set made by generate-data")] public string Dataset { get; init; } = "";
+        [CommandOption("--generator <FILE>")] [Description("Generator weights; default: $IDDIS_GENERATOR")] public string? Generator { get; init; }
+        [CommandOption("--results-dir <DIR>")] [Description("Parent folder of run folders")] public string ResultsDir { get; init; } = "results";
+        [CommandOption("--batch-size <B>")] [Description("Images per step")] public int BatchSize { get; init; } = 6;
+        [CommandOption("--num-steps <N>")] [Description("Total steps to reach (with --resume: continue up to it)")] public long NumSteps { get; init; } = 100_000;
+        [CommandOption("--train-data-size <K>")] [Description("Indices below K train, the rest validate")] public long TrainDataSize { get; init; } = 70_000;
+        [CommandOption("--test-frequency <N>")] [Description("Validate every N steps")] public int TestFrequency { get; init; } = 1000;
+        [CommandOption("--test-size <N>")] [Description("Validation pairs")] public int TestSize { get; init; } = 32;
+        [CommandOption("--cross-frequency <N>")] [Description("Every N-th step is a cross step (I_attr another image)")] public int CrossFrequency { get; init; } = 3;
+        [CommandOption("--resume")] [Description("Continue the run NAME from its last checkpoint")] public bool Resume { get; init; }
+        [CommandOption("--seed <S>")] [Description("Seed of initialisation and data order")] public long Seed { get; init; }
+        [CommandOption("--not-improved-exit <N>")] [Description("Stop after N validations without improvement (0: never)")] public int NotImprovedExit { get; init; }
+        [CommandOption("--no-id-loss")] [Description("Switch off L_id")] public bool NoIdLoss { get; init; }
+        [CommandOption("--no-landmarks-loss")] [Description("Switch off L_lnd")] public bool NoLandmarksLoss { get; init; }
+        [CommandOption("--no-rec-loss")] [Description("Switch off L_rec")] public bool NoRecLoss { get; init; }
+        [CommandOption("--no-gan-loss")] [Description("Switch off the adversarial loss on W")] public bool NoGanLoss { get; init; }
+        [CommandOption("--lambda-id <X>")] [Description("Weight of L_id")] public double LambdaId { get; init; } = 1.0;
+        [CommandOption("--lambda-lnd <X>")] [Description("Weight of L_lnd")] public double LambdaLnd { get; init; } = 0.001;
+        [CommandOption("--lambda-rec <X>")] [Description("Weight of L_rec")] public double LambdaRec { get; init; } = 0.02;
+        [CommandOption("--lambda-gan <X>")] [Description("Weight of M's adversarial loss with --unified")] public double LambdaGan { get; init; } = 0.5;
+        [CommandOption("--pixel-loss <KIND>")] [Description("ms-ssim-l1 (0.84 (1-MS-SSIM) + 0.16 masked L1) or l1")] public string PixelLoss { get; init; } = "ms-ssim-l1";
+        [CommandOption("--unified")] [Description("One objective and optimiser; D_W every step")] public bool Unified { get; init; }
+        [CommandOption("--r1-gamma <X>")] [Description("R1 penalty weight on real w")] public double R1Gamma { get; init; } = 10;
+        [CommandOption("--lr <X>")] [Description("Learning rate (default 5e-5 up to 256 px, 1e-5 above)")] public double LearningRate { get; init; }
+        [CommandOption("--identity <NET>")] [Description("faceapi or irse50")] public string Identity { get; init; } = "faceapi";
+        [CommandOption("--identity-weights <FILE>")] [Description("model_ir_se50.pth for --identity irse50")] public string? IdentityWeights { get; init; }
+        [CommandOption("--attr-backbone <NET>")] [Description("inceptionv3 or resnet50")] public string AttrBackbone { get; init; } = "inceptionv3";
+        [CommandOption("--attr-input-size <PX>")] [Description("Resolution the attribute backbone sees (default: its native one)")] public int AttrInputSize { get; init; }
+        [CommandOption("--face-crop <CROP>")] [Description("ffhq (FFHQ-aligned faces) or none")] public string FaceCrop { get; init; } = "ffhq";
+
+        public override ValidationResult Validate()
+        {
+            if (string.IsNullOrWhiteSpace(Name)) return ValidationResult.Error("NAME is required");
+            if (string.IsNullOrWhiteSpace(Dataset)) return ValidationResult.Error("--dataset DIR is required");
+            if (PixelLoss is not ("ms-ssim-l1" or "l1")) return ValidationResult.Error("--pixel-loss must be ms-ssim-l1 or l1");
+            if (BatchSize <= 0 || NumSteps <= 0 || CrossFrequency <= 0) return ValidationResult.Error("--batch-size, --num-steps and --cross-frequency must be positive");
+            return ValidationResult.Success();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var config = new TrainingConfig
+        {
+            Name = s.Name, DatasetDir = s.Dataset, GeneratorPath = CliCommon.GeneratorPath(s.Generator), ResultsDir = s.ResultsDir,
+            BatchSize = s.BatchSize, NumSteps = s.NumSteps, TrainDataSize = s.TrainDataSize, TestFrequency = s.TestFrequency,
+            TestSize = s.TestSize, CrossFrequency = s.CrossFrequency, Seed = s.Seed, NotImprovedExit = s.NotImprovedExit,
+            IdLoss = !s.NoIdLoss, LandmarksLoss = !s.NoLandmarksLoss, ReconstructionLoss = !s.NoRecLoss, AdversarialLoss = !s.NoGanLoss,
+            LambdaId = s.LambdaId, LambdaLnd = s.LambdaLnd, LambdaRec = s.LambdaRec, LambdaGan = s.LambdaGan,
+            PixelLoss = s.PixelLoss == "l1" ? Training.PixelLoss.L1 : Training.PixelLoss.MsSsimL1, Unified = s.Unified, R1Gamma = s.R1Gamma,
+            LearningRate = s.LearningRate, Identity = s.Identity, IdentityWeights = s.IdentityWeights, AttrBackbone = s.AttrBackbone,
+            AttrInputSize = s.AttrInputSize, FaceCrop = s.FaceCrop, ModelsDir = s.ModelsDir, Device = s.Device, Threads = s.Threads,
+        };
+        using var trainer = new Trainer(config, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)));
+        TrainingResult? result = null;
+        ConsoleProgress.Run($"train {s.Name}", config.NumSteps, "step", progress =>
+        {
+            progress.Advance(trainer.Step);
+            result = trainer.Run(s.Resume, cancellation, (_, _) => progress.Advance(1));
+        });
+        AnsiConsole.MarkupLine($"run folder [blue]{Markup.Escape(config.RunDir)}[/]: stopped at step {result!.LastStep} ({Markup.Escape(result.StopReason)})");
+        return 0;
+    }
+}

@@ -1,0 +1,79 @@
+using IdDisentangle.Imaging;
+using IdDisentangle.Models.Backbones;
+using IdDisentangle.Models.FaceApi;
+using IdDisentangle.Models.Identity;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Models;
+
+/// <summary>
+/// E_id: the frozen, pretrained face-recognition network with its preprocessing, from images [N,3,H,W] in [0,1]
+/// to identity codes. face-api.js's ResNet (128-D) by default, IR-SE50 ArcFace (512-D) as an option.
+/// </summary>
+public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
+{
+    readonly nn.Module<Tensor, Tensor> net;
+    readonly bool irse;
+
+    public IdentityEncoder(nn.Module<Tensor, Tensor> network, FaceCrop crop) : base(nameof(IdentityEncoder))
+    {
+        net = network;
+        irse = network is IrSe50;
+        if (!irse && network is not FaceRecognitionNet) throw new ArgumentException($"unsupported identity network {network.GetType().Name}");
+        Crop = crop;
+        EmbeddingDim = irse ? IrSe50.EmbeddingSize : FaceRecognitionNet.DescriptorSize;
+        RegisterComponents();
+        foreach (var p in parameters()) p.requires_grad = false;
+    }
+
+    public FaceCrop Crop { get; }
+    public int EmbeddingDim { get; }
+    public string Kind => irse ? "irse50" : "faceapi";
+
+    public override Tensor forward(Tensor rgb01) =>
+        net.call(irse ? IrSe50.Prepare(rgb01, Crop) : FaceRecognitionNet.Prepare(rgb01, Crop));
+}
+
+/// <summary>E_attr: the trained attribute encoder, an ImageNet-initialised backbone returning its 2048-D pooled feature.</summary>
+public sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
+{
+    readonly nn.Module<Tensor, Tensor> backbone;
+
+    public AttributeEncoder(nn.Module<Tensor, Tensor> network, int inputSize = 0) : base(nameof(AttributeEncoder))
+    {
+        backbone = network;
+        Kind = network switch { InceptionV3 => "inceptionv3", ResNet50 => "resnet50", _ => throw new ArgumentException($"unsupported attribute backbone {network.GetType().Name}") };
+        InputSize = inputSize > 0 ? inputSize : Kind == "inceptionv3" ? InceptionV3.InputSize : ResNet50.InputSize;
+        RegisterComponents();
+    }
+
+    public string Kind { get; }
+    /// <summary>The resolution images are resized to (the backbone's native one unless set smaller to save time).</summary>
+    public int InputSize { get; }
+    public int FeatureDim => 2048;
+
+    public override Tensor forward(Tensor rgb01)
+    {
+        var x = ImageOps.Resize(rgb01, InputSize, InputSize, ResizeFilter.Bilinear);
+        return backbone.call(Kind == "inceptionv3" ? x * 2f - 1f : ResNet50.KerasPreprocess(x));
+    }
+}
+
+/// <summary>The frozen 68-point landmark network with its preprocessing: [N,3,H,W] in [0,1] -> [N,68,2] in its 112-px input units.</summary>
+public sealed class LandmarkEncoder : nn.Module<Tensor, Tensor>
+{
+    readonly FaceLandmark68Net net;
+
+    public LandmarkEncoder(FaceLandmark68Net network, FaceCrop crop) : base(nameof(LandmarkEncoder))
+    {
+        net = network;
+        Crop = crop;
+        RegisterComponents();
+        foreach (var p in parameters()) p.requires_grad = false;
+    }
+
+    public FaceCrop Crop { get; }
+
+    public override Tensor forward(Tensor rgb01) => net.call(FaceLandmark68Net.Prepare(rgb01, Crop));
+}

@@ -1,0 +1,448 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using IdDisentangle.Data;
+using IdDisentangle.Imaging;
+using IdDisentangle.IO;
+using IdDisentangle.Models;
+using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Training;
+
+/// <summary>What a run ended with.</summary>
+public sealed record TrainingResult(long LastStep, string StopReason, IReadOnlyDictionary<string, double>? LastValidation);
+
+/// <summary>One training batch: identity images, attribute images and the generator's own w of the latter (D_W's real samples).</summary>
+internal sealed record Batch(Tensor IdImages, Tensor AttrImages, Tensor RealW, bool Cross) : IDisposable
+{
+    public void Dispose() { IdImages.Dispose(); AttrImages.Dispose(); RealW.Dispose(); }
+}
+
+/// <summary>
+/// The paper's training: E_attr and M learn, E_id, the landmark net and G stay frozen. Per step: a same-identity
+/// step (I_attr = I_id) or, every CrossFrequency-th step, a cross step; L = lambda_id L_id + lambda_lnd L_lnd +
+/// lambda_rec L_rec (same steps) for Adam(E_attr, M); on even steps (every step when unified) the mapper's
+/// non-saturating adversarial loss through D_W (its own Adam at 0.1 lr, or added to L with lambda_gan when unified)
+/// and D_W's logistic loss with the R1 penalty (Adam at 0.4 lr). All randomness derives from (seed, step), so a
+/// resumed run repeats exactly what an uninterrupted one does.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly TrainingConfig _c;
+    readonly Action<string> _log;
+    readonly Device _device;
+    readonly IStyleGenerator _g;
+    readonly IdentityEncoder _eId;
+    readonly LandmarkEncoder _lnd;
+    readonly AttributeEncoder _eAttr;
+    readonly LatentMapper _m;
+    readonly WDiscriminator _d;
+    readonly OptimizerHelper _optMain, _optAdv, _optD;
+    readonly Tensor _mask;
+    readonly DatasetLayout _data;
+    readonly List<long> _train, _test;
+    readonly string _runDir;
+    SummaryWriter? _tb;
+    long _step;
+    int _nanStreak;
+    double _bestId = double.NegativeInfinity, _bestLnd = double.PositiveInfinity;
+    int _notImproved;
+
+    public Trainer(TrainingConfig config, Action<string>? log = null)
+    {
+        _c = config;
+        _log = log ?? (_ => { });
+        _device = TorchRuntime.ResolveDevice(config.Device);
+        TorchRuntime.SetThreads(config.Threads);
+        if (config.CrossFrequency <= 0) throw new ArgumentException("--cross-frequency must be positive");
+        if (config.BatchSize <= 0) throw new ArgumentException("--batch-size must be positive");
+        _runDir = config.RunDir;
+
+        _g = GeneratorFiles.Load(config.GeneratorPath, out var report);
+        foreach (var n in report.Notes) _log("generator: " + n);
+        ((nn.Module)_g).to(_device);
+        foreach (var p in ((nn.Module)_g).parameters()) p.requires_grad = false;
+        if (config.ReconstructionLoss && config.PixelLoss == PixelLoss.MsSsimL1 && _g.Resolution < MsSsim.MinimumSize)
+            throw new ArgumentException($"the generator renders {_g.Resolution}x{_g.Resolution}, below MS-SSIM's minimum of {MsSsim.MinimumSize} px: use --pixel-loss l1 (or --no-rec-loss)");
+
+        var store = new ModelStore(config.ModelsDir);
+        var crop = Imaging.FaceCrop.Parse(config.FaceCrop);
+        nn.Module<Tensor, Tensor> idNet = config.Identity switch
+        {
+            "faceapi" => PretrainedNetworks.FaceRecognition(store),
+            "irse50" => IrSe50Weights.Load(config.IdentityWeights ?? throw new ArgumentException("--identity irse50 needs --identity-weights FILE (model_ir_se50.pth)")),
+            var other => throw new ArgumentException($"--identity {other}: use faceapi or irse50"),
+        };
+        _eId = new IdentityEncoder(idNet, crop);
+        _lnd = new LandmarkEncoder(PretrainedNetworks.Landmarks68(store), crop);
+        nn.Module<Tensor, Tensor> backbone = config.AttrBackbone switch
+        {
+            "inceptionv3" => PretrainedNetworks.InceptionV3(store),
+            "resnet50" => PretrainedNetworks.ResNet50(store),
+            var other => throw new ArgumentException($"--attr-backbone {other}: use inceptionv3 or resnet50"),
+        };
+        _eAttr = new AttributeEncoder(backbone, config.AttrInputSize);
+        torch.manual_seed(config.Seed);
+        _m = new LatentMapper(_eId.EmbeddingDim, _eAttr.FeatureDim, _g.StyleDim);
+        _d = new WDiscriminator(_g.StyleDim);
+        foreach (var mod in new nn.Module[] { _eId, _lnd, _eAttr, _m, _d }) mod.to(_device);
+        _eId.eval(); _lnd.eval();
+
+        double lr = config.EffectiveLearningRate(_g.Resolution);
+        _optMain = torch.optim.Adam(_eAttr.parameters().Concat(_m.parameters()), lr, config.Beta1, config.Beta2);
+        _optAdv = torch.optim.Adam(_m.parameters(), lr * config.MapperAdversarialLrScale, config.Beta1, config.Beta2);
+        _optD = torch.optim.Adam(_d.parameters(), lr * config.DiscriminatorLrScale, config.Beta1, config.Beta2);
+        _mask = Losses.InverseGaussianMask(_g.Resolution, _device);
+
+        _data = new DatasetLayout(config.DatasetDir);
+        var all = _data.Indices();
+        _train = all.Where(k => k < config.TrainDataSize).ToList();
+        _test = all.Where(k => k >= config.TrainDataSize).Take(config.TestSize).ToList();
+        if (_train.Count < 2) throw new ArgumentException($"{config.DatasetDir}: {_train.Count} training image(s) below --train-data-size {config.TrainDataSize}; at least 2 are needed");
+        if (_test.Count == 0) _log($"warning: no images at or after index {config.TrainDataSize}: validation is skipped");
+    }
+
+    public long Step => _step;
+
+    /// <summary>Trains from the current step (0, or the resumed one) up to NumSteps, or until cancelled.</summary>
+    public TrainingResult Run(bool resume, CancellationToken cancellation = default, Action<long, IReadOnlyDictionary<string, double>>? onStep = null)
+    {
+        Directory.CreateDirectory(_runDir);
+        foreach (var d in new[] { "images", "weights", "tensorboard" }) Directory.CreateDirectory(Path.Combine(_runDir, d));
+        if (resume && LoadCheckpoint()) _log($"resumed at step {_step}");
+        else if (!resume && File.Exists(Path.Combine(_runDir, "weights", "last", "state.json")))
+            throw new IOException($"{_runDir} already holds a run: use --resume to continue it, or another NAME");
+        WriteConfig();
+        _tb = torch.utils.tensorboard.SummaryWriter(Path.Combine(_runDir, "tensorboard"), createRunName: false);
+
+        IReadOnlyDictionary<string, double>? lastValidation = null;
+        string reason = "reached --num-steps";
+        Task<Batch>? next = _step < _c.NumSteps ? Task.Run(() => LoadBatch(_step)) : null;
+        try
+        {
+            while (_step < _c.NumSteps)
+            {
+                if (cancellation.IsCancellationRequested) { reason = "cancelled"; break; }
+                var batch = next!.Result;
+                long n = _step;
+                next = n + 1 < _c.NumSteps ? Task.Run(() => LoadBatch(n + 1)) : null; // the loader runs ahead of compute
+                Dictionary<string, double> metrics;
+                using (batch) metrics = TrainStep(n, batch);
+                _step = n + 1;
+                AppendMetrics(metrics);
+                onStep?.Invoke(n, metrics);
+                if (metrics.ContainsKey("skipped"))
+                {
+                    if (_nanStreak >= 10) { reason = "ten non-finite losses in a row"; break; }
+                }
+                if (_test.Count > 0 && _c.TestFrequency > 0 && _step % _c.TestFrequency == 0)
+                {
+                    lastValidation = Validate();
+                    if (_c.NotImprovedExit > 0 && _notImproved >= _c.NotImprovedExit) { reason = $"no improvement in {_notImproved} validations"; break; }
+                }
+                if (_step % 500 == 0) SaveCheckpoint("last");
+            }
+        }
+        finally
+        {
+            try { next?.Wait(); } catch (AggregateException) { }
+            SaveCheckpoint("last");
+            _tb = null;
+        }
+        _log($"stopped at step {_step}: {reason}");
+        return new TrainingResult(_step, reason, lastValidation);
+    }
+
+    Dictionary<string, double> TrainStep(long n, Batch b)
+    {
+        var sw = Stopwatch.StartNew();
+        using var scope = torch.NewDisposeScope();
+        bool adversarial = _c.AdversarialLoss && (_c.Unified || n % 2 == 0);
+        var idImg = b.IdImages.to(_device);
+        var attrImg = b.Cross ? b.AttrImages.to(_device) : idImg;
+        _eAttr.train(); _m.train();
+
+        Tensor zId, lndAttr;
+        using (torch.no_grad())
+        {
+            zId = _eId.call(idImg);
+            lndAttr = _c.LandmarksLoss ? _lnd.call(attrImg) : torch.zeros(1);
+        }
+        var w = _m.call(zId, _eAttr.call(attrImg));
+        var output = _g.Synthesize(w, NoiseMode.Const).add(1).div(2);          // [0,1]
+
+        var metrics = new Dictionary<string, double> { ["cross"] = b.Cross ? 1 : 0, ["adversarial"] = adversarial ? 1 : 0 };
+        Tensor total = torch.zeros(1, device: _device);
+        if (_c.IdLoss)
+        {
+            var lId = Losses.Identity(_eId.call(output), zId);                 // L_id
+            total = total + _c.LambdaId * lId;
+            metrics["l_id"] = lId.item<float>();
+        }
+        if (_c.LandmarksLoss)
+        {
+            var lLnd = Losses.Landmarks(_lnd.call(output), lndAttr);           // L_lnd
+            total = total + _c.LambdaLnd * lLnd;
+            metrics["l_lnd"] = lLnd.item<float>();
+        }
+        if (_c.ReconstructionLoss && !b.Cross)
+        {
+            var lRec = Losses.Reconstruction(output, idImg, _mask, _c.PixelLoss); // L_rec, same steps only
+            total = total + _c.LambdaRec * lRec;
+            metrics["l_rec"] = lRec.item<float>();
+        }
+        Tensor? gAdv = null;
+        if (adversarial)
+        {
+            gAdv = Losses.GeneratorAdversarial(_d.call(w));
+            metrics["l_adv_m"] = gAdv.item<float>();
+            if (_c.Unified) total = total + _c.LambdaGan * gAdv;
+        }
+        metrics["l_total"] = total.item<float>();
+        if (!double.IsFinite(metrics["l_total"]) || (gAdv is not null && !double.IsFinite(metrics["l_adv_m"])))
+        {
+            _nanStreak++;
+            _log($"warning: step {n}: non-finite loss ({metrics["l_total"]}), step skipped ({_nanStreak} in a row)");
+            metrics["skipped"] = 1;
+            return Finish(metrics, n, sw);
+        }
+        _nanStreak = 0;
+
+        var mParams = _m.parameters().ToArray();
+        Tensor[]? advGrads = null;
+        if (gAdv is not null && !_c.Unified)
+            advGrads = torch.autograd.grad([gAdv], mParams.Cast<Tensor>().ToArray(), retain_graph: true).ToArray();
+        _optMain.zero_grad();
+        if (total.requires_grad)  // a cross step with only L_rec switched on has nothing to learn from
+        {
+            total.backward();
+            _optMain.step();
+        }
+        if (advGrads is not null)
+        {
+            // M's own adversarial optimiser: the gradients of its adversarial loss alone.
+            _optAdv.zero_grad();
+            using (torch.no_grad())
+                for (int i = 0; i < mParams.Length; i++) mParams[i].grad = advGrads[i].detach().clone();
+            _optAdv.step();
+        }
+        if (adversarial)
+        {
+            var realW = b.RealW.to(_device).detach().requires_grad_();
+            var realLogits = _d.call(realW);
+            var fakeLogits = _d.call(w.detach());
+            var lD = Losses.DiscriminatorLogistic(realLogits, fakeLogits);
+            var r1 = Losses.R1Penalty(realLogits, realW, _c.R1Gamma);
+            _optD.zero_grad();
+            (lD + r1).backward();
+            _optD.step();
+            metrics["l_d"] = lD.item<float>();
+            metrics["r1"] = r1.item<float>();
+        }
+        return Finish(metrics, n, sw);
+    }
+
+    Dictionary<string, double> Finish(Dictionary<string, double> metrics, long n, Stopwatch sw)
+    {
+        metrics["seconds"] = sw.Elapsed.TotalSeconds;
+        foreach (var (k, v) in metrics)
+            if (k.StartsWith("l_", StringComparison.Ordinal) || k == "r1") _tb?.add_scalar($"train/{k}", (float)v, (int)n);
+        return metrics;
+    }
+
+    /// <summary>The batch of step n: depends only on (seed, n), so a resumed run sees the same data.</summary>
+    internal Batch LoadBatch(long n)
+    {
+        var rng = new Random(HashCode.Combine(_c.Seed, n));
+        bool cross = n % _c.CrossFrequency == 0;
+        var ids = new List<Tensor>(); var attrs = new List<Tensor>(); var ws = new List<Tensor>();
+        int attempts = 0;
+        while (ids.Count < _c.BatchSize)
+        {
+            if (++attempts > 100 * _c.BatchSize) throw new IOException($"{_c.DatasetDir}: too many unreadable files to fill a batch");
+            long k = _train[rng.Next(_train.Count)];
+            var id = TryLoad(k, out var idW);
+            if (id is null) continue;
+            if (!cross)
+            {
+                if (idW is null) continue;
+                ids.Add(id.Value.Image); attrs.Add(id.Value.Image); ws.Add(idW);
+                continue;
+            }
+            long a;
+            do { a = _train[rng.Next(_train.Count)]; } while (a == k);
+            var attr = TryLoad(a, out var attrW);
+            if (attr is null || attrW is null) continue;
+            ids.Add(id.Value.Image); attrs.Add(attr.Value.Image); ws.Add(attrW);
+        }
+        return new Batch(torch.stack(ids), torch.stack(attrs), torch.stack(ws), cross);
+    }
+
+    (Tensor Image, long K)? TryLoad(long k, out Tensor? w)
+    {
+        w = null;
+        try
+        {
+            var img = ImageIO.Read(_data.ImagePath(k));
+            if (img.shape[1] != _g.Resolution || img.shape[2] != _g.Resolution)
+                img = ImageOps.Resize(img, _g.Resolution, _g.Resolution, ResizeFilter.Area);
+            TryLoadW(k, out w);
+            return (img, k);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            _log($"skipped {_data.ImagePath(k)}: {e.Message}");
+            return null;
+        }
+    }
+
+    void TryLoadW(long k, out Tensor? w)
+    {
+        w = null;
+        try
+        {
+            using var all = Npy.Read(_data.WPath(k));
+            w = (all.dim() == 2 ? all[0] : all).to(ScalarType.Float32).clone();  // row 0: the code of the first layer
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            _log($"skipped {_data.WPath(k)}: {e.Message}");
+        }
+    }
+
+    /// <summary>Identity and landmark agreement on held-out pairs; keeps the best checkpoints.</summary>
+    public Dictionary<string, double> Validate()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        _eAttr.eval(); _m.eval();
+        var imgs = torch.stack(_test.Select(k => TryLoad(k, out _)?.Image ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_device);
+        var attrs = imgs.roll(1, 0);
+        var zId = _eId.call(imgs);
+        var outCross = _g.Synthesize(_m.call(zId, _eAttr.call(attrs))).add(1).div(2).clamp(0, 1);
+        var outSame = _g.Synthesize(_m.call(zId, _eAttr.call(imgs))).add(1).div(2).clamp(0, 1);
+        var eOut = _eId.call(outCross);
+        double Cos(Tensor a, Tensor b) => torch.nn.functional.cosine_similarity(a, b, 1).mean().item<float>();
+        var lOut = _lnd.call(outCross).narrow(1, Losses.FirstNonJawPoint, 68 - Losses.FirstNonJawPoint);
+        var lAttr = _lnd.call(attrs).narrow(1, Losses.FirstNonJawPoint, 68 - Losses.FirstNonJawPoint);
+        double mse = (outSame - imgs).square().mean().item<float>();
+        var v = new Dictionary<string, double>
+        {
+            ["id_sim_id_out"] = Cos(eOut, zId),
+            ["id_sim_attr_out"] = Cos(eOut, _eId.call(attrs)),
+            ["landmarks_l2"] = (lOut - lAttr).square().sum([2]).sqrt().mean().item<float>(),
+            ["rec_mse"] = mse,
+            ["rec_psnr"] = 10 * Math.Log10(1 / Math.Max(mse, 1e-12)),
+            ["id_sim_same"] = Cos(_eId.call(outSame), zId),
+        };
+        var line = new Dictionary<string, object> { ["type"] = "validation", ["step"] = _step };
+        foreach (var (k, x) in v) { line[k] = x; _tb?.add_scalar($"validation/{k}", (float)x, (int)_step); }
+        AppendJson(line);
+        _log($"step {_step} validation: " + string.Join(", ", v.Select(p => $"{p.Key} {p.Value:F4}")));
+
+        int shown = Math.Min(6, _test.Count);
+        var grid = ImageGrid.Compose(torch.cat([imgs[..shown], attrs[..shown], outCross[..shown]], 0).cpu(), shown,
+            new GridLayout { RowLabels = ["identity", "attributes", "output"] });
+        ImageIO.Write(Path.Combine(_runDir, "images", $"step_{_step:000000}.png"), grid);
+
+        bool improved = false;
+        if (v["id_sim_id_out"] > _bestId) { _bestId = v["id_sim_id_out"]; SaveCheckpoint("best_id"); improved = true; }
+        if (v["landmarks_l2"] < _bestLnd) { _bestLnd = v["landmarks_l2"]; SaveCheckpoint("best_lnd"); improved = true; }
+        _notImproved = improved ? 0 : _notImproved + 1;
+        return v;
+    }
+
+    void AppendMetrics(Dictionary<string, double> m)
+    {
+        var line = new Dictionary<string, object> { ["type"] = "step", ["step"] = _step - 1 };
+        foreach (var (k, v) in m) line[k] = v;
+        AppendJson(line);
+        if ((_step - 1) % 50 == 0)
+            File.AppendAllText(Path.Combine(_runDir, "log.txt"),
+                $"{DateTime.UtcNow:O} step {_step - 1}: " + string.Join(", ", m.Select(p => $"{p.Key} {p.Value:G5}")) + "\n");
+    }
+
+    void AppendJson(Dictionary<string, object> line) =>
+        File.AppendAllText(Path.Combine(_runDir, "metrics.jsonl"), JsonSerializer.Serialize(line) + "\n");
+
+    void WriteConfig()
+    {
+        var doc = new Dictionary<string, object?>
+        {
+            ["config"] = _c,
+            ["generator"] = new { path = Path.GetFullPath(_c.GeneratorPath), sha256 = Sha256(_c.GeneratorPath), resolution = _g.Resolution, style_dim = _g.StyleDim },
+            ["dataset"] = new { path = Path.GetFullPath(_c.DatasetDir), train_images = _train.Count, test_images = _test.Count },
+            ["identity_weights_sha256"] = _c.IdentityWeights is null ? null : Sha256(_c.IdentityWeights),
+            ["versions"] = new { iddisentangle = typeof(Trainer).Assembly.GetName().Version?.ToString(), torchsharp = TorchRuntime.Describe().TorchSharpVersion, libtorch = torch.__version__ },
+            ["device"] = _device.ToString(),
+        };
+        AtomicFile.WriteAllText(Path.Combine(_runDir, "config.json"), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    static string Sha256(string path)
+    {
+        using var fs = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(fs)).ToLowerInvariant();
+    }
+
+    /// <summary>Writes weights/NAME atomically: a complete folder replaces the old one (state.json is written last).</summary>
+    void SaveCheckpoint(string name)
+    {
+        string root = Path.Combine(_runDir, "weights");
+        string final = Path.Combine(root, name), fresh = final + ".new", old = final + ".old";
+        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
+        Directory.CreateDirectory(fresh);
+        Save(_eAttr, Path.Combine(fresh, "e_attr.safetensors"));
+        Save(_m, Path.Combine(fresh, "mapper.safetensors"));
+        Save(_d, Path.Combine(fresh, "w_discriminator.safetensors"));
+        _optMain.save_py(Path.Combine(fresh, "optimizer_main.pt"));
+        _optAdv.save_py(Path.Combine(fresh, "optimizer_mapper_adversarial.pt"));
+        _optD.save_py(Path.Combine(fresh, "optimizer_w_discriminator.pt"));
+        var state = new CheckpointState(_step, _nanStreak, _bestId, _bestLnd, _notImproved, _eId.Kind, _eId.EmbeddingDim, _eAttr.Kind, _eAttr.InputSize, _c.FaceCrop);
+        AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, StateJson));
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(final)) Directory.Move(final, old);
+        Directory.Move(fresh, final);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+    }
+
+    static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    static void Save(nn.Module m, string path)
+    {
+        var sd = m.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous());
+        AtomicFile.Write(path, s => Safetensors.SaveStateDict(s, sd, leaveOpen: true));
+    }
+
+    bool LoadCheckpoint()
+    {
+        string root = Path.Combine(_runDir, "weights");
+        string? dir = new[] { "last", "last.old", "last.new" }.Select(d => Path.Combine(root, d))
+            .FirstOrDefault(d => File.Exists(Path.Combine(d, "state.json")));
+        if (dir is null) return false;
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")), StateJson)!;
+        _eAttr.load_safetensors(Path.Combine(dir, "e_attr.safetensors"));
+        _m.load_safetensors(Path.Combine(dir, "mapper.safetensors"));
+        _d.load_safetensors(Path.Combine(dir, "w_discriminator.safetensors"));
+        _optMain.load_py(Path.Combine(dir, "optimizer_main.pt"));
+        _optAdv.load_py(Path.Combine(dir, "optimizer_mapper_adversarial.pt"));
+        _optD.load_py(Path.Combine(dir, "optimizer_w_discriminator.pt"));
+        (_step, _nanStreak, _bestId, _bestLnd, _notImproved) = (state.Step, state.NanStreak, state.BestId, state.BestLandmarks, state.NotImproved);
+        return true;
+    }
+
+    public void Dispose()
+    {
+        _tb = null;
+        foreach (var m in new IDisposable[] { _eId, _lnd, _eAttr, _m, _d, (IDisposable)_g, _mask }) m.Dispose();
+    }
+}
+
+/// <summary>What a checkpoint folder records besides the weights and optimiser states.</summary>
+public sealed record CheckpointState(long Step, int NanStreak, double BestId, double BestLandmarks, int NotImproved,
+    string Identity, int IdentityDim, string AttrBackbone, int AttrInputSize, string FaceCrop);
