@@ -75,6 +75,6 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             result = trainer.Run(s.Resume, cancellation, (_, _) => progress.Advance(1));
         });
         AnsiConsole.MarkupLine($"run folder [blue]{Markup.Escape(config.RunDir)}[/]: stopped at step {result!.LastStep} ({Markup.Escape(result.StopReason)})");
-        return 0;
+        return result.StopReason == "cancelled" ? 130 : 0;
     }
 }

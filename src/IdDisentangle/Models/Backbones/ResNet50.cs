@@ -60,14 +60,14 @@ public sealed class ResNet50 : nn.Module<Tensor, Tensor>
     public void LoadKeras(IReadOnlyDictionary<string, Tensor> tf, string file)
     {
         if (!StrideOnFirst1x1) throw new InvalidOperationException("Keras ResNet50 weights need a ResNet50(strideOnFirst1x1: true)");
-        var used = new HashSet<string>();
-        Tensor Take(string k) { used.Add(k); return tf.TryGetValue(k, out var t) ? t : throw new Weights.WeightMismatchException($"{file}: missing weight {k}"); }
+        var src = new Weights.TensorSource(tf, file);
+        Tensor Take(string k) => src.Take(k);
         var sd = new Dictionary<string, Tensor>();
         void ConvBn(string conv, string bn, string target, string targetBn)
         {
             sd[$"{target}.weight"] = Weights.TfjsWeights.ConvFilter(Take($"{conv}/kernel"));
             // BN(conv + b) with eps 1e-3 == BN'(conv) with mean - b and var + 1e-3 - 1e-5 (torchvision's eps).
-            var bias = tf.ContainsKey($"{conv}/bias") ? Take($"{conv}/bias") : torch.zeros(sd[$"{target}.weight"].shape[0]);
+            var bias = src.Has($"{conv}/bias") ? Take($"{conv}/bias") : torch.zeros(sd[$"{target}.weight"].shape[0]);
             sd[$"{targetBn}.weight"] = Take($"{bn}/gamma");
             sd[$"{targetBn}.bias"] = Take($"{bn}/beta");
             sd[$"{targetBn}.running_mean"] = Take($"{bn}/moving_mean") - bias;
@@ -87,8 +87,7 @@ public sealed class ResNet50 : nn.Module<Tensor, Tensor>
             }
         sd["fc.weight"] = Take("fc1000/kernel").t().contiguous();
         sd["fc.bias"] = Take("fc1000/bias");
-        var unused = tf.Keys.Where(k => !used.Contains(k)).ToList();
-        if (unused.Count > 0) throw new Weights.WeightMismatchException($"{file}: unexpected weights {string.Join(", ", unused.Take(8))}");
+        src.RequireAllUsed();
         Weights.StateDicts.Assign(this, sd, file);
     }
 

@@ -51,8 +51,8 @@ public sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
     public void LoadTfjs(IReadOnlyDictionary<string, Tensor> tf, string file)
     {
         var sd = new Dictionary<string, Tensor>();
-        var used = new HashSet<string>();
-        Tensor Take(string key) { used.Add(key); return FaceRecognitionNet.Need(tf, key, file); }
+        var src = new Weights.TensorSource(tf, file);
+        Tensor Take(string key) => src.Take(key);
         for (int b = 0; b < 4; b++)
         {
             for (int c = 0; c < 4; c++)
@@ -70,8 +70,7 @@ public sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
         }
         sd["fc_weight"] = Take("fc/weights");
         sd["fc_bias"] = Take("fc/bias");
-        var unused = tf.Keys.Where(k => !used.Contains(k)).ToList();
-        if (unused.Count > 0) throw new Weights.WeightMismatchException($"{file}: unexpected weights {string.Join(", ", unused)}");
+        src.RequireAllUsed();
         Weights.StateDicts.Assign(this, sd, file);
     }
 

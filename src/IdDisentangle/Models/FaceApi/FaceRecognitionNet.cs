@@ -65,14 +65,13 @@ public sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
     public void LoadTfjs(IReadOnlyDictionary<string, Tensor> tf, string file)
     {
         var sd = new Dictionary<string, Tensor>();
-        var used = new HashSet<string>();
-        Tensor Take(string key) { used.Add(key); return Need(tf, key, file); }
+        var src = new Weights.TensorSource(tf, file);
         void Conv(string prefix, string tfPrefix)
         {
-            sd[$"{prefix}.weight"] = Weights.TfjsWeights.ConvFilter(Take($"{tfPrefix}/conv/filters"));
-            sd[$"{prefix}.bias"] = Take($"{tfPrefix}/conv/bias");
-            sd[$"{prefix}.scale"] = Take($"{tfPrefix}/scale/weights");
-            sd[$"{prefix}.shift"] = Take($"{tfPrefix}/scale/biases");
+            sd[$"{prefix}.weight"] = Weights.TfjsWeights.ConvFilter(src.Take($"{tfPrefix}/conv/filters"));
+            sd[$"{prefix}.bias"] = src.Take($"{tfPrefix}/conv/bias");
+            sd[$"{prefix}.scale"] = src.Take($"{tfPrefix}/scale/weights");
+            sd[$"{prefix}.shift"] = src.Take($"{tfPrefix}/scale/biases");
         }
         Conv("conv32_down", "conv32_down");
         foreach (var (name, _, _, _) in Blocks)
@@ -80,14 +79,10 @@ public sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
             Conv($"blocks.{name}.conv1", $"{name}/conv1");
             Conv($"blocks.{name}.conv2", $"{name}/conv2");
         }
-        sd["fc"] = Take("fc");
-        var unused = tf.Keys.Where(k => !used.Contains(k)).ToList();
-        if (unused.Count > 0) throw new Weights.WeightMismatchException($"{file}: unexpected weights {string.Join(", ", unused)}");
+        sd["fc"] = src.Take("fc");
+        src.RequireAllUsed();
         Weights.StateDicts.Assign(this, sd, file);
     }
-
-    internal static Tensor Need(IReadOnlyDictionary<string, Tensor> tf, string key, string file) =>
-        tf.TryGetValue(key, out var t) ? t : throw new Weights.WeightMismatchException($"{file}: missing weight {key}");
 
     /// <summary>conv (with bias), then x * scale + shift per channel.</summary>
     internal sealed class ConvScale : nn.Module
