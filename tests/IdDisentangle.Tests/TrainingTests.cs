@@ -89,6 +89,28 @@ public class TrainingTests
     }
 
     [SkippableFact]
+    public void CorruptOrMissingFilesAreReportedByPathAndSkipped()
+    {
+        TestModels.RequireFaceApi();
+        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
+        string copy = Path.Combine(TestPaths.NewTempDir(), "dataset");
+        foreach (var f in Directory.EnumerateFiles(Dataset.Value, "*", SearchOption.AllDirectories))
+        {
+            string dest = Path.Combine(copy, Path.GetRelativePath(Dataset.Value, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            File.Copy(f, dest);
+        }
+        var layout = new DatasetLayout(copy);
+        for (long k = 0; k < 3; k++) File.WriteAllText(layout.ImagePath(k), "not a png");
+        File.Delete(layout.WPath(3));
+        var messages = new List<string>();
+        var c = Tiny("corrupt") with { DatasetDir = copy, TrainDataSize = 5, NumSteps = 3 };
+        using (var t = new Trainer(c, messages.Add)) Assert.Equal(3, t.Run(resume: false).LastStep);
+        Assert.Contains(messages, m => m.StartsWith("skipped " + layout.ImagePath(0)) || m.StartsWith("skipped " + layout.ImagePath(1)) || m.StartsWith("skipped " + layout.ImagePath(2)));
+        Assert.Contains(messages, m => m.StartsWith("skipped " + layout.WPath(3)));
+    }
+
+    [SkippableFact]
     public void MsSsimBelowItsMinimumResolutionIsAClearError()
     {
         TestModels.RequireFaceApi();
