@@ -41,6 +41,22 @@ public static class CliApp
                 .WithDescription("Train the attribute encoder and mapper (the paper's objective); checkpoints, validation, resume")
                 .WithExample("train", "ffhq256", "--dataset", "dataset", "--generator", "stylegan2-ffhq-256.pt")
                 .WithExample("train", "ffhq256", "--dataset", "dataset", "--generator", "G.pt", "--num-steps", "200000", "--resume");
+            config.AddBranch("infer", infer =>
+            {
+                infer.SetDescription("Identity swaps with a trained model");
+                infer.AddCommand<InferGridCommand>("grid")
+                    .WithDescription("Every (identity, attribute) combination: OUT/attr_STEM/id_STEM.png and the table OUT/grid.png")
+                    .WithExample("infer", "grid", "--run", "results/ffhq256", "--id-dir", "ids", "--attr-dir", "attrs", "--out", "swaps");
+                infer.AddCommand<InferPairsCommand>("pairs")
+                    .WithDescription("Pairs files that share a stem: OUT/STEM.png; unmatched files are listed")
+                    .WithExample("infer", "pairs", "--run", "results/ffhq256", "--id-dir", "ids", "--attr-dir", "attrs", "--out", "pairs");
+            });
+            config.AddCommand<InterpolateCommand>("interpolate")
+                .WithDescription("Disentangled interpolation in W: frames and a strip per subfolder")
+                .WithExample("interpolate", "--run", "results/ffhq256", "--input-dir", "interp", "--steps", "9", "--out", "interp_out");
+            config.AddCommand<SwapCommand>("swap")
+                .WithDescription("One identity swap")
+                .WithExample("swap", "--run", "results/ffhq256", "--id", "a.png", "--attr", "b.png", "--out", "a_as_b.png");
             config.AddCommand<EmbedCommand>("embed")
                 .WithDescription("Identity embeddings of face images (--out E.npy), or the distance of two (--compare A B)")
                 .WithExample("embed", "--net", "faceapi", "a.png", "b.png", "c.png", "--out", "embeddings.npy")

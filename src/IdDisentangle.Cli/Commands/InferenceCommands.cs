@@ -1,0 +1,157 @@
+using System.ComponentModel;
+using IdDisentangle.Imaging;
+using IdDisentangle.Inference;
+using IdDisentangle.Runtime;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TorchSharp;
+
+namespace IdDisentangle.Cli.Commands;
+
+/// <summary>Options of every command that runs a trained model.</summary>
+public class ModelSettings : ComputeSettings
+{
+    [CommandOption("--run <DIR>")]
+    [Description("Training run folder (results/NAME); its config.json names the generator and encoders")]
+    public string Run { get; init; } = "";
+
+    [CommandOption("--checkpoint <NAME>")]
+    [Description("best_id (default when present), best_lnd or last")]
+    public string? Checkpoint { get; init; }
+
+    [CommandOption("--generator <FILE>")]
+    [Description("Use this generator instead of the run's")]
+    public string? Generator { get; init; }
+
+    [CommandOption("--batch-size <B>")]
+    [Description("Pairs rendered at once")]
+    public int BatchSize { get; init; } = 8;
+
+    [CommandOption("--reconstruct")]
+    [Description("First replace each input x by the model's reconstruction G(x, x), as the paper's inference does for generated inputs")]
+    public bool Reconstruct { get; init; }
+
+    [CommandOption("--out <PATH>")]
+    [Description("Output folder (or file for swap); existing folders are kept, inputs never overwritten")]
+    public string Out { get; init; } = "";
+
+    public override ValidationResult Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Run)) return ValidationResult.Error("--run DIR is required");
+        if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required");
+        if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
+        return ValidationResult.Success();
+    }
+
+    public DisentanglementModel Load()
+    {
+        TorchRuntime.SetThreads(Threads);
+        var model = DisentanglementModel.FromRun(Run, Checkpoint, Generator, ModelsDir, Device);
+        AnsiConsole.MarkupLine($"model [blue]{Markup.Escape(Run)}[/] ({model.Checkpoint}), {model.Generator.Resolution}x{model.Generator.Resolution}, on {model.Device}");
+        return model;
+    }
+
+    public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
+}
+
+public sealed class InferGridCommand : Command<InferGridCommand.Settings>
+{
+    public sealed class Settings : ModelSettings
+    {
+        [CommandOption("--id-dir <DIR>")] [Description("Identity images")] public string IdDir { get; init; } = "";
+        [CommandOption("--attr-dir <DIR>")] [Description("Attribute images")] public string AttrDir { get; init; } = "";
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var ids = InferenceJobs.ReadFolder(s.IdDir, ModelSettings.Log);
+        var attrs = InferenceJobs.ReadFolder(s.AttrDir, ModelSettings.Log);
+        using var model = s.Load();
+        int n = 0;
+        ConsoleProgress.Run("identity swaps", ids.Count * attrs.Count, "pair", p =>
+            n = InferenceJobs.Grid(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
+        AnsiConsole.MarkupLine($"{n} result(s) and grid.png in [blue]{Markup.Escape(s.Out)}[/]");
+        return 0;
+    }
+}
+
+public sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
+{
+    public sealed class Settings : ModelSettings
+    {
+        [CommandOption("--id-dir <DIR>")] [Description("Identity images")] public string IdDir { get; init; } = "";
+        [CommandOption("--attr-dir <DIR>")] [Description("Attribute images; files pair by stem")] public string AttrDir { get; init; } = "";
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var ids = InferenceJobs.ReadFolder(s.IdDir, ModelSettings.Log);
+        var attrs = InferenceJobs.ReadFolder(s.AttrDir, ModelSettings.Log);
+        using var model = s.Load();
+        (int, IReadOnlyList<string>) result = default;
+        ConsoleProgress.Run("pairs", ids.Count, "pair", p =>
+            result = InferenceJobs.Pairs(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
+        foreach (var u in result.Item2 ?? []) AnsiConsole.MarkupLine($"[yellow]unmatched:[/] {Markup.Escape(u)}");
+        AnsiConsole.MarkupLine($"{result.Item1} pair(s) in [blue]{Markup.Escape(s.Out)}[/]");
+        return 0;
+    }
+}
+
+public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
+{
+    public sealed class Settings : ModelSettings
+    {
+        [CommandOption("--input-dir <DIR>")] [Description("A folder of subfolders, each with 1 'id' + 2 'attr' images or 2 'id' + 1 'attr'")] public string InputDir { get; init; } = "";
+        [CommandOption("--steps <N>")] [Description("Frames, both end points included")] public int Steps { get; init; } = 9;
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        if (!Directory.Exists(s.InputDir)) throw new DirectoryNotFoundException($"{s.InputDir}: no such folder (--input-dir)");
+        var subs = Directory.GetDirectories(s.InputDir).Order(StringComparer.Ordinal).ToList();
+        if (subs.Count == 0) throw new DirectoryNotFoundException($"{s.InputDir}: no subfolders to interpolate (--input-dir)");
+        using var model = s.Load();
+        int done = 0;
+        ConsoleProgress.Run("interpolations", subs.Count, "folder", p =>
+        {
+            foreach (var sub in subs)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                try
+                {
+                    var images = InferenceJobs.ReadFolder(sub, ModelSettings.Log);
+                    InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Reconstruct);
+                    done++;
+                }
+                catch (InvalidDataException e) { ModelSettings.Log($"skipped: {e.Message}"); }
+                p.Advance(1);
+            }
+        });
+        AnsiConsole.MarkupLine($"{done} interpolation(s) in [blue]{Markup.Escape(s.Out)}[/]");
+        return done > 0 ? 0 : 1;
+    }
+}
+
+public sealed class SwapCommand : Command<SwapCommand.Settings>
+{
+    public sealed class Settings : ModelSettings
+    {
+        [CommandOption("--id <FILE>")] [Description("Identity image")] public string Id { get; init; } = "";
+        [CommandOption("--attr <FILE>")] [Description("Attribute image")] public string Attr { get; init; } = "";
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var id = ImageIO.Read(s.Id);
+        var attr = ImageIO.Read(s.Attr);
+        foreach (var input in new[] { s.Id, s.Attr })
+            if (Path.GetFullPath(input) == Path.GetFullPath(s.Out)) throw new IOException($"{s.Out}: refusing to overwrite an input image");
+        using var model = s.Load();
+        using var noGrad = torch.inference_mode();
+        var (ids, attrs) = (torch.stack([id]), torch.stack([attr]));
+        if (s.Reconstruct) { ids = model.Reconstruct(ids); attrs = model.Reconstruct(attrs); }
+        ImageIO.Write(s.Out, model.Swap(ids, attrs)[0]);
+        AnsiConsole.MarkupLine($"wrote [blue]{Markup.Escape(s.Out)}[/]");
+        return 0;
+    }
+}

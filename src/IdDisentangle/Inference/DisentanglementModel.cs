@@ -1,0 +1,107 @@
+using System.Text.Json;
+using IdDisentangle.Imaging;
+using IdDisentangle.Models;
+using IdDisentangle.Runtime;
+using IdDisentangle.Training;
+using IdDisentangle.Weights;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Inference;
+
+/// <summary>
+/// A trained model for inference: E_id, E_attr, M and the frozen generator of a run folder, found through its
+/// config.json. Images go in as [N,3,H,W] in [0,1] (aligned faces; resized to the generator's resolution when
+/// needed) and come out the same way.
+/// </summary>
+public sealed class DisentanglementModel : IDisposable
+{
+    readonly IdentityEncoder _eId;
+    readonly AttributeEncoder _eAttr;
+    readonly LatentMapper _m;
+
+    public IStyleGenerator Generator { get; }
+    public Device Device { get; }
+    public string Checkpoint { get; }
+
+    DisentanglementModel(IStyleGenerator g, IdentityEncoder eId, AttributeEncoder eAttr, LatentMapper m, Device device, string checkpoint)
+    {
+        Generator = g; _eId = eId; _eAttr = eAttr; _m = m; Device = device; Checkpoint = checkpoint;
+    }
+
+    /// <summary>
+    /// Loads <paramref name="runDir"/>'s checkpoint <paramref name="checkpoint"/> (best_id, best_lnd or last; null:
+    /// best_id when present, else last). The generator is the one the run trained with unless <paramref name="generator"/> is given.
+    /// </summary>
+    public static DisentanglementModel FromRun(string runDir, string? checkpoint = null, string? generator = null, string? modelsDir = null, string? device = null)
+    {
+        string configPath = Path.Combine(runDir, "config.json");
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{runDir}: not a training run folder (no config.json)", configPath);
+        using var doc = JsonDocument.Parse(File.ReadAllText(configPath));
+        var config = doc.RootElement.GetProperty("config").Deserialize<TrainingConfig>()
+                     ?? throw new InvalidDataException($"{configPath}: no training configuration");
+        string weights = Path.Combine(runDir, "weights");
+        string chosen = checkpoint ?? (File.Exists(Path.Combine(weights, "best_id", "state.json")) ? "best_id" : "last");
+        string dir = Path.Combine(weights, chosen);
+        if (!File.Exists(Path.Combine(dir, "state.json")))
+            throw new FileNotFoundException($"{dir}: no such checkpoint (--checkpoint best_id, best_lnd or last)", dir);
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")),
+            new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!;
+
+        var dev = TorchRuntime.ResolveDevice(device);
+        string genPath = generator ?? config.GeneratorPath;
+        if (!File.Exists(genPath)) throw new FileNotFoundException($"{genPath}: the run's generator is not there (pass --generator FILE)", genPath);
+        var g = GeneratorFiles.Load(genPath, out _);
+        var store = new ModelStore(modelsDir ?? config.ModelsDir);
+        var crop = FaceCrop.Parse(state.FaceCrop);
+        nn.Module<Tensor, Tensor> idNet = state.Identity == "irse50"
+            ? IrSe50Weights.Load(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: irse50 run without identity weights"))
+            : PretrainedNetworks.FaceRecognition(store);
+        var eId = new IdentityEncoder(idNet, crop);
+        nn.Module<Tensor, Tensor> backbone = state.AttrBackbone == "resnet50" ? new Models.Backbones.ResNet50(strideOnFirst1x1: true) : new Models.Backbones.InceptionV3 { PoolExcludesPadding = true };
+        var eAttr = new AttributeEncoder(backbone, state.AttrInputSize);
+        eAttr.load_safetensors(Path.Combine(dir, "e_attr.safetensors"));
+        var m = new LatentMapper(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);
+        m.load_safetensors(Path.Combine(dir, "mapper.safetensors"));
+        foreach (var mod in new nn.Module[] { (nn.Module)g, eId, eAttr, m })
+        {
+            mod.to(dev);
+            mod.eval();
+            foreach (var p in mod.parameters()) p.requires_grad = false;
+        }
+        return new DisentanglementModel(g, eId, eAttr, m, dev, chosen);
+    }
+
+    /// <summary>Images at the generator's resolution on the model's device.</summary>
+    Tensor Fit(Tensor images01)
+    {
+        var x = images01.dim() == 3 ? images01.unsqueeze(0) : images01;
+        int r = Generator.Resolution;
+        if (x.shape[2] != r || x.shape[3] != r) x = ImageOps.Resize(x, r, r, ResizeFilter.Area);
+        return x.to(Device);
+    }
+
+    public Tensor IdentityCodes(Tensor images01) => _eId.call(Fit(images01));
+
+    public Tensor AttributeCodes(Tensor images01) => _eAttr.call(Fit(images01));
+
+    /// <summary>w = M(E_id(identity image), E_attr(attribute image)).</summary>
+    public Tensor MapToW(Tensor idImages01, Tensor attrImages01) => _m.call(IdentityCodes(idImages01), AttributeCodes(attrImages01));
+
+    public Tensor WFromCodes(Tensor idCodes, Tensor attrCodes) => _m.call(idCodes, attrCodes);
+
+    /// <summary>G(w) in [0,1] (clamped), on the CPU.</summary>
+    public Tensor Render(Tensor w) => GeneratorSampling.ToUnitRange(Generator.Synthesize(w, NoiseMode.Const)).clamp(0, 1).cpu();
+
+    /// <summary>The face with the identity of each id image and the attributes of the matching attribute image.</summary>
+    public Tensor Swap(Tensor idImages01, Tensor attrImages01) => Render(MapToW(idImages01, attrImages01));
+
+    /// <summary>G(x, x): the model's reconstruction of an image (the paper's --reconstruct for generated inputs).</summary>
+    public Tensor Reconstruct(Tensor images01) => Swap(images01, images01);
+
+    public void Dispose()
+    {
+        _eId.Dispose(); _eAttr.Dispose(); _m.Dispose(); ((IDisposable)Generator).Dispose();
+    }
+}
