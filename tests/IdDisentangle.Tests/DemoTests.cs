@@ -31,6 +31,8 @@ public class DemoTests
         Assert.Contains("Untrained generator", md);
         Assert.Contains("| train |", md);
 
+        ChromiumRendersWithoutErrors(Path.Combine(outDir, "index.html"));
+
         // A second run reuses the folder; with a pretrained generator the disclaimer disappears.
         var demo = new Demo(new DemoOptions
         {
@@ -41,5 +43,46 @@ public class DemoTests
         Assert.False(demo.UntrainedGenerator);
         Assert.Contains(demo.Stages, s => s.Name == "generate data" && s.Summary.Contains("(0 written now)"));
         Assert.DoesNotContain("id=\"untrained\"", File.ReadAllText(Path.Combine(outDir, "index.html")));
+    }
+
+    /// <summary>Opens the report in headless Chromium (Debian's chromium) as a person would: it renders, and every picture decodes.</summary>
+    static void ChromiumRendersWithoutErrors(string html)
+    {
+        string? chromium = new[] { "/usr/bin/chromium", "/usr/bin/chromium-browser" }.FirstOrDefault(File.Exists);
+        if (chromium is null) return; // the rest of the test still ran; CI installs chromium for this part
+        string profile = TestPaths.NewTempDir();
+        string shot = Path.Combine(TestPaths.NewTempDir(), "report.png");
+        string[] common = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", $"--user-data-dir={profile}"];
+        // Every <img> must have decoded (naturalWidth > 0): the page writes the count into its title.
+        string probe = Path.Combine(Path.GetDirectoryName(html)!, "render_check.html");
+        File.WriteAllText(probe, File.ReadAllText(html).Replace("</body>",
+            "<script>window.onload=()=>{const i=[...document.images];document.title='decoded '+i.filter(x=>x.naturalWidth>0).length+' of '+i.length;}</script></body>"));
+        try
+        {
+            var dump = new System.Diagnostics.ProcessStartInfo(chromium, [.. common, "--virtual-time-budget=5000", "--dump-dom", "file://" + probe])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+            using (var p = System.Diagnostics.Process.Start(dump)!)
+            {
+                var err = p.StandardError.ReadToEndAsync();
+                string dom = p.StandardOutput.ReadToEnd();
+                Assert.True(p.WaitForExit(120_000), "chromium did not finish");
+                var m = System.Text.RegularExpressions.Regex.Match(dom, @"<title>decoded (\d+) of (\d+)</title>");
+                Assert.True(m.Success, "the page did not load: " + err.Result);
+                Assert.Equal(m.Groups[2].Value, m.Groups[1].Value);
+                Assert.True(int.Parse(m.Groups[1].Value) >= 5);
+            }
+            var screenshot = new System.Diagnostics.ProcessStartInfo(chromium, [.. common, "--window-size=1200,2400", $"--screenshot={shot}", "file://" + html])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+            using (var p = System.Diagnostics.Process.Start(screenshot)!)
+            {
+                p.StandardOutput.ReadToEndAsync(); p.StandardError.ReadToEndAsync();
+                Assert.True(p.WaitForExit(120_000), "chromium did not finish");
+            }
+            Assert.True(File.Exists(shot) && new FileInfo(shot).Length > 10_000, "no screenshot");
+            using var img = IdDisentangle.Imaging.ImageIO.Read(shot);
+            Assert.True(img.std().item<float>() > 0.05f, "the screenshot is blank");
+        }
+        finally { File.Delete(probe); }
     }
 }

@@ -54,18 +54,31 @@ public class ModelSettings : ComputeSettings
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
 }
 
+/// <summary>A folder of identity images and a folder of attribute images.</summary>
+public class FolderPairSettings : ModelSettings
+{
+    [CommandOption("--id-dir <DIR>")] [Description("Identity images")] public string IdDir { get; init; } = "";
+    [CommandOption("--attr-dir <DIR>")] [Description("Attribute images (infer pairs: matched to identity images by file stem)")] public string AttrDir { get; init; } = "";
+
+    public override ValidationResult Validate()
+    {
+        if (string.IsNullOrWhiteSpace(IdDir) || string.IsNullOrWhiteSpace(AttrDir)) return ValidationResult.Error("--id-dir and --attr-dir are required");
+        return base.Validate();
+    }
+
+    public (List<InputImage> Ids, List<InputImage> Attrs) ReadInputs() =>
+        (InferenceJobs.ReadFolder(IdDir, Log), InferenceJobs.ReadFolder(AttrDir, Log));
+}
+
 public sealed class InferGridCommand : Command<InferGridCommand.Settings>
 {
-    public sealed class Settings : ModelSettings
+    public sealed class Settings : FolderPairSettings
     {
-        [CommandOption("--id-dir <DIR>")] [Description("Identity images")] public string IdDir { get; init; } = "";
-        [CommandOption("--attr-dir <DIR>")] [Description("Attribute images")] public string AttrDir { get; init; } = "";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        var ids = InferenceJobs.ReadFolder(s.IdDir, ModelSettings.Log);
-        var attrs = InferenceJobs.ReadFolder(s.AttrDir, ModelSettings.Log);
+        var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
         int n = 0;
         ConsoleProgress.Run("identity swaps", ids.Count * attrs.Count, "pair", p =>
@@ -77,16 +90,13 @@ public sealed class InferGridCommand : Command<InferGridCommand.Settings>
 
 public sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
 {
-    public sealed class Settings : ModelSettings
+    public sealed class Settings : FolderPairSettings
     {
-        [CommandOption("--id-dir <DIR>")] [Description("Identity images")] public string IdDir { get; init; } = "";
-        [CommandOption("--attr-dir <DIR>")] [Description("Attribute images; files pair by stem")] public string AttrDir { get; init; } = "";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        var ids = InferenceJobs.ReadFolder(s.IdDir, ModelSettings.Log);
-        var attrs = InferenceJobs.ReadFolder(s.AttrDir, ModelSettings.Log);
+        var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
         (int, IReadOnlyList<string>) result = default;
         ConsoleProgress.Run("pairs", ids.Count, "pair", p =>

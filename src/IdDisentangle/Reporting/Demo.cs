@@ -17,10 +17,11 @@ public sealed record DemoOptions
     public string OutDir { get; init; } = Path.Combine("results", "demo");
     /// <summary>A generator file; null: $IDDIS_GENERATOR, else a small untrained StyleGAN2.</summary>
     public string? Generator { get; init; }
-    public long Steps { get; init; } = 120;
+    public long Steps { get; init; } = 150;
     public int Images { get; init; } = 240;
     public int TestImages { get; init; } = 40;
     public int BatchSize { get; init; } = 6;
+    /// <summary>Resolution the attribute backbone sees; 0: its native one, except 149 px with the untrained 64-px generator (keeps the demo within 10 minutes on 2 cores).</summary>
     public int AttrInputSize { get; init; }
     public string? Photos { get; init; }
     public string? ModelsDir { get; init; }
@@ -101,16 +102,17 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         int resolution;
         using (var g = (IDisposable)GeneratorFiles.Load(generator, out _)) resolution = ((IStyleGenerator)g).Resolution;
         bool smallImages = resolution < MsSsim.MinimumSize;
+        int attrInput = o.AttrInputSize > 0 ? o.AttrInputSize : UntrainedGenerator ? 149 : 0;
         var config = new TrainingConfig
         {
             Name = "train", DatasetDir = dataset, GeneratorPath = generator, ResultsDir = o.OutDir, BatchSize = o.BatchSize,
             NumSteps = o.Steps, TrainDataSize = o.Images - o.TestImages, TestSize = Math.Min(8, o.TestImages),
             TestFrequency = (int)Math.Max(1, o.Steps / 4), PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
-            AttrInputSize = o.AttrInputSize, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
+            AttrInputSize = attrInput, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
         };
         string trainCommand = $"iddis train train --results-dir {o.OutDir} --dataset {dataset} --generator {generator} --batch-size {o.BatchSize} " +
                               $"--num-steps {o.Steps} --train-data-size {config.TrainDataSize} --test-frequency {config.TestFrequency} --test-size {config.TestSize}" +
-                              (smallImages ? " --pixel-loss l1" : "") + (o.AttrInputSize > 0 ? $" --attr-input-size {o.AttrInputSize}" : "") +
+                              (smallImages ? " --pixel-loss l1" : "") + (attrInput > 0 ? $" --attr-input-size {attrInput}" : "") +
                               $" --face-crop {config.FaceCrop} --resume";
         Stage("train", trainCommand, () =>
         {

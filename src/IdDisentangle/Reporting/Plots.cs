@@ -27,7 +27,7 @@ public static class Plots
     }
 
     /// <summary>One line plot (PNG) of a series, with a moving average when it is long and noisy.</summary>
-    public static byte[] Line(string title, string yLabel, IReadOnlyList<(double Step, double Value)> points, int width = 520, int height = 300)
+    public static byte[] Line(string title, string yLabel, IReadOnlyList<(double Step, double Value)> points, int width = 480, int height = 300)
     {
         var plot = new ScottPlot.Plot();
         var xs = points.Select(p => p.Step).ToArray();
