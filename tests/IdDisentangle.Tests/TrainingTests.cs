@@ -111,6 +111,27 @@ public class TrainingTests
     }
 
     [SkippableFact]
+    public void ValidationWritesMetricsImagesBestCheckpointsAndTensorBoardEvents()
+    {
+        TestModels.RequireFaceApi();
+        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
+        var c = Tiny("validation") with { NumSteps = 2, TestFrequency = 1 };
+        using (var t = new Trainer(c)) t.Run(resume: false);
+        var validations = File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl"))
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).Where(d => d["type"].GetString() == "validation").ToList();
+        Assert.Equal(2, validations.Count);
+        foreach (var key in new[] { "id_sim_id_out", "id_sim_attr_out", "landmarks_l2", "rec_mse", "rec_psnr", "id_sim_same" })
+            Assert.True(double.IsFinite(validations[1][key].GetDouble()), key);
+        Assert.True(File.Exists(Path.Combine(c.RunDir, "images", "step_000002.png")));
+        Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "best_id", "mapper.safetensors")));
+        Assert.False(File.Exists(Path.Combine(c.RunDir, "weights", "best_id", "optimizer_main.pt")));
+        Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "last", "optimizer_main.pt")));
+        var events = Directory.EnumerateFiles(Path.Combine(c.RunDir, "tensorboard"), "events.out.tfevents*", SearchOption.AllDirectories).ToList();
+        Assert.NotEmpty(events);
+        Assert.True(events.Sum(f => new FileInfo(f).Length) > 1000, "TensorBoard events hold scalars and the validation image");
+    }
+
+    [SkippableFact]
     public void MsSsimBelowItsMinimumResolutionIsAClearError()
     {
         TestModels.RequireFaceApi();

@@ -349,6 +349,7 @@ public sealed class Trainer : IDisposable
         var grid = ImageGrid.Compose(torch.cat([imgs[..shown], attrs[..shown], outCross[..shown]], 0).cpu(), shown,
             new GridLayout { RowLabels = ["identity", "attributes", "output"] });
         ImageIO.Write(Path.Combine(_runDir, "images", $"step_{_step:000000}.png"), grid);
+        _tb?.add_img("validation/identity_attributes_output", grid, (int)_step, dataformats: "CHW");
 
         bool improved = false;
         if (v["id_sim_id_out"] > _bestId) { _bestId = v["id_sim_id_out"]; SaveCheckpoint("best_id"); improved = true; }
