@@ -46,8 +46,7 @@ public sealed class DisentanglementModel : IDisposable
         string dir = Path.Combine(weights, chosen);
         if (!File.Exists(Path.Combine(dir, "state.json")))
             throw new FileNotFoundException($"{dir}: no such checkpoint (--checkpoint best_id, best_lnd or last)", dir);
-        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")),
-            new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals })!;
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")), Trainer.StateJson)!;
 
         var dev = TorchRuntime.ResolveDevice(device);
         string genPath = generator ?? config.GeneratorPath;

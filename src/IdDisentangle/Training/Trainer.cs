@@ -418,7 +418,8 @@ public sealed class Trainer : IDisposable
         if (Directory.Exists(old)) Directory.Delete(old, true);
     }
 
-    static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    /// <summary>How state.json is (de)serialised: best metrics start at +/- infinity.</summary>
+    internal static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     static void Save(nn.Module m, string path)
     {
