@@ -37,6 +37,38 @@ public static class TfjsReference
         var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(outFile)).ToArray();
         return tensor(floats).view(input.shape[0], -1);
     }
+
+    /// <summary>
+    /// face-api.js's own detectAllFaces(...).withFaceLandmarks() on each image's 8-bit pixels (tests/tfjs-check/run_faceapi.js):
+    /// per image, the faces' scores, boxes (x, y, w, h) and 68 landmarks, in pixels.
+    /// </summary>
+    public static List<List<(double Score, double[] Box, double[][] Landmarks)>> RunFaceApi(string modelDir, IReadOnlyList<Tensor> images)
+    {
+        Skip.IfNot(Directory.Exists(Path.Combine(Dir, "node_modules", "@vladmandic", "face-api")),
+            "face-api.js is not installed for the cross-check: run 'npm ci' in tests/tfjs-check (CI does)");
+        string tmp = TestPaths.NewTempDir();
+        var specs = new List<string>();
+        for (int i = 0; i < images.Count; i++)
+        {
+            string file = Path.Combine(tmp, $"{i}.rgb");
+            using (var hwc = (images[i] * 255).round().clamp(0, 255).to(ScalarType.Byte).permute(1, 2, 0).contiguous())
+                File.WriteAllBytes(file, hwc.bytes.ToArray());
+            specs.Add($"{file}:{images[i].shape[2]}:{images[i].shape[1]}");
+        }
+        string outFile = Path.Combine(tmp, "faces.json");
+        var psi = new ProcessStartInfo(FindNode()!, [Path.Combine(Dir, "run_faceapi.js"), modelDir, outFile, .. specs])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, stderr.Result);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(outFile))!;
+        return json["images"]!.AsArray().Select(img => img!.AsArray().Select(f => (
+            (double)f!["score"]!,
+            f["box"]!.AsArray().Select(v => (double)v!).ToArray(),
+            f["landmarks"]!.AsArray().Select(pt => pt!.AsArray().Select(v => (double)v!).ToArray()).ToArray())).ToList()).ToList();
+    }
 }
 
 public class InceptionV3Tests

@@ -32,7 +32,7 @@ public static class NpmWeights
     public static readonly NpmWeightPackage FaceApi = new(
         "@vladmandic/face-api", "1.7.15",
         "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw==",
-        ["model/face_recognition_model", "model/face_landmark_68_model", "model/ssd_mobilenetv1_model", "model/tiny_face_detector_model"]);
+        ["model/face_recognition_model", "model/face_landmark_68_model", "model/ssd_mobilenetv1_model"]);
 
     /// <summary>
     /// nsfwjs bundles a Keras InceptionV3 (TensorFlow.js, uint8-quantised) whose blocks up to mixed5 keep their

@@ -31,6 +31,13 @@ public static class PretrainedNetworks
             net.LoadTfjs(TfjsWeights.Load(manifest), manifest);
         }, NpmWeights.FaceApi);
 
+    public static SsdMobilenetV1 FaceDetector(ModelStore store) =>
+        Load(store, "faceapi-ssd", () => new SsdMobilenetV1(), (net, dir) =>
+        {
+            string manifest = Path.Combine(dir, "model", "ssd_mobilenetv1_model-weights_manifest.json");
+            net.LoadTfjs(TfjsWeights.Load(manifest), manifest);
+        }, NpmWeights.FaceApi);
+
     /// <summary>
     /// The attribute backbone: Keras InceptionV3 from nsfwjs (ImageNet up to mixed5, fine-tuned after), returning
     /// the 2048-D pooled feature. Trainable: its parameters keep requires_grad.
@@ -66,6 +73,7 @@ public static class PretrainedNetworks
         foreach (var (id, make) in new (string, Func<nn.Module>)[]
                  {
                      ("faceapi-recognition", () => FaceRecognition(store)), ("faceapi-landmarks68", () => Landmarks68(store)),
+                     ("faceapi-ssd", () => FaceDetector(store)),
                      ("inceptionv3", () => InceptionV3(store)), ("resnet50", () => ResNet50(store)),
                  })
         {

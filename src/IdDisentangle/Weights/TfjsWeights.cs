@@ -44,7 +44,9 @@ public static class TfjsWeights
                 long[] shape = (w["shape"] as JsonArray)!.Select(e => (long)(double)e!).ToArray();
                 long count = shape.Aggregate(1L, (a, b) => a * b);
                 string dtype = (string)w["dtype"]!;
-                if (dtype != "float32") throw new InvalidDataException($"{manifestPath}: {name} has dtype {dtype}; only float32 weights are supported");
+                // int32 entries are graph constants (shapes, slice bounds) that converted TF graphs carry along; they are
+                // decoded so the offsets stay right and returned as float values.
+                if (dtype is not ("float32" or "int32")) throw new InvalidDataException($"{manifestPath}: {name} has dtype {dtype}; only float32 and int32 weights are supported");
                 float[] values = new float[count];
                 if (w["quantization"] is JsonObject q)
                 {
@@ -72,12 +74,19 @@ public static class TfjsWeights
                             throw new InvalidDataException($"{manifestPath}: {name} uses unsupported quantization {qtype}");
                     }
                 }
+                else if (dtype == "int32")
+                {
+                    Need(data, offset, count * 4, manifestPath, name);
+                    for (long i = 0; i < count; i++) values[i] = BitConverter.ToInt32(data, offset + (int)(4 * i));
+                    offset += (int)(count * 4);
+                }
                 else
                 {
                     Need(data, offset, count * 4, manifestPath, name);
                     Buffer.BlockCopy(data, offset, values, 0, (int)(count * 4));
                     offset += (int)(count * 4);
                 }
+                if (dtype == "int32") for (long i = 0; i < count; i++) values[i] = MathF.Round(values[i]);
                 result[name] = torch.tensor(values).reshape(shape);
             }
             if (offset != data.Length)

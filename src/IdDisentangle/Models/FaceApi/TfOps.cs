@@ -27,4 +27,33 @@ internal static class TfOps
 
     public static Tensor Conv2dSame(Tensor x, Tensor weight, Tensor? bias, int stride, long groups = 1) =>
         F.conv2d(PadSame(x, (int)weight.shape[2], stride), weight, bias, strides: [stride, stride], groups: groups);
+
+    /// <summary>
+    /// tf.image.resizeBilinear with alignCorners and halfPixelCenters false (what face-api.js applies to tensor
+    /// inputs): output pixel i samples the input at i * in / out, the upper neighbour clamped to the last pixel.
+    /// Computed as two interpolation matrices, so it is exact and differentiable. [N,C,H,W] -> [N,C,height,width].
+    /// </summary>
+    public static Tensor ResizeBilinearLegacy(Tensor x, int height, int width)
+    {
+        long h = x.shape[^2], w = x.shape[^1];
+        if (h == height && w == width) return x;
+        var ry = InterpolationMatrix(h, height, x.device);
+        var rx = InterpolationMatrix(w, width, x.device);
+        return ry.to(x.dtype).matmul(x).matmul(rx.to(x.dtype).t());
+    }
+
+    static Tensor InterpolationMatrix(long input, int output, Device device)
+    {
+        var m = new float[output * input];
+        double scale = (double)input / output;
+        for (int i = 0; i < output; i++)
+        {
+            double src = i * scale;
+            long lo = (long)Math.Floor(src), hi = Math.Min(lo + 1, input - 1);
+            double frac = src - lo;
+            m[i * input + lo] += (float)(1 - frac);
+            m[i * input + hi] += (float)frac;
+        }
+        return torch.tensor(m, [output, input], device: device);
+    }
 }

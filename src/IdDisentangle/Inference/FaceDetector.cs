@@ -1,0 +1,175 @@
+using IdDisentangle.Imaging;
+using IdDisentangle.Models.FaceApi;
+using IdDisentangle.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace IdDisentangle.Inference;
+
+/// <summary>A face box in image pixels.</summary>
+public readonly record struct FaceBox(double X, double Y, double Width, double Height)
+{
+    public double Area => Width * Height;
+    public double Right => X + Width;
+    public double Bottom => Y + Height;
+}
+
+/// <summary>A detected face: its box, the detector's score and the 68 landmarks in image pixels.</summary>
+public sealed record DetectedFace(FaceBox Box, double Score, IReadOnlyList<PixelPoint> Landmarks);
+
+/// <summary>
+/// face-api.js's detection pipeline with its own weights: SSD MobileNet v1 on the image zero-padded (bottom and
+/// right) to a square and resized to 512, greedy non-maximum suppression, then the 68-point landmark net on each
+/// box (cropped, zero-padded to a centred square, resized to 112). Resizing is TensorFlow's legacy bilinear, which
+/// face-api.js applies to tensor inputs, so results match face-api.js run on the same pixels.
+/// </summary>
+public sealed class FaceDetector : IDisposable
+{
+    readonly SsdMobilenetV1 _ssd;
+    readonly FaceLandmark68Net _landmarks;
+
+    public FaceDetector(SsdMobilenetV1 ssd, FaceLandmark68Net landmarks, Device device)
+    {
+        Device = device;
+        _ssd = ssd.to(device);
+        _landmarks = landmarks.to(device);
+        _ssd.eval();
+        _landmarks.eval();
+    }
+
+    public static FaceDetector Load(ModelStore store, Device device) =>
+        new(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device);
+
+    public Device Device { get; }
+
+    /// <summary>Score a box needs to count as a face (face-api.js's default 0.5).</summary>
+    public double MinConfidence { get; init; } = 0.5;
+
+    public int MaxResults { get; init; } = 100;
+
+    /// <summary>Boxes overlapping a better one by more than this intersection over union are dropped.</summary>
+    public double IouThreshold { get; init; } = 0.5;
+
+    /// <summary>Faces in <paramref name="image"/> ([3,H,W], [0,1]) with their landmarks, best score first.</summary>
+    public IReadOnlyList<DetectedFace> Detect(Tensor image)
+    {
+        var boxes = DetectBoxes(image);
+        var landmarks = Landmarks(image, boxes.Select(b => b.Box).ToList());
+        return boxes.Select((b, i) => new DetectedFace(b.Box, b.Score, landmarks[i])).ToList();
+    }
+
+    /// <summary>The detector alone: face boxes and scores, best first.</summary>
+    public IReadOnlyList<(FaceBox Box, double Score)> DetectBoxes(Tensor image)
+    {
+        CheckImage(image);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.inference_mode();
+        int h = (int)image.shape[1], w = (int)image.shape[2], side = Math.Max(h, w);
+        var x = To255(image).unsqueeze(0);
+        if (h != w) x = F.pad(x, [0, side - w, 0, side - h]);
+        x = TfOps.ResizeBilinearLegacy(x, SsdMobilenetV1.InputSize, SsdMobilenetV1.InputSize);
+        var (boxT, scoreT) = _ssd.forward(x);
+        float[] raw = boxT[0].cpu().data<float>().ToArray();
+        float[] scores = scoreT[0].cpu().data<float>().ToArray();
+
+        // face-api.js maps the relative box through the rounded size the image had inside the 512 square.
+        double scale = (double)SsdMobilenetV1.InputSize / side;
+        double padX = SsdMobilenetV1.InputSize / Math.Round(w * scale), padY = SsdMobilenetV1.InputSize / Math.Round(h * scale);
+        var result = new List<(FaceBox, double)>();
+        foreach (int i in NonMaxSuppression(raw, scores))
+        {
+            double top = Math.Max(0, raw[4 * i]) * padY, bottom = Math.Min(1, raw[4 * i + 2]) * padY;
+            double left = Math.Max(0, raw[4 * i + 1]) * padX, right = Math.Min(1, raw[4 * i + 3]) * padX;
+            result.Add((new FaceBox(left * w, top * h, (right - left) * w, (bottom - top) * h), scores[i]));
+        }
+        return result;
+    }
+
+    /// <summary>The 68 landmarks of each box, in image pixels.</summary>
+    public IReadOnlyList<PixelPoint[]> Landmarks(Tensor image, IReadOnlyList<FaceBox> boxes)
+    {
+        CheckImage(image);
+        if (boxes.Count == 0) return [];
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.inference_mode();
+        int h = (int)image.shape[1], w = (int)image.shape[2];
+        var img = To255(image);
+        var crops = new List<Tensor>();
+        var frames = new List<(int X, int Y, int W, int H)>();
+        foreach (var b in boxes)
+        {
+            // The box clipped to the image and floored, as face-api.js cuts it.
+            double x0 = Math.Max(b.X, 0), y0 = Math.Max(b.Y, 0);
+            int cx = (int)Math.Floor(x0), cy = (int)Math.Floor(y0);
+            int cw = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(b.Right - x0, w - x0)), w - cx));
+            int ch = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(b.Bottom - y0, h - y0)), h - cy));
+            var crop = img[.., cy..(cy + ch), cx..(cx + cw)].unsqueeze(0);
+            int diff = Math.Abs(ch - cw), after = (int)Math.Round(diff * 0.5, MidpointRounding.AwayFromZero), before = diff - after;
+            crop = ch > cw ? F.pad(crop, [before, after, 0, 0]) : F.pad(crop, [0, 0, before, after]);
+            crops.Add(TfOps.ResizeBilinearLegacy(crop, FaceLandmark68Net.InputSize, FaceLandmark68Net.InputSize));
+            frames.Add((cx, cy, cw, ch));
+        }
+        var points = _landmarks.forward(torch.cat(crops, 0)).cpu().to(ScalarType.Float64);
+        var data = points.data<double>().ToArray();
+        var result = new List<PixelPoint[]>();
+        for (int f = 0; f < frames.Count; f++)
+        {
+            var (cx, cy, cw, ch) = frames[f];
+            // Undo the centred padding and the resize (face-api.js's postprocessing), then shift into the image.
+            double s = (double)FaceLandmark68Net.InputSize / Math.Max(cw, ch);
+            double sw = cw * s, sh = ch * s;
+            double px = sw < sh ? Math.Abs(sw - sh) / 2 : 0, py = sh < sw ? Math.Abs(sw - sh) / 2 : 0;
+            var pts = new PixelPoint[FaceLandmark68Net.Points];
+            for (int p = 0; p < pts.Length; p++)
+            {
+                double rx = (data[(f * pts.Length + p) * 2] - px) / sw, ry = (data[(f * pts.Length + p) * 2 + 1] - py) / sh;
+                pts[p] = new PixelPoint(cx + rx * cw, cy + ry * ch);
+            }
+            result.Add(pts);
+        }
+        return result;
+    }
+
+    /// <summary>face-api.js's suppression: candidates above the score threshold, best first, kept unless a kept box overlaps too much.</summary>
+    IEnumerable<int> NonMaxSuppression(float[] boxes, float[] scores)
+    {
+        var candidates = Enumerable.Range(0, scores.Length).Where(i => scores[i] > MinConfidence)
+            .OrderByDescending(i => scores[i]).ThenBy(i => i).ToList();
+        var selected = new List<int>();
+        foreach (int c in candidates)
+        {
+            if (selected.Count >= Math.Min(MaxResults, scores.Length)) break;
+            if (selected.All(s => Iou(boxes, c, s) <= IouThreshold)) selected.Add(c);
+        }
+        return selected;
+    }
+
+    static double Iou(float[] b, int i, int j)
+    {
+        double Area(int k) => (Math.Max(b[4 * k], b[4 * k + 2]) - Math.Min(b[4 * k], b[4 * k + 2])) *
+                              (Math.Max(b[4 * k + 1], b[4 * k + 3]) - Math.Min(b[4 * k + 1], b[4 * k + 3]));
+        double ai = Area(i), aj = Area(j);
+        if (ai <= 0 || aj <= 0) return 0;
+        double ymin = Math.Max(Math.Min(b[4 * i], b[4 * i + 2]), Math.Min(b[4 * j], b[4 * j + 2]));
+        double xmin = Math.Max(Math.Min(b[4 * i + 1], b[4 * i + 3]), Math.Min(b[4 * j + 1], b[4 * j + 3]));
+        double ymax = Math.Min(Math.Max(b[4 * i], b[4 * i + 2]), Math.Max(b[4 * j], b[4 * j + 2]));
+        double xmax = Math.Min(Math.Max(b[4 * i + 1], b[4 * i + 3]), Math.Max(b[4 * j + 1], b[4 * j + 3]));
+        double inter = Math.Max(ymax - ymin, 0) * Math.Max(xmax - xmin, 0);
+        return inter / (ai + aj - inter);
+    }
+
+    // The networks were trained on 8-bit pixels: round so a decoded image gives exactly its byte values.
+    Tensor To255(Tensor image) => (image.to(Device).to(ScalarType.Float32) * 255f).round_();
+
+    static void CheckImage(Tensor image)
+    {
+        if (image.dim() != 3 || image.shape[0] != 3) throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
+    }
+
+    public void Dispose()
+    {
+        _ssd.Dispose();
+        _landmarks.Dispose();
+    }
+}
