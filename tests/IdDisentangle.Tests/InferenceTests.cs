@@ -130,4 +130,65 @@ public class InferenceTests
         Assert.Throws<IOException>(() => InferenceJobs.Pairs(model, ids, ids, dir));
         Assert.Equal(before, File.ReadAllBytes(Path.Combine(dir, "x.png")));
     }
+
+    /// <summary>
+    /// Real photos through the CLI: every face of the group photo aligned with --all-faces, a photo without a face
+    /// reported by name and skipped while the rest goes on, declared-aligned inputs at the generator's resolution used as they are.
+    /// </summary>
+    [SkippableFact]
+    public async Task PhotosAreAlignedAndFacelessOnesSkipped()
+    {
+        Require();
+        string photos = TestPaths.NewTempDir();
+        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
+        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "DST_01.jpg"), Path.Combine(photos, "dst.jpg"));
+        // A smooth colour ramp: an image, but no face.
+        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
+        string attrs = Folder("pose=7");
+        string outDir = Path.Combine(TestPaths.NewTempDir(), "out");
+        var console = new StringWriter();
+        int rc;
+        var previous = Spectre.Console.AnsiConsole.Console;
+        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
+        try
+        {
+            rc = await IdDisentangle.Cli.CliApp.RunAsync(["infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
+                "--aligned", "--all-faces", "--out", outDir, "--device", "cpu"]);
+        }
+        finally { Spectre.Console.AnsiConsole.Console = previous; }
+        string text = console.ToString();
+        Assert.True(rc == 0, text);
+        Assert.Contains("wall.png: no face found; skipped", text);
+        var written = Directory.GetFiles(Path.Combine(outDir, "attr_pose"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["id_dst.png", "id_group_face1.png", "id_group_face2.png", "id_group_face3.png"], written);
+        // The grid's first column holds the aligned faces at the generator's resolution.
+        using var grid = ImageIO.Read(Path.Combine(outDir, "grid.png"));
+        Assert.True(grid.shape[1] > 4 * 64 && grid.shape[2] > 2 * 64);
+    }
+
+    /// <summary>The aligner on the group photo: three faces, largest first, each FFHQ-aligned to the requested size.</summary>
+    [SkippableFact]
+    public void AlignerFindsEveryFaceOfAGroupPhoto()
+    {
+        TestModels.RequireFaceApi();
+        using var scope = NewDisposeScope();
+        var photo = new InputImage("group.jpg", "group", ImageIO.Read(TestPaths.SharedFile("data", "photos-unaligned", "multi_people.jpg")));
+        using var all = FaceAligner.Load(TestModels.Store, CPU, 128, allFaces: true);
+        var faces = all.Align(photo, _ => { });
+        Assert.Equal(["group_face1", "group_face2", "group_face3"], faces.Select(f => f.Stem).ToList());
+        Assert.All(faces, f => Assert.Equal(new long[] { 3, 128, 128 }, f.Image.shape));
+        using var largest = FaceAligner.Load(TestModels.Store, CPU, 128);
+        var one = largest.Align(photo, _ => { });
+        Assert.Single(one);
+        Assert.Equal("group", one[0].Stem);
+        Assert.True(TensorAssert.MaxAbsDiff(one[0].Image, faces[0].Image) < 1e-6f);
+        // Declared aligned at the resolution: passed through untouched; at another size: aligned.
+        var generated = new InputImage("g.png", "g", rand(3, 128, 128));
+        var trusting = new FaceAligner(new Inference.FaceDetector(Weights.PretrainedNetworks.FaceDetector(TestModels.Store), Weights.PretrainedNetworks.Landmarks68(TestModels.Store), CPU), 128)
+        { TrustAlignedAtResolution = true };
+        Assert.Same(generated, trusting.Align(generated, _ => { }).Single());
+        var log = new List<string>();
+        Assert.Empty(trusting.Align(new InputImage("noise.png", "noise", rand(3, 100, 100)), log.Add));
+        Assert.Equal(["noise.png: no face found; skipped"], log);
+    }
 }

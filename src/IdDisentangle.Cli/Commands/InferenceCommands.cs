@@ -35,6 +35,18 @@ public class ModelSettings : ComputeSettings
     [Description("Output folder (or file for swap); existing folders are kept, inputs never overwritten")]
     public string Out { get; init; } = "";
 
+    [CommandOption("--no-align")]
+    [Description("Do not detect and align faces: every input is only resized to the generator's resolution")]
+    public bool NoAlign { get; init; }
+
+    [CommandOption("--aligned")]
+    [Description("Inputs already at the generator's resolution are FFHQ-aligned (generated faces, FFHQ crops): use them as they are; others are still aligned")]
+    public bool Aligned { get; init; }
+
+    [CommandOption("--all-faces")]
+    [Description("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
+    public bool AllFaces { get; init; }
+
     public override ValidationResult Validate()
     {
         if (string.IsNullOrWhiteSpace(Run)) return ValidationResult.Error("--run DIR is required");
@@ -52,6 +64,30 @@ public class ModelSettings : ComputeSettings
     }
 
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
+
+    /// <summary>
+    /// Real photos to the generator's input: detect, keep the largest face (or all), FFHQ-align to the model's
+    /// resolution (face detector loaded only when some input needs it). Photos without a face are reported and dropped.
+    /// </summary>
+    public List<InputImage> AlignFaces(DisentanglementModel model, IReadOnlyList<InputImage> images, CancellationToken cancellation)
+    {
+        if (NoAlign) return images.ToList();
+        int r = model.Generator.Resolution;
+        var toAlign = images.Where(i => !FaceAligner.PassesThrough(i, r, Aligned)).ToList();
+        if (toAlign.Count == 0) return images.ToList();
+        using var aligner = FaceAligner.Load(new ModelStore(ModelsDir), model.Device, r, AllFaces);
+        var aligned = new Dictionary<InputImage, IReadOnlyList<InputImage>>();
+        ConsoleProgress.Run("aligning faces", toAlign.Count, "image", p =>
+        {
+            foreach (var image in toAlign)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                aligned[image] = aligner.Align(image, Log);
+                p.Advance(1);
+            }
+        });
+        return images.SelectMany(i => aligned.TryGetValue(i, out var faces) ? faces : [i]).ToList();
+    }
 }
 
 /// <summary>A folder of identity images and a folder of attribute images.</summary>
@@ -65,6 +101,10 @@ public class FolderPairSettings : ModelSettings
         if (string.IsNullOrWhiteSpace(IdDir) || string.IsNullOrWhiteSpace(AttrDir)) return ValidationResult.Error("--id-dir and --attr-dir are required");
         return base.Validate();
     }
+
+    /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
+    public List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
+        images.Count > 0 ? images : throw new InvalidDataException($"{dir}: no face found in any image");
 
     public (List<InputImage> Ids, List<InputImage> Attrs) ReadInputs() =>
         (InferenceJobs.ReadFolder(IdDir, Log), InferenceJobs.ReadFolder(AttrDir, Log));
@@ -80,6 +120,7 @@ public sealed class InferGridCommand : Command<InferGridCommand.Settings>
     {
         var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
+        (ids, attrs) = (s.RequireFaces(s.AlignFaces(model, ids, cancellation), s.IdDir), s.RequireFaces(s.AlignFaces(model, attrs, cancellation), s.AttrDir));
         int n = 0;
         ConsoleProgress.Run("identity swaps", ids.Count * attrs.Count, "pair", p =>
             n = InferenceJobs.Grid(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
@@ -98,6 +139,7 @@ public sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
     {
         var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
+        (ids, attrs) = (s.RequireFaces(s.AlignFaces(model, ids, cancellation), s.IdDir), s.RequireFaces(s.AlignFaces(model, attrs, cancellation), s.AttrDir));
         (int, IReadOnlyList<string>) result = default;
         ConsoleProgress.Run("pairs", ids.Count, "pair", p =>
             result = InferenceJobs.Pairs(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
@@ -129,7 +171,7 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
                 cancellation.ThrowIfCancellationRequested();
                 try
                 {
-                    var images = InferenceJobs.ReadFolder(sub, ModelSettings.Log);
+                    var images = s.AlignFaces(model, InferenceJobs.ReadFolder(sub, ModelSettings.Log), cancellation);
                     InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Reconstruct);
                     done++;
                 }
@@ -152,13 +194,17 @@ public sealed class SwapCommand : Command<SwapCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        var id = ImageIO.Read(s.Id);
-        var attr = ImageIO.Read(s.Attr);
         foreach (var input in new[] { s.Id, s.Attr })
             if (Path.GetFullPath(input) == Path.GetFullPath(s.Out)) throw new IOException($"{s.Out}: refusing to overwrite an input image");
+        var id = new InputImage(s.Id, Path.GetFileNameWithoutExtension(s.Id), ImageIO.Read(s.Id));
+        var attr = new InputImage(s.Attr, Path.GetFileNameWithoutExtension(s.Attr), ImageIO.Read(s.Attr));
         using var model = s.Load();
+        var faces = s.AlignFaces(model, [id, attr], cancellation);
+        var idFace = faces.FirstOrDefault(f => f.Path == id.Path) ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
+        var attrFace = faces.LastOrDefault(f => f.Path == attr.Path) ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
         using var noGrad = torch.inference_mode();
-        var (ids, attrs) = (torch.stack([id]), torch.stack([attr]));
+        int r = model.Generator.Resolution;
+        var (ids, attrs) = (torch.stack([ImageOps.Resize(idFace.Image, r, r, ResizeFilter.Area)]), torch.stack([ImageOps.Resize(attrFace.Image, r, r, ResizeFilter.Area)]));
         if (s.Reconstruct) { ids = model.Reconstruct(ids); attrs = model.Reconstruct(attrs); }
         ImageIO.Write(s.Out, model.Swap(ids, attrs)[0]);
         AnsiConsole.MarkupLine($"wrote [blue]{Markup.Escape(s.Out)}[/]");

@@ -51,6 +51,12 @@ public sealed class FaceDetector : IDisposable
     /// <summary>Boxes overlapping a better one by more than this intersection over union are dropped.</summary>
     public double IouThreshold { get; init; } = 0.5;
 
+    /// <summary>
+    /// Also run the landmark net on the mirrored crop and average the two (points renumbered left-right). Off by
+    /// default, which matches face-api.js; alignment turns it on, for steadier eye and mouth positions.
+    /// </summary>
+    public bool MirrorAveraging { get; init; }
+
     /// <summary>Faces in <paramref name="image"/> ([3,H,W], [0,1]) with their landmarks, best score first.</summary>
     public IReadOnlyList<DetectedFace> Detect(Tensor image)
     {
@@ -86,11 +92,43 @@ public sealed class FaceDetector : IDisposable
         return result;
     }
 
-    /// <summary>The 68 landmarks of each box, in image pixels.</summary>
+    /// <summary>The 68 landmarks of each box, in image pixels (averaged with the mirrored image's when <see cref="MirrorAveraging"/>).</summary>
     public IReadOnlyList<PixelPoint[]> Landmarks(Tensor image, IReadOnlyList<FaceBox> boxes)
     {
         CheckImage(image);
         if (boxes.Count == 0) return [];
+        var direct = LandmarksOnce(image, boxes);
+        if (!MirrorAveraging) return direct;
+        int w = (int)image.shape[2];
+        using var mirrored = image.flip(2);
+        var flipped = LandmarksOnce(mirrored, boxes.Select(b => b with { X = w - b.Right }).ToList());
+        return direct.Select((pts, f) => pts.Select((p, i) =>
+        {
+            var q = flipped[f][MirrorIndex[i]];
+            // Pixel centres sit at integer coordinates: column x mirrors to w - 1 - x.
+            return new PixelPoint((p.X + (w - 1 - q.X)) / 2, (p.Y + q.Y) / 2);
+        }).ToArray()).ToList();
+    }
+
+    /// <summary>For each of the 68 points, its counterpart in the mirrored face (iBUG 300-W numbering).</summary>
+    static readonly int[] MirrorIndex = BuildMirrorIndex();
+
+    static int[] BuildMirrorIndex()
+    {
+        var m = new int[68];
+        for (int i = 0; i < 17; i++) m[i] = 16 - i;                // jaw
+        for (int i = 17; i < 27; i++) m[i] = 43 - i;               // eyebrows
+        for (int i = 27; i < 31; i++) m[i] = i;                    // nose bridge
+        for (int i = 31; i < 36; i++) m[i] = 66 - i;               // nostrils
+        int[] eye = [36, 37, 38, 39, 40, 41], otherEye = [45, 44, 43, 42, 47, 46];
+        for (int i = 0; i < 6; i++) (m[eye[i]], m[otherEye[i]]) = (otherEye[i], eye[i]);
+        for (int i = 0; i < 12; i++) m[48 + i] = 48 + (18 - i) % 12; // outer lip: 48<->54, 49<->53, 55<->59, ...
+        for (int i = 0; i < 8; i++) m[60 + i] = 60 + (12 - i) % 8;   // inner lip: 60<->64, 61<->63, 65<->67
+        return m;
+    }
+
+    IReadOnlyList<PixelPoint[]> LandmarksOnce(Tensor image, IReadOnlyList<FaceBox> boxes)
+    {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         int h = (int)image.shape[1], w = (int)image.shape[2];

@@ -135,9 +135,12 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
             string text = $"{n} identity swaps of held-out generated faces; an attribute interpolation";
             if (o.Photos is not null)
             {
-                var photos = InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList();
+                // Real photos are FFHQ-aligned first, as 'iddis infer' does.
+                using var aligner = FaceAligner.Load(new ModelStore(o.ModelsDir), model.Device, model.Generator.Resolution);
+                var photos = aligner.Align(InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList(), log);
+                if (photos.Count == 0) throw new InvalidDataException($"{o.Photos}: no face found in any photo (--photos)");
                 int m = InferenceJobs.Grid(model, photos, photos, Path.Combine(swaps, "photos"));
-                text += $"; {m} swaps among {photos.Count} photos";
+                text += $"; {m} swaps among {photos.Count} aligned photos";
             }
             return text;
         });

@@ -1,0 +1,70 @@
+using IdDisentangle.Imaging;
+using IdDisentangle.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Inference;
+
+/// <summary>
+/// Turns photos into the generator's input: each face found is FFHQ-aligned to the generator's resolution. Images
+/// the caller declares aligned and that already have that resolution pass through untouched (generated faces,
+/// FFHQ crops); a photo with no face is reported and dropped.
+/// </summary>
+public sealed class FaceAligner(FaceDetector detector, int resolution) : IDisposable
+{
+    /// <summary>Loads the face-api.js detector and landmark net from the model store, landmarks mirror-averaged.</summary>
+    public static FaceAligner Load(ModelStore store, Device device, int resolution, bool allFaces = false) =>
+        new(new FaceDetector(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device)
+            { MirrorAveraging = true }, resolution) { AllFaces = allFaces };
+
+    public int Resolution { get; } = resolution;
+
+    /// <summary>Align every face of a photo (named STEM_face1, STEM_face2, ... by decreasing size) instead of only the largest.</summary>
+    public bool AllFaces { get; init; }
+
+    /// <summary>Images at the generator's resolution are already aligned and are used as they are.</summary>
+    public bool TrustAlignedAtResolution { get; init; }
+
+    /// <summary>True when <paramref name="image"/> is used as it is.</summary>
+    public bool PassesThrough(InputImage image) => PassesThrough(image, Resolution, TrustAlignedAtResolution);
+
+    /// <summary>True when an image declared aligned (<paramref name="trustAligned"/>) already has the resolution.</summary>
+    public static bool PassesThrough(InputImage image, int resolution, bool trustAligned) =>
+        trustAligned && image.Image.shape[1] == resolution && image.Image.shape[2] == resolution;
+
+    /// <summary>The aligned faces of one image: none (reported through <paramref name="log"/>), one, or one per face with <see cref="AllFaces"/>.</summary>
+    public IReadOnlyList<InputImage> Align(InputImage image, Action<string> log)
+    {
+        if (PassesThrough(image)) return [image];
+        var faces = detector.Detect(image.Image).OrderByDescending(f => f.Box.Area).ToList();
+        if (faces.Count == 0)
+        {
+            log($"{image.Path}: no face found; skipped");
+            return [];
+        }
+        if (!AllFaces) faces = faces.Take(1).ToList();
+        var result = new List<InputImage>();
+        for (int i = 0; i < faces.Count; i++)
+        {
+            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out _, FfhqAlignment.FaceApiCentreShift);
+            string stem = AllFaces && faces.Count > 1 ? $"{image.Stem}_face{i + 1}" : image.Stem;
+            result.Add(new InputImage(image.Path, stem, aligned));
+        }
+        return result;
+    }
+
+    /// <summary>Aligns a list of images; <paramref name="progress"/> is called once per input image.</summary>
+    public List<InputImage> Align(IReadOnlyList<InputImage> images, Action<string> log, Action? progress = null, CancellationToken cancellation = default)
+    {
+        var result = new List<InputImage>();
+        foreach (var image in images)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            result.AddRange(Align(image, log));
+            progress?.Invoke();
+        }
+        return result;
+    }
+
+    public void Dispose() => detector.Dispose();
+}
