@@ -7,6 +7,7 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- all [--threads 2] [--out bench/results]
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- generator --batch 8 --threads 2   (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- gemm --threads 2                  (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates FaceCrop.FfhqFaceApi)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
 return opts.Command switch
@@ -14,6 +15,7 @@ return opts.Command switch
     "gemm" => Emit(Benchmarks.Gemm(opts)),
     "generator" => Emit(Benchmarks.Generator(opts)),
     "all" => Suite.RunAll(opts),
+    "face-crop" => FaceCropSearch.Run(opts),
     _ => Usage(),
 };
 
@@ -25,6 +27,6 @@ static int Emit(Dictionary<string, object> result)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: IdDisentangle.Bench (all|gemm|generator) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR]");
+    Console.Error.WriteLine("usage: IdDisentangle.Bench (all|gemm|generator|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]");
     return 2;
 }

@@ -74,7 +74,7 @@ public static class Suite
         return JsonDocument.Parse(line).RootElement.Clone();
     }
 
-    static string FindRepo()
+    public static string FindRepo()
     {
         var d = new DirectoryInfo(AppContext.BaseDirectory);
         while (d is not null && !File.Exists(Path.Combine(d.FullName, "IdDisentangle.slnx"))) d = d.Parent;

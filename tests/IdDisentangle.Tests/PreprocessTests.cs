@@ -17,6 +17,9 @@ public class PreprocessTests
         Assert.Equal(new long[] { 1, 1, 188, 188 }, c.shape);
         Assert.Equal(35 * 256 + 32, c[0, 0, 0, 0].item<float>());
         Assert.Throws<ArgumentException>(() => FaceCrop.Parse("eyes"));
+        Assert.Equal((42, 70, 210, 238), FaceCrop.FfhqFaceApi.Box(256, 256));
+        Assert.Equal(FaceCrop.FfhqFaceApi, FaceCrop.Parse("ffhq"));
+        Assert.Equal(FaceCrop.FfhqArcFace, FaceCrop.Parse("ffhq", arcFace: true));
     }
 
     [Fact]

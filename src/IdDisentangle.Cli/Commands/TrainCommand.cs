@@ -42,7 +42,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--identity-weights <FILE>")] [Description("model_ir_se50.pth for --identity irse50")] public string? IdentityWeights { get; init; }
         [CommandOption("--attr-backbone <NET>")] [Description("inceptionv3 or resnet50")] public string AttrBackbone { get; init; } = "inceptionv3";
         [CommandOption("--attr-input-size <PX>")] [Description("Resolution the attribute backbone sees (default: its native one)")] public int AttrInputSize { get; init; }
-        [CommandOption("--face-crop <CROP>")] [Description("ffhq (FFHQ-aligned faces) or none")] public string FaceCrop { get; init; } = "ffhq";
+        [CommandOption("--face-crop <CROP>")] [Description("Crop the identity and landmark nets see: ffhq (each net's crop of an FFHQ-aligned face: rows 70-238, columns 42-210 of 256 for face-api.js, pSp's 35-223 / 32-220 for IR-SE50), ffhq-faceapi, ffhq-arcface or none")] public string FaceCrop { get; init; } = "ffhq";
 
         public override ValidationResult Validate()
         {

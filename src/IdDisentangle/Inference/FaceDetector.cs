@@ -137,16 +137,8 @@ public sealed class FaceDetector : IDisposable
         var frames = new List<(int X, int Y, int W, int H)>();
         foreach (var b in boxes)
         {
-            // The box clipped to the image and floored, as face-api.js cuts it.
-            double x0 = Math.Max(b.X, 0), y0 = Math.Max(b.Y, 0);
-            int cx = (int)Math.Floor(x0), cy = (int)Math.Floor(y0);
-            int cw = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(b.Right - x0, w - x0)), w - cx));
-            int ch = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(b.Bottom - y0, h - y0)), h - cy));
-            var crop = img[.., cy..(cy + ch), cx..(cx + cw)].unsqueeze(0);
-            int diff = Math.Abs(ch - cw), after = (int)Math.Round(diff * 0.5, MidpointRounding.AwayFromZero), before = diff - after;
-            crop = ch > cw ? F.pad(crop, [before, after, 0, 0]) : F.pad(crop, [0, 0, before, after]);
-            crops.Add(TfOps.ResizeBilinearLegacy(crop, FaceLandmark68Net.InputSize, FaceLandmark68Net.InputSize));
-            frames.Add((cx, cy, cw, ch));
+            crops.Add(CutFace(img, b, FaceLandmark68Net.InputSize, out var frame));
+            frames.Add(frame);
         }
         var points = _landmarks.forward(torch.cat(crops, 0)).cpu().to(ScalarType.Float64);
         var data = points.data<double>().ToArray();
@@ -167,6 +159,42 @@ public sealed class FaceDetector : IDisposable
             result.Add(pts);
         }
         return result;
+    }
+
+    /// <summary>
+    /// Cuts <paramref name="box"/> out of <paramref name="image"/> ([3,H,W], any range) as face-api.js does for a
+    /// network input: clipped to the image and floored, zero-padded to a centred square, resized (TensorFlow's
+    /// legacy bilinear) to size x size. <paramref name="frame"/> is the pixel rectangle that was cut. Returns [1,3,size,size].
+    /// </summary>
+    public static Tensor CutFace(Tensor image, FaceBox box, int size, out (int X, int Y, int W, int H) frame)
+    {
+        int h = (int)image.shape[1], w = (int)image.shape[2];
+        double x0 = Math.Max(box.X, 0), y0 = Math.Max(box.Y, 0);
+        int cx = Math.Min((int)Math.Floor(x0), w - 1), cy = Math.Min((int)Math.Floor(y0), h - 1);
+        int cw = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(box.Right - x0, w - x0)), w - cx));
+        int ch = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(box.Bottom - y0, h - y0)), h - cy));
+        var crop = image[.., cy..(cy + ch), cx..(cx + cw)].unsqueeze(0);
+        int diff = Math.Abs(ch - cw), after = (int)Math.Round(diff * 0.5, MidpointRounding.AwayFromZero), before = diff - after;
+        crop = ch > cw ? F.pad(crop, [before, after, 0, 0]) : F.pad(crop, [0, 0, before, after]);
+        frame = (cx, cy, cw, ch);
+        return TfOps.ResizeBilinearLegacy(crop, size, size);
+    }
+
+    /// <summary>
+    /// The box face-api.js gives its recognition net (withFaceDescriptors, dlib-style): a square of side
+    /// mean(eye-to-mouth distance) / 0.45 whose reference point, the mean of the two eye centres and the mouth
+    /// centre, sits at 50% across and 43% down.
+    /// </summary>
+    public static FaceBox RecognitionBox(IReadOnlyList<PixelPoint> landmarks, int width, int height)
+    {
+        PixelPoint Centre(int from, int to) =>
+            new(Enumerable.Range(from, to - from).Average(i => landmarks[i].X), Enumerable.Range(from, to - from).Average(i => landmarks[i].Y));
+        var (left, right, mouth) = (Centre(36, 42), Centre(42, 48), Centre(48, 68));
+        double ToMouth(PixelPoint p) => Math.Sqrt((mouth.X - p.X) * (mouth.X - p.X) + (mouth.Y - p.Y) * (mouth.Y - p.Y));
+        int size = (int)Math.Floor((ToMouth(left) + ToMouth(right)) / 2 / 0.45);
+        double rx = (left.X + right.X + mouth.X) / 3, ry = (left.Y + right.Y + mouth.Y) / 3;
+        int x = (int)Math.Floor(Math.Max(0, rx - 0.5 * size)), y = (int)Math.Floor(Math.Max(0, ry - 0.43 * size));
+        return new FaceBox(x, y, Math.Min(size, width + x), Math.Min(size, height + y));
     }
 
     /// <summary>face-api.js's suppression: candidates above the score threshold, best first, kept unless a kept box overlaps too much.</summary>

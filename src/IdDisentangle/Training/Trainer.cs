@@ -71,15 +71,14 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"the generator renders {_g.Resolution}x{_g.Resolution}, below MS-SSIM's minimum of {MsSsim.MinimumSize} px: use --pixel-loss l1 (or --no-rec-loss)");
 
         var store = new ModelStore(config.ModelsDir);
-        var crop = Imaging.FaceCrop.Parse(config.FaceCrop);
         nn.Module<Tensor, Tensor> idNet = config.Identity switch
         {
             "faceapi" => PretrainedNetworks.FaceRecognition(store),
             "irse50" => IrSe50Weights.Load(config.IdentityWeights ?? throw new ArgumentException("--identity irse50 needs --identity-weights FILE (model_ir_se50.pth)")),
             var other => throw new ArgumentException($"--identity {other}: use faceapi or irse50"),
         };
-        _eId = new IdentityEncoder(idNet, crop);
-        _lnd = new LandmarkEncoder(PretrainedNetworks.Landmarks68(store), crop);
+        _eId = new IdentityEncoder(idNet, Imaging.FaceCrop.Parse(config.FaceCrop, arcFace: idNet is Models.Identity.IrSe50));
+        _lnd = new LandmarkEncoder(PretrainedNetworks.Landmarks68(store), Imaging.FaceCrop.Parse(config.FaceCrop));
         nn.Module<Tensor, Tensor> backbone = config.AttrBackbone switch
         {
             "inceptionv3" => PretrainedNetworks.InceptionV3(store),
