@@ -7,6 +7,8 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- all [--threads 2] [--out bench/results]
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- generator --batch 8 --threads 2   (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- gemm --threads 2                  (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates FaceCrop.FfhqFaceApi)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
@@ -16,6 +18,8 @@ return opts.Command switch
     "generator" => Emit(Benchmarks.Generator(opts)),
     "all" => Suite.RunAll(opts),
     "face-crop" => FaceCropSearch.Run(opts),
+    "inference" => Emit(PipelineBenchmarks.Inference(opts)),
+    "train-step" => Emit(PipelineBenchmarks.TrainStep(opts)),
     _ => Usage(),
 };
 
@@ -27,6 +31,6 @@ static int Emit(Dictionary<string, object> result)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: IdDisentangle.Bench (all|gemm|generator|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]");
+    Console.Error.WriteLine("usage: IdDisentangle.Bench (all|gemm|generator|inference|train-step|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]");
     return 2;
 }

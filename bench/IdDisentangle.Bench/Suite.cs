@@ -33,6 +33,12 @@ public static class Suite
             rows.Add(($"StyleGAN2 256 forward, batch {b}", Ours("generator", "--batch", b.ToString(CultureInfo.InvariantCulture)),
                       Theirs("generator", "--batch", b.ToString(CultureInfo.InvariantCulture))));
 
+        var pipeline = new List<(string Name, string Key, string Unit, JsonElement Ours, JsonElement? Theirs)>();
+        foreach (var b in new[] { 1, 8 })
+            pipeline.Add(($"inference (E_id + E_attr + M + G), 256, batch {b}", "seconds_per_pair", "s/pair",
+                Ours("inference", "--batch", b.ToString(CultureInfo.InvariantCulture)), Theirs("inference", "--batch", b.ToString(CultureInfo.InvariantCulture))));
+        pipeline.Add(("training step (every loss), 256, batch 6", "seconds", "s/step", Ours("train-step", "--batch", "6"), Theirs("train-step", "--batch", "6")));
+
         double gemm = rows[0].Ours.GetProperty("gflops").GetDouble();
         var md = new StringBuilder();
         md.AppendLine($"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU.");
@@ -52,10 +58,21 @@ public static class Suite
             md.AppendLine($"| {name} | {ms:F0} ms/img | {(tms is { } x ? $"{x:F0} ms/img" : "n/a")} | {(tms is { } y ? $"{ms / y:F2}" : "n/a")} | {gf:F1} | {100 * gf / gemm:F0}% | " +
                           $"{ours.GetProperty("peak_rss_mib").GetDouble():F0} / {(theirs is { } z ? z.GetProperty("peak_rss_mib").GetDouble().ToString("F0", CultureInfo.InvariantCulture) : "n/a")} |");
         }
+        md.AppendLine();
+        md.AppendLine("| pipeline | ours | PyTorch eager | ours / PyTorch time | peak RSS ours / PyTorch (MiB) |");
+        md.AppendLine("|---|---|---|---|---|");
+        foreach (var (name, key, unit, ours, theirs) in pipeline)
+        {
+            double v = ours.GetProperty(key).GetDouble();
+            double? t = theirs?.GetProperty(key).GetDouble();
+            md.AppendLine($"| {name} | {v:F2} {unit} | {(t is { } x ? $"{x:F2} {unit}" : "n/a")} | {(t is { } y ? $"{v / y:F2}" : "n/a")} | " +
+                          $"{ours.GetProperty("peak_rss_mib").GetDouble():F0} / {(theirs is { } z ? z.GetProperty("peak_rss_mib").GetDouble().ToString("F0", CultureInfo.InvariantCulture) : "n/a")} |");
+        }
         Console.WriteLine(md.ToString());
         Directory.CreateDirectory(o.OutDir);
         File.WriteAllText(Path.Combine(o.OutDir, "latest.md"), md.ToString());
-        File.WriteAllText(Path.Combine(o.OutDir, "latest.json"), JsonSerializer.Serialize(rows.Select(r => new { r.Name, r.Ours, r.Theirs })));
+        File.WriteAllText(Path.Combine(o.OutDir, "latest.json"), JsonSerializer.Serialize(
+            rows.Select(r => new { r.Name, r.Ours, r.Theirs }).Concat(pipeline.Select(r => new { r.Name, r.Ours, r.Theirs }))));
         return 0;
     }
 

@@ -25,7 +25,8 @@ public sealed class DisentanglementModel : IDisposable
     public Device Device { get; }
     public string Checkpoint { get; }
 
-    DisentanglementModel(IStyleGenerator g, IdentityEncoder eId, AttributeEncoder eAttr, LatentMapper m, Device device, string checkpoint)
+    /// <summary>A model from parts already on <paramref name="device"/> (FromRun loads them from a run folder).</summary>
+    public DisentanglementModel(IStyleGenerator g, IdentityEncoder eId, AttributeEncoder eAttr, LatentMapper m, Device device, string checkpoint = "in memory")
     {
         Generator = g; _eId = eId; _eAttr = eAttr; _m = m; Device = device; Checkpoint = checkpoint;
     }
