@@ -4,7 +4,8 @@ namespace IdDisentangle.Weights;
 
 /// <summary>
 /// Opens a generator weight file by its content, not its extension: PyTorch files (zip or legacy) hold a
-/// StyleGAN2 in the rosinality layout.
+/// StyleGAN2 in the rosinality layout; Python pickles (NVIDIA's dnnlib Networks) and HDF5 files (the TF2 port's
+/// Keras weights) a StyleGAN (v1).
 /// </summary>
 public static class GeneratorFiles
 {
@@ -17,7 +18,7 @@ public static class GeneratorFiles
         int n;
         using (var fs = File.OpenRead(path)) n = fs.Read(head);
         if (n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4) return Format.PyTorchZip;
-        if (n >= 8 && head[..8].SequenceEqual("\x89HDF\r\n\x1a\n"u8)) return Format.Hdf5;
+        if (n >= 8 && head[..8].SequenceEqual(new byte[] { 0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a })) return Format.Hdf5;
         // torch.save's legacy format starts with a pickled magic number: PROTO 2, LONG1 of 10 bytes.
         if (n >= 4 && head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a) return Format.PyTorchLegacy;
         if (n >= 2 && head[0] == 0x80) return Format.Pickle;
@@ -32,11 +33,11 @@ public static class GeneratorFiles
             case Format.PyTorchLegacy:
                 return StyleGan2Weights.Load(path, out report);
             case Format.Pickle:
-                throw new NotSupportedException($"{path}: a Python pickle that is not a PyTorch file (NVIDIA's StyleGAN pickles are not supported yet)");
             case Format.Hdf5:
-                throw new NotSupportedException($"{path}: an HDF5 (Keras) file; StyleGAN v1 Keras weights are not supported yet");
+                return StyleGan1Weights.Load(path, out report);
             default:
-                throw new InvalidDataException($"{path}: not a generator file this tool reads (PyTorch .pt in the rosinality StyleGAN2 layout)");
+                throw new InvalidDataException($"{path}: not a generator file this tool reads (PyTorch .pt in the rosinality StyleGAN2 layout, " +
+                                               "NVIDIA's StyleGAN pickle, or the StyleGAN TF2 port's Keras HDF5 weights)");
         }
     }
 }
