@@ -58,6 +58,9 @@ public static class CliApp
             config.AddCommand<InterpolateCommand>("interpolate")
                 .WithDescription("Disentangled interpolation in W: frames and a strip per subfolder")
                 .WithExample("interpolate", "--run", "results/ffhq256", "--input-dir", "interp", "--steps", "9", "--out", "interp_out");
+            config.AddCommand<ImportReleaseCommand>("import-release")
+                .WithDescription("Turns the paper's released checkpoint (Keras .h5 files) into a run folder for inference")
+                .WithExample("import-release", "--dir", "paper_release", "--out", "results/paper256");
             config.AddCommand<SwapCommand>("swap")
                 .WithDescription("One identity swap")
                 .WithExample("swap", "--run", "results/ffhq256", "--id", "a.png", "--attr", "b.png", "--out", "a_as_b.png");

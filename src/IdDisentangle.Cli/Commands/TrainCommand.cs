@@ -38,8 +38,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--unified")] [Description("One objective and optimiser; D_W every step")] public bool Unified { get; init; }
         [CommandOption("--r1-gamma <X>")] [Description("R1 penalty weight on real w")] public double R1Gamma { get; init; } = 10;
         [CommandOption("--lr <X>")] [Description("Learning rate (default 5e-5 up to 256 px, 1e-5 above)")] public double LearningRate { get; init; }
-        [CommandOption("--identity <NET>")] [Description("faceapi or irse50")] public string Identity { get; init; } = "faceapi";
-        [CommandOption("--identity-weights <FILE>")] [Description("model_ir_se50.pth for --identity irse50")] public string? IdentityWeights { get; init; }
+        [CommandOption("--identity <NET>")] [Description("faceapi, irse50 or vggface2 (the paper's Keras ResNet-50 model file)")] public string Identity { get; init; } = "faceapi";
+        [CommandOption("--identity-weights <FILE>")] [Description("model_ir_se50.pth for --identity irse50, vggface2.h5 for --identity vggface2")] public string? IdentityWeights { get; init; }
         [CommandOption("--attr-backbone <NET>")] [Description("inceptionv3 or resnet50")] public string AttrBackbone { get; init; } = "inceptionv3";
         [CommandOption("--attr-input-size <PX>")] [Description("Resolution the attribute backbone sees (default: its native one)")] public int AttrInputSize { get; init; }
         [CommandOption("--face-crop <CROP>")] [Description("Crop the identity and landmark nets see: ffhq (each net's crop of an FFHQ-aligned face: rows 70-238, columns 42-210 of 256 for face-api.js, pSp's 35-223 / 32-220 for IR-SE50), ffhq-faceapi, ffhq-arcface or none")] public string FaceCrop { get; init; } = "ffhq";

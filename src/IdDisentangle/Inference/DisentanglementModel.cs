@@ -54,10 +54,13 @@ public sealed class DisentanglementModel : IDisposable
         if (!File.Exists(genPath)) throw new FileNotFoundException($"{genPath}: the run's generator is not there (pass --generator FILE)", genPath);
         var g = GeneratorFiles.Load(genPath, out _);
         var store = new ModelStore(modelsDir ?? config.ModelsDir);
-        nn.Module<Tensor, Tensor> idNet = state.Identity == "irse50"
-            ? IrSe50Weights.Load(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: irse50 run without identity weights"))
-            : PretrainedNetworks.FaceRecognition(store);
-        var eId = new IdentityEncoder(idNet, FaceCrop.Parse(state.FaceCrop, arcFace: idNet is Models.Identity.IrSe50));
+        nn.Module<Tensor, Tensor> idNet = state.Identity switch
+        {
+            "irse50" => IrSe50Weights.Load(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: irse50 run without identity weights")),
+            "vggface2" => new Models.Identity.VggFace2(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: vggface2 run without identity weights")),
+            _ => PretrainedNetworks.FaceRecognition(store),
+        };
+        var eId = new IdentityEncoder(idNet, Trainer.IdentityCrop(state.FaceCrop, idNet));
         nn.Module<Tensor, Tensor> backbone = state.AttrBackbone == "resnet50" ? new Models.Backbones.ResNet50(strideOnFirst1x1: true) : new Models.Backbones.InceptionV3 { PoolExcludesPadding = true };
         var eAttr = new AttributeEncoder(backbone, state.AttrInputSize);
         eAttr.load_safetensors(Path.Combine(dir, "e_attr.safetensors"));

@@ -9,30 +9,38 @@ namespace IdDisentangle.Models;
 
 /// <summary>
 /// E_id: the frozen, pretrained face-recognition network with its preprocessing, from images [N,3,H,W] in [0,1]
-/// to identity codes. face-api.js's ResNet (128-D) by default, IR-SE50 ArcFace (512-D) as an option.
+/// to identity codes. face-api.js's ResNet (128-D) by default, IR-SE50 ArcFace (512-D) as an option, and the paper's
+/// own VGGFace2 ResNet-50 (imported from its Keras model file) for its released checkpoint.
 /// </summary>
 public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> net;
-    readonly bool irse;
 
     public IdentityEncoder(nn.Module<Tensor, Tensor> network, FaceCrop crop) : base(nameof(IdentityEncoder))
     {
         net = network;
-        irse = network is IrSe50;
-        if (!irse && network is not FaceRecognitionNet) throw new ArgumentException($"unsupported identity network {network.GetType().Name}");
+        (Kind, EmbeddingDim) = network switch
+        {
+            IrSe50 => ("irse50", IrSe50.EmbeddingSize),
+            FaceRecognitionNet => ("faceapi", FaceRecognitionNet.DescriptorSize),
+            VggFace2 v => ("vggface2", v.EmbeddingDim),
+            _ => throw new ArgumentException($"unsupported identity network {network.GetType().Name}"),
+        };
         Crop = crop;
-        EmbeddingDim = irse ? IrSe50.EmbeddingSize : FaceRecognitionNet.DescriptorSize;
         RegisterComponents();
         foreach (var p in parameters()) p.requires_grad = false;
     }
 
     public FaceCrop Crop { get; }
     public int EmbeddingDim { get; }
-    public string Kind => irse ? "irse50" : "faceapi";
+    public string Kind { get; }
 
-    public override Tensor forward(Tensor rgb01) =>
-        net.call(irse ? IrSe50.Prepare(rgb01, Crop) : FaceRecognitionNet.Prepare(rgb01, Crop));
+    public override Tensor forward(Tensor rgb01) => net.call(Kind switch
+    {
+        "irse50" => IrSe50.Prepare(rgb01, Crop),
+        "vggface2" => VggFace2.Prepare(Crop.Apply(rgb01)),   // the paper's own 10%-90% crop follows any extra crop
+        _ => FaceRecognitionNet.Prepare(rgb01, Crop),
+    });
 }
 
 /// <summary>E_attr: the trained attribute encoder, an ImageNet-initialised backbone returning its 2048-D pooled feature.</summary>

@@ -75,9 +75,10 @@ public sealed class Trainer : IDisposable
         {
             "faceapi" => PretrainedNetworks.FaceRecognition(store),
             "irse50" => IrSe50Weights.Load(config.IdentityWeights ?? throw new ArgumentException("--identity irse50 needs --identity-weights FILE (model_ir_se50.pth)")),
-            var other => throw new ArgumentException($"--identity {other}: use faceapi or irse50"),
+            "vggface2" => new Models.Identity.VggFace2(config.IdentityWeights ?? throw new ArgumentException("--identity vggface2 needs --identity-weights FILE (the paper's vggface2.h5)")),
+            var other => throw new ArgumentException($"--identity {other}: use faceapi, irse50 or vggface2"),
         };
-        _eId = new IdentityEncoder(idNet, Imaging.FaceCrop.Parse(config.FaceCrop, arcFace: idNet is Models.Identity.IrSe50));
+        _eId = new IdentityEncoder(idNet, IdentityCrop(config.FaceCrop, idNet));
         _lnd = new LandmarkEncoder(PretrainedNetworks.Landmarks68(store), Imaging.FaceCrop.Parse(config.FaceCrop));
         nn.Module<Tensor, Tensor> backbone = config.AttrBackbone switch
         {
@@ -107,6 +108,14 @@ public sealed class Trainer : IDisposable
     }
 
     public long Step => _step;
+
+    /// <summary>The crop an identity net sees: each net's FFHQ crop; the VGGFace2 net applies the paper's own crop itself.</summary>
+    internal static Imaging.FaceCrop IdentityCrop(string name, nn.Module idNet) => idNet switch
+    {
+        Models.Identity.VggFace2 => name == "ffhq" ? Imaging.FaceCrop.None : Imaging.FaceCrop.Parse(name),
+        Models.Identity.IrSe50 => Imaging.FaceCrop.Parse(name, arcFace: true),
+        _ => Imaging.FaceCrop.Parse(name),
+    };
 
     /// <summary>Trains from the current step (0, or the resumed one) up to NumSteps, or until cancelled.</summary>
     public TrainingResult Run(bool resume, CancellationToken cancellation = default, Action<long, IReadOnlyDictionary<string, double>>? onStep = null)

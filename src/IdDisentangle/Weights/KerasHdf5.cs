@@ -77,6 +77,8 @@ public sealed class KerasHdf5File
     static string[] ReadStrings(IH5Attribute a)
     {
         // h5py writes names as fixed-length byte strings or variable-length strings; PureHDF reads both as string[].
+        // Keras stores an empty name list as an empty float array.
+        if (a.Space.Dimensions.Aggregate(1UL, (x, y) => x * y) == 0 || a.Type.Class is not (H5DataTypeClass.String or H5DataTypeClass.VariableLength)) return [];
         var values = a.Read<string[]>();
         return values.Select(v => v.TrimEnd('\0')).ToArray();
     }
