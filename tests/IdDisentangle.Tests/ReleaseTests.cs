@@ -98,6 +98,12 @@ public class ReleaseTests
             Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["infer", "grid", "--run", run, "--id-dir", ids, "--attr-dir", attrs, "--aligned", "--out", outDir, "--device", "cpu"]));
             Assert.True(File.Exists(Path.Combine(outDir, "attr_b", "id_a.png")));
             Assert.True(File.Exists(Path.Combine(outDir, "grid.png")));
+            // The release folder given to inference directly (imported into the model store's cache on first use).
+            File.Delete(Path.Combine(dir, "LatentMappingNetwork_last_epoch_5.h5"));
+            string swap = Path.Combine(TestPaths.NewTempDir(), "swap.png");
+            Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["swap", "--release", dir, "--id", Path.Combine(ids, "a.png"), "--attr", Path.Combine(attrs, "b.png"),
+                "--aligned", "--out", swap, "--device", "cpu", "--models-dir", TestPaths.NewTempDir()]));
+            Assert.True(File.Exists(swap));
         }
     }
 }

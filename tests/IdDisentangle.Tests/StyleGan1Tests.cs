@@ -176,3 +176,28 @@ public class StyleGan1Tests
         Assert.False(File.Exists(marker));
     }
 }
+
+/// <summary>The synthesis-only HDF5 variant: renders W+ codes exactly; mapping z is a clear error.</summary>
+public class StyleGan1SynthesisOnlyTests
+{
+    [Fact]
+    public void SynthesisOnlyFileRendersWPlus()
+    {
+        using var scope = NewDisposeScope();
+        var full = KerasHdf5File.Read(TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_tf2_keras.h5"));
+        string path = Path.Combine(TestPaths.NewTempDir(), "stylegan_G_synthesis_128x128.h5");
+        KerasFiles.Write(path, full.Layers.Where(l => l.Name == "G_synthesis").Select(l => (l.Name, l.Weights)).ToList());
+        var g = (StyleGan1Generator)GeneratorFiles.Load(path, out var report);
+        using var gd = g;
+        Assert.Equal(0, g.Config.MappingLayers);
+        Assert.Contains(report.Notes, n => n.Contains("synthesis network only"));
+        using (no_grad())
+        {
+            float d = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(TestPaths.SharedFile("fixtures", "stylegan1", "wplus.npy"))),
+                                              Npy.Read(TestPaths.SharedFile("fixtures", "stylegan1", "img_wplus.npy")));
+            Assert.True(d < 1e-4f, $"img_wplus differs by {d}");
+        }
+        var e = Assert.Throws<InvalidOperationException>(() => g.Map(randn(1, 512)));
+        Assert.Contains("synthesis network", e.Message);
+    }
+}

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
@@ -14,6 +15,10 @@ public class ModelSettings : ComputeSettings
     [CommandOption("--run <DIR>")]
     [Description("Training run folder (results/NAME); its config.json names the generator and encoders")]
     public string Run { get; init; } = "";
+
+    [CommandOption("--release <DIR>")]
+    [Description("Instead of --run: a folder with the paper's released checkpoint (imported on first use, as iddis import-release does)")]
+    public string? Release { get; init; }
 
     [CommandOption("--checkpoint <NAME>")]
     [Description("best_id (default when present), best_lnd or last")]
@@ -49,7 +54,7 @@ public class ModelSettings : ComputeSettings
 
     public override ValidationResult Validate()
     {
-        if (string.IsNullOrWhiteSpace(Run)) return ValidationResult.Error("--run DIR is required");
+        if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release)) return ValidationResult.Error("give either --run DIR or --release DIR");
         if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required");
         if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
         return ValidationResult.Success();
@@ -58,8 +63,19 @@ public class ModelSettings : ComputeSettings
     public DisentanglementModel Load()
     {
         TorchRuntime.SetThreads(Threads);
-        var model = DisentanglementModel.FromRun(Run, Checkpoint, Generator, ModelsDir, Device);
-        AnsiConsole.MarkupLine($"model [blue]{Markup.Escape(Run)}[/] ({model.Checkpoint}), {model.Generator.Resolution}x{model.Generator.Resolution}, on {model.Device}");
+        string run = Run;
+        if (!string.IsNullOrWhiteSpace(Release))
+        {
+            // The imported run lives in the cache, keyed by the release folder, and is reused while the files are unchanged.
+            var files = PaperRelease.Find(Release);
+            string key = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
+                string.Join("|", new[] { files.AttrEncoder, files.Mapper, files.Discriminator ?? "", files.Generator, files.IdentityModel }
+                    .Select(f => f.Length == 0 ? "" : $"{Path.GetFullPath(f)}:{File.GetLastWriteTimeUtc(f).Ticks}")))))[..16].ToLowerInvariant();
+            run = Path.Combine(new ModelStore(ModelsDir).Root, "releases", key);
+            if (!File.Exists(Path.Combine(run, "weights", "last", "state.json"))) PaperRelease.Import(files, run, overwrite: true, Log);
+        }
+        var model = DisentanglementModel.FromRun(run, Checkpoint, Generator, ModelsDir, Device);
+        AnsiConsole.MarkupLine($"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] ({model.Checkpoint}), {model.Generator.Resolution}x{model.Generator.Resolution}, on {model.Device}");
         return model;
     }
 
