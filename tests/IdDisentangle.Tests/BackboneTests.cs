@@ -20,20 +20,24 @@ public static class TfjsReference
     static string? FindNode() =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "node")).FirstOrDefault(File.Exists);
 
+    static void RunNode(string[] args)
+    {
+        var psi = new ProcessStartInfo(FindNode()!, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, stderr.Result);
+    }
+
     /// <summary>Output of <paramref name="layer"/> for NCHW <paramref name="input"/> (given to TensorFlow.js as NHWC).</summary>
     public static Tensor Run(string modelDir, Tensor input, string layer)
     {
         string tmp = TestPaths.NewTempDir();
         string inFile = Path.Combine(tmp, "in.f32"), outFile = Path.Combine(tmp, "out.f32");
         using (var nhwc = input.permute(0, 2, 3, 1).contiguous()) File.WriteAllBytes(inFile, nhwc.bytes.ToArray());
-        var psi = new ProcessStartInfo(FindNode()!, [Path.Combine(Dir, "run_layers_model.js"), modelDir, inFile,
-            .. new[] { input.shape[0], input.shape[2], input.shape[3], input.shape[1] }.Select(v => v.ToString()), layer, outFile])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, stderr.Result);
+        RunNode([Path.Combine(Dir, "run_layers_model.js"), modelDir, inFile,
+            .. new[] { input.shape[0], input.shape[2], input.shape[3], input.shape[1] }.Select(v => v.ToString()), layer, outFile]);
         var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(outFile)).ToArray();
         return tensor(floats).view(input.shape[0], -1);
     }
@@ -56,13 +60,7 @@ public static class TfjsReference
             specs.Add($"{file}:{images[i].shape[2]}:{images[i].shape[1]}");
         }
         string outFile = Path.Combine(tmp, "faces.json");
-        var psi = new ProcessStartInfo(FindNode()!, [Path.Combine(Dir, "run_faceapi.js"), modelDir, outFile, .. specs])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, stderr.Result);
+        RunNode([Path.Combine(Dir, "run_faceapi.js"), modelDir, outFile, .. specs]);
         var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(outFile))!;
         return json["images"]!.AsArray().Select(img => img!.AsArray().Select(f => (
             (double)f!["score"]!,

@@ -11,18 +11,21 @@ public static class TfOps
     /// 'SAME' padding: output ceil(in / stride); the total padding goes half before and the extra pixel after,
     /// so a stride-2 convolution on an even size pads only on the bottom/right.
     /// </summary>
-    public static Tensor PadSame(Tensor x, int kernel, int stride)
+    public static Tensor PadSame(Tensor x, int kernel, int stride) => PadSame(x, [kernel, kernel], [stride, stride]);
+
+    /// <summary>'SAME' padding for a window of kernel[0] x kernel[1] and strides (rows, columns), filled with <paramref name="value"/>.</summary>
+    public static Tensor PadSame(Tensor x, int[] kernel, int[] stride, double value = 0)
     {
-        (long before, long after) Pads(long size)
+        (long before, long after) Pads(long size, int k, int s)
         {
-            long output = (size + stride - 1) / stride;
-            long total = Math.Max((output - 1) * stride + kernel - size, 0);
+            long output = (size + s - 1) / s;
+            long total = Math.Max((output - 1) * s + k - size, 0);
             return (total / 2, total - total / 2);
         }
-        var (top, bottom) = Pads(x.shape[2]);
-        var (left, right) = Pads(x.shape[3]);
+        var (top, bottom) = Pads(x.shape[2], kernel[0], stride[0]);
+        var (left, right) = Pads(x.shape[3], kernel[1], stride[1]);
         if (top == 0 && bottom == 0 && left == 0 && right == 0) return x;
-        return F.pad(x, [left, right, top, bottom]);
+        return F.pad(x, [left, right, top, bottom], value: value);
     }
 
     public static Tensor Conv2dSame(Tensor x, Tensor weight, Tensor? bias, int stride, long groups = 1) =>

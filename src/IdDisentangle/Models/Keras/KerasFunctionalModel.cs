@@ -253,18 +253,5 @@ public sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
         _ => throw new UnsupportedKerasLayerException($"{File}: layer {n.Name} uses activation {activation}, which is not supported"),
     };
 
-    /// <summary>TensorFlow's 'SAME' padding for a window k and stride s (more on the bottom/right when odd).</summary>
-    static Tensor PadSame(Tensor x, int[] k, int[] s, double value)
-    {
-        (long, long) Pads(long size, int kernel, int stride)
-        {
-            long output = (size + stride - 1) / stride;
-            long total = Math.Max((output - 1) * stride + kernel - size, 0);
-            return (total / 2, total - total / 2);
-        }
-        var (t, b) = Pads(x.shape[2], k[0], s[0]);
-        var (l, r) = Pads(x.shape[3], k[1], s[1]);
-        if (t == 0 && b == 0 && l == 0 && r == 0) return x;
-        return F.pad(x, [l, r, t, b], value: value);
-    }
+    static Tensor PadSame(Tensor x, int[] k, int[] s, double value) => FaceApi.TfOps.PadSame(x, k, s, value);
 }
