@@ -107,6 +107,29 @@ public class FaceNetCommandTests
         Assert.True(File.Exists(Path.Combine(dir, "drawn", "face224_landmarks.png")));
     }
 
+    /// <summary>--detect: ordinary photos go through face-api.js's detection pipeline; a photo without a face gives a NaN row, the rest goes on.</summary>
+    [SkippableFact]
+    public async Task LandmarksAndEmbeddingsOfOrdinaryPhotos()
+    {
+        TestModels.RequireFaceApi();
+        string dir = TestPaths.NewTempDir();
+        string photo = TestPaths.SharedFile("data", "photos-unaligned", "DST_01.jpg");
+        string wall = Path.Combine(dir, "wall.png");
+        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(wall, ramp);
+        string lmFile = Path.Combine(dir, "l.npy"), eFile = Path.Combine(dir, "e.npy");
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--out", lmFile]));
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["embed", photo, wall, "--detect", "--out", eFile]));
+        using var scope = NewDisposeScope();
+        var l = IdDisentangle.IO.Npy.Read(lmFile);
+        var e = IdDisentangle.IO.Npy.Read(eFile);
+        Assert.True(l[0].isfinite().all().item<bool>() && l[1].isnan().all().item<bool>());
+        Assert.True(e[0].isfinite().all().item<bool>() && e[1].isnan().all().item<bool>());
+        // Same as the library's pipeline on that photo.
+        using var detector = IdDisentangle.Inference.FaceDetector.Load(TestModels.Store, CPU);
+        var face = detector.Detect(IdDisentangle.Imaging.ImageIO.Read(photo)).MaxBy(f => f.Box.Area)!;
+        Assert.True(Math.Abs(l[0, 36, 0].item<float>() - face.Landmarks[36].X) < 1e-3);
+    }
+
     [Fact]
     public void SquareFitMapsNetworkPixelsBackToTheImage()
     {

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using IdDisentangle.Imaging;
+using IdDisentangle.Inference;
 using IdDisentangle.IO;
 using IdDisentangle.Models.FaceApi;
 using IdDisentangle.Runtime;
@@ -33,6 +34,10 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         [Description("Write the embeddings [N,D] as .npy")]
         public string? Out { get; init; }
 
+        [CommandOption("--detect")]
+        [Description("Find the face first (ordinary photos): face-api.js's detector and landmark-aligned box for faceapi, FFHQ alignment for irse50; a photo without a face gives a NaN row")]
+        public bool Detect { get; init; }
+
         [CommandOption("--compare")]
         [Description("With two images: print their distance and the same/different verdict")]
         public bool Compare { get; init; }
@@ -64,11 +69,35 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         var (files, images) = CliCommon.ReadImages(s.Images);
         if (files.Count == 0) { AnsiConsole.MarkupLine("[red]error:[/] no readable image"); return 1; }
         using var scope = torch.NewDisposeScope();
-        using var _ = torch.inference_mode();
+        using var noGrad = torch.inference_mode();
         int size = irse ? Models.Identity.IrSe50.InputSize : FaceRecognitionNet.InputSize;
-        var batch = torch.cat(images.Select(i => SquareFit.Apply(i.unsqueeze(0), size, out var _)).ToArray(), 0).to(device);
-        // face-api takes RGB 0..255; IR-SE50 takes [-1, 1].
-        var e = net.call(irse ? batch * 2 - 1 : batch * 255).cpu();
+        Tensor e;
+        if (s.Detect)
+        {
+            using var detector = FaceDetector.Load(new ModelStore(s.ModelsDir), device);
+            var rows = new List<Tensor>();
+            for (int i = 0; i < files.Count; i++)
+            {
+                var face = detector.Detect(images[i]).MaxBy(f => f.Box.Area);
+                if (face is null)
+                {
+                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(files[i])}: no face found; its row is NaN[/]");
+                    rows.Add(torch.full(1, irse ? Models.Identity.IrSe50.EmbeddingSize : FaceRecognitionNet.DescriptorSize, double.NaN));
+                    continue;
+                }
+                var input = irse
+                    ? Models.Identity.IrSe50.Prepare(FfhqAlignment.Align(images[i], face.Landmarks, 256, out _, FfhqAlignment.FaceApiCentreShift).unsqueeze(0), FaceCrop.FfhqArcFace)
+                    : FaceDetector.CutFace((images[i] * 255f).round(), FaceDetector.RecognitionBox(face.Landmarks, (int)images[i].shape[2], (int)images[i].shape[1]), size, out _);
+                rows.Add(net.call(input.to(device)).cpu());
+            }
+            e = torch.cat(rows, 0);
+        }
+        else
+        {
+            var batch = torch.cat(images.Select(i => SquareFit.Apply(i.unsqueeze(0), size, out var _)).ToArray(), 0).to(device);
+            // face-api takes RGB 0..255; IR-SE50 takes [-1, 1].
+            e = net.call(irse ? batch * 2 - 1 : batch * 255).cpu();
+        }
         if (s.Compare)
         {
             if (files.Count != 2) { AnsiConsole.MarkupLine("[red]error:[/] --compare needs two readable images"); return 1; }
@@ -103,6 +132,10 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         [Description("Write the landmarks [N,68,2] (x, y in image pixels) as .npy")]
         public string Out { get; init; } = "";
 
+        [CommandOption("--detect")]
+        [Description("Find the face first (ordinary photos), as face-api.js's detectAllFaces().withFaceLandmarks(): the largest face; a photo without a face gives NaN points")]
+        public bool Detect { get; init; }
+
         [CommandOption("--draw <DIR>")]
         [Description("Also write each image with its points drawn, as DIR/STEM_landmarks.png")]
         public string? Draw { get; init; }
@@ -126,16 +159,26 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         using var scope = torch.NewDisposeScope();
         using var _ = torch.inference_mode();
         var all = new List<Tensor>();
+        using var detector = s.Detect ? new FaceDetector(PretrainedNetworks.FaceDetector(new ModelStore(s.ModelsDir)), PretrainedNetworks.Landmarks68(new ModelStore(s.ModelsDir)), device) : null;
         for (int i = 0; i < files.Count; i++)
         {
-            var input = SquareFit.Apply(images[i].unsqueeze(0), FaceLandmark68Net.InputSize, out var fit);
-            var pts = net.forward(input.to(device) * 255).cpu()[0];
-            var xy = pts.data<float>().ToArray();
-            var mapped = new float[xy.Length];
-            for (int k = 0; k < xy.Length; k += 2)
+            var mapped = new float[2 * FaceLandmark68Net.Points];
+            if (detector is not null)
             {
-                var (x, y) = fit.ToImage(xy[k], xy[k + 1]);
-                mapped[k] = (float)x; mapped[k + 1] = (float)y;
+                var face = detector.Detect(images[i]).MaxBy(f => f.Box.Area);
+                if (face is null) AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(files[i])}: no face found; its points are NaN[/]");
+                for (int k = 0; k < FaceLandmark68Net.Points; k++)
+                    (mapped[2 * k], mapped[2 * k + 1]) = face is null ? (float.NaN, float.NaN) : ((float)face.Landmarks[k].X, (float)face.Landmarks[k].Y);
+            }
+            else
+            {
+                var input = SquareFit.Apply(images[i].unsqueeze(0), FaceLandmark68Net.InputSize, out var fit);
+                var xy = net.forward(input.to(device) * 255).cpu()[0].data<float>().ToArray();
+                for (int k = 0; k < xy.Length; k += 2)
+                {
+                    var (x, y) = fit.ToImage(xy[k], xy[k + 1]);
+                    mapped[k] = (float)x; mapped[k + 1] = (float)y;
+                }
             }
             all.Add(torch.tensor(mapped).view(FaceLandmark68Net.Points, 2));
             if (s.Draw is not null)
