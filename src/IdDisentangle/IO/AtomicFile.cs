@@ -36,4 +36,17 @@ public static class AtomicFile
 
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { using var w = new StreamWriter(s, new System.Text.UTF8Encoding(false), leaveOpen: true); w.Write(text); });
+
+    /// <summary>
+    /// Makes the complete folder <paramref name="fresh"/> the new <paramref name="final"/>: the old one is moved aside
+    /// first and deleted only after the rename, so an interruption leaves either the old folder or the new one.
+    /// </summary>
+    public static void ReplaceDirectory(string fresh, string final)
+    {
+        string old = final + ".old";
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(final)) Directory.Move(final, old);
+        Directory.Move(fresh, final);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+    }
 }

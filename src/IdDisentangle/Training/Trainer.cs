@@ -406,12 +406,12 @@ public sealed class Trainer : IDisposable
     void SaveCheckpoint(string name)
     {
         string root = Path.Combine(_runDir, "weights");
-        string final = Path.Combine(root, name), fresh = final + ".new", old = final + ".old";
+        string final = Path.Combine(root, name), fresh = final + ".new";
         if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
         Directory.CreateDirectory(fresh);
-        Save(_eAttr, Path.Combine(fresh, "e_attr.safetensors"));
-        Save(_m, Path.Combine(fresh, "mapper.safetensors"));
-        Save(_d, Path.Combine(fresh, "w_discriminator.safetensors"));
+        StateDicts.SaveSafetensors(_eAttr, Path.Combine(fresh, "e_attr.safetensors"));
+        StateDicts.SaveSafetensors(_m, Path.Combine(fresh, "mapper.safetensors"));
+        StateDicts.SaveSafetensors(_d, Path.Combine(fresh, "w_discriminator.safetensors"));
         if (name == "last")
         {
             _optMain.save_py(Path.Combine(fresh, "optimizer_main.pt"));
@@ -420,20 +420,11 @@ public sealed class Trainer : IDisposable
         }
         var state = new CheckpointState(_step, _nanStreak, _bestId, _bestLnd, _notImproved, _eId.Kind, _eId.EmbeddingDim, _eAttr.Kind, _eAttr.InputSize, _c.FaceCrop);
         AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, StateJson));
-        if (Directory.Exists(old)) Directory.Delete(old, true);
-        if (Directory.Exists(final)) Directory.Move(final, old);
-        Directory.Move(fresh, final);
-        if (Directory.Exists(old)) Directory.Delete(old, true);
+        AtomicFile.ReplaceDirectory(fresh, final);
     }
 
     /// <summary>How state.json is (de)serialised: best metrics start at +/- infinity.</summary>
     internal static readonly JsonSerializerOptions StateJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-
-    static void Save(nn.Module m, string path)
-    {
-        var sd = m.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous());
-        AtomicFile.Write(path, s => Safetensors.SaveStateDict(s, sd, leaveOpen: true));
-    }
 
     bool LoadCheckpoint()
     {

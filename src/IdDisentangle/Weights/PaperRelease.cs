@@ -6,7 +6,6 @@ using IdDisentangle.Models.Backbones;
 using IdDisentangle.Models.Identity;
 using IdDisentangle.Training;
 using TorchSharp;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace IdDisentangle.Weights;
@@ -146,15 +145,12 @@ public static class PaperRelease
         string fresh = last + ".new";
         if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
         Directory.CreateDirectory(fresh);
-        foreach (var (m, file) in new (nn.Module, string)[] { (eAttr, "e_attr.safetensors"), (mapper, "mapper.safetensors"), (d, "w_discriminator.safetensors") })
-        {
-            var sd = m.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous());
-            AtomicFile.Write(Path.Combine(fresh, file), s => Safetensors.SaveStateDict(s, sd, leaveOpen: true));
-        }
+        StateDicts.SaveSafetensors(eAttr, Path.Combine(fresh, "e_attr.safetensors"));
+        StateDicts.SaveSafetensors(mapper, Path.Combine(fresh, "mapper.safetensors"));
+        StateDicts.SaveSafetensors(d, Path.Combine(fresh, "w_discriminator.safetensors"));
         var state = new CheckpointState(0, 0, double.NegativeInfinity, double.PositiveInfinity, 0, "vggface2", identity.EmbeddingDim, eAttr.Kind, eAttr.InputSize, config.FaceCrop);
         AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, Trainer.StateJson));
-        if (Directory.Exists(last)) Directory.Delete(last, true);
-        Directory.Move(fresh, last);
+        AtomicFile.ReplaceDirectory(fresh, last);
         return $"{Path.GetFileName(files.Mapper)} with {Path.GetFileName(files.AttrEncoder)}";
     }
 }

@@ -98,8 +98,7 @@ public static class PretrainedNetworks
             if (!NpmWeights.IsExtracted(store, package))
                 throw new ModelMissingException($"{converted}: pretrained weights '{id}' are not in the model store {store.Root}; {NpmWeights.ManualInstructions(store, package)}");
             fromPackage(net, dir);
-            var state = net.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().contiguous());
-            IO.AtomicFile.Write(converted, s => Safetensors.SaveStateDict(s, state, leaveOpen: true));
+            StateDicts.SaveSafetensors(net, converted);
         }
         net.eval();
         foreach (var p in net.parameters()) p.requires_grad = false;

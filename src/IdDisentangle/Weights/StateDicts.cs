@@ -9,6 +9,13 @@ public sealed class WeightMismatchException(string message) : IOException(messag
 /// <summary>Strict copying of named tensors into a module, with errors that say exactly what does not fit.</summary>
 public static class StateDicts
 {
+    /// <summary>The module's state dict (on the CPU, contiguous) as a safetensors file, written atomically.</summary>
+    public static void SaveSafetensors(nn.Module module, string path)
+    {
+        var sd = module.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous());
+        IO.AtomicFile.Write(path, s => TorchSharp.PyBridge.Safetensors.SaveStateDict(s, sd, leaveOpen: true));
+    }
+
     /// <summary>
     /// Copies every tensor of <paramref name="source"/> into the module's parameters and persistent buffers.
     /// Missing keys, unexpected keys and shape mismatches are all reported together, naming <paramref name="file"/>.
