@@ -81,29 +81,44 @@ public class ModelSettings : ComputeSettings
 
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
 
-    /// <summary>
-    /// Real photos to the generator's input: detect, keep the largest face (or all), FFHQ-align to the model's
-    /// resolution (face detector loaded only when some input needs it). Photos without a face are reported and dropped.
-    /// </summary>
-    public List<InputImage> AlignFaces(DisentanglementModel model, IReadOnlyList<InputImage> images, CancellationToken cancellation)
+    /// <summary>How this command turns inputs into the generator's input (alignment per --no-align, --aligned, --all-faces).</summary>
+    public FaceInputs Faces(DisentanglementModel model) => new(model, NoAlign, Aligned, AllFaces, ModelsDir);
+
+    /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
+    public static List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
+        images.Count > 0 ? images : throw new InvalidDataException($"{dir}: no face found in any image");
+}
+
+/// <summary>
+/// Real photos to the generator's input for one command: detect, keep the largest face (or all), FFHQ-align to the
+/// model's resolution. The face detector is loaded once, when the first input needs it. Photos without a face are
+/// reported and dropped.
+/// </summary>
+public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool trustAligned, bool allFaces, string? modelsDir) : IDisposable
+{
+    FaceAligner? _aligner;
+
+    public List<InputImage> Align(IReadOnlyList<InputImage> images, CancellationToken cancellation)
     {
-        if (NoAlign) return images.ToList();
+        if (noAlign) return images.ToList();
         int r = model.Generator.Resolution;
-        var toAlign = images.Where(i => !FaceAligner.PassesThrough(i, r, Aligned)).ToList();
+        var toAlign = images.Where(i => !FaceAligner.PassesThrough(i, r, trustAligned)).ToList();
         if (toAlign.Count == 0) return images.ToList();
-        using var aligner = FaceAligner.Load(new ModelStore(ModelsDir), model.Device, r, AllFaces);
+        var aligner = _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), model.Device, r, allFaces);
         var aligned = new Dictionary<InputImage, IReadOnlyList<InputImage>>();
         ConsoleProgress.Run("aligning faces", toAlign.Count, "image", p =>
         {
             foreach (var image in toAlign)
             {
                 cancellation.ThrowIfCancellationRequested();
-                aligned[image] = aligner.Align(image, Log);
+                aligned[image] = aligner.Align(image, ModelSettings.Log);
                 p.Advance(1);
             }
         });
         return images.SelectMany(i => aligned.TryGetValue(i, out var faces) ? faces : [i]).ToList();
     }
+
+    public void Dispose() => _aligner?.Dispose();
 }
 
 /// <summary>A folder of identity images and a folder of attribute images.</summary>
@@ -118,12 +133,16 @@ public class FolderPairSettings : ModelSettings
         return base.Validate();
     }
 
-    /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
-    public List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
-        images.Count > 0 ? images : throw new InvalidDataException($"{dir}: no face found in any image");
-
+    /// <summary>Both folders read (before the model loads, so a bad folder fails fast).</summary>
     public (List<InputImage> Ids, List<InputImage> Attrs) ReadInputs() =>
         (InferenceJobs.ReadFolder(IdDir, Log), InferenceJobs.ReadFolder(AttrDir, Log));
+
+    /// <summary>Both folders' images turned into faces at the generator's resolution, with one detector for both.</summary>
+    public (List<InputImage> Ids, List<InputImage> Attrs) AlignInputs(DisentanglementModel model, List<InputImage> ids, List<InputImage> attrs, CancellationToken cancellation)
+    {
+        using var faces = Faces(model);
+        return (RequireFaces(faces.Align(ids, cancellation), IdDir), RequireFaces(faces.Align(attrs, cancellation), AttrDir));
+    }
 }
 
 public sealed class InferGridCommand : Command<InferGridCommand.Settings>
@@ -136,7 +155,7 @@ public sealed class InferGridCommand : Command<InferGridCommand.Settings>
     {
         var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
-        (ids, attrs) = (s.RequireFaces(s.AlignFaces(model, ids, cancellation), s.IdDir), s.RequireFaces(s.AlignFaces(model, attrs, cancellation), s.AttrDir));
+        (ids, attrs) = s.AlignInputs(model, ids, attrs, cancellation);
         int n = 0;
         ConsoleProgress.Run("identity swaps", ids.Count * attrs.Count, "pair", p =>
             n = InferenceJobs.Grid(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
@@ -155,7 +174,7 @@ public sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
     {
         var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
-        (ids, attrs) = (s.RequireFaces(s.AlignFaces(model, ids, cancellation), s.IdDir), s.RequireFaces(s.AlignFaces(model, attrs, cancellation), s.AttrDir));
+        (ids, attrs) = s.AlignInputs(model, ids, attrs, cancellation);
         (int, IReadOnlyList<string>) result = default;
         ConsoleProgress.Run("pairs", ids.Count, "pair", p =>
             result = InferenceJobs.Pairs(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
@@ -179,6 +198,7 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
         var subs = Directory.GetDirectories(s.InputDir).Order(StringComparer.Ordinal).ToList();
         if (subs.Count == 0) throw new DirectoryNotFoundException($"{s.InputDir}: no subfolders to interpolate (--input-dir)");
         using var model = s.Load();
+        using var faces = s.Faces(model);
         int done = 0;
         ConsoleProgress.Run("interpolations", subs.Count, "folder", p =>
         {
@@ -187,7 +207,7 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
                 cancellation.ThrowIfCancellationRequested();
                 try
                 {
-                    var images = s.AlignFaces(model, InferenceJobs.ReadFolder(sub, ModelSettings.Log), cancellation);
+                    var images = faces.Align(InferenceJobs.ReadFolder(sub, ModelSettings.Log), cancellation);
                     InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Reconstruct);
                     done++;
                 }
@@ -215,9 +235,10 @@ public sealed class SwapCommand : Command<SwapCommand.Settings>
         var id = new InputImage(s.Id, Path.GetFileNameWithoutExtension(s.Id), ImageIO.Read(s.Id));
         var attr = new InputImage(s.Attr, Path.GetFileNameWithoutExtension(s.Attr), ImageIO.Read(s.Attr));
         using var model = s.Load();
-        var faces = s.AlignFaces(model, [id, attr], cancellation);
-        var idFace = faces.FirstOrDefault(f => f.Path == id.Path) ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
-        var attrFace = faces.LastOrDefault(f => f.Path == attr.Path) ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
+        List<InputImage> aligned;
+        using (var faces = s.Faces(model)) aligned = faces.Align([id, attr], cancellation);
+        var idFace = aligned.FirstOrDefault(f => f.Path == id.Path) ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
+        var attrFace = aligned.LastOrDefault(f => f.Path == attr.Path) ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
         using var noGrad = torch.inference_mode();
         int r = model.Generator.Resolution;
         var (ids, attrs) = (torch.stack([ImageOps.Resize(idFace.Image, r, r, ResizeFilter.Area)]), torch.stack([ImageOps.Resize(attrFace.Image, r, r, ResizeFilter.Area)]));
