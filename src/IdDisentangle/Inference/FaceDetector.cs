@@ -60,8 +60,11 @@ public sealed class FaceDetector : IDisposable
     /// <summary>Faces in <paramref name="image"/> ([3,H,W], [0,1]) with their landmarks, best score first.</summary>
     public IReadOnlyList<DetectedFace> Detect(Tensor image)
     {
-        var boxes = DetectBoxes(image);
-        var landmarks = Landmarks(image, boxes.Select(b => b.Box).ToList());
+        CheckImage(image);
+        using var scope = torch.NewDisposeScope();
+        var pixels = To255(image);
+        var boxes = DetectBoxes255(pixels);
+        var landmarks = Landmarks255(pixels, boxes.Select(b => b.Box).ToList());
         return boxes.Select((b, i) => new DetectedFace(b.Box, b.Score, landmarks[i])).ToList();
     }
 
@@ -70,9 +73,15 @@ public sealed class FaceDetector : IDisposable
     {
         CheckImage(image);
         using var scope = torch.NewDisposeScope();
+        return DetectBoxes255(To255(image));
+    }
+
+    IReadOnlyList<(FaceBox Box, double Score)> DetectBoxes255(Tensor pixels)
+    {
+        using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        int h = (int)image.shape[1], w = (int)image.shape[2], side = Math.Max(h, w);
-        var x = To255(image).unsqueeze(0);
+        int h = (int)pixels.shape[1], w = (int)pixels.shape[2], side = Math.Max(h, w);
+        var x = pixels.unsqueeze(0);
         if (h != w) x = F.pad(x, [0, side - w, 0, side - h]);
         x = TfOps.ResizeBilinearLegacy(x, SsdMobilenetV1.InputSize, SsdMobilenetV1.InputSize);
         var (boxT, scoreT) = _ssd.forward(x);
@@ -96,11 +105,17 @@ public sealed class FaceDetector : IDisposable
     public IReadOnlyList<PixelPoint[]> Landmarks(Tensor image, IReadOnlyList<FaceBox> boxes)
     {
         CheckImage(image);
+        using var scope = torch.NewDisposeScope();
+        return Landmarks255(To255(image), boxes);
+    }
+
+    IReadOnlyList<PixelPoint[]> Landmarks255(Tensor pixels, IReadOnlyList<FaceBox> boxes)
+    {
         if (boxes.Count == 0) return [];
-        var direct = LandmarksOnce(image, boxes);
+        var direct = LandmarksOnce(pixels, boxes);
         if (!MirrorAveraging) return direct;
-        int w = (int)image.shape[2];
-        using var mirrored = image.flip(2);
+        int w = (int)pixels.shape[2];
+        using var mirrored = pixels.flip(2);
         var flipped = LandmarksOnce(mirrored, boxes.Select(b => b with { X = w - b.Right }).ToList());
         return direct.Select((pts, f) => pts.Select((p, i) =>
         {
@@ -127,17 +142,16 @@ public sealed class FaceDetector : IDisposable
         return m;
     }
 
-    IReadOnlyList<PixelPoint[]> LandmarksOnce(Tensor image, IReadOnlyList<FaceBox> boxes)
+    /// <summary>The landmark net on each box of an image already in 0..255 on the device.</summary>
+    IReadOnlyList<PixelPoint[]> LandmarksOnce(Tensor pixels, IReadOnlyList<FaceBox> boxes)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        int h = (int)image.shape[1], w = (int)image.shape[2];
-        var img = To255(image);
         var crops = new List<Tensor>();
         var frames = new List<(int X, int Y, int W, int H)>();
         foreach (var b in boxes)
         {
-            crops.Add(CutFace(img, b, FaceLandmark68Net.InputSize, out var frame));
+            crops.Add(CutFace(pixels, b, FaceLandmark68Net.InputSize, out var frame));
             frames.Add(frame);
         }
         var points = _landmarks.forward(torch.cat(crops, 0)).cpu().to(ScalarType.Float64);

@@ -18,7 +18,7 @@ public static class GeneratorFiles
         int n;
         using (var fs = File.OpenRead(path)) n = fs.Read(head);
         if (n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4) return Format.PyTorchZip;
-        if (n >= 8 && head[..8].SequenceEqual(new byte[] { 0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a })) return Format.Hdf5;
+        if (n >= 8 && head[..8].SequenceEqual(KerasHdf5File.Signature)) return Format.Hdf5;
         // torch.save's legacy format starts with a pickled magic number: PROTO 2, LONG1 of 10 bytes.
         if (n >= 4 && head[0] == 0x80 && head[2] == 0x8a && head[3] == 0x0a) return Format.PyTorchLegacy;
         if (n >= 2 && head[0] == 0x80) return Format.Pickle;

@@ -26,11 +26,14 @@ public sealed class KerasHdf5File
     /// <summary>Every weight by its full name (as in weight_names).</summary>
     public IEnumerable<(string Name, Tensor Value)> AllWeights => Layers.SelectMany(l => l.Weights);
 
+    /// <summary>The 8 bytes an HDF5 file starts with.</summary>
+    public static ReadOnlySpan<byte> Signature => [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
     public static bool IsHdf5(string path)
     {
         Span<byte> head = stackalloc byte[8];
         using var fs = File.OpenRead(path);
-        return fs.Read(head) == 8 && head.SequenceEqual(new byte[] { 0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a });
+        return fs.Read(head) == 8 && head.SequenceEqual(Signature);
     }
 
     public static KerasHdf5File Read(string path)

@@ -139,16 +139,18 @@ public sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor Sco
     internal sealed class Conv : nn.Module<Tensor, int, Tensor>
     {
         readonly Parameter weight, bias;
+        readonly bool depthwise;
 
         public Conv(int cin, int cout, int kernel, bool depthwise = false) : base(nameof(Conv))
         {
+            this.depthwise = depthwise;
             weight = new Parameter(torch.zeros(cout, depthwise ? 1 : cin, kernel, kernel));
             bias = new Parameter(torch.zeros(cout));
             RegisterComponents();
         }
 
         public override Tensor forward(Tensor x, int stride) =>
-            TfOps.Conv2dSame(x, weight, bias, stride, groups: weight.shape[1] == 1 && x.shape[1] > 1 ? x.shape[1] : 1);
+            TfOps.Conv2dSame(x, weight, bias, stride, groups: depthwise ? x.shape[1] : 1);
     }
 
     /// <summary>Depthwise 3x3 (batch norm folded) + ReLU6, pointwise 1x1 + ReLU6.</summary>
