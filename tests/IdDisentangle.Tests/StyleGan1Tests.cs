@@ -109,28 +109,6 @@ public class StyleGan1Tests
         Assert.True(d64 < 1e-4f * scale, $"float64 grad_wplus differs by {d64} (max |grad| {scale})");
     }
 
-    /// <summary>iddis sample and generate-data take StyleGAN (v1) files, chosen by content whatever their extension.</summary>
-    [Fact]
-    public async Task SampleAndGenerateDataAcceptStyleGan1Files()
-    {
-        string dir = TestPaths.NewTempDir();
-        string renamed = Path.Combine(dir, "generator.weights");  // no telling extension
-        File.Copy(Fx("stylegan1_tf2_keras.h5"), renamed);
-        string samples = Path.Combine(dir, "samples");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("stylegan1_official_layout.pkl"), "--n", "2", "--seed", "3", "--out", samples]));
-        Assert.Equal(["000000.png", "000001.png", "grid.png"], Directory.GetFiles(samples, "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray());
-        string data = Path.Combine(dir, "data");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["generate-data", "--generator", renamed, "--num-images", "3", "--batch-size", "2", "--seed", "1", "--out", data]));
-        var layout = new IdDisentangle.Data.DatasetLayout(data);
-        using var img = IdDisentangle.Imaging.ImageIO.Read(layout.ImagePath(2));
-        Assert.Equal(new long[] { 3, 128, 128 }, img.shape);
-        using var w = Npy.Read(layout.WPath(2));
-        Assert.Equal(new long[] { 12, 512 }, w.shape);
-        // Truncation moved the first 8 rows towards dlatent_avg, not the last 4.
-        Assert.True(TensorAssert.MaxAbsDiff(w[0], w[7]) < 1e-6f);
-        Assert.True(TensorAssert.MaxAbsDiff(w[0], w[11]) > 1e-3f);
-    }
-
     /// <summary>The trainer drives a StyleGAN (v1) as it drives a StyleGAN2: two steps on data the generator wrote, finite losses, a checkpoint.</summary>
     [SkippableFact]
     public void TrainingRunsOnAStyleGan1Generator()
@@ -199,5 +177,32 @@ public class StyleGan1SynthesisOnlyTests
         }
         var e = Assert.Throws<InvalidOperationException>(() => g.Map(randn(1, 512)));
         Assert.Contains("synthesis network", e.Message);
+    }
+}
+
+/// <summary>The CLI with StyleGAN (v1) files; in the console collection, as every test that runs iddis.</summary>
+[Collection("console")]
+public class StyleGan1CliTests
+{
+    /// <summary>iddis sample and generate-data take StyleGAN (v1) files, chosen by content whatever their extension.</summary>
+    [Fact]
+    public async Task SampleAndGenerateDataAcceptStyleGan1Files()
+    {
+        string dir = TestPaths.NewTempDir();
+        string renamed = Path.Combine(dir, "generator.weights");  // no telling extension
+        File.Copy(TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_tf2_keras.h5"), renamed);
+        string samples = Path.Combine(dir, "samples");
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_official_layout.pkl"), "--n", "2", "--seed", "3", "--out", samples]));
+        Assert.Equal(["000000.png", "000001.png", "grid.png"], Directory.GetFiles(samples, "*.png").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
+        string data = Path.Combine(dir, "data");
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["generate-data", "--generator", renamed, "--num-images", "3", "--batch-size", "2", "--seed", "1", "--out", data]));
+        var layout = new IdDisentangle.Data.DatasetLayout(data);
+        using var img = IdDisentangle.Imaging.ImageIO.Read(layout.ImagePath(2));
+        Assert.Equal(new long[] { 3, 128, 128 }, img.shape);
+        using var w = Npy.Read(layout.WPath(2));
+        Assert.Equal(new long[] { 12, 512 }, w.shape);
+        // Truncation moved the first 8 rows towards dlatent_avg, not the last 4.
+        Assert.True(TensorAssert.MaxAbsDiff(w[0], w[7]) < 1e-6f);
+        Assert.True(TensorAssert.MaxAbsDiff(w[0], w[11]) > 1e-3f);
     }
 }
