@@ -15,6 +15,13 @@ public static class TestModels
     public static void RequireFaceApi() =>
         Skip.If(!NpmWeights.IsExtracted(Store, NpmWeights.FaceApi) && !File.Exists(Store.PathOf("faceapi-recognition")),
             $"face-api weights are not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)");
+
+    /// <summary>Aligning real photos needs face-api.js's nets and dlib's landmark model.</summary>
+    public static void RequireAlignment()
+    {
+        RequireFaceApi();
+        Skip.If(!File.Exists(Store.PathOf("dlib-landmarks68")), $"dlib's landmark model is not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)");
+    }
 }
 
 public class FaceApiTests

@@ -50,16 +50,72 @@ public class FaceDetectionTests
         }
     }
 
+    static void RequireDlib() =>
+        Skip.If(!File.Exists(TestModels.Store.PathOf("dlib-landmarks68")),
+            $"dlib's landmark model is not in the model store {TestModels.Store.Root}: run 'iddis models fetch' first (CI does)");
+
     /// <summary>
-    /// The FFHQ photos are already aligned, so aligning them again must leave the face where it was: the eye
-    /// centres found on the result against those found on the input, over the odd-numbered half of the photos
-    /// (the even half calibrated <see cref="FfhqAlignment.FaceApiCentreShift"/>). face-api.js's points are not
-    /// dlib's (FFHQ was aligned with dlib): single faces differ, most where a hand covers the mouth (00005, 20 px).
-    /// Measured here: median 2.06 px, 90th percentile 5.0 px, 35 of 76 eyes within 2 px, mean offset (-0.1, 1.0) px.
-    /// Asserted: the typical eye within 2.5 px, nine in ten within 6 px, no offset over 1.5 px on average.
+    /// The FFHQ photos are already aligned, so aligning them again must leave the eyes where they were. For all 80
+    /// photos, with dlib's landmarks (the model FFHQ was aligned with) placed by face-api.js's, two measures: where
+    /// the input's eye centres land through the alignment transform (exactly where those pixels end up), and the eye
+    /// centres found again on the result (adds the detection noise of a second, resampled image). Nothing is fitted
+    /// to either: the recipe is NVIDIA's, the landmark model dlib's. Measured here: through the transform median
+    /// 0.61 px, 90th percentile 1.63 px, 151/160 within 2 px; found again median 0.95 px, 90th percentile 2.23 px.
+    /// The eyes beyond 2 px are faces dlib itself misjudges (strong profile, glasses half hidden): NVIDIA's own
+    /// pipeline (dlib's HOG detector and the same predictor; the C++ reference) finds 61 of these faces and leaves
+    /// 9 of their 122 eyes beyond 2 px through the transform, the same share.
     /// </summary>
     [SkippableFact]
     public void AligningFfhqImagesKeepsTheEyes()
+    {
+        RequireDetector();
+        RequireDlib();
+        using var scope = NewDisposeScope();
+        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), CPU)
+        { MirrorAveraging = true, DlibLandmarks = PretrainedNetworks.DlibLandmarks68(TestModels.Store) };
+        var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var redetected = new List<(double Dx, double Dy, double Dist)>();
+        var transformed = new List<double>();
+        foreach (var file in files)
+        {
+            using var imageScope = NewDisposeScope();
+            var image = ImageIO.Read(file);
+            var before = detector.Detect(image).MaxBy(f => f.Box.Area);
+            Assert.NotNull(before);
+            var aligned = FfhqAlignment.Align(image, before.Landmarks, 256, out var quad);
+            Assert.Equal(new long[] { 3, 256, 256 }, aligned.shape);
+            var after = detector.Detect(aligned).MaxBy(f => f.Box.Area);
+            Assert.NotNull(after);
+            foreach (int eye in new[] { 36, 42 })
+            {
+                var (p, q) = (EyeCentre(before.Landmarks, eye), EyeCentre(after.Landmarks, eye));
+                redetected.Add((q.X - p.X, q.Y - p.Y, Dist(p, q)));
+                transformed.Add(Dist(p, quad.ToOutput(p, 256)));
+                if (Dist(p, q) > 2) Console.WriteLine($"{Path.GetFileName(file)} eye {eye}: moved {Dist(p, q):F2} px");
+            }
+        }
+        static string Summary(List<double> d) =>
+            $"median {d[d.Count / 2]:F2} px, 90th percentile {d[(int)(d.Count * 0.9)]:F2} px, max {d[^1]:F2} px, within 2 px {d.Count(v => v < 2)}/{d.Count}";
+        var dist = redetected.Select(s => s.Dist).Order().ToList();
+        double biasX = redetected.Average(s => s.Dx), biasY = redetected.Average(s => s.Dy);
+        Console.WriteLine($"eye centres over {files.Count} images, found again on the result: {Summary(dist)}, mean offset ({biasX:F2}, {biasY:F2}) px");
+        Console.WriteLine($"through the alignment transform: {Summary(transformed.Order().ToList())}");
+        var through = transformed.Order().ToList();
+        Assert.True(through[through.Count / 2] < 1.0, $"median eye centre shift through the transform {through[through.Count / 2]:F2} px");
+        Assert.True(through[(int)(through.Count * 0.9)] < 2.0, $"90th percentile eye centre shift through the transform {through[(int)(through.Count * 0.9)]:F2} px");
+        Assert.True(dist[dist.Count / 2] < 1.25, $"median eye centre shift found again {dist[dist.Count / 2]:F2} px");
+        Assert.True(dist[(int)(dist.Count * 0.9)] < 2.5, $"90th percentile eye centre shift found again {dist[(int)(dist.Count * 0.9)]:F2} px");
+        Assert.True(Math.Abs(biasX) < 0.75 && Math.Abs(biasY) < 0.75, $"alignment moves eyes by ({biasX:F2}, {biasY:F2}) px on average");
+    }
+
+    /// <summary>
+    /// face-api.js's landmarks alone (<c>--landmarks face-api</c>) keep the eyes less well: their points are not
+    /// dlib's, and <see cref="FfhqAlignment.FaceApiCentreShift"/> (calibrated on the even-numbered half) only removes
+    /// the mean offset. On the odd half, measured here: median 2.06 px, 90th percentile 5.0 px, 35 of 76 eyes
+    /// within 2 px, mean offset (-0.1, 1.0) px.
+    /// </summary>
+    [SkippableFact]
+    public void AligningWithFaceApiLandmarksKeepsTheEyesRoughly()
     {
         RequireDetector();
         using var scope = NewDisposeScope();
@@ -75,7 +131,6 @@ public class FaceDetectionTests
             var before = detector.Detect(image).MaxBy(f => f.Box.Area);
             Assert.NotNull(before);
             var aligned = FfhqAlignment.Align(image, before.Landmarks, 256, out _, FfhqAlignment.FaceApiCentreShift);
-            Assert.Equal(new long[] { 3, 256, 256 }, aligned.shape);
             var after = detector.Detect(aligned).MaxBy(f => f.Box.Area);
             Assert.NotNull(after);
             foreach (int eye in new[] { 36, 42 })
@@ -86,7 +141,7 @@ public class FaceDetectionTests
         }
         var d = shifts.Select(s => s.Dist).OrderBy(v => v).ToList();
         double median = d[d.Count / 2], p90 = d[(int)(d.Count * 0.9)], biasX = shifts.Average(s => s.Dx), biasY = shifts.Average(s => s.Dy);
-        Console.WriteLine($"eye centre shift over {files.Count} images: median {median:F2} px, 90th percentile {p90:F2} px, max {d[^1]:F2} px, " +
+        Console.WriteLine($"face-api landmarks, eye centre shift over {files.Count} images: median {median:F2} px, 90th percentile {p90:F2} px, " +
                           $"within 2 px {d.Count(v => v < 2)}/{d.Count}; mean offset ({biasX:F2}, {biasY:F2}) px");
         Assert.True(median < 2.5, $"median eye centre shift {median:F2} px");
         Assert.True(p90 < 6.0, $"90th percentile eye centre shift {p90:F2} px");

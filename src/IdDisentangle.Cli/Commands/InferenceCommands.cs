@@ -52,8 +52,20 @@ public class ModelSettings : ComputeSettings
     [Description("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
     public bool AllFaces { get; init; }
 
+    [CommandOption("--landmarks <MODEL>")]
+    [Description("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
+    public string Landmarks { get; init; } = "dlib";
+
+    public AlignmentLandmarks AlignmentLandmarks => Landmarks.ToLowerInvariant() switch
+    {
+        "dlib" => AlignmentLandmarks.Dlib,
+        "face-api" or "faceapi" => AlignmentLandmarks.FaceApi,
+        _ => throw new ArgumentException($"--landmarks {Landmarks}: expected dlib or face-api"),
+    };
+
     public override ValidationResult Validate()
     {
+        if (Landmarks.ToLowerInvariant() is not ("dlib" or "face-api" or "faceapi")) return ValidationResult.Error($"--landmarks {Landmarks}: expected dlib or face-api");
         if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release)) return ValidationResult.Error("give either --run DIR or --release DIR");
         if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required");
         if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
@@ -82,7 +94,7 @@ public class ModelSettings : ComputeSettings
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
 
     /// <summary>How this command turns inputs into the generator's input (alignment per --no-align, --aligned, --all-faces).</summary>
-    public FaceInputs Faces(DisentanglementModel model) => new(model, NoAlign, Aligned, AllFaces, ModelsDir);
+    public FaceInputs Faces(DisentanglementModel model) => new(model, NoAlign, Aligned, AllFaces, ModelsDir, AlignmentLandmarks);
 
     /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
     public static List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
@@ -94,7 +106,8 @@ public class ModelSettings : ComputeSettings
 /// model's resolution. The face detector is loaded once, when the first input needs it. Photos without a face are
 /// reported and dropped.
 /// </summary>
-public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool trustAligned, bool allFaces, string? modelsDir) : IDisposable
+public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool trustAligned, bool allFaces, string? modelsDir,
+                               AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) : IDisposable
 {
     FaceAligner? _aligner;
 
@@ -104,7 +117,7 @@ public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool tr
         int r = model.Generator.Resolution;
         var toAlign = images.Where(i => !FaceAligner.PassesThrough(i, r, trustAligned)).ToList();
         if (toAlign.Count == 0) return images.ToList();
-        var aligner = _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), model.Device, r, allFaces);
+        var aligner = _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), model.Device, r, allFaces, landmarks);
         var aligned = new Dictionary<InputImage, IReadOnlyList<InputImage>>();
         ConsoleProgress.Run("aligning faces", toAlign.Count, "image", p =>
         {

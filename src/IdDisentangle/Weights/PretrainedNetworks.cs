@@ -66,6 +66,20 @@ public static class PretrainedNetworks
         return net;
     }
 
+    /// <summary>
+    /// dlib's 68-point shape predictor (the landmarks the FFHQ data set was aligned with), from the model store,
+    /// where 'iddis models fetch' puts it from Debian's libdlib-data or where a user places dlib.net's file.
+    /// </summary>
+    public static Models.Dlib.ShapePredictor DlibLandmarks68(ModelStore store)
+    {
+        string path = store.PathOf("dlib-landmarks68");
+        if (!File.Exists(path))
+            throw new ModelMissingException($"{path}: dlib's 68-point landmark model is not in the model store {store.Root}; {DebianWeights.ManualInstructions(store, DebianWeights.DlibLandmarks68)}");
+        var predictor = DlibShapePredictorFile.Load(path);
+        if (predictor.PartCount != 68) throw new InvalidDataException($"{path}: a shape predictor of {predictor.PartCount} points, not dlib's 68-point face model");
+        return predictor;
+    }
+
     /// <summary>Converts every network whose package is extracted and whose own file is missing; returns what it wrote.</summary>
     public static IReadOnlyList<string> ConvertAll(ModelStore store)
     {

@@ -1,0 +1,327 @@
+using System.Diagnostics;
+using System.Text.Json;
+using IdDisentangle.Imaging;
+using IdDisentangle.Inference;
+using IdDisentangle.Models.Dlib;
+using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
+
+namespace IdDisentangle.Tests;
+
+/// <summary>dlib itself, through TestData/dlib/dlib_reference.cpp built against Debian's libdlib-dev.</summary>
+static class DlibReference
+{
+    public sealed record Face(DlibRectangle Box, (int X, int Y)[] Points);
+
+    static readonly Lazy<string?> Binary = new(Build);
+
+    public static string ModelPath => TestModels.Store.PathOf("dlib-landmarks68");
+
+    public static void Require()
+    {
+        Skip.If(!File.Exists(ModelPath), $"dlib's landmark model is not in the model store {TestModels.Store.Root}: run 'iddis models fetch' first (CI does)");
+        Skip.If(Binary.Value is null, "the dlib reference could not be built: it needs g++ and Debian's libdlib-dev (CI installs it)");
+    }
+
+    static string? Build()
+    {
+        string source = TestPaths.TestData("dlib", "dlib_reference.cpp");
+        string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(source)))[..12];
+        string exe = Path.Combine(Path.GetTempPath(), $"iddis-dlib-reference-{hash}");
+        if (File.Exists(exe)) return exe;
+        var (libsOk, libs, _) = Run("pkg-config", ["--libs", "dlib-1"]);
+        if (!libsOk) return null;
+        string tmp = exe + $".{Environment.ProcessId}";
+        var (ok, _, err) = Run("g++", ["-O2", "-std=c++17", source, "-o", tmp, .. libs.Split(' ', StringSplitOptions.RemoveEmptyEntries)]);
+        if (!ok)
+        {
+            Console.WriteLine($"building the dlib reference failed: {err}");
+            return null;
+        }
+        File.Move(tmp, exe, overwrite: true);
+        return exe;
+    }
+
+    static (bool Ok, string Stdout, string Stderr) Run(string exe, IEnumerable<string> args, string? stdin = null)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+            using var p = Process.Start(psi)!;
+            if (stdin is not null) p.StandardInput.Write(stdin);
+            p.StandardInput.Close();
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            string stderr = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            return (p.ExitCode == 0, stdout.Result.Trim(), stderr);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return (false, "", $"{exe} not found");
+        }
+    }
+
+    /// <summary>dlib's frontal face detector (one upsampling, as the FFHQ script calls it) and the predictor on each face, largest first.</summary>
+    public static Dictionary<string, List<Face>> Detect(IReadOnlyList<string> images) =>
+        Parse(Invoke(["detect", .. images], null)).ToDictionary(r => r.File, r => r.Faces);
+
+    /// <summary>The predictor on the given boxes, answers in the same order.</summary>
+    public static List<Face> Predict(IReadOnlyList<(string Image, DlibRectangle Box)> jobs)
+    {
+        var answers = Parse(Invoke(["predict-list"], string.Concat(jobs.Select(j => $"{j.Image} {j.Box.Left} {j.Box.Top} {j.Box.Right} {j.Box.Bottom}\n"))));
+        if (answers.Count != jobs.Count) throw new InvalidOperationException($"dlib reference: {answers.Count} answers for {jobs.Count} boxes");
+        return answers.Select(a => a.Faces.Single()).ToList();
+    }
+
+    static string Invoke(string[] args, string? stdin)
+    {
+        var (ok, stdout, stderr) = Run(Binary.Value!, [ModelPath, .. args], stdin);
+        if (!ok) throw new InvalidOperationException($"dlib reference failed: {stderr}");
+        return stdout;
+    }
+
+    static List<(string File, List<Face> Faces)> Parse(string jsonLines)
+    {
+        var result = new List<(string, List<Face>)>();
+        foreach (var text in jsonLines.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using var doc = JsonDocument.Parse(text);
+            string file = doc.RootElement.GetProperty("file").GetString()!;
+            var faces = doc.RootElement.GetProperty("faces").EnumerateArray().Select(f =>
+            {
+                var b = f.GetProperty("box").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+                var pts = f.GetProperty("points").EnumerateArray().Select(p => p.EnumerateArray().Select(e => e.GetInt32()).ToArray()).Select(p => (p[0], p[1])).ToArray();
+                return new Face(new DlibRectangle(b[0], b[1], b[2], b[3]), pts);
+            }).ToList();
+            result.Add((file, faces));
+        }
+        return result;
+    }
+}
+
+public class DlibTests
+{
+    /// <summary>PNG photos only, so dlib and we decode the same pixels: FFHQ crops, the identity photos, unaligned photos.</summary>
+    static List<string> Photos(int ffhq) =>
+        Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(ffhq)
+            .Concat(Directory.GetFiles(TestPaths.SharedFile("data", "identities"), "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            .Concat(Directory.GetFiles(TestPaths.SharedFile("data", "photos-unaligned"), "*.png").Order(StringComparer.Ordinal))
+            .ToList();
+
+    static PixelPoint Centre(IReadOnlyList<PixelPoint> p, int from, int count) =>
+        new(Enumerable.Range(from, count).Average(i => p[i].X), Enumerable.Range(from, count).Average(i => p[i].Y));
+
+    static double Dist(PixelPoint a, PixelPoint b) => Math.Sqrt((a.X - b.X) * (a.X - b.X) + (a.Y - b.Y) * (a.Y - b.Y));
+
+    /// <summary>
+    /// Our reading of shape_predictor_68_face_landmarks.dat and our predictor give dlib's landmarks exactly (dlib
+    /// rounds them to whole pixels; so do we here): on dlib's own detections, on the boxes we place from face-api.js's
+    /// landmarks, and on boxes reaching past the image border (pixels outside read as 0).
+    /// </summary>
+    [SkippableFact]
+    public void ShapePredictorMatchesDlib()
+    {
+        DlibReference.Require();
+        var predictor = PretrainedNetworks.DlibLandmarks68(TestModels.Store);
+        Assert.Equal(68, predictor.PartCount);
+        Assert.Equal(15, predictor.LevelCount);
+        Assert.Equal(7500, predictor.TreeCount);
+        var photos = Photos(12);
+        var jobs = new List<(string Image, DlibRectangle Box)>();
+        foreach (var (file, faces) in DlibReference.Detect(photos)) jobs.AddRange(faces.Select(f => (file, f.Box)));
+        int detected = jobs.Count;
+        Assert.True(detected >= 20, $"dlib found only {detected} faces");
+        foreach (var file in photos.Take(6))
+        {
+            using var scope = torch.NewDisposeScope();
+            var image = ImageIO.Read(file);
+            long w = image.shape[2], h = image.shape[1];
+            jobs.Add((file, new DlibRectangle(w / 4, h / 5, w * 3 / 4, h * 3 / 4)));
+            jobs.Add((file, new DlibRectangle(-w / 3, -h / 4, w / 2, h / 2)));
+            jobs.Add((file, new DlibRectangle(w / 2, h / 2, w + w / 3, h + h / 5)));
+        }
+        var reference = DlibReference.Predict(jobs);
+        int points = 0, differ = 0;
+        for (int j = 0; j < jobs.Count; j++)
+        {
+            var intensities = IntensityImage.FromRgb(ImageIO.Read(jobs[j].Image));
+            var ours = predictor.Predict(intensities, jobs[j].Box);
+            for (int p = 0; p < 68; p++)
+            {
+                points++;
+                int x = (int)Math.Floor(ours[p].X + 0.5), y = (int)Math.Floor(ours[p].Y + 0.5);
+                if (x != reference[j].Points[p].X || y != reference[j].Points[p].Y)
+                {
+                    differ++;
+                    Console.WriteLine($"{Path.GetFileName(jobs[j].Image)} box {jobs[j].Box}: point {p} ({x},{y}) vs dlib {reference[j].Points[p]}");
+                }
+            }
+        }
+        Console.WriteLine($"{jobs.Count} boxes ({detected} from dlib's detector), {points} points, {differ} differ");
+        Assert.Equal(0, differ);
+    }
+
+    /// <summary>
+    /// Our whole landmark pipeline (face-api.js finds the face, dlib's predictor in the box dlib's detector would
+    /// typically give, twice) against NVIDIA's (dlib's detector, then the predictor): on every face dlib finds in
+    /// the FFHQ photos and the unaligned PNG photos, the eye centres and mouth corners that place the FFHQ square
+    /// agree closely (the identity crops are left out: the face fills them and face-api.js's detector misses most).
+    /// </summary>
+    [SkippableFact]
+    public void LandmarksAgreeWithTheFfhqPipeline()
+    {
+        DlibReference.Require();
+        var predictor = PretrainedNetworks.DlibLandmarks68(TestModels.Store);
+        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), torch.CPU)
+        { MirrorAveraging = true, DlibLandmarks = predictor };
+        var photos = Photos(80).Where(f => !f.Contains($"{Path.DirectorySeparatorChar}identities{Path.DirectorySeparatorChar}")).ToList();
+        var reference = DlibReference.Detect(photos);
+        var eyes = new List<double>();
+        var mouths = new List<double>();
+        int missed = 0;
+        foreach (var file in photos)
+        {
+            using var scope = torch.NewDisposeScope();
+            var ours = detector.Detect(ImageIO.Read(file));
+            foreach (var face in reference[file])
+            {
+                var theirs = face.Points.Select(p => new PixelPoint(p.X, p.Y)).ToList();
+                double eyeDistance = Dist(Centre(theirs, 36, 6), Centre(theirs, 42, 6));
+                // The same face: ours whose eye centre is nearest.
+                var match = ours.MinBy(o => Dist(Centre(o.Landmarks, 36, 6), Centre(theirs, 36, 6)));
+                if (match is null || Dist(Centre(match.Landmarks, 36, 6), Centre(theirs, 36, 6)) > eyeDistance)
+                {
+                    Console.WriteLine($"{Path.GetFileName(file)}: face-api.js does not find dlib's face at {face.Box}");
+                    missed++;
+                    continue;
+                }
+                foreach (int e in new[] { 36, 42 }) eyes.Add(Dist(Centre(match.Landmarks, e, 6), Centre(theirs, e, 6)) / eyeDistance);
+                foreach (int m in new[] { 48, 54 }) mouths.Add(Dist(match.Landmarks[m], theirs[m]) / eyeDistance);
+            }
+        }
+        eyes.Sort();
+        mouths.Sort();
+        Console.WriteLine($"{eyes.Count / 2} faces; eye centres: median {eyes[eyes.Count / 2]:P1}, 90th percentile {eyes[(int)(eyes.Count * 0.9)]:P1} of the eye distance; " +
+                          $"mouth corners: median {mouths[mouths.Count / 2]:P1}, 90th percentile {mouths[(int)(mouths.Count * 0.9)]:P1}");
+        Assert.True(eyes.Count >= 60, $"only {eyes.Count / 2} faces to compare");
+        Assert.True(missed <= 2, $"{missed} of dlib's faces not found");
+        Assert.True(eyes[eyes.Count / 2] < 0.02 && eyes[(int)(eyes.Count * 0.9)] < 0.05, "eye centres differ from NVIDIA's pipeline");
+        Assert.True(mouths[mouths.Count / 2] < 0.04 && mouths[(int)(mouths.Count * 0.9)] < 0.08, "mouth corners differ from NVIDIA's pipeline");
+    }
+
+    /// <summary>
+    /// The box we place from 68 points describes where dlib's detector puts its box: on the faces it finds, applied
+    /// to dlib's own landmarks, no mean offset or scale error beyond what its few pyramid scales make inevitable.
+    /// </summary>
+    [SkippableFact]
+    public void DetectorBoxFromLandmarksMatchesDlibsDetector()
+    {
+        DlibReference.Require();
+        var offsets = new List<(double Dx, double Dy, double Scale)>();
+        foreach (var (_, faces) in DlibReference.Detect(Photos(80)))
+            foreach (var f in faces)
+            {
+                var ours = FaceDetector.DlibDetectorBox(f.Points.Select(p => new PixelPoint(p.X, p.Y)).ToList());
+                double side = f.Box.Right - f.Box.Left;
+                offsets.Add((((ours.Left + ours.Right) - (f.Box.Left + f.Box.Right)) / 2.0 / side,
+                             ((ours.Top + ours.Bottom) - (f.Box.Top + f.Box.Bottom)) / 2.0 / side,
+                             (ours.Right - ours.Left) / side));
+            }
+        double dx = offsets.Average(o => o.Dx), dy = offsets.Average(o => o.Dy), scale = offsets.Average(o => o.Scale);
+        Console.WriteLine($"{offsets.Count} faces: mean centre offset ({dx:P1}, {dy:P1}) of the side, mean size ratio {scale:F3}");
+        Assert.True(offsets.Count >= 60);
+        Assert.True(Math.Abs(dx) < 0.02 && Math.Abs(dy) < 0.02, $"centre offset ({dx:P1}, {dy:P1})");
+        Assert.True(Math.Abs(scale - 1) < 0.03, $"size ratio {scale:F3}");
+    }
+
+    [Fact]
+    public void DamagedOrForeignFilesAreRefusedByName()
+    {
+        string dir = Directory.CreateTempSubdirectory("iddis-dlib-").FullName;
+        try
+        {
+            string missing = Path.Combine(dir, "missing.dat");
+            Assert.Contains(missing, Assert.Throws<FileNotFoundException>(() => DlibShapePredictorFile.Load(missing)).Message);
+
+            string wrongVersion = Path.Combine(dir, "v2.dat");
+            File.WriteAllBytes(wrongVersion, [0x01, 0x02]); // int 2
+            var e = Assert.Throws<InvalidDataException>(() => DlibShapePredictorFile.Load(wrongVersion));
+            Assert.Contains(wrongVersion, e.Message);
+            Assert.Contains("version 2", e.Message);
+
+            string truncated = Path.Combine(dir, "truncated.dat");
+            // version 1, a 4x1 mean shape in the newer format (negated sizes), then only one coordinate.
+            File.WriteAllBytes(truncated, [0x01, 0x01, 0x81, 0x04, 0x81, 0x01, 0x01, 0x05, 0x81, 0x01]);
+            e = Assert.Throws<InvalidDataException>(() => DlibShapePredictorFile.Load(truncated));
+            Assert.Contains(truncated, e.Message);
+            Assert.Contains("end of file", e.Message);
+
+            string text = Path.Combine(dir, "text.dat");
+            File.WriteAllText(text, "{\"not\": \"dlib\"}");
+            Assert.Contains(text, Assert.Throws<InvalidDataException>(() => DlibShapePredictorFile.Load(text)).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>A tiny but real Debian package (built by dpkg-deb: ar, data.tar.xz) through the fetch path, and its failures.</summary>
+    [SkippableFact]
+    public void DebianPackageMemberIsUnpackedAndChecked()
+    {
+        Skip.If(!File.Exists("/usr/bin/dpkg-deb"), "dpkg-deb is needed to build a test package");
+        string dir = Directory.CreateTempSubdirectory("iddis-deb-").FullName;
+        try
+        {
+            string root = Path.Combine(dir, "pkg");
+            Directory.CreateDirectory(Path.Combine(root, "DEBIAN"));
+            Directory.CreateDirectory(Path.Combine(root, "usr", "share", "demo"));
+            File.WriteAllText(Path.Combine(root, "DEBIAN", "control"),
+                "Package: iddis-demo\nVersion: 1.0\nArchitecture: all\nMaintainer: test <t@example.org>\nDescription: test package\n");
+            var payload = new byte[300_000];
+            new Random(5).NextBytes(payload);
+            File.WriteAllBytes(Path.Combine(root, "usr", "share", "demo", "model.dat"), payload);
+            File.WriteAllText(Path.Combine(root, "usr", "share", "demo", "other.txt"), "not this one");
+            string from = Path.Combine(dir, "debs");
+            Directory.CreateDirectory(from);
+            string deb = Path.Combine(from, "iddis-demo_1.0_all.deb");
+            using (var p = Process.Start(new ProcessStartInfo("/usr/bin/dpkg-deb", ["-Zxz", "--root-owner-group", "--build", root, deb]) { RedirectStandardOutput = true, RedirectStandardError = true })!)
+            {
+                p.WaitForExit();
+                Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+            }
+            var file = new DebianWeightFile("iddis-demo", "1.0", "pool/main/i/iddis-demo/iddis-demo_1.0_all.deb", DebianWeights.Sha256(deb),
+                "usr/share/demo/model.dat", Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(payload)), "demo/model.dat");
+            var store = new ModelStore(Path.Combine(dir, "store"));
+            string target = DebianWeights.Fetch(store, file, from);
+            Assert.Equal(payload, File.ReadAllBytes(target));
+
+            // A package whose checksum differs from the pinned one is refused, naming it, and nothing is stored.
+            var store2 = new ModelStore(Path.Combine(dir, "store2"));
+            var wrong = file with { DebSha256 = new string('0', 64) };
+            var e = Assert.Throws<InvalidDataException>(() => DebianWeights.Fetch(store2, wrong, from));
+            Assert.Contains(deb, e.Message);
+            Assert.False(File.Exists(Path.Combine(store2.Root, file.StorePath)));
+
+            // A member the package does not have, and a file that is not a package.
+            e = Assert.Throws<InvalidDataException>(() => DebianWeights.ExtractMember(deb, "usr/share/demo/absent.dat", Path.Combine(dir, "x")));
+            Assert.Contains("absent.dat", e.Message);
+            string notDeb = Path.Combine(dir, "not.deb");
+            File.WriteAllText(notDeb, "hello");
+            Assert.Contains(notDeb, Assert.Throws<InvalidDataException>(() => DebianWeights.ExtractMember(notDeb, file.Member, Path.Combine(dir, "y"))).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>The model in the store is the pinned file from Debian's package (what 'iddis models fetch' puts there).</summary>
+    [SkippableFact]
+    public void StoredModelIsThePinnedFile()
+    {
+        Skip.If(!File.Exists(DlibReference.ModelPath), "run 'iddis models fetch' first (CI does)");
+        Assert.Equal(DebianWeights.DlibLandmarks68.MemberSha256, DebianWeights.Sha256(DlibReference.ModelPath));
+    }
+}
