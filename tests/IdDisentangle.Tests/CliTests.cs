@@ -128,6 +128,17 @@ public class FaceNetCommandTests
         using var detector = IdDisentangle.Inference.FaceDetector.Load(TestModels.Store, CPU);
         var face = detector.Detect(IdDisentangle.Imaging.ImageIO.Read(photo)).MaxBy(f => f.Box.Area)!;
         Assert.True(Math.Abs(l[0, 36, 0].item<float>() - face.Landmarks[36].X) < 1e-3);
+
+        // --net dlib: dlib's points for the same face (and only with --detect).
+        if (!File.Exists(TestModels.Store.PathOf("dlib-landmarks68"))) return;
+        string dlibFile = Path.Combine(dir, "dlib.npy");
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--net", "dlib", "--out", dlibFile]));
+        var d = IdDisentangle.IO.Npy.Read(dlibFile);
+        var expected = IdDisentangle.Inference.FaceDetector.RefineWithDlib(Weights.PretrainedNetworks.DlibLandmarks68(TestModels.Store),
+            IdDisentangle.Models.Dlib.IntensityImage.FromRgb(IdDisentangle.Imaging.ImageIO.Read(photo)), face.Landmarks);
+        Assert.True(Math.Abs(d[0, 36, 0].item<float>() - expected[36].X) < 1e-3 && Math.Abs(d[0, 48, 1].item<float>() - expected[48].Y) < 1e-3);
+        Assert.True(d[1].isnan().all().item<bool>());
+        Assert.NotEqual(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, "--net", "dlib", "--out", dlibFile]));
     }
 
     [Fact]

@@ -74,7 +74,11 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         Tensor e;
         if (s.Detect)
         {
-            using var detector = FaceDetector.Load(new ModelStore(s.ModelsDir), device);
+            var store = new ModelStore(s.ModelsDir);
+            // pSp's IR-SE50 saw faces aligned with dlib's landmarks: use them when the model is in the store.
+            bool dlib = irse && File.Exists(store.PathOf("dlib-landmarks68"));
+            using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(store), PretrainedNetworks.Landmarks68(store), device)
+                { DlibLandmarks = dlib ? PretrainedNetworks.DlibLandmarks68(store) : null };
             var rows = new List<Tensor>();
             for (int i = 0; i < files.Count; i++)
             {
@@ -86,7 +90,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
                     continue;
                 }
                 var input = irse
-                    ? Models.Identity.IrSe50.Prepare(FfhqAlignment.Align(images[i], face.Landmarks, 256, out _, FfhqAlignment.FaceApiCentreShift).unsqueeze(0), FaceCrop.FfhqArcFace)
+                    ? Models.Identity.IrSe50.Prepare(FfhqAlignment.Align(images[i], face.Landmarks, 256, out _, dlib ? 0 : FfhqAlignment.FaceApiCentreShift).unsqueeze(0), FaceCrop.FfhqArcFace)
                     : FaceDetector.CutFace((images[i] * 255f).round(), FaceDetector.RecognitionBox(face.Landmarks, (int)images[i].shape[2], (int)images[i].shape[1]), size, out _);
                 rows.Add(net.call(input.to(device)).cpu());
             }
@@ -125,7 +129,7 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         public string[] Images { get; init; } = [];
 
         [CommandOption("--net <NET>")]
-        [Description("Landmark network: faceapi (default)")]
+        [Description("Landmark model: faceapi (default; face-api.js's net, also what the landmark loss uses) or dlib (dlib's 68-point shape predictor, the points FFHQ was aligned with; needs --detect)")]
         public string Net { get; init; } = "faceapi";
 
         [CommandOption("--out <FILE>")]
@@ -142,7 +146,8 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (Net != "faceapi") return ValidationResult.Error($"--net {Net}: only faceapi is available");
+            if (Net is not ("faceapi" or "dlib")) return ValidationResult.Error($"--net {Net}: expected faceapi or dlib");
+            if (Net == "dlib" && !Detect) return ValidationResult.Error("--net dlib needs --detect (dlib's predictor starts from a detected face)");
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out FILE is required");
             return ValidationResult.Success();
         }
@@ -159,7 +164,11 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         using var scope = torch.NewDisposeScope();
         using var _ = torch.inference_mode();
         var all = new List<Tensor>();
-        using var detector = s.Detect ? new FaceDetector(PretrainedNetworks.FaceDetector(new ModelStore(s.ModelsDir)), PretrainedNetworks.Landmarks68(new ModelStore(s.ModelsDir)), device) : null;
+        var store = new ModelStore(s.ModelsDir);
+        using var detector = s.Detect
+            ? new FaceDetector(PretrainedNetworks.FaceDetector(store), PretrainedNetworks.Landmarks68(store), device)
+                { DlibLandmarks = s.Net == "dlib" ? PretrainedNetworks.DlibLandmarks68(store) : null }
+            : null;
         for (int i = 0; i < files.Count; i++)
         {
             var mapped = new float[2 * FaceLandmark68Net.Points];
