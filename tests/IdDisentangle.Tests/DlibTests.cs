@@ -317,6 +317,98 @@ public class DlibTests
         }
     }
 
+    /// <summary>dlib's serialization of the numbers a shape predictor holds (serialize.h), for hand-made test files.</summary>
+    static class DlibWriter
+    {
+        public static void Int(Stream s, long v)
+        {
+            ulong u = (ulong)Math.Abs(v);
+            var bytes = new List<byte>();
+            do { bytes.Add((byte)(u & 0xFF)); u >>= 8; } while (u != 0);
+            s.WriteByte((byte)(bytes.Count | (v < 0 ? 0x80 : 0)));
+            s.Write(bytes.ToArray());
+        }
+
+        public static void Float(Stream s, float f)
+        {
+            // Exact for the multiples of 1/1024 used here: mantissa f * 1024, exponent -10.
+            long m = (long)Math.Round(f * 1024.0);
+            Assert.Equal(f, m / 1024f);
+            Int(s, m);
+            Int(s, m == 0 ? 0 : -10);
+        }
+
+        /// <summary>A complete 68-point predictor: one level, one tree of one split, sampling two pixels.</summary>
+        public static byte[] TinyPredictor(float shift)
+        {
+            using var s = new MemoryStream();
+            Int(s, 1);
+            Int(s, -136); Int(s, -1);
+            for (int i = 0; i < 136; i++) Float(s, (i % 17) / 16f);
+            Int(s, 1); Int(s, 1);                                  // one level of one tree
+            Int(s, 1); Int(s, 0); Int(s, 1); Float(s, 0.5f);      // one split: pixel 0 - pixel 1 > 0.5
+            Int(s, 2);
+            for (int leaf = 0; leaf < 2; leaf++) { Int(s, -136); Int(s, -1); for (int i = 0; i < 136; i++) Float(s, leaf == 0 ? shift : 0); }
+            Int(s, 1); Int(s, 2); Int(s, 0); Int(s, 67);          // anchors
+            Int(s, 1); Int(s, 2); Float(s, 0.25f); Float(s, 0); Float(s, 0); Float(s, -0.25f);
+            return s.ToArray();
+        }
+    }
+
+    /// <summary>
+    /// --from with dlib.net's way of serving the model (a .dat.bz2) or a plain .dat: the pinned file is taken as it
+    /// is; another file only when it loads as a 68-point predictor; a damaged archive is refused by name.
+    /// </summary>
+    [Fact]
+    public void LooseModelFilesAreTakenFromTheFromFolder()
+    {
+        string dir = Directory.CreateTempSubdirectory("iddis-loose-").FullName;
+        try
+        {
+            var pinned = DlibWriter.TinyPredictor(1 / 8f);
+            var other = DlibWriter.TinyPredictor(1 / 4f);
+            var file = new DebianWeightFile("iddis-none", "0", "pool/none.deb", new string('0', 64), "usr/share/iddis-none/tiny.dat",
+                Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(pinned)), "dlib/tiny.dat");
+            Action<string> validate = path => PretrainedNetworks.CheckDlibLandmarks68(path);
+
+            string plain = Path.Combine(dir, "plain");
+            Directory.CreateDirectory(plain);
+            File.WriteAllBytes(Path.Combine(plain, "tiny.dat"), pinned);
+            var store = new ModelStore(Path.Combine(dir, "s1"));
+            Assert.Equal(pinned, File.ReadAllBytes(DebianWeights.Fetch(store, file, plain)));
+            var predictor = DlibShapePredictorFile.Load(Path.Combine(store.Root, file.StorePath));
+            Assert.Equal((68, 1, 1), (predictor.PartCount, predictor.LevelCount, predictor.TreeCount));
+
+            string compressed = Path.Combine(dir, "bz2");
+            Directory.CreateDirectory(compressed);
+            using (var output = File.Create(Path.Combine(compressed, "tiny.dat.bz2")))
+            using (var bz = SharpCompress.Compressors.BZip2.BZip2Stream.Create(output, SharpCompress.Compressors.CompressionMode.Compress, false, false, false))
+                bz.Write(other);
+            var store2 = new ModelStore(Path.Combine(dir, "s2"));
+            var e = Assert.Throws<InvalidDataException>(() => DebianWeights.Fetch(store2, file, compressed));
+            Assert.Contains("tiny.dat.bz2", e.Message);
+            Assert.Equal(other, File.ReadAllBytes(DebianWeights.Fetch(store2, file, compressed, validate: validate)));
+
+            string broken = Path.Combine(dir, "broken");
+            Directory.CreateDirectory(broken);
+            File.WriteAllBytes(Path.Combine(broken, "tiny.dat.bz2"), [.. "BZh9"u8, .. new byte[64]]);
+            var store3 = new ModelStore(Path.Combine(dir, "s3"));
+            e = Assert.Throws<InvalidDataException>(() => DebianWeights.Fetch(store3, file, broken, validate: validate));
+            Assert.Contains(Path.Combine(broken, "tiny.dat.bz2"), e.Message);
+            Assert.False(File.Exists(Path.Combine(store3.Root, file.StorePath)));
+
+            string foreign = Path.Combine(dir, "foreign");
+            Directory.CreateDirectory(foreign);
+            File.WriteAllBytes(Path.Combine(foreign, "tiny.dat"), pinned[..40]);
+            e = Assert.Throws<InvalidDataException>(() => DebianWeights.Fetch(new ModelStore(Path.Combine(dir, "s4")), file, foreign, validate: validate));
+            Assert.Contains(Path.Combine(foreign, "tiny.dat"), e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     /// <summary>The model in the store is the pinned file from Debian's package (what 'iddis models fetch' puts there).</summary>
     [SkippableFact]
     public void StoredModelIsThePinnedFile()

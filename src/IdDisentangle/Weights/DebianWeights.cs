@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Text;
 using IdDisentangle.IO;
 using IdDisentangle.Runtime;
+using SharpCompress.Compressors;
+using SharpCompress.Compressors.BZip2;
 using SharpCompress.Compressors.Xz;
 
 namespace IdDisentangle.Weights;
@@ -44,10 +46,15 @@ public static class DebianWeights
     public static string ManualInstructions(ModelStore store, DebianWeightFile file) =>
         $"run 'iddis models fetch' (it downloads {file.DebFileName} from {DefaultMirror}, or the mirror in ${MirrorVariable}), " +
         $"or install the Debian package {file.Name}, or download {DefaultMirror}/{file.PoolPath} elsewhere and run 'iddis models fetch --from DIR', " +
-        $"or place dlib's shape_predictor_68_face_landmarks.dat (from dlib.net) at {Path.Combine(store.Root, file.StorePath)}";
+        $"or put {Path.GetFileName(file.Member)} or its .bz2 (as dlib.net serves it) in a folder and run 'iddis models fetch --from DIR'";
 
-    /// <summary>Makes the file present in the store and returns its path; <paramref name="fromDir"/> may hold the .deb.</summary>
-    public static string Fetch(ModelStore store, DebianWeightFile file, string? fromDir = null, Action<string>? log = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Makes the file present in the store and returns its path. <paramref name="fromDir"/> may hold the .deb, or
+    /// the file itself, plain or .bz2-compressed (as dlib.net serves its models): a loose copy whose checksum is not
+    /// the pinned one is accepted only when <paramref name="validate"/> (which throws on a bad file) accepts it.
+    /// </summary>
+    public static string Fetch(ModelStore store, DebianWeightFile file, string? fromDir = null, Action<string>? log = null,
+                               CancellationToken cancellation = default, Action<string>? validate = null)
     {
         string target = Path.Combine(store.Root, file.StorePath);
         if (File.Exists(target)) return target;
@@ -69,7 +76,11 @@ public static class DebianWeights
             if (fromDir is not null)
             {
                 deb = Path.Combine(fromDir, file.DebFileName);
-                if (!File.Exists(deb)) throw new FileNotFoundException($"{deb}: no {file.DebFileName} in --from folder {fromDir}", deb);
+                string loose = Path.Combine(fromDir, Path.GetFileName(file.Member));
+                if (!File.Exists(deb) && (File.Exists(loose) || File.Exists(loose + ".bz2")))
+                    return FromLooseCopy(file, File.Exists(loose) ? loose : loose + ".bz2", target, tmp, validate, log);
+                if (!File.Exists(deb))
+                    throw new FileNotFoundException($"{fromDir}: --from folder has neither {file.DebFileName} nor {Path.GetFileName(file.Member)}(.bz2)", deb);
             }
             else
             {
@@ -95,6 +106,44 @@ public static class DebianWeights
         {
             try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
         }
+    }
+
+    static string FromLooseCopy(DebianWeightFile file, string source, string target, string tmp, Action<string>? validate, Action<string>? log)
+    {
+        string staged = Path.Combine(tmp, Path.GetFileName(file.Member));
+        using (var input = File.OpenRead(source))
+        using (var output = File.Create(staged))
+        {
+            if (source.EndsWith(".bz2", StringComparison.OrdinalIgnoreCase))
+            {
+                try
+                {
+                    using var bz = BZip2Stream.Create(input, CompressionMode.Decompress, decompressConcatenated: true, leaveOpen: true, tolerateTruncatedStream: false);
+                    bz.CopyTo(output);
+                }
+                catch (Exception e) when (e is not (IOException or InvalidDataException))
+                {
+                    throw new InvalidDataException($"{source}: not a readable bzip2 file ({e.Message})", e);
+                }
+            }
+            else input.CopyTo(output);
+        }
+        if (Sha256(staged) != file.MemberSha256)
+        {
+            if (validate is null) throw new InvalidDataException($"{source}: SHA-256 differs from the pinned {file.MemberSha256} of {file.Spec}'s {Path.GetFileName(file.Member)}");
+            try
+            {
+                validate(staged);
+            }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException)
+            {
+                throw new InvalidDataException($"{source}: {e.Message.Replace(staged, "the decompressed file")}", e);
+            }
+            log?.Invoke($"{source}: not byte-identical to {file.Spec}'s copy, but a valid model; using it");
+        }
+        AtomicFile.Write(target, s => { using var src = File.OpenRead(staged); src.CopyTo(s); });
+        log?.Invoke($"{source} -> {target}");
+        return target;
     }
 
     public static string Sha256(string path)

@@ -75,6 +75,12 @@ public static class PretrainedNetworks
         string path = store.PathOf("dlib-landmarks68");
         if (!File.Exists(path))
             throw new ModelMissingException($"{path}: dlib's 68-point landmark model is not in the model store {store.Root}; {DebianWeights.ManualInstructions(store, DebianWeights.DlibLandmarks68)}");
+        return CheckDlibLandmarks68(path);
+    }
+
+    /// <summary>Loads a dlib shape predictor file and checks it is a 68-point face model.</summary>
+    public static Models.Dlib.ShapePredictor CheckDlibLandmarks68(string path)
+    {
         var predictor = DlibShapePredictorFile.Load(path);
         if (predictor.PartCount != 68) throw new InvalidDataException($"{path}: a shape predictor of {predictor.PartCount} points, not dlib's 68-point face model");
         return predictor;
