@@ -154,12 +154,19 @@ public static class DebianWeights
 
     static void Download(string url, string destination, CancellationToken cancellation)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-        using var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellation).GetAwaiter().GetResult();
-        if (!response.IsSuccessStatusCode) throw new IOException($"{url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
-        using var body = response.Content.ReadAsStream(cancellation);
-        using var output = File.Create(destination);
-        body.CopyTo(output);
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+            using var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellation).GetAwaiter().GetResult();
+            if (!response.IsSuccessStatusCode) throw new IOException($"{url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
+            using var body = response.Content.ReadAsStream(cancellation);
+            using var output = File.Create(destination);
+            body.CopyTo(output);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellation.IsCancellationRequested))
+        {
+            throw new IOException($"{url}: download failed ({e.Message}); set ${MirrorVariable} to another Debian mirror or use 'iddis models fetch --from DIR'", e);
+        }
     }
 
     /// <summary>Writes one file of a .deb's data.tar.xz to <paramref name="target"/> (atomically).</summary>
