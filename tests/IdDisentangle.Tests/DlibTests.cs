@@ -210,6 +210,43 @@ public class DlibTests
     }
 
     /// <summary>
+    /// The eye-centre criterion against NVIDIA's own pipeline (dlib's detector with one upsampling, then the
+    /// predictor): re-aligning the 80 already-aligned FFHQ photos, where the input's eye centres land through the
+    /// alignment transform. Ours must keep them at least about as well as the pipeline FFHQ was made with. Measured
+    /// here: ours median 0.65 px, 151 of 160 within 2 px; NVIDIA's median 0.70 px, 142 of 160.
+    /// </summary>
+    [SkippableFact]
+    public void AlignmentKeepsTheEyesAsWellAsTheFfhqPipeline()
+    {
+        DlibReference.Require();
+        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), torch.CPU)
+        { MirrorAveraging = true, DlibLandmarks = PretrainedNetworks.DlibLandmarks68(TestModels.Store) };
+        var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).ToList();
+        var reference = DlibReference.Detect(files);
+        var (ours, theirs) = (new List<double>(), new List<double>());
+        static IEnumerable<double> EyeShifts(IReadOnlyList<PixelPoint> landmarks)
+        {
+            var quad = FfhqAlignment.Quad(landmarks);
+            return new[] { 36, 42 }.Select(e => Centre(landmarks, e, 6)).Select(p => Dist(p, quad.ToOutput(p, 256)));
+        }
+        foreach (var file in files)
+        {
+            using var scope = torch.NewDisposeScope();
+            var face = detector.Detect(ImageIO.Read(file)).MaxBy(f => f.Box.Area);
+            Assert.NotNull(face);
+            ours.AddRange(EyeShifts(face.Landmarks));
+            Assert.NotEmpty(reference[file]);
+            theirs.AddRange(EyeShifts(reference[file][0].Points.Select(p => new PixelPoint(p.X, p.Y)).ToList()));
+        }
+        ours.Sort();
+        theirs.Sort();
+        string Summary(List<double> d) => $"median {d[d.Count / 2]:F2} px, 90th percentile {d[(int)(d.Count * 0.9)]:F2} px, within 2 px {d.Count(v => v < 2)}/{d.Count}";
+        Console.WriteLine($"ours: {Summary(ours)}; NVIDIA's pipeline: {Summary(theirs)}");
+        Assert.True(ours[ours.Count / 2] <= theirs[theirs.Count / 2] + 0.2, "median");
+        Assert.True(ours.Count(v => v < 2) >= theirs.Count(v => v < 2) - 4, "eyes within 2 px");
+    }
+
+    /// <summary>
     /// The box we place from 68 points describes where dlib's detector puts its box: on the faces it finds, applied
     /// to dlib's own landmarks, no mean offset or scale error beyond what its few pyramid scales make inevitable.
     /// </summary>

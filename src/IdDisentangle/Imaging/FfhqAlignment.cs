@@ -44,6 +44,24 @@ public static class FfhqAlignment
     /// </summary>
     public const double FaceApiCentreShift = 0.012;
 
+    /// <summary>The square NVIDIA's recipe cuts for these 68 landmarks (<paramref name="centreShift"/> as for <see cref="Align"/>).</summary>
+    public static AlignmentQuad Quad(IReadOnlyList<PixelPoint> landmarks, double centreShift = 0)
+    {
+        if (landmarks.Count != 68) throw new ArgumentException($"FFHQ alignment needs the 68 landmarks, got {landmarks.Count}");
+        var (eyeLeft, eyeRight) = (Mean(landmarks, 36, 42), Mean(landmarks, 42, 48));
+        var eyeAvg = (eyeLeft + eyeRight) * 0.5;
+        var eyeToEye = eyeRight - eyeLeft;
+        var mouthAvg = (V(landmarks[48]) + V(landmarks[54])) * 0.5;
+        var eyeToMouth = mouthAvg - eyeAvg;
+
+        // The square's half-side vectors: x across the face (eye line tilted towards the eye-mouth normal), y down it.
+        var x = eyeToEye - new Vec(-eyeToMouth.Y, eyeToMouth.X);
+        x = x / x.Length * Math.Max(eyeToEye.Length * 2.0, eyeToMouth.Length * 1.8);
+        var y = new Vec(-x.Y, x.X);
+        var c = eyeAvg + eyeToMouth * 0.1 + y * centreShift;
+        return new AlignmentQuad((c - x - y).P, (c - x + y).P, (c + x + y).P, (c + x - y).P);
+    }
+
     /// <summary>
     /// Aligns the face whose 68 landmarks (image pixels) are given. <paramref name="image"/> is [3,H,W] in [0,1];
     /// the result is [3,size,size] in [0,1] on the same device. <paramref name="centreShift"/> moves the square
@@ -56,20 +74,9 @@ public static class FfhqAlignment
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
 
-        var (eyeLeft, eyeRight) = (Mean(landmarks, 36, 42), Mean(landmarks, 42, 48));
-        var eyeAvg = (eyeLeft + eyeRight) * 0.5;
-        var eyeToEye = eyeRight - eyeLeft;
-        var mouthAvg = (V(landmarks[48]) + V(landmarks[54])) * 0.5;
-        var eyeToMouth = mouthAvg - eyeAvg;
-
-        // The square's half-side vectors: x across the face (eye line tilted towards the eye-mouth normal), y down it.
-        var x = eyeToEye - new Vec(-eyeToMouth.Y, eyeToMouth.X);
-        x = x / x.Length * Math.Max(eyeToEye.Length * 2.0, eyeToMouth.Length * 1.8);
-        var y = new Vec(-x.Y, x.X);
-        var c = eyeAvg + eyeToMouth * 0.1 + y * centreShift;
-        Vec[] q = [c - x - y, c - x + y, c + x + y, c + x - y];
-        double qsize = x.Length * 2;
-        quad = new AlignmentQuad(q[0].P, q[1].P, q[2].P, q[3].P);
+        quad = Quad(landmarks, centreShift);
+        Vec[] q = [V(quad.UpperLeft), V(quad.LowerLeft), V(quad.LowerRight), V(quad.UpperRight)];
+        double qsize = (q[3] - q[0]).Length;
 
         var img = image.to(ScalarType.Float32);
         int h = (int)img.shape[1], w = (int)img.shape[2];

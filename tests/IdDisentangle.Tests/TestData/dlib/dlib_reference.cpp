@@ -56,7 +56,14 @@ int main(int argc, char** argv)
     {
         array2d<rgb_pixel> img;
         load_image(img, argv[a]);
-        std::vector<rectangle> dets = detector(img, 1);
+        // dlib's Python API, detector(img, 1) as the FFHQ script calls it: the image upsampled once by pyramid_up,
+        // detection at threshold 0, rectangles mapped back down (rounded). In C++, detector(img, 1) would instead
+        // raise the threshold by 1.
+        pyramid_down<2> pyr;
+        array2d<rgb_pixel> up;
+        pyramid_up(img, up, pyr);
+        std::vector<rectangle> dets;
+        for (const rectangle& r : detector(up)) dets.push_back(pyr.rect_down(r));
         std::stable_sort(dets.begin(), dets.end(), [](const rectangle& x, const rectangle& y) { return x.area() > y.area(); });
         std::cout << "{\"file\":\"" << argv[a] << "\",\"faces\":[";
         for (size_t i = 0; i < dets.size(); ++i) print_face(dets[i], sp(img, dets[i]), i + 1 == dets.size());
