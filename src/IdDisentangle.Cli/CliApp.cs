@@ -45,6 +45,10 @@ public static class CliApp
                 .WithDescription("Train the attribute encoder and mapper (the paper's objective); checkpoints, validation, resume")
                 .WithExample("train", "ffhq256", "--dataset", "dataset", "--generator", "stylegan2-ffhq-256.pt")
                 .WithExample("train", "ffhq256", "--dataset", "dataset", "--generator", "G.pt", "--num-steps", "200000", "--resume");
+            config.AddCommand<AlignCommand>("align")
+                .WithDescription("FFHQ-align a folder of photos once (face-api.js detector, dlib's landmarks, NVIDIA's recipe); resumable")
+                .WithExample("align", "--input-dir", "photos", "--out", "aligned", "--size", "256")
+                .WithExample("align", "--input-dir", "group_photos", "--out", "aligned", "--all-faces");
             config.AddBranch("infer", infer =>
             {
                 infer.SetDescription("Identity swaps with a trained model");

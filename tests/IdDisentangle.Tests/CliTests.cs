@@ -155,3 +155,77 @@ public class FaceNetCommandTests
         Assert.Equal(fit, f2);
     }
 }
+
+[Collection("console")]
+public class AlignCommandTests
+{
+    static async Task<(int Code, string Text)> Run(params string[] args)
+    {
+        var console = new StringWriter();
+        var previous = Spectre.Console.AnsiConsole.Console;
+        var capture = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
+        capture.Profile.Width = 4000;
+        Spectre.Console.AnsiConsole.Console = capture;
+        // Wide enough not to wrap paths; whitespace runs made single spaces all the same.
+        try { return (await IdDisentangle.Cli.CliApp.RunAsync(args), System.Text.RegularExpressions.Regex.Replace(console.ToString(), @"\s+", " ")); }
+        finally { Spectre.Console.AnsiConsole.Console = previous; }
+    }
+
+    /// <summary>
+    /// iddis align: every face of a group photo and the face of a portrait aligned once, with the record of what
+    /// placed each; a faceless image and a corrupt file reported by name while the rest goes on; a second run
+    /// resumes (nothing redone), --overwrite redoes; the output folder may not be the input folder.
+    /// </summary>
+    [SkippableFact]
+    public async Task AlignsAFolderOnceAndResumes()
+    {
+        TestModels.RequireAlignment();
+        string dir = TestPaths.NewTempDir();
+        string photos = Path.Combine(dir, "photos"), outDir = Path.Combine(dir, "aligned");
+        Directory.CreateDirectory(photos);
+        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
+        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "specific2.png"), Path.Combine(photos, "portrait.png"));
+        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
+        File.WriteAllText(Path.Combine(photos, "broken.jpg"), "not a jpeg");
+
+        var (code, text) = await Run("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
+        Assert.True(code == 0, text);
+        Assert.Contains("wall.png: no face found; skipped", text);
+        Assert.Contains("broken.jpg", text);
+        var written = Directory.GetFiles(outDir, "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["group_face1.png", "group_face2.png", "group_face3.png", "portrait.png"], written);
+
+        // The faces are what the library's aligner gives, and the record says what placed them.
+        using var scope = NewDisposeScope();
+        using var aligner = IdDisentangle.Inference.FaceAligner.Load(TestModels.Store, CPU, 128);
+        var portrait = IdDisentangle.Imaging.ImageIO.Read(Path.Combine(photos, "portrait.png"));
+        var expected = aligner.AlignFaces(new IdDisentangle.Inference.InputImage(Path.Combine(photos, "portrait.png"), "portrait", portrait), _ => { }).Single();
+        using var ours = IdDisentangle.Imaging.ImageIO.Read(Path.Combine(outDir, "portrait.png"));
+        Assert.True(TensorAssert.MaxAbsDiff(ours, expected.Face.Image) <= 0.5f / 255 + 1e-6f, "the written face is the aligner's (8-bit rounding)");
+        var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "alignment.json")))!.AsObject();
+        Assert.Equal(4, record.Count);
+        var entry = record["portrait.png"]!;
+        Assert.Equal(Path.Combine(photos, "portrait.png"), entry["source"]!.GetValue<string>());
+        Assert.Equal("dlib", entry["landmark_model"]!.GetValue<string>());
+        Assert.Equal(68, entry["landmarks"]!.AsArray().Count);
+        Assert.True(Math.Abs(entry["landmarks"]![36]![0]!.GetValue<double>() - expected.Detection.Landmarks[36].X) < 1e-2);
+        Assert.True(Math.Abs(entry["quad"]![2]![1]!.GetValue<double>() - expected.Quad.LowerRight.Y) < 1e-2);
+        Assert.Equal(3, record["group_face3.png"]!["face"]!.GetValue<int>());
+
+        // A second run passes over what is done; --overwrite redoes it.
+        var stamp = File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png"));
+        (code, text) = await Run("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
+        Assert.True(code == 0, text);
+        Assert.Contains("2 already aligned", text);
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png")));
+        Thread.Sleep(20);
+        (code, text) = await Run("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--overwrite", "--device", "cpu");
+        Assert.True(code == 0, text);
+        Assert.NotEqual(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png")));
+
+        (code, text) = await Run("align", "--input-dir", photos, "--out", photos, "--device", "cpu");
+        Assert.NotEqual(0, code);
+        Assert.Contains("must not be the input folder", text);
+        Assert.Equal(4, Directory.GetFiles(photos).Length);
+    }
+}

@@ -5,6 +5,9 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Inference;
 
+/// <summary>One aligned face: the result, the detection that found it (landmarks included) and the square cut from the photo.</summary>
+public sealed record AlignedFace(InputImage Face, DetectedFace Detection, AlignmentQuad Quad);
+
 /// <summary>Which 68 landmarks place the FFHQ alignment square.</summary>
 public enum AlignmentLandmarks
 {
@@ -52,9 +55,15 @@ public sealed class FaceAligner(FaceDetector detector, int resolution) : IDispos
         trustAligned && image.Image.shape[1] == resolution && image.Image.shape[2] == resolution;
 
     /// <summary>The aligned faces of one image: none (reported through <paramref name="log"/>), one, or one per face with <see cref="AllFaces"/>.</summary>
-    public IReadOnlyList<InputImage> Align(InputImage image, Action<string> log)
+    public IReadOnlyList<InputImage> Align(InputImage image, Action<string> log) =>
+        PassesThrough(image) ? [image] : AlignFaces(image, log).Select(f => f.Face).ToList();
+
+    /// <summary>
+    /// Like <see cref="Align(InputImage, Action{string})"/> without the pass-through, each face with what placed it:
+    /// the detector's box and score, the 68 landmarks and the square cut from the photo (source pixels).
+    /// </summary>
+    public IReadOnlyList<AlignedFace> AlignFaces(InputImage image, Action<string> log)
     {
-        if (PassesThrough(image)) return [image];
         var faces = detector.Detect(image.Image).OrderByDescending(f => f.Box.Area).ToList();
         if (faces.Count == 0)
         {
@@ -62,12 +71,12 @@ public sealed class FaceAligner(FaceDetector detector, int resolution) : IDispos
             return [];
         }
         if (!AllFaces) faces = faces.Take(1).ToList();
-        var result = new List<InputImage>();
+        var result = new List<AlignedFace>();
         for (int i = 0; i < faces.Count; i++)
         {
-            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out _, CentreShift);
+            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out var quad, CentreShift);
             string stem = AllFaces && faces.Count > 1 ? $"{image.Stem}_face{i + 1}" : image.Stem;
-            result.Add(new InputImage(image.Path, stem, aligned));
+            result.Add(new AlignedFace(new InputImage(image.Path, stem, aligned), faces[i], quad));
         }
         return result;
     }
