@@ -9,7 +9,7 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary>iddis align: FFHQ-align a folder of photos once (see <see cref="AlignmentJob"/>).</summary>
 public sealed class AlignCommand : Command<AlignCommand.Settings>
 {
-    public sealed class Settings : ComputeSettings
+    public sealed class Settings : FaceAlignmentSettings
     {
         [CommandOption("--input-dir <DIR>")]
         [Description("Folder of photos")]
@@ -23,14 +23,6 @@ public sealed class AlignCommand : Command<AlignCommand.Settings>
         [Description("Side of the aligned faces in pixels (default 1024, FFHQ's; use the generator's resolution to pass them to inference with --aligned)")]
         public int Size { get; init; } = 1024;
 
-        [CommandOption("--all-faces")]
-        [Description("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
-        public bool AllFaces { get; init; }
-
-        [CommandOption("--landmarks <MODEL>")]
-        [Description("dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
-        public string Landmarks { get; init; } = "dlib";
-
         [CommandOption("--overwrite")]
         [Description("Align photos again even when their output exists (default: pass over them, so an interrupted run resumes)")]
         public bool Overwrite { get; init; }
@@ -40,8 +32,7 @@ public sealed class AlignCommand : Command<AlignCommand.Settings>
             if (string.IsNullOrWhiteSpace(InputDir)) return ValidationResult.Error("--input-dir is required");
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required");
             if (Size is < 16 or > 4096) return ValidationResult.Error($"--size {Size}: expected 16 to 4096");
-            if (Landmarks.ToLowerInvariant() is not ("dlib" or "face-api" or "faceapi")) return ValidationResult.Error($"--landmarks {Landmarks}: expected dlib or face-api");
-            return ValidationResult.Success();
+            return base.Validate();
         }
     }
 
@@ -49,7 +40,7 @@ public sealed class AlignCommand : Command<AlignCommand.Settings>
     {
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
-        var model = s.Landmarks.ToLowerInvariant() == "dlib" ? AlignmentLandmarks.Dlib : AlignmentLandmarks.FaceApi;
+        var model = s.AlignmentLandmarks;
         var photos = Imaging.ImageFolder.List(s.InputDir).Images.Count;
         using var aligner = FaceAligner.Load(new ModelStore(s.ModelsDir), device, s.Size, s.AllFaces, model);
         var summary = ConsoleProgress.Run("aligning faces", photos, "photo", p =>

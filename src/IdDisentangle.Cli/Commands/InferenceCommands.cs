@@ -9,8 +9,32 @@ using TorchSharp;
 
 namespace IdDisentangle.Cli.Commands;
 
+/// <summary>Options of every command that FFHQ-aligns real photos.</summary>
+public class FaceAlignmentSettings : ComputeSettings
+{
+    [CommandOption("--all-faces")]
+    [Description("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
+    public bool AllFaces { get; init; }
+
+    [CommandOption("--landmarks <MODEL>")]
+    [Description("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
+    public string Landmarks { get; init; } = "dlib";
+
+    public AlignmentLandmarks AlignmentLandmarks => Landmarks.ToLowerInvariant() switch
+    {
+        "dlib" => AlignmentLandmarks.Dlib,
+        "face-api" or "faceapi" => AlignmentLandmarks.FaceApi,
+        _ => throw new ArgumentException($"--landmarks {Landmarks}: expected dlib or face-api"),
+    };
+
+    public override ValidationResult Validate() =>
+        Landmarks.ToLowerInvariant() is "dlib" or "face-api" or "faceapi"
+            ? ValidationResult.Success()
+            : ValidationResult.Error($"--landmarks {Landmarks}: expected dlib or face-api");
+}
+
 /// <summary>Options of every command that runs a trained model.</summary>
-public class ModelSettings : ComputeSettings
+public class ModelSettings : FaceAlignmentSettings
 {
     [CommandOption("--run <DIR>")]
     [Description("Training run folder (results/NAME); its config.json names the generator and encoders")]
@@ -48,24 +72,9 @@ public class ModelSettings : ComputeSettings
     [Description("Inputs already at the generator's resolution are FFHQ-aligned (generated faces, FFHQ crops): use them as they are; others are still aligned")]
     public bool Aligned { get; init; }
 
-    [CommandOption("--all-faces")]
-    [Description("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
-    public bool AllFaces { get; init; }
-
-    [CommandOption("--landmarks <MODEL>")]
-    [Description("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
-    public string Landmarks { get; init; } = "dlib";
-
-    public AlignmentLandmarks AlignmentLandmarks => Landmarks.ToLowerInvariant() switch
-    {
-        "dlib" => AlignmentLandmarks.Dlib,
-        "face-api" or "faceapi" => AlignmentLandmarks.FaceApi,
-        _ => throw new ArgumentException($"--landmarks {Landmarks}: expected dlib or face-api"),
-    };
-
     public override ValidationResult Validate()
     {
-        if (Landmarks.ToLowerInvariant() is not ("dlib" or "face-api" or "faceapi")) return ValidationResult.Error($"--landmarks {Landmarks}: expected dlib or face-api");
+        if (base.Validate() is { Successful: false } alignment) return alignment;
         if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release)) return ValidationResult.Error("give either --run DIR or --release DIR");
         if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required");
         if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
