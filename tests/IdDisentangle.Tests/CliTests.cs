@@ -159,18 +159,6 @@ public class FaceNetCommandTests
 [Collection("console")]
 public class AlignCommandTests
 {
-    static async Task<(int Code, string Text)> Run(params string[] args)
-    {
-        var console = new StringWriter();
-        var previous = Spectre.Console.AnsiConsole.Console;
-        var capture = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
-        capture.Profile.Width = 4000;
-        Spectre.Console.AnsiConsole.Console = capture;
-        // Wide enough not to wrap paths; whitespace runs made single spaces all the same.
-        try { return (await IdDisentangle.Cli.CliApp.RunAsync(args), System.Text.RegularExpressions.Regex.Replace(console.ToString(), @"\s+", " ")); }
-        finally { Spectre.Console.AnsiConsole.Console = previous; }
-    }
-
     /// <summary>
     /// iddis align: every face of a group photo and the face of a portrait aligned once, with the record of what
     /// placed each; a faceless image and a corrupt file reported by name while the rest goes on; a second run
@@ -188,7 +176,7 @@ public class AlignCommandTests
         using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
         File.WriteAllText(Path.Combine(photos, "broken.jpg"), "not a jpeg");
 
-        var (code, text) = await Run("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
+        var (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
         Assert.True(code == 0, text);
         Assert.Contains("wall.png: no face found; skipped", text);
         Assert.Contains("broken.jpg", text);
@@ -214,18 +202,34 @@ public class AlignCommandTests
 
         // A second run passes over what is done; --overwrite redoes it.
         var stamp = File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png"));
-        (code, text) = await Run("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
+        (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
         Assert.True(code == 0, text);
         Assert.Contains("2 already aligned", text);
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png")));
         Thread.Sleep(20);
-        (code, text) = await Run("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--overwrite", "--device", "cpu");
+        (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--overwrite", "--device", "cpu");
         Assert.True(code == 0, text);
         Assert.NotEqual(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png")));
 
-        (code, text) = await Run("align", "--input-dir", photos, "--out", photos, "--device", "cpu");
+        (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", photos, "--device", "cpu");
         Assert.NotEqual(0, code);
         Assert.Contains("must not be the input folder", text);
         Assert.Equal(4, Directory.GetFiles(photos).Length);
+    }
+}
+
+/// <summary>Runs iddis in-process with the console captured; tests that use it belong to the "console" collection.</summary>
+static class CliCapture
+{
+    /// <summary>The exit code and the console text, wide enough not to wrap paths, whitespace runs made single spaces.</summary>
+    public static async Task<(int Code, string Text)> RunAsync(params string[] args)
+    {
+        var console = new StringWriter();
+        var previous = Spectre.Console.AnsiConsole.Console;
+        var capture = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
+        capture.Profile.Width = 4000;
+        Spectre.Console.AnsiConsole.Console = capture;
+        try { return (await IdDisentangle.Cli.CliApp.RunAsync(args), System.Text.RegularExpressions.Regex.Replace(console.ToString(), @"\s+", " ")); }
+        finally { Spectre.Console.AnsiConsole.Console = previous; }
     }
 }

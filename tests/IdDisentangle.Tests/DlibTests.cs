@@ -171,9 +171,7 @@ public class DlibTests
     public void LandmarksAgreeWithTheFfhqPipeline()
     {
         DlibReference.Require();
-        var predictor = PretrainedNetworks.DlibLandmarks68(TestModels.Store);
-        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), torch.CPU)
-        { MirrorAveraging = true, DlibLandmarks = predictor };
+        using var detector = FaceDetector.Load(TestModels.Store, torch.CPU, dlibLandmarks: true, mirrorAveraging: true);
         var photos = Photos(80).Where(f => !f.Contains($"{Path.DirectorySeparatorChar}identities{Path.DirectorySeparatorChar}")).ToList();
         var reference = DlibReference.Detect(photos);
         var eyes = new List<double>();
@@ -219,8 +217,7 @@ public class DlibTests
     public void AlignmentKeepsTheEyesAsWellAsTheFfhqPipeline()
     {
         DlibReference.Require();
-        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), torch.CPU)
-        { MirrorAveraging = true, DlibLandmarks = PretrainedNetworks.DlibLandmarks68(TestModels.Store) };
+        using var detector = FaceDetector.Load(TestModels.Store, torch.CPU, dlibLandmarks: true, mirrorAveraging: true);
         var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).ToList();
         var reference = DlibReference.Detect(files);
         var (ours, theirs) = (new List<double>(), new List<double>());

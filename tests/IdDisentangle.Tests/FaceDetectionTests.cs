@@ -71,8 +71,7 @@ public class FaceDetectionTests
         RequireDetector();
         RequireDlib();
         using var scope = NewDisposeScope();
-        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), CPU)
-        { MirrorAveraging = true, DlibLandmarks = PretrainedNetworks.DlibLandmarks68(TestModels.Store) };
+        using var detector = FaceDetector.Load(TestModels.Store, CPU, dlibLandmarks: true, mirrorAveraging: true);
         var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
         var redetected = new List<(double Dx, double Dy, double Dist)>();
         var transformed = new List<double>();
@@ -82,7 +81,7 @@ public class FaceDetectionTests
             var image = ImageIO.Read(file);
             var before = detector.Detect(image).MaxBy(f => f.Box.Area);
             Assert.NotNull(before);
-            var aligned = FfhqAlignment.Align(image, before.Landmarks, 256, out var quad);
+            var aligned = FfhqAlignment.Align(image, before.Landmarks, 256, out var quad, detector.AlignmentCentreShift);
             Assert.Equal(new long[] { 3, 256, 256 }, aligned.shape);
             var after = detector.Detect(aligned).MaxBy(f => f.Box.Area);
             Assert.NotNull(after);
@@ -119,8 +118,7 @@ public class FaceDetectionTests
     {
         RequireDetector();
         using var scope = NewDisposeScope();
-        using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(TestModels.Store), PretrainedNetworks.Landmarks68(TestModels.Store), CPU)
-        { MirrorAveraging = true };
+        using var detector = FaceDetector.Load(TestModels.Store, CPU, mirrorAveraging: true);
         var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png")
             .Where(f => int.Parse(Path.GetFileNameWithoutExtension(f)) % 2 == 1).OrderBy(f => f, StringComparer.Ordinal).ToList();
         var shifts = new List<(double Dx, double Dy, double Dist)>();

@@ -147,17 +147,8 @@ public class InferenceTests
         using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
         string attrs = Folder("pose=7");
         string outDir = Path.Combine(TestPaths.NewTempDir(), "out");
-        var console = new StringWriter();
-        int rc;
-        var previous = Spectre.Console.AnsiConsole.Console;
-        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
-        try
-        {
-            rc = await IdDisentangle.Cli.CliApp.RunAsync(["infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
-                "--aligned", "--all-faces", "--out", outDir, "--device", "cpu"]);
-        }
-        finally { Spectre.Console.AnsiConsole.Console = previous; }
-        string text = console.ToString();
+        var (rc, text) = await CliCapture.RunAsync("infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
+            "--aligned", "--all-faces", "--out", outDir, "--device", "cpu");
         Assert.True(rc == 0, text);
         Assert.Contains("wall.png: no face found; skipped", text);
         var written = Directory.GetFiles(Path.Combine(outDir, "attr_pose"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
@@ -167,16 +158,10 @@ public class InferenceTests
         Assert.True(grid.shape[1] > 4 * 64 && grid.shape[2] > 2 * 64);
 
         // An unknown landmark model is refused by the option's name before anything runs.
-        console.GetStringBuilder().Clear();
-        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
-        try
-        {
-            rc = await IdDisentangle.Cli.CliApp.RunAsync(["infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
-                "--landmarks", "bogus", "--out", outDir + "2", "--device", "cpu"]);
-        }
-        finally { Spectre.Console.AnsiConsole.Console = previous; }
+        (rc, text) = await CliCapture.RunAsync("infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
+            "--landmarks", "bogus", "--out", outDir + "2", "--device", "cpu");
         Assert.NotEqual(0, rc);
-        Assert.Contains("--landmarks bogus", console.ToString());
+        Assert.Contains("--landmarks bogus", text);
         Assert.False(Directory.Exists(outDir + "2"));
     }
 

@@ -40,12 +40,10 @@ public sealed class AlignCommand : Command<AlignCommand.Settings>
     {
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
-        var model = s.AlignmentLandmarks;
         var photos = Imaging.ImageFolder.List(s.InputDir).Images.Count;
-        using var aligner = FaceAligner.Load(new ModelStore(s.ModelsDir), device, s.Size, s.AllFaces, model);
+        using var aligner = FaceAligner.Load(new ModelStore(s.ModelsDir), device, s.Size, s.AllFaces, s.AlignmentLandmarks);
         var summary = ConsoleProgress.Run("aligning faces", photos, "photo", p =>
-            AlignmentJob.Run(aligner, s.InputDir, s.Out, s.Overwrite, model == AlignmentLandmarks.Dlib ? "dlib" : "face-api",
-                ModelSettings.Log, () => p.Advance(1), cancellation));
+            AlignmentJob.Run(aligner, s.InputDir, s.Out, s.Overwrite, ModelSettings.Log, () => p.Advance(1), cancellation));
         AnsiConsole.MarkupLine($"{summary.Faces} face(s) from {summary.Photos} photo(s) in [blue]{Markup.Escape(s.Out)}[/]" +
                                $" ({summary.WithoutFace} without a face, {summary.AlreadyThere} already aligned, {summary.Unreadable} unreadable)");
         return 0;

@@ -76,9 +76,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         {
             var store = new ModelStore(s.ModelsDir);
             // pSp's IR-SE50 saw faces aligned with dlib's landmarks: use them when the model is in the store.
-            bool dlib = irse && File.Exists(store.PathOf("dlib-landmarks68"));
-            using var detector = new FaceDetector(PretrainedNetworks.FaceDetector(store), PretrainedNetworks.Landmarks68(store), device)
-                { DlibLandmarks = dlib ? PretrainedNetworks.DlibLandmarks68(store) : null };
+            using var detector = FaceDetector.Load(store, device, dlibLandmarks: irse && File.Exists(store.PathOf("dlib-landmarks68")));
             var rows = new List<Tensor>();
             for (int i = 0; i < files.Count; i++)
             {
@@ -90,7 +88,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
                     continue;
                 }
                 var input = irse
-                    ? Models.Identity.IrSe50.Prepare(FfhqAlignment.Align(images[i], face.Landmarks, 256, out _, dlib ? 0 : FfhqAlignment.FaceApiCentreShift).unsqueeze(0), FaceCrop.FfhqArcFace)
+                    ? Models.Identity.IrSe50.Prepare(FfhqAlignment.Align(images[i], face.Landmarks, 256, out _, detector.AlignmentCentreShift).unsqueeze(0), FaceCrop.FfhqArcFace)
                     : FaceDetector.CutFace((images[i] * 255f).round(), FaceDetector.RecognitionBox(face.Landmarks, (int)images[i].shape[2], (int)images[i].shape[1]), size, out _);
                 rows.Add(net.call(input.to(device)).cpu());
             }
@@ -164,11 +162,7 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         using var scope = torch.NewDisposeScope();
         using var _ = torch.inference_mode();
         var all = new List<Tensor>();
-        var store = new ModelStore(s.ModelsDir);
-        using var detector = s.Detect
-            ? new FaceDetector(PretrainedNetworks.FaceDetector(store), PretrainedNetworks.Landmarks68(store), device)
-                { DlibLandmarks = s.Net == "dlib" ? PretrainedNetworks.DlibLandmarks68(store) : null }
-            : null;
+        using var detector = s.Detect ? FaceDetector.Load(new ModelStore(s.ModelsDir), device, dlibLandmarks: s.Net == "dlib") : null;
         for (int i = 0; i < files.Count; i++)
         {
             var mapped = new float[2 * FaceLandmark68Net.Points];

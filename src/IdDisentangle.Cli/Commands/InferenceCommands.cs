@@ -20,17 +20,19 @@ public class FaceAlignmentSettings : ComputeSettings
     [Description("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
     public string Landmarks { get; init; } = "dlib";
 
-    public AlignmentLandmarks AlignmentLandmarks => Landmarks.ToLowerInvariant() switch
+    public AlignmentLandmarks AlignmentLandmarks => ParseLandmarks() ?? throw new ArgumentException(LandmarksError);
+
+    AlignmentLandmarks? ParseLandmarks() => Landmarks.ToLowerInvariant() switch
     {
         "dlib" => AlignmentLandmarks.Dlib,
         "face-api" or "faceapi" => AlignmentLandmarks.FaceApi,
-        _ => throw new ArgumentException($"--landmarks {Landmarks}: expected dlib or face-api"),
+        _ => null,
     };
 
+    string LandmarksError => $"--landmarks {Landmarks}: expected dlib or face-api";
+
     public override ValidationResult Validate() =>
-        Landmarks.ToLowerInvariant() is "dlib" or "face-api" or "faceapi"
-            ? ValidationResult.Success()
-            : ValidationResult.Error($"--landmarks {Landmarks}: expected dlib or face-api");
+        ParseLandmarks() is null ? ValidationResult.Error(LandmarksError) : ValidationResult.Success();
 }
 
 /// <summary>Options of every command that runs a trained model.</summary>

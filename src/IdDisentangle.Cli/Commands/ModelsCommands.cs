@@ -40,7 +40,7 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
         }
         foreach (var file in DebianWeights.Files)
         {
-            if (File.Exists(Path.Combine(store.Root, file.StorePath))) { AnsiConsole.MarkupLine($"{Markup.Escape(file.Spec)}: already present"); continue; }
+            if (DebianWeights.IsPresent(store, file)) { AnsiConsole.MarkupLine($"{Markup.Escape(file.Spec)}: already present"); continue; }
             AnsiConsole.Status().Start($"fetching {Markup.Escape(file.Spec)}", _ =>
                 DebianWeights.Fetch(store, file, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation,
                     validate: path => PretrainedNetworks.CheckDlibLandmarks68(path)));

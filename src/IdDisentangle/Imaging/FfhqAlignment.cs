@@ -69,12 +69,11 @@ public static class FfhqAlignment
     /// </summary>
     public static Tensor Align(Tensor image, IReadOnlyList<PixelPoint> landmarks, int size, out AlignmentQuad quad, double centreShift = 0)
     {
-        if (landmarks.Count != 68) throw new ArgumentException($"FFHQ alignment needs the 68 landmarks, got {landmarks.Count}");
+        quad = Quad(landmarks, centreShift);
         if (image.dim() != 3 || image.shape[0] != 3) throw new ArgumentException($"expected an image [3,H,W], got [{string.Join(",", image.shape)}]");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
 
-        quad = Quad(landmarks, centreShift);
         Vec[] q = [V(quad.UpperLeft), V(quad.LowerLeft), V(quad.LowerRight), V(quad.UpperRight)];
         double qsize = (q[3] - q[0]).Length;
 

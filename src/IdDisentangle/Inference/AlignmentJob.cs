@@ -19,7 +19,7 @@ public static class AlignmentJob
 {
     public const string RecordFile = "alignment.json";
 
-    public static AlignmentSummary Run(FaceAligner aligner, string inputDir, string outDir, bool overwrite, string landmarkModel,
+    public static AlignmentSummary Run(FaceAligner aligner, string inputDir, string outDir, bool overwrite,
         Action<string> log, Action? progress = null, CancellationToken cancellation = default)
     {
         var listing = ImageFolder.List(inputDir);
@@ -59,7 +59,7 @@ public static class AlignmentJob
                 string output = Path.Combine(outDir, face.Face.Stem + ".png");
                 if (inputs.Contains(Path.GetFullPath(output))) throw new IOException($"{output}: refusing to overwrite an input image");
                 ImageIO.Write(output, face.Face.Image);
-                record[Path.GetFileName(output)] = Entry(file, index, face, aligner.Resolution, landmarkModel);
+                record[Path.GetFileName(output)] = Entry(file, index, face, aligner.Resolution, aligner.Landmarks);
                 faces++;
             }
             if (++sinceSave >= 25) { WriteRecord(recordPath, record); sinceSave = 0; }
@@ -69,7 +69,7 @@ public static class AlignmentJob
         return new AlignmentSummary(listing.Images.Count, faces, withoutFace, already, unreadable);
     }
 
-    static JsonObject Entry(string source, int index, AlignedFace face, int size, string landmarkModel)
+    static JsonObject Entry(string source, int index, AlignedFace face, int size, AlignmentLandmarks landmarks)
     {
         static JsonArray Point(PixelPoint p) => [Math.Round(p.X, 3), Math.Round(p.Y, 3)];
         var box = face.Detection.Box;
@@ -80,7 +80,7 @@ public static class AlignmentJob
             ["size"] = size,
             ["score"] = Math.Round(face.Detection.Score, 5),
             ["box"] = new JsonArray(Math.Round(box.X, 2), Math.Round(box.Y, 2), Math.Round(box.Width, 2), Math.Round(box.Height, 2)),
-            ["landmark_model"] = landmarkModel,
+            ["landmark_model"] = landmarks == AlignmentLandmarks.Dlib ? "dlib" : "face-api",
             ["landmarks"] = new JsonArray(face.Detection.Landmarks.Select(p => (JsonNode)Point(p)).ToArray()),
             ["quad"] = new JsonArray(Point(face.Quad.UpperLeft), Point(face.Quad.LowerLeft), Point(face.Quad.LowerRight), Point(face.Quad.UpperRight)),
         };

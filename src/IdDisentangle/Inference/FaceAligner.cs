@@ -30,14 +30,10 @@ public sealed class FaceAligner(FaceDetector detector, int resolution) : IDispos
     /// </summary>
     public static FaceAligner Load(ModelStore store, Device device, int resolution, bool allFaces = false,
                                    AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) =>
-        new(new FaceDetector(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device)
-            {
-                MirrorAveraging = true,
-                DlibLandmarks = landmarks == AlignmentLandmarks.Dlib ? Weights.PretrainedNetworks.DlibLandmarks68(store) : null,
-            }, resolution) { AllFaces = allFaces };
+        new(FaceDetector.Load(store, device, dlibLandmarks: landmarks == AlignmentLandmarks.Dlib, mirrorAveraging: true), resolution) { AllFaces = allFaces };
 
-    /// <summary>The square's centre shift for the detector's landmarks (none for dlib's, which FFHQ used).</summary>
-    double CentreShift => detector.DlibLandmarks is null ? FfhqAlignment.FaceApiCentreShift : 0;
+    /// <summary>The landmarks that place the square.</summary>
+    public AlignmentLandmarks Landmarks => detector.DlibLandmarks is null ? AlignmentLandmarks.FaceApi : AlignmentLandmarks.Dlib;
 
     public int Resolution { get; } = resolution;
 
@@ -74,7 +70,7 @@ public sealed class FaceAligner(FaceDetector detector, int resolution) : IDispos
         var result = new List<AlignedFace>();
         for (int i = 0; i < faces.Count; i++)
         {
-            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out var quad, CentreShift);
+            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out var quad, detector.AlignmentCentreShift);
             string stem = AllFaces && faces.Count > 1 ? $"{image.Stem}_face{i + 1}" : image.Stem;
             result.Add(new AlignedFace(new InputImage(image.Path, stem, aligned), faces[i], quad));
         }

@@ -39,8 +39,16 @@ public sealed class FaceDetector : IDisposable
         _landmarks.eval();
     }
 
-    public static FaceDetector Load(ModelStore store, Device device) =>
-        new(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device);
+    /// <summary>
+    /// face-api.js's detector and landmark net from the model store; with <paramref name="dlibLandmarks"/> also dlib's
+    /// shape predictor (<see cref="DlibLandmarks"/>).
+    /// </summary>
+    public static FaceDetector Load(ModelStore store, Device device, bool dlibLandmarks = false, bool mirrorAveraging = false) =>
+        new(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device)
+        {
+            MirrorAveraging = mirrorAveraging,
+            DlibLandmarks = dlibLandmarks ? Weights.PretrainedNetworks.DlibLandmarks68(store) : null,
+        };
 
     public Device Device { get; }
 
@@ -63,6 +71,12 @@ public sealed class FaceDetector : IDisposable
     /// FFHQ data set was aligned with), placed by face-api.js's landmarks instead of dlib's own HOG detector.
     /// </summary>
     public ShapePredictor? DlibLandmarks { get; init; }
+
+    /// <summary>
+    /// The FFHQ square's centre shift (<see cref="FfhqAlignment.Align"/>) for the landmarks this detector returns:
+    /// none for dlib's, which FFHQ used; <see cref="FfhqAlignment.FaceApiCentreShift"/> for face-api.js's.
+    /// </summary>
+    public double AlignmentCentreShift => DlibLandmarks is null ? FfhqAlignment.FaceApiCentreShift : 0;
 
     /// <summary>Faces in <paramref name="image"/> ([3,H,W], [0,1]) with their landmarks, best score first.</summary>
     public IReadOnlyList<DetectedFace> Detect(Tensor image)

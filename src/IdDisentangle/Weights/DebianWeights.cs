@@ -39,9 +39,11 @@ public static class DebianWeights
         "12dda15b1323ca7772bd9cae31f2b839485b36f51b1fe51707a272b94b71c106",
         "usr/share/dlib/shape_predictor_68_face_landmarks.dat",
         "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
-        "dlib/shape_predictor_68_face_landmarks.dat");
+        ModelStore.Find("dlib-landmarks68").RelativePath);
 
     public static readonly IReadOnlyList<DebianWeightFile> Files = [DlibLandmarks68];
+
+    public static bool IsPresent(ModelStore store, DebianWeightFile file) => File.Exists(Path.Combine(store.Root, file.StorePath));
 
     public static string ManualInstructions(ModelStore store, DebianWeightFile file) =>
         $"run 'iddis models fetch' (it downloads {file.DebFileName} from {DefaultMirror}, or the mirror in ${MirrorVariable}), " +
@@ -57,7 +59,7 @@ public static class DebianWeights
                                CancellationToken cancellation = default, Action<string>? validate = null)
     {
         string target = Path.Combine(store.Root, file.StorePath);
-        if (File.Exists(target)) return target;
+        if (IsPresent(store, file)) return target;
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
 
         string installed = "/" + file.Member;
