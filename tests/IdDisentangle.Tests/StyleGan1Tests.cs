@@ -43,12 +43,7 @@ public class StyleGan1Tests
             var w = g.Map(Npy.Read(Fx("z.npy")));
             var dl = g.ToWPlus(w);
             Assert.True(TensorAssert.MaxAbsDiff(dl, Npy.Read(Fx("dlatents.npy"))) < 1e-4f, "dlatents");
-            var trunc = g.Truncate(w, 0.7);
-            Assert.True(TensorAssert.MaxAbsDiff(trunc, Npy.Read(Fx("dlatents_trunc.npy"))) < 1e-4f, "dlatents_trunc");
-            float dImg = TensorAssert.MaxAbsDiff(g.Synthesize(trunc), Npy.Read(Fx("img_trunc.npy")));
-            Assert.True(dImg < 1e-4f, $"img_trunc differs by {dImg}");
-            float dPlus = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(Fx("wplus.npy"))), Npy.Read(Fx("img_wplus.npy")));
-            Assert.True(dPlus < 1e-4f, $"img_wplus differs by {dPlus}");
+            AssertRendersFixture(g, Fx, g.Truncate(w, 0.7));
         }
         // The gradient: in float32 it carries rounding error of about 3e-3 of max|grad| in the 4x4-32x32 layers (any
         // float32 implementation: our C#, and bench/reference/stylegan1_ref.py in PyTorch, differ from their own
@@ -62,14 +57,30 @@ public class StyleGan1Tests
         (g.Synthesize(wplus) * probe).sum().backward();
         float d32 = TensorAssert.MaxAbsDiff(wplus.grad!, expected);
         Assert.True(d32 < 5e-3f * scale, $"float32 grad_wplus differs by {d32} (max |grad| {scale})");
-        g.to(ScalarType.Float64);
-        var w64 = Npy.Read(Fx("wplus.npy")).to(ScalarType.Float64).requires_grad_();
-        (g.Synthesize(w64) * probe.to(ScalarType.Float64)).sum().backward();
-        float d64 = TensorAssert.MaxAbsDiff(w64.grad![.., 7..].to(ScalarType.Float32), expected[.., 7..]);
+        float d64 = TensorAssert.MaxAbsDiff(Float64Gradient(g, Fx)[.., 7..].to(ScalarType.Float32), expected[.., 7..]);
         Assert.True(d64 < 1e-4f * scale, $"float64 grad_wplus (layers 7-11) differs by {d64} (max |grad| {scale})");
     }
 
     static string Alt(string file) => TestPaths.TestData("stylegan1-alt", file);
+
+    /// <summary>A fixture folder's truncated dlatents and its two renderings (truncated codes, W+ codes) within 1e-4.</summary>
+    static void AssertRendersFixture(StyleGan1Generator g, Func<string, string> file, Tensor truncated)
+    {
+        Assert.True(TensorAssert.MaxAbsDiff(truncated, Npy.Read(file("dlatents_trunc.npy"))) < 1e-4f, "dlatents_trunc");
+        float dImg = TensorAssert.MaxAbsDiff(g.Synthesize(truncated), Npy.Read(file("img_trunc.npy")));
+        Assert.True(dImg < 1e-4f, $"img_trunc differs by {dImg}");
+        float dPlus = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(file("wplus.npy"))), Npy.Read(file("img_wplus.npy")));
+        Assert.True(dPlus < 1e-4f, $"img_wplus differs by {dPlus}");
+    }
+
+    /// <summary>d(sum(G(w+) * probe))/dw+ for a fixture folder's codes, with the generator turned to float64.</summary>
+    static Tensor Float64Gradient(StyleGan1Generator g, Func<string, string> file)
+    {
+        g.to(ScalarType.Float64);
+        var w64 = Npy.Read(file("wplus.npy")).to(ScalarType.Float64).requires_grad_();
+        (g.Synthesize(w64) * Npy.Read(file("probe.npy")).to(ScalarType.Float64)).sum().backward();
+        return w64.grad!;
+    }
 
     /// <summary>
     /// Another configuration, written by bench/reference/stylegan1_ref.py (its reference computed in float64): 256 px
@@ -93,19 +104,11 @@ public class StyleGan1Tests
         if (file.EndsWith(".pkl")) Assert.Contains(report.Notes, n => n.Contains("ToRGB_lod1"));
         using (no_grad())
         {
-            var trunc = g.Truncate(g.Map(Npy.Read(Alt("z.npy"))), 0.7);
-            Assert.True(TensorAssert.MaxAbsDiff(trunc, Npy.Read(Alt("dlatents_trunc.npy"))) < 1e-4f, "dlatents_trunc");
-            float dImg = TensorAssert.MaxAbsDiff(g.Synthesize(trunc), Npy.Read(Alt("img_trunc.npy")));
-            Assert.True(dImg < 1e-4f, $"img_trunc differs by {dImg}");
-            float dPlus = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(Alt("wplus.npy"))), Npy.Read(Alt("img_wplus.npy")));
-            Assert.True(dPlus < 1e-4f, $"img_wplus differs by {dPlus}");
+            AssertRendersFixture(g, Alt, g.Truncate(g.Map(Npy.Read(Alt("z.npy"))), 0.7));
         }
         var expected = Npy.Read(Alt("grad_wplus.npy"));
         float scale = expected.abs().max().item<float>();
-        g.to(ScalarType.Float64);
-        var w64 = Npy.Read(Alt("wplus.npy")).to(ScalarType.Float64).requires_grad_();
-        (g.Synthesize(w64) * Npy.Read(Alt("probe.npy")).to(ScalarType.Float64)).sum().backward();
-        float d64 = TensorAssert.MaxAbsDiff(w64.grad!.to(ScalarType.Float32), expected);
+        float d64 = TensorAssert.MaxAbsDiff(Float64Gradient(g, Alt).to(ScalarType.Float32), expected);
         Assert.True(d64 < 1e-4f * scale, $"float64 grad_wplus differs by {d64} (max |grad| {scale})");
     }
 
