@@ -88,7 +88,7 @@ public sealed class FaceDetector : IDisposable
         var landmarks = Landmarks255(pixels, boxes.Select(b => b.Box).ToList());
         if (DlibLandmarks is { } dlib && boxes.Count > 0)
         {
-            var intensities = IntensityImage.FromRgb(image);
+            var intensities = IntensityImage.FromRgbBytes(pixels);
             landmarks = landmarks.Select(seed => RefineWithDlib(dlib, intensities, seed)).ToList();
         }
         return boxes.Select((b, i) => new DetectedFace(b.Box, b.Score, landmarks[i])).ToList();

@@ -25,10 +25,18 @@ public sealed class IntensityImage
     /// <summary>From an RGB image [3,H,W] in [0,1] (values are rounded to bytes first, as they were decoded).</summary>
     public static IntensityImage FromRgb(Tensor image)
     {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        return FromRgbBytes((image.to(CPU).to(ScalarType.Float32) * 255f).round_());
+    }
+
+    /// <summary>From an RGB image [3,H,W] already holding whole byte values 0..255 (any device and float type).</summary>
+    public static IntensityImage FromRgbBytes(Tensor image)
+    {
         if (image.dim() != 3 || image.shape[0] != 3) throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var bytes = (image.to(CPU).to(ScalarType.Float32) * 255f).round_().clamp_(0, 255).to(ScalarType.Int32);
+        var bytes = image.to(CPU).clamp(0, 255).to(ScalarType.Int32);
         var mean = bytes.sum([0]).div_(3, rounding_mode: RoundingMode.floor).to(ScalarType.Byte).contiguous();
         return new IntensityImage(mean.data<byte>().ToArray(), (int)image.shape[2], (int)image.shape[1]);
     }
