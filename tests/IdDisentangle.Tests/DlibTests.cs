@@ -103,9 +103,9 @@ public class DlibTests
 {
     /// <summary>PNG photos only, so dlib and we decode the same pixels: FFHQ crops, the identity photos, unaligned photos.</summary>
     static List<string> Photos(int ffhq) =>
-        Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(ffhq)
-            .Concat(Directory.GetFiles(TestPaths.SharedFile("data", "identities"), "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-            .Concat(Directory.GetFiles(TestPaths.SharedFile("data", "photos-unaligned"), "*.png").Order(StringComparer.Ordinal))
+        Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(ffhq)
+            .Concat(Directory.GetFiles(TestPaths.Data("identities"), "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            .Concat(Directory.GetFiles(TestPaths.Data("photos-unaligned"), "*.png").Order(StringComparer.Ordinal))
             .ToList();
 
     static PixelPoint Centre(IReadOnlyList<PixelPoint> p, int from, int count) =>
@@ -218,7 +218,7 @@ public class DlibTests
     {
         DlibReference.Require();
         using var detector = FaceDetector.Load(TestModels.Store, torch.CPU, dlibLandmarks: true, mirrorAveraging: true);
-        var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).ToList();
+        var files = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).ToList();
         var reference = DlibReference.Detect(files);
         var (ours, theirs) = (new List<double>(), new List<double>());
         static IEnumerable<double> EyeShifts(IReadOnlyList<PixelPoint> landmarks)

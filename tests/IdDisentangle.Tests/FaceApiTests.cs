@@ -26,7 +26,7 @@ public static class TestModels
 
 public class FaceApiTests
 {
-    static string Fx(string f) => TestPaths.SharedFile("fixtures", "faceapi", f);
+    static string Fx(string f) => TestPaths.Fixture("faceapi", f);
 
     [SkippableFact]
     public void RecognitionDescriptorsMatchFaceApiJs()
@@ -58,7 +58,7 @@ public class FaceApiTests
     public void SamePersonIsCloserThanDifferentPeople()
     {
         TestModels.RequireFaceApi();
-        string root = TestPaths.SharedFile("data", "identities");
+        string root = TestPaths.Data("identities");
         using var scope = NewDisposeScope();
         using var net = PretrainedNetworks.FaceRecognition(TestModels.Store);
         var people = Directory.GetDirectories(root).Order(StringComparer.Ordinal).ToList();

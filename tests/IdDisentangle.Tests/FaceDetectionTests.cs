@@ -24,7 +24,7 @@ public class FaceDetectionTests
         Skip.IfNot(NpmWeights.IsExtracted(TestModels.Store, NpmWeights.FaceApi), "the face-api package files are needed for face-api.js");
         using var scope = NewDisposeScope();
         var files = new[] { "photos-unaligned/multi_people.jpg", "photos-unaligned/DST_01.jpg", "photos-unaligned/specific2.png", "ffhq-real-256/00005.png" };
-        var images = files.Select(f => ImageIO.Read(TestPaths.SharedFile(["data", .. f.Split('/')]))).ToList();
+        var images = files.Select(f => ImageIO.Read(TestPaths.Data([.. f.Split('/')]))).ToList();
         var reference = TfjsReference.RunFaceApi(FaceApiModelDir, images);
         using var detector = FaceDetector.Load(TestModels.Store, CPU);
         for (int i = 0; i < files.Length; i++)
@@ -72,7 +72,7 @@ public class FaceDetectionTests
         RequireDlib();
         using var scope = NewDisposeScope();
         using var detector = FaceDetector.Load(TestModels.Store, CPU, dlibLandmarks: true, mirrorAveraging: true);
-        var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var files = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").OrderBy(f => f, StringComparer.Ordinal).ToList();
         var redetected = new List<(double Dx, double Dy, double Dist)>();
         var transformed = new List<double>();
         foreach (var file in files)
@@ -119,7 +119,7 @@ public class FaceDetectionTests
         RequireDetector();
         using var scope = NewDisposeScope();
         using var detector = FaceDetector.Load(TestModels.Store, CPU, mirrorAveraging: true);
-        var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png")
+        var files = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png")
             .Where(f => int.Parse(Path.GetFileNameWithoutExtension(f)) % 2 == 1).OrderBy(f => f, StringComparer.Ordinal).ToList();
         var shifts = new List<(double Dx, double Dy, double Dist)>();
         foreach (var file in files)
@@ -155,7 +155,7 @@ public class FaceDetectionTests
     {
         RequireDetector();
         using var scope = NewDisposeScope();
-        var files = Directory.GetFiles(TestPaths.SharedFile("data", "ffhq-real-256"), "*.png").OrderBy(f => f, StringComparer.Ordinal).Take(24).ToList();
+        var files = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").OrderBy(f => f, StringComparer.Ordinal).Take(24).ToList();
         using var detector = FaceDetector.Load(TestModels.Store, CPU);
         using var recognition = PretrainedNetworks.FaceRecognition(TestModels.Store);
         using var landmarks = PretrainedNetworks.Landmarks68(TestModels.Store);
@@ -201,7 +201,7 @@ public class FaceDetectionTests
         int n = 0;
         foreach (var (file, size) in new[] { ("photos-unaligned/DST_01.jpg", 256), ("photos-unaligned/multi_people.jpg", 128), ("ffhq-real-256/00004.png", 256) })
         {
-            string path = TestPaths.SharedFile(["data", .. file.Split('/')]);
+            string path = TestPaths.Data([.. file.Split('/')]);
             var image = ImageIO.Read(path);
             foreach (var face in detector.Detect(image))
             {

@@ -59,7 +59,7 @@ public class ImageTests
     [SkippableFact]
     public void SharedGreyscaleIdentityPhotosDecodeAsRgb()
     {
-        string dir = TestPaths.SharedFile("data", "identities", "amy");
+        string dir = TestPaths.Data("identities", "amy");
         var listing = ImageFolder.List(dir);
         Assert.NotEmpty(listing.Images);
         using var t = ImageIO.Read(listing.Images[0]);
@@ -188,7 +188,7 @@ public class ImageTests
     [SkippableFact]
     public void RealPhotosDecode()
     {
-        string dir = TestPaths.SharedFile("data", "photos-unaligned");
+        string dir = TestPaths.Data("photos-unaligned");
         var listing = ImageFolder.List(dir);
         Assert.Equal(7, listing.Images.Count);
         foreach (var f in listing.Images)

@@ -13,11 +13,11 @@ public class InferenceTests
     {
         string root = TestPaths.NewTempDir();
         string data = Path.Combine(root, "dataset");
-        using (var g = Weights.StyleGan2Weights.Load(TestPaths.SharedFile("fixtures", "stylegan2", "generator.pt"), out _))
+        using (var g = Weights.StyleGan2Weights.Load(TestPaths.Fixture("stylegan2", "generator.pt"), out _))
             DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = data, NumImages = 12, Seed = 4 });
         var c = new TrainingConfig
         {
-            Name = "tiny", DatasetDir = data, GeneratorPath = TestPaths.SharedFile("fixtures", "stylegan2", "generator.pt"),
+            Name = "tiny", DatasetDir = data, GeneratorPath = TestPaths.Fixture("stylegan2", "generator.pt"),
             ResultsDir = Path.Combine(root, "results"), BatchSize = 2, NumSteps = 2, TrainDataSize = 8, TestSize = 2,
             PixelLoss = PixelLoss.L1, AttrInputSize = 80, FaceCrop = "none",
         };
@@ -141,8 +141,8 @@ public class InferenceTests
         Require();
         TestModels.RequireAlignment();
         string photos = TestPaths.NewTempDir();
-        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
-        File.Copy(TestPaths.SharedFile("data", "photos-unaligned", "DST_01.jpg"), Path.Combine(photos, "dst.jpg"));
+        File.Copy(TestPaths.Data("photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
+        File.Copy(TestPaths.Data("photos-unaligned", "DST_01.jpg"), Path.Combine(photos, "dst.jpg"));
         // A smooth colour ramp: an image, but no face.
         using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
         string attrs = Folder("pose=7");
@@ -171,7 +171,7 @@ public class InferenceTests
     {
         TestModels.RequireAlignment();
         using var scope = NewDisposeScope();
-        var photo = new InputImage("group.jpg", "group", ImageIO.Read(TestPaths.SharedFile("data", "photos-unaligned", "multi_people.jpg")));
+        var photo = new InputImage("group.jpg", "group", ImageIO.Read(TestPaths.Data("photos-unaligned", "multi_people.jpg")));
         using var all = FaceAligner.Load(TestModels.Store, CPU, 128, allFaces: true);
         var faces = all.Align(photo, _ => { });
         Assert.Equal(["group_face1", "group_face2", "group_face3"], faces.Select(f => f.Stem).ToList());

@@ -11,7 +11,7 @@ public class IrSe50Tests
     [SkippableFact]
     public void HasExactlyTheKeysAndShapesOfModelIrSe50Pth()
     {
-        using var doc = JsonDocument.Parse(File.ReadAllText(TestPaths.SharedFile("fixtures", "arcface-irse50", "keys_ir_se50.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixture("arcface-irse50", "keys_ir_se50.json")));
         var expected = doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => string.Join(",", p.Value.EnumerateArray().Select(e => e.GetInt64())));
         using var net = new IrSe50();
         var actual = net.state_dict().ToDictionary(p => p.Key, p => string.Join(",", p.Value.shape));

@@ -10,9 +10,9 @@ public class MsSsimTests
     public void MatchesTensorFlowsSsimMultiscaleOnTheFixturePairs()
     {
         using var scope = NewDisposeScope();
-        var a = Npy.Read(TestPaths.SharedFile("fixtures", "msssim", "a.npy"));
-        var b = Npy.Read(TestPaths.SharedFile("fixtures", "msssim", "b.npy"));
-        var expected = Npy.Read(TestPaths.SharedFile("fixtures", "msssim", "ms_ssim.npy"));
+        var a = Npy.Read(TestPaths.Fixture("msssim", "a.npy"));
+        var b = Npy.Read(TestPaths.Fixture("msssim", "b.npy"));
+        var expected = Npy.Read(TestPaths.Fixture("msssim", "ms_ssim.npy"));
         var actual = MsSsim.Compute(a, b);
         Assert.True(TensorAssert.MaxAbsDiff(actual, expected.to(ScalarType.Float32)) < 1e-5f,
             $"ours {actual.to(ScalarType.Float64).ToString(TorchSharp.TensorStringStyle.Numpy)} vs {expected.ToString(TorchSharp.TensorStringStyle.Numpy)}");

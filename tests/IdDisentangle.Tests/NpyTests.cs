@@ -77,18 +77,18 @@ public class NpyTests
     [SkippableFact]
     public void ReadsSharedFixturesWrittenByNumpy()
     {
-        using var z = Npy.Read(TestPaths.SharedFile("fixtures", "stylegan2", "z.npy"));
+        using var z = Npy.Read(TestPaths.Fixture("stylegan2", "z.npy"));
         Assert.Equal(new long[] { 4, 512 }, z.shape);
         Assert.Equal(ScalarType.Float32, z.dtype);
         double std = z.std().item<float>();
         Assert.InRange(std, 0.9, 1.1); // z ~ N(0,1)
 
-        using var faces = Npy.Read(TestPaths.SharedFile("fixtures", "faceapi", "recognition_input_150.npy"));
+        using var faces = Npy.Read(TestPaths.Fixture("faceapi", "recognition_input_150.npy"));
         Assert.Equal(ScalarType.Byte, faces.dtype);
         Assert.Equal(4, faces.dim());
         Assert.Equal(new long[] { 150, 150, 3 }, faces.shape[1..]);
 
-        string wdir = TestPaths.SharedFile("data", "stylegan2-fake-256", "ws", "00000");
+        string wdir = TestPaths.Data("stylegan2-fake-256", "ws", "00000");
         string wfile = Directory.EnumerateFiles(wdir, "*.npy").Order().First();
         using var w = Npy.Read(wfile);
         Assert.Equal(new long[] { 18, 512 }, w.shape);

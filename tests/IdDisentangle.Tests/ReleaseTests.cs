@@ -66,7 +66,7 @@ public class ReleaseTests
         WriteDense(mapper, Path.Combine(dir, "LatentMappingNetwork_best_id_epoch_3.h5"));
         WriteDense(other, Path.Combine(dir, "LatentMappingNetwork_last_epoch_5.h5"));
         WriteDense(d, Path.Combine(dir, "W_D_best_id_epoch_3.h5"));
-        File.Copy(TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_tf2_keras.h5"), Path.Combine(dir, "stylegan_G_128x128.h5"));
+        File.Copy(TestPaths.Fixture("stylegan1", "stylegan1_tf2_keras.h5"), Path.Combine(dir, "stylegan_G_128x128.h5"));
         File.Copy(TestPaths.TestData("keras-functional", "tiny_vggface2_layout.h5"), Path.Combine(dir, "vggface2.h5"));
 
         string run = Path.Combine(TestPaths.NewTempDir(), "paper");

@@ -8,7 +8,7 @@ namespace IdDisentangle.Tests;
 /// <summary>StyleGAN (v1) from NVIDIA's pickle layout and the TF2 port's Keras HDF5 layout, against the shared reference outputs.</summary>
 public class StyleGan1Tests
 {
-    static string Fx(string file) => TestPaths.SharedFile("fixtures", "stylegan1", file);
+    static string Fx(string file) => TestPaths.Fixture("stylegan1", file);
 
     public static IEnumerable<object[]> Files => [["stylegan1_official_layout.pkl"], ["stylegan1_tf2_keras.h5"]];
 
@@ -165,7 +165,7 @@ public class StyleGan1SynthesisOnlyTests
     public void SynthesisOnlyFileRendersWPlus()
     {
         using var scope = NewDisposeScope();
-        var full = KerasHdf5File.Read(TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_tf2_keras.h5"));
+        var full = KerasHdf5File.Read(TestPaths.Fixture("stylegan1", "stylegan1_tf2_keras.h5"));
         string path = Path.Combine(TestPaths.NewTempDir(), "stylegan_G_synthesis_128x128.h5");
         KerasFiles.Write(path, full.Layers.Where(l => l.Name == "G_synthesis").Select(l => (l.Name, l.Weights)).ToList());
         var g = (StyleGan1Generator)GeneratorFiles.Load(path, out var report);
@@ -174,8 +174,8 @@ public class StyleGan1SynthesisOnlyTests
         Assert.Contains(report.Notes, n => n.Contains("synthesis network only"));
         using (no_grad())
         {
-            float d = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(TestPaths.SharedFile("fixtures", "stylegan1", "wplus.npy"))),
-                                              Npy.Read(TestPaths.SharedFile("fixtures", "stylegan1", "img_wplus.npy")));
+            float d = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(TestPaths.Fixture("stylegan1", "wplus.npy"))),
+                                              Npy.Read(TestPaths.Fixture("stylegan1", "img_wplus.npy")));
             Assert.True(d < 1e-4f, $"img_wplus differs by {d}");
         }
         var e = Assert.Throws<InvalidOperationException>(() => g.Map(randn(1, 512)));
@@ -193,9 +193,9 @@ public class StyleGan1CliTests
     {
         string dir = TestPaths.NewTempDir();
         string renamed = Path.Combine(dir, "generator.weights");  // no telling extension
-        File.Copy(TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_tf2_keras.h5"), renamed);
+        File.Copy(TestPaths.Fixture("stylegan1", "stylegan1_tf2_keras.h5"), renamed);
         string samples = Path.Combine(dir, "samples");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", TestPaths.SharedFile("fixtures", "stylegan1", "stylegan1_official_layout.pkl"), "--n", "2", "--seed", "3", "--out", samples]));
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", TestPaths.Fixture("stylegan1", "stylegan1_official_layout.pkl"), "--n", "2", "--seed", "3", "--out", samples]));
         Assert.Equal(["000000.png", "000001.png", "grid.png"], Directory.GetFiles(samples, "*.png").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
         string data = Path.Combine(dir, "data");
         Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["generate-data", "--generator", renamed, "--num-images", "3", "--batch-size", "2", "--seed", "1", "--out", data]));

@@ -7,7 +7,7 @@ namespace IdDisentangle.Tests;
 
 public class StyleGan2Tests
 {
-    static string Fixture(string file) => TestPaths.SharedFile("fixtures", "stylegan2", file);
+    static string Fixture(string file) => TestPaths.Fixture("stylegan2", file);
 
     static StyleGan2Generator LoadFixture() => StyleGan2Weights.Load(Fixture("generator.pt"), out _);
 

@@ -5,7 +5,7 @@ public static class TestPaths
 {
     public static string RepoRoot { get; } = FindRepoRoot();
 
-    /// <summary>../shared beside the repository (or $IDDIS_SHARED); null when absent.</summary>
+    /// <summary>../shared beside the repository (or $IDDIS_SHARED), for optional larger sweeps; null when absent.</summary>
     public static string? Shared
     {
         get
@@ -16,13 +16,16 @@ public static class TestPaths
         }
     }
 
-    /// <summary>A path under ../shared; skips the calling test when the shared folder is absent.</summary>
-    public static string SharedFile(params string[] parts)
+    /// <summary>A reference fixture copied into the repository (tests/fixtures/NAME/...).</summary>
+    public static string Fixture(params string[] parts) => Existing(Path.Combine([RepoRoot, "tests", "fixtures", .. parts]));
+
+    /// <summary>A data file or folder copied into the repository (tests/fixtures/data/NAME/...).</summary>
+    public static string Data(params string[] parts) => Existing(Path.Combine([RepoRoot, "tests", "fixtures", "data", .. parts]));
+
+    static string Existing(string path)
     {
-        Skip.If(Shared is null, "../shared is not present beside the repository (set IDDIS_SHARED to its location)");
-        string p = Path.Combine([Shared!, .. parts]);
-        Assert.True(File.Exists(p) || Directory.Exists(p), $"missing shared file {p}");
-        return p;
+        Assert.True(File.Exists(path) || Directory.Exists(path), $"missing fixture {path} (tests/fixtures is part of the repository)");
+        return path;
     }
 
     public static string TestData(params string[] parts) =>

@@ -12,7 +12,7 @@ public class TrainingTests
     static readonly Lazy<string> Dataset = new(() =>
     {
         string dir = Path.Combine(TestPaths.NewTempDir(), "dataset");
-        using var g = StyleGan2Weights.Load(TestPaths.SharedFile("fixtures", "stylegan2", "generator.pt"), out _);
+        using var g = StyleGan2Weights.Load(TestPaths.Fixture("stylegan2", "generator.pt"), out _);
         DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = dir, NumImages = 24, Seed = 0 });
         return dir;
     });
@@ -21,7 +21,7 @@ public class TrainingTests
     {
         Name = name,
         DatasetDir = Dataset.Value,
-        GeneratorPath = TestPaths.SharedFile("fixtures", "stylegan2", "generator.pt"),
+        GeneratorPath = TestPaths.Fixture("stylegan2", "generator.pt"),
         ResultsDir = TestPaths.NewTempDir(),
         BatchSize = 4,
         TrainDataSize = 20,

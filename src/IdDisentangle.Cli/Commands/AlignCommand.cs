@@ -12,19 +12,19 @@ public sealed class AlignCommand : Command<AlignCommand.Settings>
     public sealed class Settings : FaceAlignmentSettings
     {
         [CommandOption("--input-dir <DIR>")]
-        [Description("Folder of photos")]
+        [HelpText("Folder of photos")]
         public string InputDir { get; init; } = "";
 
         [CommandOption("--out <DIR>")]
-        [Description("Output folder: STEM.png per photo (STEM_face1.png, ... with --all-faces) and alignment.json")]
+        [HelpText("Output folder: STEM.png per photo (STEM_face1.png, ... with --all-faces) and alignment.json")]
         public string Out { get; init; } = "";
 
         [CommandOption("--size <N>")]
-        [Description("Side of the aligned faces in pixels (default 1024, FFHQ's; use the generator's resolution to pass them to inference with --aligned)")]
+        [HelpText("Side of the aligned faces in pixels (default 1024, FFHQ's; use the generator's resolution to pass them to inference with --aligned)")]
         public int Size { get; init; } = 1024;
 
         [CommandOption("--overwrite")]
-        [Description("Align photos again even when their output exists (default: pass over them, so an interrupted run resumes)")]
+        [HelpText("Align photos again even when their output exists (default: pass over them, so an interrupted run resumes)")]
         public bool Overwrite { get; init; }
 
         public override ValidationResult Validate()

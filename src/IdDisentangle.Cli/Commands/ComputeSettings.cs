@@ -7,14 +7,14 @@ namespace IdDisentangle.Cli.Commands;
 public class ComputeSettings : CommandSettings
 {
     [CommandOption("--device <DEVICE>")]
-    [Description("cpu, cuda, cuda:N or auto (default: cuda when available, else cpu)")]
+    [HelpText("cpu, cuda, cuda:N or auto (default: cuda when available, else cpu)")]
     public string? Device { get; init; }
 
     [CommandOption("--threads <N>")]
-    [Description("CPU threads for libtorch (default: one per core)")]
+    [HelpText("CPU threads for libtorch (default: one per core)")]
     public int Threads { get; init; }
 
     [CommandOption("--models-dir <DIR>")]
-    [Description("Folder of pretrained weights (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
+    [HelpText("Folder of pretrained weights (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
     public string? ModelsDir { get; init; }
 }

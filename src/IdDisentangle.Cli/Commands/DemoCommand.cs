@@ -10,15 +10,15 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {
-        [CommandOption("--generator <FILE>")] [Description("Pretrained generator; default: $IDDIS_GENERATOR, else an untrained 64-px StyleGAN2 (says so)")] public string? Generator { get; init; }
-        [CommandOption("--steps <N>")] [Description("Training steps")] public long Steps { get; init; } = 150;
-        [CommandOption("--images <N>")] [Description("Generated images (the last --test-images are held out)")] public int Images { get; init; } = 240;
-        [CommandOption("--test-images <N>")] [Description("Held-out images for validation and the swap grid")] public int TestImages { get; init; } = 40;
-        [CommandOption("--batch-size <B>")] [Description("Training batch size")] public int BatchSize { get; init; } = 6;
-        [CommandOption("--attr-input-size <PX>")] [Description("Resolution of the attribute backbone (default: native 299; 149 with the untrained 64-px generator)")] public int AttrInputSize { get; init; }
-        [CommandOption("--photos <DIR>")] [Description("Also swap identities among these aligned face photos")] public string? Photos { get; init; }
-        [CommandOption("--out <DIR>")] [Description("Demo folder")] public string Out { get; init; } = Path.Combine("results", "demo");
-        [CommandOption("--fresh")] [Description("Start over instead of reusing what a previous run left")] public bool Fresh { get; init; }
+        [CommandOption("--generator <FILE>")] [HelpText("Pretrained generator; default: $IDDIS_GENERATOR, else an untrained 64-px StyleGAN2 (says so)")] public string? Generator { get; init; }
+        [CommandOption("--steps <N>")] [HelpText("Training steps")] public long Steps { get; init; } = 150;
+        [CommandOption("--images <N>")] [HelpText("Generated images (the last --test-images are held out)")] public int Images { get; init; } = 240;
+        [CommandOption("--test-images <N>")] [HelpText("Held-out images for validation and the swap grid")] public int TestImages { get; init; } = 40;
+        [CommandOption("--batch-size <B>")] [HelpText("Training batch size")] public int BatchSize { get; init; } = 6;
+        [CommandOption("--attr-input-size <PX>")] [HelpText("Resolution of the attribute backbone (default: native 299; 149 with the untrained 64-px generator)")] public int AttrInputSize { get; init; }
+        [CommandOption("--photos <DIR>")] [HelpText("Also swap identities among these aligned face photos")] public string? Photos { get; init; }
+        [CommandOption("--out <DIR>")] [HelpText("Demo folder")] public string Out { get; init; } = Path.Combine("results", "demo");
+        [CommandOption("--fresh")] [HelpText("Start over instead of reusing what a previous run left")] public bool Fresh { get; init; }
 
         public override ValidationResult Validate()
         {

@@ -19,27 +19,27 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
     public sealed class Settings : ComputeSettings
     {
         [CommandArgument(0, "[IMAGES]")]
-        [Description("Face images (cropped around the face)")]
+        [HelpText("Face images (cropped around the face)")]
         public string[] Images { get; init; } = [];
 
         [CommandOption("--net <NET>")]
-        [Description("Identity network: faceapi (default; 128-D) or irse50 (512-D ArcFace, needs --weights model_ir_se50.pth)")]
+        [HelpText("Identity network: faceapi (default; 128-D) or irse50 (512-D ArcFace, needs --weights model_ir_se50.pth)")]
         public string Net { get; init; } = "faceapi";
 
         [CommandOption("--weights <FILE>")]
-        [Description("Weight file of --net irse50 (model_ir_se50.pth)")]
+        [HelpText("Weight file of --net irse50 (model_ir_se50.pth)")]
         public string? Weights { get; init; }
 
         [CommandOption("--out <FILE>")]
-        [Description("Write the embeddings [N,D] as .npy")]
+        [HelpText("Write the embeddings [N,D] as .npy")]
         public string? Out { get; init; }
 
         [CommandOption("--detect")]
-        [Description("Find the face first (ordinary photos): face-api.js's detector and landmark-aligned box for faceapi, FFHQ alignment for irse50; a photo without a face gives a NaN row")]
+        [HelpText("Find the face first (ordinary photos): face-api.js's detector and landmark-aligned box for faceapi, FFHQ alignment for irse50; a photo without a face gives a NaN row")]
         public bool Detect { get; init; }
 
         [CommandOption("--compare")]
-        [Description("With two images: print their distance and the same/different verdict")]
+        [HelpText("With two images: print their distance and the same/different verdict")]
         public bool Compare { get; init; }
 
         public override ValidationResult Validate()
@@ -123,23 +123,23 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
     public sealed class Settings : ComputeSettings
     {
         [CommandArgument(0, "<IMAGES>")]
-        [Description("Face images (cropped around the face)")]
+        [HelpText("Face images (cropped around the face)")]
         public string[] Images { get; init; } = [];
 
         [CommandOption("--net <NET>")]
-        [Description("Landmark model: faceapi (default; face-api.js's net, also what the landmark loss uses) or dlib (dlib's 68-point shape predictor, the points FFHQ was aligned with; needs --detect)")]
+        [HelpText("Landmark model: faceapi (default; face-api.js's net, also what the landmark loss uses) or dlib (dlib's 68-point shape predictor, the points FFHQ was aligned with; needs --detect)")]
         public string Net { get; init; } = "faceapi";
 
         [CommandOption("--out <FILE>")]
-        [Description("Write the landmarks [N,68,2] (x, y in image pixels) as .npy")]
+        [HelpText("Write the landmarks [N,68,2] (x, y in image pixels) as .npy")]
         public string Out { get; init; } = "";
 
         [CommandOption("--detect")]
-        [Description("Find the face first (ordinary photos), as face-api.js's detectAllFaces().withFaceLandmarks(): the largest face; a photo without a face gives NaN points")]
+        [HelpText("Find the face first (ordinary photos), as face-api.js's detectAllFaces().withFaceLandmarks(): the largest face; a photo without a face gives NaN points")]
         public bool Detect { get; init; }
 
         [CommandOption("--draw <DIR>")]
-        [Description("Also write each image with its points drawn, as DIR/STEM_landmarks.png")]
+        [HelpText("Also write each image with its points drawn, as DIR/STEM_landmarks.png")]
         public string? Draw { get; init; }
 
         public override ValidationResult Validate()

@@ -14,31 +14,31 @@ public sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
     public sealed class Settings : ComputeSettings
     {
         [CommandOption("--generator <FILE>")]
-        [Description("Generator weights; default: $IDDIS_GENERATOR")]
+        [HelpText("Generator weights; default: $IDDIS_GENERATOR")]
         public string? Generator { get; init; }
 
         [CommandOption("--num-images <K>")]
-        [Description("Indices 0..K-1 of the data set (with --shard, only this job's part)")]
+        [HelpText("Indices 0..K-1 of the data set (with --shard, only this job's part)")]
         public long NumImages { get; init; }
 
         [CommandOption("--batch-size <B>")]
-        [Description("Images rendered at once (does not change any image)")]
+        [HelpText("Images rendered at once (does not change any image)")]
         public int BatchSize { get; init; } = 8;
 
         [CommandOption("--truncation <PSI>")]
-        [Description("Truncation psi towards the mean w (the paper: 0.7)")]
+        [HelpText("Truncation psi towards the mean w (the paper: 0.7)")]
         public double Truncation { get; init; } = 0.7;
 
         [CommandOption("--seed <S>")]
-        [Description("Seed; index k's code depends only on (seed, k)")]
+        [HelpText("Seed; index k's code depends only on (seed, k)")]
         public long Seed { get; init; }
 
         [CommandOption("--shard <I/N>")]
-        [Description("Write only shard I of N (contiguous blocks), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")]
+        [HelpText("Write only shard I of N (contiguous blocks), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")]
         public string? Shard { get; init; }
 
         [CommandOption("--out <DIR>")]
-        [Description("Data set folder (images/ and ws/ inside); rerunning resumes")]
+        [HelpText("Data set folder (images/ and ws/ inside); rerunning resumes")]
         public string Out { get; init; } = "";
 
         public override ValidationResult Validate()

@@ -11,19 +11,19 @@ public sealed class ImportReleaseCommand : Command<ImportReleaseCommand.Settings
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--dir <DIR>")]
-        [Description("Folder with AttrEncoder*.h5, LatentMappingNetwork*.h5, W_D*.h5 (optional), stylegan_G_*.h5 (or .pkl/.pt) and vggface2.h5")]
+        [HelpText("Folder with AttrEncoder*.h5, LatentMappingNetwork*.h5, W_D*.h5 (optional), stylegan_G_*.h5 (or .pkl/.pt) and vggface2.h5")]
         public string Dir { get; init; } = "";
 
         [CommandOption("--out <DIR>")]
-        [Description("The run folder to write (results/NAME); then use it with --run")]
+        [HelpText("The run folder to write (results/NAME); then use it with --run")]
         public string Out { get; init; } = "";
 
         [CommandOption("--mapper-suffix <TEXT>")]
-        [Description("When several checkpoints are in the folder, pick the files whose names contain this (e.g. best_id)")]
+        [HelpText("When several checkpoints are in the folder, pick the files whose names contain this (e.g. best_id)")]
         public string? MapperSuffix { get; init; }
 
         [CommandOption("--overwrite")]
-        [Description("Replace a checkpoint already in --out")]
+        [HelpText("Replace a checkpoint already in --out")]
         public bool Overwrite { get; init; }
 
         public override ValidationResult Validate() =>

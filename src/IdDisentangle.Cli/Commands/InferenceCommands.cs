@@ -13,11 +13,11 @@ namespace IdDisentangle.Cli.Commands;
 public class FaceAlignmentSettings : ComputeSettings
 {
     [CommandOption("--all-faces")]
-    [Description("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
+    [HelpText("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
     public bool AllFaces { get; init; }
 
     [CommandOption("--landmarks <MODEL>")]
-    [Description("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
+    [HelpText("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
     public string Landmarks { get; init; } = "dlib";
 
     public AlignmentLandmarks AlignmentLandmarks => ParseLandmarks() ?? throw new ArgumentException(LandmarksError);
@@ -39,39 +39,39 @@ public class FaceAlignmentSettings : ComputeSettings
 public class ModelSettings : FaceAlignmentSettings
 {
     [CommandOption("--run <DIR>")]
-    [Description("Training run folder (results/NAME); its config.json names the generator and encoders")]
+    [HelpText("Training run folder (results/NAME); its config.json names the generator and encoders")]
     public string Run { get; init; } = "";
 
     [CommandOption("--release <DIR>")]
-    [Description("Instead of --run: a folder with the paper's released checkpoint (imported on first use, as iddis import-release does)")]
+    [HelpText("Instead of --run: a folder with the paper's released checkpoint (imported on first use, as iddis import-release does)")]
     public string? Release { get; init; }
 
     [CommandOption("--checkpoint <NAME>")]
-    [Description("best_id (default when present), best_lnd or last")]
+    [HelpText("best_id (default when present), best_lnd or last")]
     public string? Checkpoint { get; init; }
 
     [CommandOption("--generator <FILE>")]
-    [Description("Use this generator instead of the run's")]
+    [HelpText("Use this generator instead of the run's")]
     public string? Generator { get; init; }
 
     [CommandOption("--batch-size <B>")]
-    [Description("Pairs rendered at once")]
+    [HelpText("Pairs rendered at once")]
     public int BatchSize { get; init; } = 8;
 
     [CommandOption("--reconstruct")]
-    [Description("First replace each input x by the model's reconstruction G(x, x), as the paper's inference does for generated inputs")]
+    [HelpText("First replace each input x by the model's reconstruction G(x, x), as the paper's inference does for generated inputs")]
     public bool Reconstruct { get; init; }
 
     [CommandOption("--out <PATH>")]
-    [Description("Output folder (or file for swap); existing folders are kept, inputs never overwritten")]
+    [HelpText("Output folder (or file for swap); existing folders are kept, inputs never overwritten")]
     public string Out { get; init; } = "";
 
     [CommandOption("--no-align")]
-    [Description("Do not detect and align faces: every input is only resized to the generator's resolution")]
+    [HelpText("Do not detect and align faces: every input is only resized to the generator's resolution")]
     public bool NoAlign { get; init; }
 
     [CommandOption("--aligned")]
-    [Description("Inputs already at the generator's resolution are FFHQ-aligned (generated faces, FFHQ crops): use them as they are; others are still aligned")]
+    [HelpText("Inputs already at the generator's resolution are FFHQ-aligned (generated faces, FFHQ crops): use them as they are; others are still aligned")]
     public bool Aligned { get; init; }
 
     public override ValidationResult Validate()
@@ -148,8 +148,8 @@ public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool tr
 /// <summary>A folder of identity images and a folder of attribute images.</summary>
 public class FolderPairSettings : ModelSettings
 {
-    [CommandOption("--id-dir <DIR>")] [Description("Identity images")] public string IdDir { get; init; } = "";
-    [CommandOption("--attr-dir <DIR>")] [Description("Attribute images (infer pairs: matched to identity images by file stem)")] public string AttrDir { get; init; } = "";
+    [CommandOption("--id-dir <DIR>")] [HelpText("Identity images")] public string IdDir { get; init; } = "";
+    [CommandOption("--attr-dir <DIR>")] [HelpText("Attribute images (infer pairs: matched to identity images by file stem)")] public string AttrDir { get; init; } = "";
 
     public override ValidationResult Validate()
     {
@@ -212,8 +212,8 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
 {
     public sealed class Settings : ModelSettings
     {
-        [CommandOption("--input-dir <DIR>")] [Description("A folder of subfolders, each with 1 'id' + 2 'attr' images or 2 'id' + 1 'attr'")] public string InputDir { get; init; } = "";
-        [CommandOption("--steps <N>")] [Description("Frames, both end points included")] public int Steps { get; init; } = 9;
+        [CommandOption("--input-dir <DIR>")] [HelpText("A folder of subfolders, each with 1 'id' + 2 'attr' images or 2 'id' + 1 'attr'")] public string InputDir { get; init; } = "";
+        [CommandOption("--steps <N>")] [HelpText("Frames, both end points included")] public int Steps { get; init; } = 9;
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
@@ -248,8 +248,8 @@ public sealed class SwapCommand : Command<SwapCommand.Settings>
 {
     public sealed class Settings : ModelSettings
     {
-        [CommandOption("--id <FILE>")] [Description("Identity image")] public string Id { get; init; } = "";
-        [CommandOption("--attr <FILE>")] [Description("Attribute image")] public string Attr { get; init; } = "";
+        [CommandOption("--id <FILE>")] [HelpText("Identity image")] public string Id { get; init; } = "";
+        [CommandOption("--attr <FILE>")] [HelpText("Attribute image")] public string Attr { get; init; } = "";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)

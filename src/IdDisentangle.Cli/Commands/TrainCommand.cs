@@ -11,38 +11,38 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
     public sealed class Settings : ComputeSettings
     {
         [CommandArgument(0, "<NAME>")]
-        [Description("Run name: the run folder is RESULTS_DIR/NAME")]
+        [HelpText("Run name: the run folder is RESULTS_DIR/NAME")]
         public string Name { get; init; } = "";
 
-        [CommandOption("--dataset <DIR>")] [Description("Data set made by generate-data")] public string Dataset { get; init; } = "";
-        [CommandOption("--generator <FILE>")] [Description("Generator weights; default: $IDDIS_GENERATOR")] public string? Generator { get; init; }
-        [CommandOption("--results-dir <DIR>")] [Description("Parent folder of run folders")] public string ResultsDir { get; init; } = "results";
-        [CommandOption("--batch-size <B>")] [Description("Images per step")] public int BatchSize { get; init; } = 6;
-        [CommandOption("--num-steps <N>")] [Description("Total steps to reach (with --resume: continue up to it)")] public long NumSteps { get; init; } = 100_000;
-        [CommandOption("--train-data-size <K>")] [Description("Indices below K train, the rest validate")] public long TrainDataSize { get; init; } = 70_000;
-        [CommandOption("--test-frequency <N>")] [Description("Validate every N steps")] public int TestFrequency { get; init; } = 1000;
-        [CommandOption("--test-size <N>")] [Description("Validation pairs")] public int TestSize { get; init; } = 32;
-        [CommandOption("--cross-frequency <N>")] [Description("Every N-th step is a cross step (I_attr another image)")] public int CrossFrequency { get; init; } = 3;
-        [CommandOption("--resume")] [Description("Continue the run NAME from its last checkpoint")] public bool Resume { get; init; }
-        [CommandOption("--seed <S>")] [Description("Seed of initialisation and data order")] public long Seed { get; init; }
-        [CommandOption("--not-improved-exit <N>")] [Description("Stop after N validations without improvement (0: never)")] public int NotImprovedExit { get; init; }
-        [CommandOption("--no-id-loss")] [Description("Switch off L_id")] public bool NoIdLoss { get; init; }
-        [CommandOption("--no-landmarks-loss")] [Description("Switch off L_lnd")] public bool NoLandmarksLoss { get; init; }
-        [CommandOption("--no-rec-loss")] [Description("Switch off L_rec")] public bool NoRecLoss { get; init; }
-        [CommandOption("--no-gan-loss")] [Description("Switch off the adversarial loss on W")] public bool NoGanLoss { get; init; }
-        [CommandOption("--lambda-id <X>")] [Description("Weight of L_id")] public double LambdaId { get; init; } = 1.0;
-        [CommandOption("--lambda-lnd <X>")] [Description("Weight of L_lnd")] public double LambdaLnd { get; init; } = 0.001;
-        [CommandOption("--lambda-rec <X>")] [Description("Weight of L_rec")] public double LambdaRec { get; init; } = 0.02;
-        [CommandOption("--lambda-gan <X>")] [Description("Weight of M's adversarial loss with --unified")] public double LambdaGan { get; init; } = 0.5;
-        [CommandOption("--pixel-loss <KIND>")] [Description("ms-ssim-l1 (0.84 (1-MS-SSIM) + 0.16 masked L1) or l1")] public string PixelLoss { get; init; } = "ms-ssim-l1";
-        [CommandOption("--unified")] [Description("One objective and optimiser; D_W every step")] public bool Unified { get; init; }
-        [CommandOption("--r1-gamma <X>")] [Description("R1 penalty weight on real w")] public double R1Gamma { get; init; } = 10;
-        [CommandOption("--lr <X>")] [Description("Learning rate (default 5e-5 up to 256 px, 1e-5 above)")] public double LearningRate { get; init; }
-        [CommandOption("--identity <NET>")] [Description("faceapi, irse50 or vggface2 (the paper's Keras ResNet-50 model file)")] public string Identity { get; init; } = "faceapi";
-        [CommandOption("--identity-weights <FILE>")] [Description("model_ir_se50.pth for --identity irse50, vggface2.h5 for --identity vggface2")] public string? IdentityWeights { get; init; }
-        [CommandOption("--attr-backbone <NET>")] [Description("inceptionv3 or resnet50")] public string AttrBackbone { get; init; } = "inceptionv3";
-        [CommandOption("--attr-input-size <PX>")] [Description("Resolution the attribute backbone sees (default: its native one)")] public int AttrInputSize { get; init; }
-        [CommandOption("--face-crop <CROP>")] [Description("Crop the identity and landmark nets see: ffhq (each net's crop of an FFHQ-aligned face: rows 70-238, columns 42-210 of 256 for face-api.js, pSp's 35-223 / 32-220 for IR-SE50), ffhq-faceapi, ffhq-arcface or none")] public string FaceCrop { get; init; } = "ffhq";
+        [CommandOption("--dataset <DIR>")] [HelpText("Data set made by generate-data")] public string Dataset { get; init; } = "";
+        [CommandOption("--generator <FILE>")] [HelpText("Generator weights; default: $IDDIS_GENERATOR")] public string? Generator { get; init; }
+        [CommandOption("--results-dir <DIR>")] [HelpText("Parent folder of run folders")] public string ResultsDir { get; init; } = "results";
+        [CommandOption("--batch-size <B>")] [HelpText("Images per step")] public int BatchSize { get; init; } = 6;
+        [CommandOption("--num-steps <N>")] [HelpText("Total steps to reach (with --resume: continue up to it)")] public long NumSteps { get; init; } = 100_000;
+        [CommandOption("--train-data-size <K>")] [HelpText("Indices below K train, the rest validate")] public long TrainDataSize { get; init; } = 70_000;
+        [CommandOption("--test-frequency <N>")] [HelpText("Validate every N steps")] public int TestFrequency { get; init; } = 1000;
+        [CommandOption("--test-size <N>")] [HelpText("Validation pairs")] public int TestSize { get; init; } = 32;
+        [CommandOption("--cross-frequency <N>")] [HelpText("Every N-th step is a cross step (I_attr another image)")] public int CrossFrequency { get; init; } = 3;
+        [CommandOption("--resume")] [HelpText("Continue the run NAME from its last checkpoint")] public bool Resume { get; init; }
+        [CommandOption("--seed <S>")] [HelpText("Seed of initialisation and data order")] public long Seed { get; init; }
+        [CommandOption("--not-improved-exit <N>")] [HelpText("Stop after N validations without improvement (0: never)")] public int NotImprovedExit { get; init; }
+        [CommandOption("--no-id-loss")] [HelpText("Switch off L_id")] public bool NoIdLoss { get; init; }
+        [CommandOption("--no-landmarks-loss")] [HelpText("Switch off L_lnd")] public bool NoLandmarksLoss { get; init; }
+        [CommandOption("--no-rec-loss")] [HelpText("Switch off L_rec")] public bool NoRecLoss { get; init; }
+        [CommandOption("--no-gan-loss")] [HelpText("Switch off the adversarial loss on W")] public bool NoGanLoss { get; init; }
+        [CommandOption("--lambda-id <X>")] [HelpText("Weight of L_id")] public double LambdaId { get; init; } = 1.0;
+        [CommandOption("--lambda-lnd <X>")] [HelpText("Weight of L_lnd")] public double LambdaLnd { get; init; } = 0.001;
+        [CommandOption("--lambda-rec <X>")] [HelpText("Weight of L_rec")] public double LambdaRec { get; init; } = 0.02;
+        [CommandOption("--lambda-gan <X>")] [HelpText("Weight of M's adversarial loss with --unified")] public double LambdaGan { get; init; } = 0.5;
+        [CommandOption("--pixel-loss <KIND>")] [HelpText("ms-ssim-l1 (0.84 (1-MS-SSIM) + 0.16 masked L1) or l1")] public string PixelLoss { get; init; } = "ms-ssim-l1";
+        [CommandOption("--unified")] [HelpText("One objective and optimiser; D_W every step")] public bool Unified { get; init; }
+        [CommandOption("--r1-gamma <X>")] [HelpText("R1 penalty weight on real w")] public double R1Gamma { get; init; } = 10;
+        [CommandOption("--lr <X>")] [HelpText("Learning rate (default 5e-5 up to 256 px, 1e-5 above)")] public double LearningRate { get; init; }
+        [CommandOption("--identity <NET>")] [HelpText("faceapi, irse50 or vggface2 (the paper's Keras ResNet-50 model file)")] public string Identity { get; init; } = "faceapi";
+        [CommandOption("--identity-weights <FILE>")] [HelpText("model_ir_se50.pth for --identity irse50, vggface2.h5 for --identity vggface2")] public string? IdentityWeights { get; init; }
+        [CommandOption("--attr-backbone <NET>")] [HelpText("inceptionv3 or resnet50")] public string AttrBackbone { get; init; } = "inceptionv3";
+        [CommandOption("--attr-input-size <PX>")] [HelpText("Resolution the attribute backbone sees (default: its native one)")] public int AttrInputSize { get; init; }
+        [CommandOption("--face-crop <CROP>")] [HelpText("Crop the identity and landmark nets see: ffhq (each net's crop of an FFHQ-aligned face: rows 70-238, columns 42-210 of 256 for face-api.js, pSp's 35-223 / 32-220 for IR-SE50), ffhq-faceapi, ffhq-arcface or none")] public string FaceCrop { get; init; } = "ffhq";
 
         public override ValidationResult Validate()
         {

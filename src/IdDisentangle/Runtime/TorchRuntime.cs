@@ -1,4 +1,6 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,6 +39,58 @@ public static class TorchRuntime
             return torch.device(DeviceType.CUDA, index);
         }
         throw new ArgumentException($"--device {name}: unknown device (cpu, cuda, cuda:N or auto)");
+    }
+
+    /// <summary>
+    /// Prepares libtorch for this library once per process; runs when the library loads. On CPUs NNPACK does not
+    /// support (AVX-512 EPYCs among them) libtorch's convolution asks NNPACK first and logs
+    /// "Could not initialize NNPACK! Reason: Unsupported hardware." on every call; oneDNN runs those convolutions in
+    /// any case, so NNPACK is switched off in libtorch's global context (PyTorch's
+    /// <c>torch.backends.nnpack.set_flags(False)</c>), which leaves every other libtorch message as it is.
+    /// </summary>
+    public static void Initialize()
+    {
+        if (Interlocked.Exchange(ref _initialized, 1) == 1) return;
+        NnpackDisabled = DisableNnpack();
+    }
+
+    static int _initialized;
+
+    /// <summary>Whether NNPACK was switched off (false where libtorch does not export the switch).</summary>
+    public static bool NnpackDisabled { get; private set; }
+
+#pragma warning disable CA2255 // a library initialiser on purpose: every user of the library computes with libtorch
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void InitializeOnLoad()
+    {
+        try
+        {
+            Initialize();
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or TypeInitializationException
+                                       or BadImageFormatException or InvalidOperationException)
+        {
+            // libtorch could not be loaded here; the first real use reports why, with TorchSharp's own message.
+        }
+    }
+
+    static bool DisableNnpack()
+    {
+        torch.InitializeDeviceType(DeviceType.CPU); // loads libtorch through TorchSharp's own resolver
+        string library = OperatingSystem.IsWindows() ? "torch_cpu.dll" : OperatingSystem.IsMacOS() ? "libtorch_cpu.dylib" : "libtorch_cpu.so";
+        if (!NativeLibrary.TryLoad(library, typeof(torch).Assembly, null, out var handle)) return false;
+        // at::globalContext() and at::Context::setUserEnabledNNPACK(bool) (Itanium ABI: 'this' is the first argument).
+        if (!NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var globalContext)
+            || !NativeLibrary.TryGetExport(handle, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setNnpack)
+            || !NativeLibrary.TryGetExport(handle, "_ZNK2at7Context17userEnabledNNPACKEv", out var getNnpack))
+            return false;
+        unsafe
+        {
+            nint context = ((delegate* unmanaged<nint>)globalContext)();
+            ((delegate* unmanaged<nint, byte, void>)setNnpack)(context, 0);
+            return ((delegate* unmanaged<nint, byte>)getNnpack)(context) == 0;
+        }
     }
 
     /// <summary>Sets libtorch's intra-op thread count; 0 or less keeps the default (one per core).</summary>
