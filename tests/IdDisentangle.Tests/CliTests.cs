@@ -12,6 +12,19 @@ public class CliTests
         Assert.Equal(0, await CliApp.RunAsync(["doctor", "--device", "cpu", "--models-dir", store]));
     }
 
+    [Fact]
+    public async Task OfflineCommandsSayHowToFetchInsteadOfDownloading()
+    {
+        string store = TestPaths.NewTempDir();
+        string amy = TestPaths.Data("identities", "amy");
+        var (code, text) = await CliCapture.RunAsync("embed", "--compare", Path.Combine(amy, "amy1.png"), Path.Combine(amy, "amy2.png"),
+            "--models-dir", store, "--offline");
+        Assert.Equal(1, code);
+        Assert.Contains("fetching is off (--offline", text);
+        Assert.Contains("iddis models fetch", text);
+        Assert.Empty(Directory.GetFileSystemEntries(store));
+    }
+
     [SkippableFact]
     public async Task UnavailableCudaAndUnknownOptionsFailWithDistinctCodes()
     {

