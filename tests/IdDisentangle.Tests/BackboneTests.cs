@@ -12,9 +12,9 @@ public static class TfjsReference
 
     public static void Require()
     {
-        Skip.If(FindNode() is null, "node is not installed");
+        Skip.If(FindNode() is null, "Node.js is not installed for the TensorFlow.js cross-check (apt-get install nodejs npm, then 'npm ci' in tests/tfjs-check; .ci/run does)");
         Skip.IfNot(Directory.Exists(Path.Combine(Dir, "node_modules", "@tensorflow", "tfjs")),
-            "TensorFlow.js is not installed for the cross-check: run 'npm ci' in tests/tfjs-check (CI does)");
+            "TensorFlow.js is not installed for the cross-check: run 'npm ci' in tests/tfjs-check (.ci/run does)");
     }
 
     static string? FindNode() =>
@@ -77,6 +77,7 @@ public class InceptionV3Tests
 
     /// <summary>Our InceptionV3 with nsfwjs's weights equals TensorFlow.js running the same model (2048-D features).</summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.External)]
     public void FeaturesMatchTensorFlowJsOnPhotos()
     {
         RequireNsfwjs();
@@ -138,6 +139,7 @@ public class ResNet50Tests
 
     /// <summary>Features and ImageNet probabilities equal TensorFlow.js running the package's own model.json.</summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.External)]
     public void FeaturesAndClassScoresMatchTensorFlowJs()
     {
         RequireResNet();

@@ -124,7 +124,7 @@ public class FaceNetCommandTests
     [SkippableFact]
     public async Task LandmarksAndEmbeddingsOfOrdinaryPhotos()
     {
-        TestModels.RequireFaceApi();
+        TestModels.RequireAlignment();
         string dir = TestPaths.NewTempDir();
         string photo = TestPaths.Data("photos-unaligned", "DST_01.jpg");
         string wall = Path.Combine(dir, "wall.png");
@@ -143,7 +143,6 @@ public class FaceNetCommandTests
         Assert.True(Math.Abs(l[0, 36, 0].item<float>() - face.Landmarks[36].X) < 1e-3);
 
         // --net dlib: dlib's points for the same face (and only with --detect).
-        if (!File.Exists(TestModels.Store.PathOf("dlib-landmarks68"))) return;
         string dlibFile = Path.Combine(dir, "dlib.npy");
         Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--net", "dlib", "--out", dlibFile]));
         var d = IdDisentangle.IO.Npy.Read(dlibFile);
@@ -178,6 +177,7 @@ public class AlignCommandTests
     /// resumes (nothing redone), --overwrite redoes; the output folder may not be the input folder.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public async Task AlignsAFolderOnceAndResumes()
     {
         TestModels.RequireAlignment();

@@ -19,8 +19,8 @@ static class DlibReference
 
     public static void Require()
     {
-        Skip.If(!File.Exists(ModelPath), $"dlib's landmark model is not in the model store {TestModels.Store.Root}: run 'iddis models fetch' first (CI does)");
-        Skip.If(Binary.Value is null, "the dlib reference could not be built: it needs g++ and Debian's libdlib-dev (CI installs it)");
+        RequireModel();
+        Skip.If(Binary.Value is null, "the dlib reference could not be built: it needs g++ and Debian's libdlib-dev (apt-get install g++ libdlib-dev pkg-config; .ci/run does)");
     }
 
     static string? Build()
@@ -64,6 +64,21 @@ static class DlibReference
     /// <summary>dlib's frontal face detector (one upsampling, as the FFHQ script calls it) and the predictor on each face, largest first.</summary>
     public static Dictionary<string, List<Face>> Detect(IReadOnlyList<string> images) =>
         Parse(Invoke(["detect", .. images], null)).ToDictionary(r => r.File, r => r.Faces);
+
+    static readonly Lazy<Dictionary<string, List<Face>>> RecordedFaces = new(() =>
+        Parse(File.ReadAllText(TestPaths.Fixture("dlib-detections", "detections.jsonl")))
+            .ToDictionary(r => Path.GetFullPath(TestPaths.Data([.. r.File.Split('/')])), r => r.Faces));
+
+    /// <summary>
+    /// What <see cref="Detect"/> gave on the photos of tests/fixtures/data, recorded by dlib itself
+    /// (tests/fixtures/dlib-detections/make.sh); checks that compare with NVIDIA's pipeline run without libdlib-dev.
+    /// </summary>
+    public static Dictionary<string, List<Face>> Recorded(IReadOnlyList<string> images) =>
+        images.ToDictionary(f => f, f => RecordedFaces.Value.TryGetValue(Path.GetFullPath(f), out var faces) ? faces
+            : throw new KeyNotFoundException($"{f} is not in tests/fixtures/dlib-detections/detections.jsonl (rerun make.sh there)"));
+
+    public static void RequireModel() =>
+        Skip.If(!File.Exists(ModelPath), $"dlib's landmark model is not in the model store {TestModels.Store.Root}: run 'iddis models fetch' first (CI does)");
 
     /// <summary>The predictor on the given boxes, answers in the same order.</summary>
     public static List<Face> Predict(IReadOnlyList<(string Image, DlibRectangle Box)> jobs)
@@ -119,6 +134,8 @@ public class DlibTests
     /// landmarks, and on boxes reaching past the image border (pixels outside read as 0).
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    [Trait("Category", TestCategories.External)]
     public void ShapePredictorMatchesDlib()
     {
         DlibReference.Require();
@@ -159,6 +176,20 @@ public class DlibTests
         }
         Console.WriteLine($"{jobs.Count} boxes ({detected} from dlib's detector), {points} points, {differ} differ");
         Assert.Equal(0, differ);
+
+        // The recorded detections the other checks compare with are what dlib gives today.
+        var all = Photos(80);
+        var live = DlibReference.Detect(all);
+        var recorded = DlibReference.Recorded(all);
+        foreach (var file in all)
+        {
+            Assert.Equal(live[file].Count, recorded[file].Count);
+            for (int f = 0; f < live[file].Count; f++)
+            {
+                Assert.Equal(live[file][f].Box, recorded[file][f].Box);
+                Assert.Equal(live[file][f].Points, recorded[file][f].Points);
+            }
+        }
     }
 
     /// <summary>
@@ -168,12 +199,13 @@ public class DlibTests
     /// agree closely (the identity crops are left out: the face fills them and face-api.js's detector misses most).
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void LandmarksAgreeWithTheFfhqPipeline()
     {
-        DlibReference.Require();
+        DlibReference.RequireModel();
         using var detector = FaceDetector.Load(TestModels.Store, torch.CPU, dlibLandmarks: true, mirrorAveraging: true);
         var photos = Photos(80).Where(f => !f.Contains($"{Path.DirectorySeparatorChar}identities{Path.DirectorySeparatorChar}")).ToList();
-        var reference = DlibReference.Detect(photos);
+        var reference = DlibReference.Recorded(photos);
         var eyes = new List<double>();
         var mouths = new List<double>();
         int missed = 0;
@@ -214,12 +246,13 @@ public class DlibTests
     /// here: ours median 0.65 px, 151 of 160 within 2 px; NVIDIA's median 0.70 px, 142 of 160.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void AlignmentKeepsTheEyesAsWellAsTheFfhqPipeline()
     {
-        DlibReference.Require();
+        DlibReference.RequireModel();
         using var detector = FaceDetector.Load(TestModels.Store, torch.CPU, dlibLandmarks: true, mirrorAveraging: true);
         var files = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).ToList();
-        var reference = DlibReference.Detect(files);
+        var reference = DlibReference.Recorded(files);
         var (ours, theirs) = (new List<double>(), new List<double>());
         static IEnumerable<double> EyeShifts(IReadOnlyList<PixelPoint> landmarks)
         {
@@ -250,9 +283,9 @@ public class DlibTests
     [SkippableFact]
     public void DetectorBoxFromLandmarksMatchesDlibsDetector()
     {
-        DlibReference.Require();
+        DlibReference.RequireModel();
         var offsets = new List<(double Dx, double Dy, double Scale)>();
-        foreach (var (_, faces) in DlibReference.Detect(Photos(80)))
+        foreach (var (_, faces) in DlibReference.Recorded(Photos(80)))
             foreach (var f in faces)
             {
                 var ours = FaceDetector.DlibDetectorBox(f.Points.Select(p => new PixelPoint(p.X, p.Y)).ToList());

@@ -17,6 +17,7 @@ public class FaceDetectionTests
     /// Node on the same pixels: the same faces, scores, boxes and landmarks.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.External)]
     public void DetectionMatchesFaceApiJs()
     {
         RequireDetector();
@@ -66,6 +67,7 @@ public class FaceDetectionTests
     /// through the transform, 18 of 160 (DlibTests.AlignmentKeepsTheEyesAsWellAsTheFfhqPipeline).
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void AligningFfhqImagesKeepsTheEyes()
     {
         RequireDetector();
@@ -114,6 +116,7 @@ public class FaceDetectionTests
     /// within 2 px, mean offset (-0.1, 1.0) px.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void AligningWithFaceApiLandmarksKeepsTheEyesRoughly()
     {
         RequireDetector();
@@ -151,6 +154,7 @@ public class FaceDetectionTests
     /// than pSp's crop, and no nearby square does clearly better (the full search: bench 'face-crop').
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void FfhqFaceApiCropAgreesWithDetectedFaces()
     {
         RequireDetector();
@@ -188,13 +192,11 @@ public class FaceDetectionTests
     /// 0.0022-0.0026 mean (0.6/255), 99th percentile 0.009-0.014.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.External)]
     public void AlignmentMatchesTheFfhqScript()
     {
         RequireDetector();
-        Skip.IfNot(File.Exists("/usr/bin/python3"), "no /usr/bin/python3 for the reference script");
-        var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/bin/python3", ["-c", "import PIL, scipy, numpy"]) { RedirectStandardError = true })!;
-        probe.WaitForExit();
-        Skip.If(probe.ExitCode != 0, "python3-pil / python3-scipy are not installed (apt-get install python3-pil python3-scipy; CI does)");
+        ExternalTools.RequirePython("python3-pil python3-scipy python3-numpy", "PIL", "scipy", "numpy");
         using var scope = NewDisposeScope();
         using var detector = FaceDetector.Load(TestModels.Store, CPU);
         string dir = TestPaths.NewTempDir();
@@ -207,7 +209,7 @@ public class FaceDetectionTests
             {
                 string json = Path.Combine(dir, $"{n}.json"), outFile = Path.Combine(dir, $"{n}.npy");
                 File.WriteAllText(json, System.Text.Json.JsonSerializer.Serialize(face.Landmarks.Select(p => new[] { p.X, p.Y })));
-                var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3",
+                var psi = new System.Diagnostics.ProcessStartInfo(ExternalTools.Python,
                     [TestPaths.TestData("ffhq-align", "ffhq_align_ref.py"), path, json, outFile, size.ToString(), FfhqAlignment.FaceApiCentreShift.ToString(System.Globalization.CultureInfo.InvariantCulture)])
                     { RedirectStandardError = true };
                 using (var p = System.Diagnostics.Process.Start(psi)!)

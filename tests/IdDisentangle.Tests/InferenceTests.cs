@@ -136,6 +136,7 @@ public class InferenceTests
     /// reported by name and skipped while the rest goes on, declared-aligned inputs at the generator's resolution used as they are.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public async Task PhotosAreAlignedAndFacelessOnesSkipped()
     {
         Require();

@@ -25,18 +25,17 @@ public class IrSe50Tests
     /// PyTorch itself; runs where Debian's python3-torch is installed.
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.External)]
     public void MatchesAPyTorchImplementationOnItsOwnFile()
     {
-        const string python = "/usr/bin/python3";
-        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
+        ExternalTools.RequirePython("python3-torch python3-numpy", "torch", "numpy");
         string dir = TestPaths.NewTempDir();
-        var psi = new ProcessStartInfo(python, [Path.Combine(TestPaths.RepoRoot, "bench", "reference", "irse50_ref.py"), dir])
+        var psi = new ProcessStartInfo(ExternalTools.Python, [Path.Combine(TestPaths.RepoRoot, "bench", "reference", "irse50_ref.py"), dir])
         { RedirectStandardError = true, RedirectStandardOutput = true };
         using (var p = Process.Start(psi)!)
         {
             string err = p.StandardError.ReadToEnd();
             p.WaitForExit();
-            Skip.If(p.ExitCode != 0 && err.Contains("No module named 'torch'"), "PyTorch is not installed for /usr/bin/python3");
             Assert.True(p.ExitCode == 0, err);
         }
         using var scope = NewDisposeScope();

@@ -44,6 +44,8 @@ public class ReleaseTests
     }
 
     [SkippableFact]
+
+    [Trait("Category", TestCategories.Slow)]
     public async Task ImportedReleaseRunsInference()
     {
         string dir = TestPaths.NewTempDir();

@@ -114,6 +114,7 @@ public class StyleGan1Tests
 
     /// <summary>The trainer drives a StyleGAN (v1) as it drives a StyleGAN2: two steps on data the generator wrote, finite losses, a checkpoint.</summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void TrainingRunsOnAStyleGan1Generator()
     {
         TestModels.RequireFaceApi();

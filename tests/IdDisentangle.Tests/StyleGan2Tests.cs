@@ -166,13 +166,11 @@ public class StyleGan2OtherConfigurationTests
 
     /// <summary>PyTorch itself reads what we save (run when Debian's python3-torch is installed).</summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.External)]
     public void PyTorchLoadsOurFiles()
     {
-        const string python = "/usr/bin/python3";
-        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
-        var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true })!;
-        probe.WaitForExit();
-        Skip.If(probe.ExitCode != 0, "PyTorch is not installed for /usr/bin/python3 (apt-get install python3-torch)");
+        ExternalTools.RequirePython("python3-torch python3-numpy", "torch", "numpy");
+        const string python = ExternalTools.Python;
 
         using var scope = NewDisposeScope();
         using var g = StyleGan2Weights.Load(Alt("generator_legacy.pt"), out _);

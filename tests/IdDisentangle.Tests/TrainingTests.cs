@@ -43,6 +43,7 @@ public class TrainingTests
     /// 0.2345 -> 0.140; the run is deterministic).
     /// </summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void ShortRunLowersTheReconstructionLoss()
     {
         TestModels.RequireFaceApi();
@@ -64,6 +65,7 @@ public class TrainingTests
 
     /// <summary>Stopping after 3 steps and resuming gives the same losses at steps 3-5 as an uninterrupted run.</summary>
     [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
     public void ResumeReproducesTheUninterruptedRun()
     {
         TestModels.RequireFaceApi();
@@ -111,6 +113,8 @@ public class TrainingTests
     }
 
     [SkippableFact]
+
+    [Trait("Category", TestCategories.Slow)]
     public void ValidationWritesMetricsImagesBestCheckpointsAndTensorBoardEvents()
     {
         TestModels.RequireFaceApi();
