@@ -15,7 +15,7 @@ public static class FaceCropSearch
     public static int Run(Options o)
     {
         torch.set_num_threads(o.Threads);
-        string dir = o.Images ?? Path.Combine(Suite.FindRepo(), "..", "shared", "data", "ffhq-real-256");
+        string dir = o.Images ?? Path.Combine(Suite.FindRepo(), "tests", "fixtures", "data", "ffhq-real-256");
         var files = ImageFolder.List(dir).Images;
         Console.WriteLine($"{files.Count} images from {dir}");
         var store = new ModelStore();

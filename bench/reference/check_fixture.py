@@ -1,9 +1,9 @@
-"""Checks that stylegan2_ref.py reproduces the shared StyleGAN2 fixture (so it is a faithful reference)."""
-import sys, numpy as np, torch
+"""Checks that stylegan2_ref.py reproduces the StyleGAN2 fixture in tests/fixtures/stylegan2 (so it is a faithful reference)."""
+import os, sys, numpy as np, torch
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from stylegan2_ref import Generator, channels_for
 
-root = sys.argv[1] if len(sys.argv) > 1 else "../../../shared/fixtures/stylegan2"
+root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "stylegan2")
 ck = torch.load(f"{root}/generator.pt", map_location="cpu")
 g = Generator(64, 512, 4, channels_for(64, 2, 8))
 g.load_state_dict(ck["g_ema"])

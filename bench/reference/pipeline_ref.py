@@ -3,7 +3,7 @@ Written for this project (architectures from the face-api.js sources, torchvisio
 the face-api nets and InceptionV3 load IdDisentangle's converted weight files (safetensors in the model store),
 so both sides compute the same functions.
 
-   python3 pipeline_ref.py check      # face-api nets against the shared face-api.js fixtures
+   python3 pipeline_ref.py check      # face-api nets against the face-api.js fixtures (tests/fixtures/faceapi)
    (bench_reference.py calls inference_pair / train_step)
 """
 import json, math, os, struct, sys
@@ -416,8 +416,8 @@ class Pipeline:
 
 
 def check():
-    """The face-api nets of this file on the shared face-api.js fixtures (independent of IdDisentangle's C#)."""
-    fx = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "fixtures", "faceapi")
+    """The face-api nets of this file on the face-api.js fixtures in tests/fixtures/faceapi (independent of IdDisentangle's C#)."""
+    fx = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "faceapi")
     p = Pipeline(weights=True)
     with torch.no_grad():
         x = torch.from_numpy(np.load(os.path.join(fx, "recognition_input_150.npy"))).permute(0, 3, 1, 2).float()

@@ -1,7 +1,7 @@
 """A PyTorch reference of NVIDIA's StyleGAN (v1) generator (networks_stylegan.py semantics), written for this
 project, and the writer of the non-standard test generator in tests/IdDisentangle.Tests/TestData/stylegan1-alt.
 
-   python3 stylegan1_ref.py check OFFICIAL.pkl FIXTURE_DIR     # reproduces ../shared/fixtures/stylegan1
+   python3 stylegan1_ref.py check OFFICIAL.pkl FIXTURE_DIR     # reproduces tests/fixtures/stylegan1
    python3 stylegan1_ref.py make-alt OUT_DIR                   # 256 px, other channels/mapping/style width
 
 The alternative generator is written in both layouts users have: an NVIDIA-style pickle ((G, D, Gs) of
