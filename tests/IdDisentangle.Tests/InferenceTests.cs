@@ -97,17 +97,22 @@ public class InferenceTests
         var attrCase = InferenceJobs.ReadFolder(Folder("id=8", "attr1=9", "attr2=10"), _ => { });
         var frames = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o"), steps: 5);
         Assert.Equal(5, frames.shape[0]);
-        var id = attrCase.First(x => x.Stem == "id").Image.unsqueeze(0);
-        using (var start = model.Swap(id, attrCase.First(x => x.Stem == "attr1").Image.unsqueeze(0)))
-            Assert.True(TensorAssert.MaxAbsDiff(frames[0..1], start) < 1e-5f);
-        using (var end = model.Swap(id, attrCase.First(x => x.Stem == "attr2").Image.unsqueeze(0)))
-            Assert.True(TensorAssert.MaxAbsDiff(frames[4..5], end) < 1e-5f);
+        var id = attrCase.First(x => x.Stem == "id").Image;
+        // The end points swapped as one batch of two, as the interpolation maps them. The generator renders the
+        // frames as a batch of five: oneDNN's sums depend on the batch size, so pixels agree to float32 rounding
+        // amplified through G (measured 4e-5 of [0,1]), far below any semantic difference.
+        using (var ends = model.Swap(stack([id, id]), stack([attrCase.First(x => x.Stem == "attr1").Image, attrCase.First(x => x.Stem == "attr2").Image])))
+        {
+            Assert.True(TensorAssert.MaxAbsDiff(frames[0..1], ends[0..1]) < 2e-4f, $"first frame differs by {TensorAssert.MaxAbsDiff(frames[0..1], ends[0..1])}");
+            Assert.True(TensorAssert.MaxAbsDiff(frames[4..5], ends[1..2]) < 2e-4f, $"last frame differs by {TensorAssert.MaxAbsDiff(frames[4..5], ends[1..2])}");
+        }
 
         var idCase = InferenceJobs.ReadFolder(Folder("id_a=8", "id_b=9", "attr=10"), _ => { });
         string outDir = Path.Combine(TestPaths.NewTempDir(), "o2");
         var f2 = InferenceJobs.Interpolate(model, idCase, outDir, steps: 3);
-        using (var end = model.Swap(idCase.First(x => x.Stem == "id_b").Image.unsqueeze(0), idCase.First(x => x.Stem == "attr").Image.unsqueeze(0)))
-            Assert.True(TensorAssert.MaxAbsDiff(f2[2..3], end) < 1e-5f);
+        var attr = idCase.First(x => x.Stem == "attr").Image;
+        using (var ends = model.Swap(stack([idCase.First(x => x.Stem == "id_a").Image, idCase.First(x => x.Stem == "id_b").Image]), stack([attr, attr])))
+            Assert.True(TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2]) < 2e-4f, $"last frame differs by {TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2])}");
         Assert.True(File.Exists(Path.Combine(outDir, "frame_02.png")) && File.Exists(Path.Combine(outDir, "strip.png")));
 
         var bad = InferenceJobs.ReadFolder(Folder("id=8", "attr=9"), _ => { });

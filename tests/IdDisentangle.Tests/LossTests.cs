@@ -28,19 +28,39 @@ public class LossTests
         Assert.Equal(25.0 / (51 * 2), Losses.Landmarks(p, q).item<float>(), 6);
     }
 
+    /// <summary>
+    /// The paper's inverse_gaussian_image(256, 80): g normalised to sum 1, max(g) + min(g) - g, normalised again, so
+    /// the centre keeps the weight min(g) instead of nothing (a plain 1 - g would give it 0).
+    /// </summary>
     [Fact]
-    public void InverseGaussianMaskWeighsTheBorderAndSumsToOne()
+    public void InverseGaussianMaskIsThePapersInvertedGaussian()
     {
         using var scope = NewDisposeScope();
         var m = Losses.InverseGaussianMask(256);
         Assert.Equal(new long[] { 1, 1, 256, 256 }, m.shape);
         Assert.Equal(1.0, m.sum().item<float>(), 4);
         Assert.True(m[0, 0, 0, 0].item<float>() > m[0, 0, 64, 64].item<float>());
-        Assert.True(m[0, 0, 127, 127].item<float>() < 1e-8f); // centre: 1 - g = 1 - exp(-0.25/(2 sigma^2)) ~ 0
-        // Hand value at a corner: sigma = 80, d = 127.5 in x and y -> g = exp(-(2 * 127.5^2) / (2 * 80^2)).
-        double g = Math.Exp(-(2 * 127.5 * 127.5) / (2 * 80.0 * 80.0));
-        var raw = 1 - (-(arange(256, dtype: ScalarType.Float64) - 127.5).square().view(-1, 1) - (arange(256, dtype: ScalarType.Float64) - 127.5).square().view(1, -1)).div(2 * 6400.0).exp();
-        Assert.Equal((1 - g) / raw.sum().item<double>(), m[0, 0, 0, 0].item<float>(), 9);
+        // By hand, in doubles: g(x, y) = exp(-((x - c)^2 + (y - c)^2) / (2 sigma^2)) up to a constant.
+        static (double Corner, double Centre) ByHand(int size, double sigma)
+        {
+            double c = (size - 1) / 2.0, sum = 0, min = double.MaxValue, max = 0;
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                {
+                    double g = Math.Exp(-((x - c) * (x - c) + (y - c) * (y - c)) / (2 * sigma * sigma));
+                    sum += g; min = Math.Min(min, g); max = Math.Max(max, g);
+                }
+            double invSum = (double)size * size * (max + min) / sum - 1; // the sum of (max + min - g) / sum
+            return (max / sum / invSum, min / sum / invSum);
+        }
+        var (corner, centre) = ByHand(256, 80);
+        Assert.Equal(corner, m[0, 0, 0, 0].item<float>(), 9);
+        Assert.Equal(centre, m[0, 0, 127, 127].item<float>(), 9);
+        Assert.True(centre > 1e-7, "the centre keeps a little weight");
+        // Sigma is int(80 R / 256): 37 at 120 px, not 37.5.
+        var m120 = Losses.InverseGaussianMask(120);
+        Assert.Equal(ByHand(120, 37).Corner, m120[0, 0, 0, 0].item<float>(), 8);
+        Assert.NotEqual(ByHand(120, 37.5).Corner, m120[0, 0, 0, 0].item<float>(), 8);
     }
 
     [Fact]
@@ -53,6 +73,8 @@ public class LossTests
         b[0, 0, 0, 0] = 0.6f; // channel-mean error at that pixel 0.2, weight 0.25
         Assert.Equal(0.05, Losses.MaskedL1(a, b, mask).item<float>(), 6);
         Assert.Equal(0.05, Losses.Reconstruction(a, b, mask, PixelLoss.L1).item<float>(), 6);
+        // Keras's MeanAbsoluteError(Reduction.SUM): the batch is summed, not averaged (two such images: 0.1).
+        Assert.Equal(0.1, Losses.MaskedL1(cat([a, a]), cat([b, b]), mask).item<float>(), 6);
         var img = rand(1, 3, 176, 176);
         var m176 = Losses.InverseGaussianMask(176);
         Assert.Equal(0.0, Losses.Reconstruction(img, img, m176).item<float>(), 5);
@@ -70,6 +92,9 @@ public class LossTests
         static double Sp(double x) => Math.Log(1 + Math.Exp(x));
         Assert.Equal((Sp(1) + Sp(-1)) / 2, Losses.GeneratorAdversarial(fake).item<float>(), 6);
         Assert.Equal((Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2, Losses.DiscriminatorLogistic(real, fake).item<float>(), 6);
+        // --unified: lambda_gan 0.5 scales both, as the paper's generator_gan_loss and discriminator_loss do.
+        Assert.Equal(0.5 * (Sp(1) + Sp(-1)) / 2, Losses.GeneratorAdversarial(fake, 0.5).item<float>(), 6);
+        Assert.Equal(0.5 * ((Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2), Losses.DiscriminatorLogistic(real, fake, 0.5).item<float>(), 6);
     }
 
     [Fact]

@@ -60,7 +60,7 @@ public sealed class DisentanglementModel : IDisposable
             "vggface2" => new Models.Identity.VggFace2(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: vggface2 run without identity weights")),
             _ => PretrainedNetworks.FaceRecognition(store),
         };
-        var eId = new IdentityEncoder(idNet, Trainer.IdentityCrop(state.FaceCrop, idNet));
+        var eId = new IdentityEncoder(idNet, Trainer.IdentityCrop(state.FaceCrop, idNet), normalize: state.NormalizedIdentity ?? false);
         nn.Module<Tensor, Tensor> backbone = state.AttrBackbone == "resnet50" ? new Models.Backbones.ResNet50(strideOnFirst1x1: true) : new Models.Backbones.InceptionV3 { PoolExcludesPadding = true };
         var eAttr = new AttributeEncoder(backbone, state.AttrInputSize);
         eAttr.load_safetensors(Path.Combine(dir, "e_attr.safetensors"));

@@ -16,9 +16,16 @@ public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> net;
 
-    public IdentityEncoder(nn.Module<Tensor, Tensor> network, FaceCrop crop) : base(nameof(IdentityEncoder))
+    /// <param name="network">The face-recognition network.</param>
+    /// <param name="crop">The part of the aligned face it sees.</param>
+    /// <param name="normalize">
+    /// L2-normalise the codes, as the paper's IDEncoder does before M sees them; false only for runs trained before
+    /// this was followed (their mapper saw raw face-api descriptors).
+    /// </param>
+    public IdentityEncoder(nn.Module<Tensor, Tensor> network, FaceCrop crop, bool normalize = true) : base(nameof(IdentityEncoder))
     {
         net = network;
+        Normalize = normalize;
         (Kind, EmbeddingDim) = network switch
         {
             IrSe50 => ("irse50", IrSe50.EmbeddingSize),
@@ -34,13 +41,18 @@ public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
     public FaceCrop Crop { get; }
     public int EmbeddingDim { get; }
     public string Kind { get; }
+    public bool Normalize { get; }
 
-    public override Tensor forward(Tensor rgb01) => net.call(Kind switch
+    public override Tensor forward(Tensor rgb01)
     {
-        "irse50" => IrSe50.Prepare(rgb01, Crop),
-        "vggface2" => VggFace2.Prepare(Crop.Apply(rgb01)),   // the paper's own 10%-90% crop follows any extra crop
-        _ => FaceRecognitionNet.Prepare(rgb01, Crop),
-    });
+        var embedding = net.call(Kind switch
+        {
+            "irse50" => IrSe50.Prepare(rgb01, Crop),
+            "vggface2" => VggFace2.Prepare(Crop.Apply(rgb01)),   // the paper's own 10%-90% crop follows any extra crop
+            _ => FaceRecognitionNet.Prepare(rgb01, Crop),
+        });
+        return Normalize ? torch.nn.functional.normalize(embedding, dim: 1) : embedding;
+    }
 }
 
 /// <summary>E_attr: the trained attribute encoder, an ImageNet-initialised backbone returning its 2048-D pooled feature.</summary>
@@ -57,6 +69,19 @@ public sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
     }
 
     public string Kind { get; }
+
+    /// <summary>
+    /// Training mode as the paper's AttrEncoder trains: every weight learns, but the backbone is called without
+    /// training=True, so Keras runs its BatchNormalization layers on their stored ImageNet statistics and never
+    /// updates them. Here: train(), then every BatchNorm back to eval().
+    /// </summary>
+    public void TrainWithStoredNormStatistics()
+    {
+        train();
+        foreach (var (_, m) in named_modules())
+            if (m is TorchSharp.Modules.BatchNorm2d) m.eval();
+    }
+
     /// <summary>The resolution images are resized to (the backbone's native one unless set smaller to save time).</summary>
     public int InputSize { get; }
     public int FeatureDim => 2048;

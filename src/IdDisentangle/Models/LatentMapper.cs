@@ -25,6 +25,10 @@ public sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
         layers = new ModuleList<Linear>();
         for (int i = 0; i + 1 < widths.Length; i++) layers.Add(nn.Linear(widths[i], widths[i + 1]));
         RegisterComponents();
+        // The paper's LatentMappingNetwork: Keras's default Glorot-uniform kernels for the first two layers,
+        // get_weights() (He-style variance scaling for leaky ReLU 0.2) for the last two, zero biases throughout.
+        for (int i = 0; i < layers.Count; i++)
+            KerasInit.Dense(layers[i], i < 2 ? KerasInit.Kernel.GlorotUniform : KerasInit.Kernel.LeakyReluVarianceScaling);
     }
 
     public int IdentityDim { get; }
@@ -57,6 +61,7 @@ public sealed class WDiscriminator : nn.Module<Tensor, Tensor>
         layers = new ModuleList<Linear>();
         for (int i = 0; i + 1 < widths.Length; i++) layers.Add(nn.Linear(widths[i], widths[i + 1]));
         RegisterComponents();
+        foreach (var layer in layers) KerasInit.Dense(layer, KerasInit.Kernel.LeakyReluVarianceScaling); // the paper's W_D
     }
 
     /// <summary>w [N, style_dim] -> logit [N, 1] (positive: looks like the generator's own w).</summary>
@@ -69,5 +74,38 @@ public sealed class WDiscriminator : nn.Module<Tensor, Tensor>
             if (i < layers.Count - 1) x = F.leaky_relu(x, 0.2);
         }
         return x;
+    }
+}
+
+/// <summary>The initialisers the paper's Keras layers use, for PyTorch-layout Linear layers ([out, in]).</summary>
+public static class KerasInit
+{
+    public enum Kernel
+    {
+        /// <summary>Keras's Dense default: U(-l, l), l = sqrt(6 / (fan_in + fan_out)).</summary>
+        GlorotUniform,
+        /// <summary>
+        /// The paper's get_weights(0.2): VarianceScaling(scale = 2 / (1 + 0.2^2)), fan_in, truncated normal, i.e.
+        /// N(0, s^2) cut at 2 s with s = sqrt(scale / fan_in) / 0.87962566 (the truncation's variance correction).
+        /// </summary>
+        LeakyReluVarianceScaling,
+    }
+
+    public static void Dense(Linear layer, Kernel kernel)
+    {
+        using var noGrad = torch.no_grad();
+        var w = layer.weight!;
+        long fanOut = w.shape[0], fanIn = w.shape[1];
+        if (kernel == Kernel.GlorotUniform)
+        {
+            double limit = Math.Sqrt(6.0 / (fanIn + fanOut));
+            nn.init.uniform_(w, -limit, limit);
+        }
+        else
+        {
+            double std = Math.Sqrt(2.0 / (1 + 0.2 * 0.2) / fanIn) / 0.87962566103423978;
+            nn.init.trunc_normal_(w, 0, std, -2 * std, 2 * std);
+        }
+        if (layer.bias is { } b) nn.init.zeros_(b);
     }
 }

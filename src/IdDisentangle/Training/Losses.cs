@@ -32,22 +32,28 @@ public static class Losses
          - landmarksAttr.narrow(1, FirstNonJawPoint, landmarksAttr.shape[1] - FirstNonJawPoint)).square().mean();
 
     /// <summary>
-    /// The pixel weights of the L1 term: a Gaussian centred on the image (sigma = 80 R / 256) inverted, m = 1 - g
-    /// (g peaks at 1), so the border, where background and hair carry attributes, weighs more; normalised to sum 1.
+    /// The pixel weights of the L1 term, the paper's inverse_gaussian_image: g, a Gaussian centred on the image
+    /// (sigma = int(80 R / 256)) normalised to sum 1, inverted as max(g) + min(g) - g (so even the centre keeps a
+    /// little weight) and normalised to sum 1. The border, where background and hair carry attributes, weighs more.
     /// [1,1,R,R].
     /// </summary>
     public static Tensor InverseGaussianMask(int size, Device? device = null)
     {
-        double sigma = 80.0 * size / 256.0, centre = (size - 1) / 2.0;
+        double sigma = (int)(80.0 * size / 256.0), centre = (size - 1) / 2.0;
         var d = torch.arange(size, dtype: ScalarType.Float64) - centre;
         var g = torch.exp(-(d.square().view(-1, 1) + d.square().view(1, -1)) / (2 * sigma * sigma));
-        var m = 1 - g;
+        g = g / g.sum();
+        var m = g.max() + g.min() - g;
         return (m / m.sum()).to(ScalarType.Float32).view(1, 1, size, size).to(device ?? torch.CPU);
     }
 
-    /// <summary>sum over pixels of mask * mean over channels |a - b|, averaged over the batch.</summary>
+    /// <summary>
+    /// The paper's masked L1, Keras's MeanAbsoluteError(Reduction.SUM) with the mask as sample weight: per pixel the
+    /// mean over channels of |a - b|, weighted by the mask (which sums to 1 per image) and summed over pixels and over
+    /// the batch. So it grows with the batch size: 0.16 B times the mean image's weighted L1 inside L_rec.
+    /// </summary>
     public static Tensor MaskedL1(Tensor a, Tensor b, Tensor mask) =>
-        ((a - b).abs().mean([1], keepdim: true) * mask).sum([1, 2, 3]).mean();
+        ((a - b).abs().mean([1], keepdim: true) * mask).sum();
 
     /// <summary>L_rec (same-identity steps): 0.84 (1 - MS-SSIM(out, target)) + 0.16 masked L1, or the masked L1 alone.</summary>
     public static Tensor Reconstruction(Tensor output, Tensor target, Tensor mask, PixelLoss kind = PixelLoss.MsSsimL1)
@@ -57,12 +63,15 @@ public static class Losses
         return 0.84 * (1 - MsSsim.Compute(output, target).mean()) + 0.16 * l1;
     }
 
-    /// <summary>Non-saturating adversarial loss of the mapper: softplus(-D(M(...))).</summary>
-    public static Tensor GeneratorAdversarial(Tensor fakeLogits) => F.softplus(-fakeLogits).mean();
+    /// <summary>
+    /// Non-saturating adversarial loss of the encoders and mapper: lambda_gan softplus(-D(M(...))), the paper's
+    /// BinaryCrossentropy(from_logits) against ones (lambda_gan 1, or 0.5 with --unified).
+    /// </summary>
+    public static Tensor GeneratorAdversarial(Tensor fakeLogits, double lambdaGan = 1) => F.softplus(-fakeLogits).mean() * lambdaGan;
 
-    /// <summary>Logistic loss of D_W: softplus(D(w_fake)) + softplus(-D(w_real)).</summary>
-    public static Tensor DiscriminatorLogistic(Tensor realLogits, Tensor fakeLogits) =>
-        F.softplus(fakeLogits).mean() + F.softplus(-realLogits).mean();
+    /// <summary>Logistic loss of D_W: lambda_gan (softplus(D(w_fake)) + softplus(-D(w_real))), StyleGAN's D_logistic.</summary>
+    public static Tensor DiscriminatorLogistic(Tensor realLogits, Tensor fakeLogits, double lambdaGan = 1) =>
+        (F.softplus(fakeLogits).mean() + F.softplus(-realLogits).mean()) * lambdaGan;
 
     /// <summary>
     /// R1 penalty (gamma / 2) E[ |grad_w D(w_real)|^2 ]: <paramref name="realW"/> must require grad and

@@ -42,10 +42,11 @@ public sealed class Trainer : IDisposable
     readonly AttributeEncoder _eAttr;
     readonly LatentMapper _m;
     readonly WDiscriminator _d;
-    readonly OptimizerHelper _optMain, _optAdv, _optD;
+    readonly KerasAdam _optMain, _optAdv, _optD;
+    readonly ScalarType _dtype;
     readonly Tensor _mask;
     readonly DatasetLayout _data;
-    readonly List<long> _train, _test;
+    readonly List<long> _train, _test, _all;
     readonly string _runDir;
     SummaryWriter? _tb;
     long _step;
@@ -53,9 +54,14 @@ public sealed class Trainer : IDisposable
     double _bestId = double.NegativeInfinity, _bestLnd = double.PositiveInfinity;
     int _notImproved;
 
+    /// <summary>
+    /// Builds the networks (in libtorch's default dtype, float32 unless set otherwise: the parity test against the
+    /// official step runs in float64) and the optimisers, and indexes the data set.
+    /// </summary>
     public Trainer(TrainingConfig config, Action<string>? log = null)
     {
         _c = config;
+        _dtype = torch.get_default_dtype();
         _log = log ?? (_ => { });
         _device = TorchRuntime.ResolveDevice(config.Device);
         TorchRuntime.SetThreads(config.Threads);
@@ -78,7 +84,7 @@ public sealed class Trainer : IDisposable
             "vggface2" => new Models.Identity.VggFace2(config.IdentityWeights ?? throw new ArgumentException("--identity vggface2 needs --identity-weights FILE (the paper's vggface2.h5)")),
             var other => throw new ArgumentException($"--identity {other}: use faceapi, irse50 or vggface2"),
         };
-        _eId = new IdentityEncoder(idNet, IdentityCrop(config.FaceCrop, idNet));
+        _eId = new IdentityEncoder(idNet, IdentityCrop(config.FaceCrop, idNet), normalize: true);
         _lnd = new LandmarkEncoder(PretrainedNetworks.Landmarks68(store), Imaging.FaceCrop.Parse(config.FaceCrop));
         nn.Module<Tensor, Tensor> backbone = config.AttrBackbone switch
         {
@@ -93,14 +99,17 @@ public sealed class Trainer : IDisposable
         foreach (var mod in new nn.Module[] { _eId, _lnd, _eAttr, _m, _d }) mod.to(_device);
         _eId.eval(); _lnd.eval();
 
+        // The paper's three Keras Adams: E_attr and M for the main objective, E_attr and M again (own moments) for
+        // the adversarial loss at 0.1 lr, D_W at 0.4 lr.
         double lr = config.EffectiveLearningRate(_g.Resolution);
-        _optMain = torch.optim.Adam(_eAttr.parameters().Concat(_m.parameters()), lr, config.Beta1, config.Beta2);
-        _optAdv = torch.optim.Adam(_m.parameters(), lr * config.MapperAdversarialLrScale, config.Beta1, config.Beta2);
-        _optD = torch.optim.Adam(_d.parameters(), lr * config.DiscriminatorLrScale, config.Beta1, config.Beta2);
-        _mask = Losses.InverseGaussianMask(_g.Resolution, _device);
+        _optMain = new KerasAdam(_eAttr.parameters().Concat(_m.parameters()), lr, config.Beta1, config.Beta2, config.AdamEpsilon);
+        _optAdv = new KerasAdam(_eAttr.parameters().Concat(_m.parameters()), lr * config.MapperAdversarialLrScale, config.Beta1, config.Beta2, config.AdamEpsilon);
+        _optD = new KerasAdam(_d.parameters(), lr * config.DiscriminatorLrScale, config.Beta1, config.Beta2, config.AdamEpsilon);
+        _mask = Losses.InverseGaussianMask(_g.Resolution, _device).to(_dtype);
 
         _data = new DatasetLayout(config.DatasetDir);
         var all = _data.Indices();
+        _all = all.ToList();
         _train = all.Where(k => k < config.TrainDataSize).ToList();
         _test = all.Where(k => k >= config.TrainDataSize).Take(config.TestSize).ToList();
         if (_train.Count < 2) throw new ArgumentException($"{config.DatasetDir}: {_train.Count} training image(s) below --train-data-size {config.TrainDataSize}; at least 2 are needed");
@@ -166,52 +175,57 @@ public sealed class Trainer : IDisposable
         return new TrainingResult(_step, reason, lastValidation);
     }
 
-    Dictionary<string, double> TrainStep(long n, Batch b)
+    /// <summary>
+    /// One step of the paper's trainer.train_epoch: the objective for E_attr and M, on adversarial steps the
+    /// mapper's adversarial loss (its own optimiser, gradients to E_attr and M as well) and D_W's update. Every
+    /// gradient comes from the same forward pass, before any update.
+    /// </summary>
+    internal Dictionary<string, double> TrainStep(long n, Batch b)
     {
         var sw = Stopwatch.StartNew();
         using var scope = torch.NewDisposeScope();
         bool adversarial = _c.AdversarialLoss && (_c.Unified || n % 2 == 0);
-        var idImg = b.IdImages.to(_device);
-        var attrImg = b.Cross ? b.AttrImages.to(_device) : idImg;
-        _eAttr.train(); _m.train();
+        double lambdaGan = _c.Unified ? _c.LambdaGan : 1.0;
+        var idImg = b.IdImages.to(_dtype, _device);
+        var attrImg = b.Cross ? b.AttrImages.to(_dtype, _device) : idImg;
+        _eAttr.TrainWithStoredNormStatistics(); _m.train();
 
         Tensor zId, lndAttr;
         using (torch.no_grad())
         {
-            zId = _eId.call(idImg);
+            zId = _eId.call(idImg);                                              // unit vectors, as the paper's IDEncoder
             lndAttr = _c.LandmarksLoss ? _lnd.call(attrImg) : torch.zeros(1);
         }
         var w = _m.call(zId, _eAttr.call(attrImg));
         var output = _g.Synthesize(w, NoiseMode.Const).add(1).div(2);          // [0,1]
 
         var metrics = new Dictionary<string, double> { ["cross"] = b.Cross ? 1 : 0, ["adversarial"] = adversarial ? 1 : 0 };
-        Tensor total = torch.zeros(1, device: _device);
+        Tensor total = torch.zeros(1, dtype: _dtype, device: _device);
         if (_c.IdLoss)
         {
             var lId = Losses.Identity(_eId.call(output), zId);                 // L_id
             total = total + _c.LambdaId * lId;
-            metrics["l_id"] = lId.item<float>();
+            metrics["l_id"] = lId.ToDouble();
         }
         if (_c.LandmarksLoss)
         {
             var lLnd = Losses.Landmarks(_lnd.call(output), lndAttr);           // L_lnd
             total = total + _c.LambdaLnd * lLnd;
-            metrics["l_lnd"] = lLnd.item<float>();
+            metrics["l_lnd"] = lLnd.ToDouble();
         }
         if (_c.ReconstructionLoss && !b.Cross)
         {
             var lRec = Losses.Reconstruction(output, idImg, _mask, _c.PixelLoss); // L_rec, same steps only
             total = total + _c.LambdaRec * lRec;
-            metrics["l_rec"] = lRec.item<float>();
+            metrics["l_rec"] = lRec.ToDouble();
         }
         Tensor? gAdv = null;
         if (adversarial)
         {
-            gAdv = Losses.GeneratorAdversarial(_d.call(w));
-            metrics["l_adv_m"] = gAdv.item<float>();
-            if (_c.Unified) total = total + _c.LambdaGan * gAdv;
+            gAdv = Losses.GeneratorAdversarial(_d.call(w), lambdaGan);        // lambda_gan L_adv, its own optimiser
+            metrics["l_adv_m"] = gAdv.ToDouble();
         }
-        metrics["l_total"] = total.item<float>();
+        metrics["l_total"] = total.ToDouble();
         if (!double.IsFinite(metrics["l_total"]) || (gAdv is not null && !double.IsFinite(metrics["l_adv_m"])))
         {
             _nanStreak++;
@@ -221,36 +235,29 @@ public sealed class Trainer : IDisposable
         }
         _nanStreak = 0;
 
-        var mParams = _m.parameters().ToArray();
-        Tensor[]? advGrads = null;
-        if (gAdv is not null && !_c.Unified)
-            advGrads = torch.autograd.grad([gAdv], mParams.Cast<Tensor>().ToArray(), retain_graph: true).ToArray();
-        _optMain.zero_grad();
-        if (total.requires_grad)  // a cross step with only L_rec switched on has nothing to learn from
+        var generatorParams = _optAdv.Parameters.Cast<Tensor>().ToArray();
+        Tensor?[]? advGrads = null;
+        if (gAdv is not null)
+            advGrads = torch.autograd.grad([gAdv], generatorParams, retain_graph: true, allow_unused: true).ToArray();
+        _optMain.ZeroGrad();
+        if (total.requires_grad)  // the paper skips the update when the objective is 0 (only L_rec on a cross step)
         {
             total.backward();
-            _optMain.step();
+            _optMain.Step();
         }
-        if (advGrads is not null)
-        {
-            // M's own adversarial optimiser: the gradients of its adversarial loss alone.
-            _optAdv.zero_grad();
-            using (torch.no_grad())
-                for (int i = 0; i < mParams.Length; i++) mParams[i].grad = advGrads[i].detach().clone();
-            _optAdv.step();
-        }
+        if (advGrads is not null) _optAdv.Step(advGrads);
         if (adversarial)
         {
-            var realW = b.RealW.to(_device).detach().requires_grad_();
+            var realW = b.RealW.to(_dtype, _device).detach().requires_grad_();
             var realLogits = _d.call(realW);
             var fakeLogits = _d.call(w.detach());
-            var lD = Losses.DiscriminatorLogistic(realLogits, fakeLogits);
+            var lD = Losses.DiscriminatorLogistic(realLogits, fakeLogits, lambdaGan);
             var r1 = Losses.R1Penalty(realLogits, realW, _c.R1Gamma);
-            _optD.zero_grad();
+            _optD.ZeroGrad();
             (lD + r1).backward();
-            _optD.step();
-            metrics["l_d"] = lD.item<float>();
-            metrics["r1"] = r1.item<float>();
+            _optD.Step();
+            metrics["l_d"] = lD.ToDouble();
+            metrics["r1"] = r1.ToDouble();
         }
         return Finish(metrics, n, sw);
     }
@@ -263,44 +270,57 @@ public sealed class Trainer : IDisposable
         return metrics;
     }
 
-    /// <summary>The batch of step n: depends only on (seed, n), so a resumed run sees the same data.</summary>
+    /// <summary>
+    /// The batch of step n, as the paper's DataLoader.get_batch draws it: B identity images; on cross steps B
+    /// attribute images other than those, else the same images; and D_W's real samples, the w of B images drawn
+    /// independently from the whole data set. Depends only on (seed, n), so a resumed run sees the same data.
+    /// </summary>
     internal Batch LoadBatch(long n)
     {
         var rng = new Random(HashCode.Combine(_c.Seed, n));
         bool cross = n % _c.CrossFrequency == 0;
-        var ids = new List<Tensor>(); var attrs = new List<Tensor>(); var ws = new List<Tensor>();
-        int attempts = 0;
-        while (ids.Count < _c.BatchSize)
-        {
-            if (++attempts > 100 * _c.BatchSize) throw new IOException($"{_c.DatasetDir}: too many unreadable files to fill a batch");
-            long k = _train[rng.Next(_train.Count)];
-            var id = TryLoad(k, out var idW);
-            if (id is null) continue;
-            if (!cross)
-            {
-                if (idW is null) continue;
-                ids.Add(id.Value.Image); attrs.Add(id.Value.Image); ws.Add(idW);
-                continue;
-            }
-            long a;
-            do { a = _train[rng.Next(_train.Count)]; } while (a == k);
-            var attr = TryLoad(a, out var attrW);
-            if (attr is null || attrW is null) continue;
-            ids.Add(id.Value.Image); attrs.Add(attr.Value.Image); ws.Add(attrW);
-        }
-        return new Batch(torch.stack(ids), torch.stack(attrs), torch.stack(ws), cross);
+        var ids = Draw(rng, _train, [], loadW: false).Images;
+        var attrs = cross ? Draw(rng, _train, ids.Keys, loadW: false).Images : ids;
+        var real = Draw(rng, _all, [], loadW: true).Ws;
+        return new Batch(torch.stack(ids.Values), torch.stack(attrs.Values), torch.stack(real), cross);
     }
 
-    (Tensor Image, long K)? TryLoad(long k, out Tensor? w)
+    /// <summary>
+    /// B readable images (or w codes) of distinct indices from <paramref name="pool"/>, none in
+    /// <paramref name="exclude"/> (repeats allowed only when the pool cannot supply that many).
+    /// </summary>
+    (Dictionary<long, Tensor> Images, List<Tensor> Ws) Draw(Random rng, List<long> pool, IEnumerable<long> exclude, bool loadW)
     {
-        w = null;
+        var excluded = exclude.ToHashSet();
+        var images = new Dictionary<long, Tensor>();
+        var ws = new List<Tensor>();
+        int attempts = 0;
+        while ((loadW ? ws.Count : images.Count) < _c.BatchSize)
+        {
+            if (++attempts > 100 * _c.BatchSize) throw new IOException($"{_c.DatasetDir}: too many unreadable files to fill a batch");
+            long k = pool[rng.Next(pool.Count)];
+            bool strict = attempts <= 20 * _c.BatchSize; // a tiny or damaged data set may not offer B distinct images
+            if (strict && excluded.Contains(k)) continue;
+            if (loadW)
+            {
+                TryLoadW(k, out var w);
+                if (w is not null) ws.Add(w);
+                continue;
+            }
+            if (strict && images.ContainsKey(k)) continue;
+            if (TryLoad(k) is { } img) images[images.ContainsKey(k) ? -1 - images.Count : k] = img;
+        }
+        return (images, ws);
+    }
+
+    Tensor? TryLoad(long k)
+    {
         try
         {
             var img = ImageIO.Read(_data.ImagePath(k));
             if (img.shape[1] != _g.Resolution || img.shape[2] != _g.Resolution)
                 img = ImageOps.Resize(img, _g.Resolution, _g.Resolution, ResizeFilter.Area);
-            TryLoadW(k, out w);
-            return (img, k);
+            return img;
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
@@ -329,7 +349,7 @@ public sealed class Trainer : IDisposable
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         _eAttr.eval(); _m.eval();
-        var imgs = torch.stack(_test.Select(k => TryLoad(k, out _)?.Image ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_device);
+        var imgs = torch.stack(_test.Select(k => TryLoad(k) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
         var attrs = imgs.roll(1, 0);
         var zId = _eId.call(imgs);
         var outCross = _g.Synthesize(_m.call(zId, _eAttr.call(attrs))).add(1).div(2).clamp(0, 1);
@@ -414,11 +434,12 @@ public sealed class Trainer : IDisposable
         StateDicts.SaveSafetensors(_d, Path.Combine(fresh, "w_discriminator.safetensors"));
         if (name == "last")
         {
-            _optMain.save_py(Path.Combine(fresh, "optimizer_main.pt"));
-            _optAdv.save_py(Path.Combine(fresh, "optimizer_mapper_adversarial.pt"));
-            _optD.save_py(Path.Combine(fresh, "optimizer_w_discriminator.pt"));
+            _optMain.Save(Path.Combine(fresh, "optimizer_main.safetensors"));
+            _optAdv.Save(Path.Combine(fresh, "optimizer_adversarial.safetensors"));
+            _optD.Save(Path.Combine(fresh, "optimizer_w_discriminator.safetensors"));
         }
-        var state = new CheckpointState(_step, _nanStreak, _bestId, _bestLnd, _notImproved, _eId.Kind, _eId.EmbeddingDim, _eAttr.Kind, _eAttr.InputSize, _c.FaceCrop);
+        var state = new CheckpointState(_step, _nanStreak, _bestId, _bestLnd, _notImproved, _eId.Kind, _eId.EmbeddingDim, _eAttr.Kind, _eAttr.InputSize, _c.FaceCrop,
+                                        NormalizedIdentity: true);
         AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, StateJson));
         AtomicFile.ReplaceDirectory(fresh, final);
     }
@@ -436,9 +457,13 @@ public sealed class Trainer : IDisposable
         _eAttr.load_safetensors(Path.Combine(dir, "e_attr.safetensors"));
         _m.load_safetensors(Path.Combine(dir, "mapper.safetensors"));
         _d.load_safetensors(Path.Combine(dir, "w_discriminator.safetensors"));
-        _optMain.load_py(Path.Combine(dir, "optimizer_main.pt"));
-        _optAdv.load_py(Path.Combine(dir, "optimizer_mapper_adversarial.pt"));
-        _optD.load_py(Path.Combine(dir, "optimizer_w_discriminator.pt"));
+        if (File.Exists(Path.Combine(dir, "optimizer_main.safetensors")))
+        {
+            _optMain.Load(Path.Combine(dir, "optimizer_main.safetensors"));
+            _optAdv.Load(Path.Combine(dir, "optimizer_adversarial.safetensors"));
+            _optD.Load(Path.Combine(dir, "optimizer_w_discriminator.safetensors"));
+        }
+        else _log($"{dir}: optimiser state of an older version (PyTorch Adam); the Adam moments start afresh");
         (_step, _nanStreak, _bestId, _bestLnd, _notImproved) = (state.Step, state.NanStreak, state.BestId, state.BestLandmarks, state.NotImproved);
         return true;
     }
@@ -446,10 +471,13 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _tb = null;
-        foreach (var m in new IDisposable[] { _eId, _lnd, _eAttr, _m, _d, (IDisposable)_g, _mask }) m.Dispose();
+        foreach (var m in new IDisposable[] { _eId, _lnd, _eAttr, _m, _d, (IDisposable)_g, _mask, _optMain, _optAdv, _optD }) m.Dispose();
     }
 }
 
-/// <summary>What a checkpoint folder records besides the weights and optimiser states.</summary>
+/// <summary>
+/// What a checkpoint folder records besides the weights and optimiser states. NormalizedIdentity is true when M was
+/// trained on L2-normalised identity codes (as the paper's); it is absent (null) in runs made before that.
+/// </summary>
 public sealed record CheckpointState(long Step, int NanStreak, double BestId, double BestLandmarks, int NotImproved,
-    string Identity, int IdentityDim, string AttrBackbone, int AttrInputSize, string FaceCrop);
+    string Identity, int IdentityDim, string AttrBackbone, int AttrInputSize, string FaceCrop, bool? NormalizedIdentity = null);

@@ -48,6 +48,8 @@ public sealed record TrainingConfig
     public double LearningRate { get; init; }
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.999;
+    /// <summary>Keras's Adam epsilon (added to the uncorrected sqrt(v); see KerasAdam).</summary>
+    public double AdamEpsilon { get; init; } = 1e-7;
     /// <summary>M's adversarial optimiser runs at this fraction of the learning rate.</summary>
     public double MapperAdversarialLrScale { get; init; } = 0.1;
     public double DiscriminatorLrScale { get; init; } = 0.4;

@@ -148,7 +148,8 @@ public static class PaperRelease
         StateDicts.SaveSafetensors(eAttr, Path.Combine(fresh, "e_attr.safetensors"));
         StateDicts.SaveSafetensors(mapper, Path.Combine(fresh, "mapper.safetensors"));
         StateDicts.SaveSafetensors(d, Path.Combine(fresh, "w_discriminator.safetensors"));
-        var state = new CheckpointState(0, 0, double.NegativeInfinity, double.PositiveInfinity, 0, "vggface2", identity.EmbeddingDim, eAttr.Kind, eAttr.InputSize, config.FaceCrop);
+        var state = new CheckpointState(0, 0, double.NegativeInfinity, double.PositiveInfinity, 0, "vggface2", identity.EmbeddingDim, eAttr.Kind, eAttr.InputSize, config.FaceCrop,
+                                        NormalizedIdentity: true); // the paper's IDEncoder L2-normalises what M sees
         AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, Trainer.StateJson));
         AtomicFile.ReplaceDirectory(fresh, last);
         return $"{Path.GetFileName(files.Mapper)} with {Path.GetFileName(files.AttrEncoder)}";

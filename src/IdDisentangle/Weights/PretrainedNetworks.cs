@@ -49,6 +49,7 @@ public static class PretrainedNetworks
         }, NpmWeights.Nsfwjs);
         net.PoolExcludesPadding = true; // the converted file holds Keras weights
         foreach (var p in net.parameters()) p.requires_grad = true;
+        net.FreezeBatchNormScales();
         return net;
     }
 

@@ -125,6 +125,16 @@ public sealed class InceptionV3 : nn.Module<Tensor, Tensor>
         PoolExcludesPadding = false;
     }
 
+    /// <summary>
+    /// Keras builds InceptionV3's BatchNormalization with scale=False: there is no gamma to train. The scale here
+    /// holds the 1 it implies and stays frozen, so training changes what Keras would change and nothing else.
+    /// </summary>
+    public void FreezeBatchNormScales()
+    {
+        foreach (var (_, m) in named_modules())
+            if (m is BatchNorm2d bn && bn.weight is { } gamma) gamma.requires_grad = false;
+    }
+
     internal Tensor AvgPool3x3(Tensor x) => F.avg_pool2d(x, 3, stride: 1, padding: 1, count_include_pad: !PoolExcludesPadding);
 
     /// <summary>Conv (no bias), BatchNorm (eps 1e-3), ReLU.</summary>
