@@ -59,7 +59,8 @@ def conv_same(x, w, b, s, groups=1):
 
 # ---------------------------------------------------------------- face-api.js recognition net
 
-MEAN_RGB = torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1)
+# float32 constants, as face-api.js (TensorFlow.js) holds them; converted to the input dtype when used.
+MEAN_RGB = torch.tensor([122.782, 117.001, 104.298], dtype=torch.float32).view(1, 3, 1, 1)
 
 
 class ConvScale(nn.Module):
@@ -109,7 +110,7 @@ class FaceRecognitionNet(nn.Module):
         self.fc = nn.Parameter(torch.zeros(256, 128))
 
     def forward(self, rgb255):
-        x = (rgb255 - MEAN_RGB) / 255.0
+        x = (rgb255 - MEAN_RGB.to(rgb255.dtype)) / 255.0
         x = F.max_pool2d(F.relu(self.conv32_down(x, 2, False)), 3, 2)
         for n, *_ in BLOCKS:
             x = self.blocks[n](x)
@@ -161,7 +162,7 @@ class FaceLandmark68Net(nn.Module):
         self.fc_bias = nn.Parameter(torch.zeros(136))
 
     def forward(self, rgb255):
-        x = (rgb255 - MEAN_RGB) / 255.0
+        x = (rgb255 - MEAN_RGB.to(rgb255.dtype)) / 255.0
         for b in self.dense:
             x = b(x)
         x = F.avg_pool2d(x, 7, 2)
@@ -308,7 +309,7 @@ MS_W = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
 def ms_ssim(a, b):
     c = a.shape[1]
     g = (torch.arange(11, dtype=torch.float64) - 5) ** 2 * (-0.5 / 1.5 ** 2)
-    win = torch.softmax((g.view(1, -1) + g.view(-1, 1)).flatten(), 0).view(1, 1, 11, 11).float().expand(c, 1, 11, 11)
+    win = torch.softmax((g.view(1, -1) + g.view(-1, 1)).flatten(), 0).view(1, 1, 11, 11).to(a.dtype).expand(c, 1, 11, 11)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     terms, x, y = [], a, b
     for s in range(5):
@@ -327,13 +328,6 @@ def ms_ssim(a, b):
     for t in terms[1:]:
         p = p * t
     return p.mean(1)
-
-
-def inverse_gaussian_mask(size):
-    sigma, centre = 80.0 * size / 256, (size - 1) / 2
-    d = torch.arange(size, dtype=torch.float64) - centre
-    m = 1 - torch.exp(-(d.view(-1, 1) ** 2 + d.view(1, -1) ** 2) / (2 * sigma ** 2))
-    return (m / m.sum()).float().view(1, 1, size, size)
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -356,12 +350,7 @@ class Pipeline:
             for p in net.parameters():
                 p.requires_grad_(False)
         self.m = mlp([128 + 2048, 2048, 1024, 512, 512])
-        self.d = mlp([512, 256, 128, 64, 1])
-        lr = 5e-5
-        self.opt_main = torch.optim.Adam(list(self.e_attr.parameters()) + list(self.m.parameters()), lr=lr, betas=(0.9, 0.999))
-        self.opt_adv = torch.optim.Adam(self.m.parameters(), lr=0.1 * lr, betas=(0.9, 0.999))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=0.4 * lr, betas=(0.9, 0.999))
-        self.mask = inverse_gaussian_mask(size)
+        self.size, self.official = size, None
 
     def identity(self, x01):
         return self.e_id(crop_resize(x01, 150) * 255)
@@ -377,42 +366,17 @@ class Pipeline:
         return (self.g(w) + 1) / 2
 
     def train_step(self, n, id01, attr01, real_w):
-        cross, adversarial = n % 3 == 0, n % 2 == 0
-        if not cross:
-            attr01 = id01
-        self.e_attr.train()
-        self.m.train()
-        with torch.no_grad():
-            z_id = self.identity(id01)
-            lnd_attr = self.landmarks(attr01)
-        w = self.m(torch.cat([z_id, self.e_attr(inception_prepare(attr01))], 1))
-        out = (self.g(w) + 1) / 2
-        total = (F.normalize(self.identity(out), dim=1) - F.normalize(z_id, dim=1)).abs().mean()
-        total = total + 0.001 * ((self.landmarks(out)[:, 17:] - lnd_attr[:, 17:]) ** 2).mean()
-        if not cross:
-            l1 = ((out - id01).abs().mean(1, keepdim=True) * self.mask).sum((1, 2, 3)).mean()
-            total = total + 0.02 * (0.84 * (1 - ms_ssim(out, id01).mean()) + 0.16 * l1)
-        adv_grads = None
-        if adversarial:
-            g_adv = F.softplus(-self.d(w)).mean()
-            adv_grads = torch.autograd.grad(g_adv, list(self.m.parameters()), retain_graph=True)
-        self.opt_main.zero_grad()
-        total.backward()
-        self.opt_main.step()
-        if adv_grads is not None:
-            self.opt_adv.zero_grad()
-            for p, g in zip(self.m.parameters(), adv_grads):
-                p.grad = g.detach().clone()
-            self.opt_adv.step()
-            real = real_w.detach().requires_grad_()
-            real_logits, fake_logits = self.d(real), self.d(w.detach())
-            l_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-            grad = torch.autograd.grad(real_logits.sum(), real, create_graph=True)[0]
-            r1 = grad.pow(2).sum(1).mean() * 5.0
-            self.opt_d.zero_grad()
-            (l_d + r1).backward()
-            self.opt_d.step()
-        return float(total)
+        """The official train step: official_step.py's transcription of trainer.py, on this pipeline's networks
+        (its own mapper and D_W modules, Keras-style Adams), so the benchmark compares like with like."""
+        if self.official is None:
+            from official_step import AttrEncoder, IDEncoder, LandmarksDetector, LatentMappingNetwork, Trainer, W_D
+            cfg = dict(learning_rate=5e-5, resolution=self.size, unified=False, cross_frequency=3, w_d_loss=True, gp=True,
+                       id_loss=True, landmarks_loss=True, pixel_loss=True, pixel_loss_type="mix")
+            self.official = Trainer(cfg, IDEncoder(self.e_id), LandmarksDetector(self.lnd), AttrEncoder(self.e_attr, 299),
+                                    LatentMappingNetwork([128 + 2048, 2048, 1024, 512, 512]), W_D(512), self.g)
+            for layer in list(self.official.mapping.layers) + list(self.official.w_d.layers):
+                nn.init.kaiming_uniform_(layer.weight, a=0.2)
+        return self.official.train_epoch(n, attr01, id01, real_w)["l_total"]
 
 
 def check():

@@ -101,6 +101,26 @@ public class FaceApiTests
         Assert.All(net.parameters(), p => Assert.Null(p.grad));
     }
 
+    /// <summary>
+    /// E_id hands M unit vectors, as the paper's IDEncoder (tf.math.l2_normalize): face-api.js's raw descriptors have
+    /// norms near 1.6. A run trained before this (normalize: false) still gets the raw ones.
+    /// </summary>
+    [SkippableFact]
+    public void IdentityCodesAreUnitVectors()
+    {
+        TestModels.RequireFaceApi();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var faces = stack(Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(3).Select(f => ImageIO.Read(f)).ToArray());
+        using var normalised = new Models.IdentityEncoder(PretrainedNetworks.FaceRecognition(TestModels.Store), FaceCrop.FfhqFaceApi);
+        using var raw = new Models.IdentityEncoder(PretrainedNetworks.FaceRecognition(TestModels.Store), FaceCrop.FfhqFaceApi, normalize: false);
+        var unit = normalised.call(faces);
+        var plain = raw.call(faces);
+        Assert.True(TensorAssert.MaxAbsDiff(unit.norm(1), ones(3)) < 1e-5f);
+        Assert.True(plain.norm(1).min().item<float>() > 1.2f, "face-api.js descriptors are not unit vectors");
+        Assert.True(TensorAssert.MaxAbsDiff(unit, plain / plain.norm(1, keepdim: true)) < 1e-6f);
+    }
+
     [SkippableFact]
     public void ConvertedFileLoadsTheSameNetwork()
     {

@@ -95,7 +95,8 @@ public class InferenceTests
         Require();
         using var model = DisentanglementModel.FromRun(Trained.Value.Run, device: "cpu");
         var attrCase = InferenceJobs.ReadFolder(Folder("id=8", "attr1=9", "attr2=10"), _ => { });
-        var frames = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o"), steps: 5);
+        var asGiven = new InterpolationOptions { LoopFake = false };
+        var frames = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o"), steps: 5, asGiven);
         Assert.Equal(5, frames.shape[0]);
         var id = attrCase.First(x => x.Stem == "id").Image;
         // The end points swapped as one batch of two, as the interpolation maps them. The generator renders the
@@ -109,11 +110,30 @@ public class InferenceTests
 
         var idCase = InferenceJobs.ReadFolder(Folder("id_a=8", "id_b=9", "attr=10"), _ => { });
         string outDir = Path.Combine(TestPaths.NewTempDir(), "o2");
-        var f2 = InferenceJobs.Interpolate(model, idCase, outDir, steps: 3);
+        var f2 = InferenceJobs.Interpolate(model, idCase, outDir, steps: 3, asGiven);
         var attr = idCase.First(x => x.Stem == "attr").Image;
         using (var ends = model.Swap(stack([idCase.First(x => x.Stem == "id_a").Image, idCase.First(x => x.Stem == "id_b").Image]), stack([attr, attr])))
             Assert.True(TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2]) < 2e-4f, $"last frame differs by {TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2])}");
         Assert.True(File.Exists(Path.Combine(outDir, "frame_02.png")) && File.Exists(Path.Combine(outDir, "strip.png")));
+
+        // The paper's default (loop_fake): generated inputs are first replaced by G(x, x), unclamped; real ones are not.
+        var looped = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o3"), steps: 5);
+        var attrImgs = stack([attrCase.First(x => x.Stem == "attr1").Image, attrCase.First(x => x.Stem == "attr2").Image]);
+        using (no_grad())
+        {
+            var ids2 = stack([id, id]);
+            var expected = model.Render(model.MapToW(model.ReconstructForEncoding(ids2), model.ReconstructForEncoding(attrImgs)));
+            Assert.True(TensorAssert.MaxAbsDiff(looped[0..1], expected[0..1]) < 2e-4f && TensorAssert.MaxAbsDiff(looped[4..5], expected[1..2]) < 2e-4f);
+            Assert.True(TensorAssert.MaxAbsDiff(looped[0..1], frames[0..1]) > 1e-3f, "loop_fake changed nothing");
+            var realAttr = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o4"), steps: 5, new InterpolationOptions { RealAttr = true });
+            var expectedReal = model.Render(model.MapToW(model.ReconstructForEncoding(ids2), attrImgs));
+            Assert.True(TensorAssert.MaxAbsDiff(realAttr[0..1], expectedReal[0..1]) < 2e-4f, "--real-attr inputs are encoded as given");
+        }
+
+        // Linear in the codes (the paper's w_space=False): the same end frames, another path between them.
+        var inCodes = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o5"), steps: 5, asGiven with { Space = InterpolationSpace.Codes });
+        Assert.True(TensorAssert.MaxAbsDiff(inCodes[0..1], frames[0..1]) < 2e-4f && TensorAssert.MaxAbsDiff(inCodes[4..5], frames[4..5]) < 2e-4f);
+        Assert.True(TensorAssert.MaxAbsDiff(inCodes[2..3], frames[2..3]) > 1e-4f, "interpolating the codes took the W path");
 
         var bad = InferenceJobs.ReadFolder(Folder("id=8", "attr=9"), _ => { });
         Assert.Throws<InvalidDataException>(() => InferenceJobs.Interpolate(model, bad, TestPaths.NewTempDir()));

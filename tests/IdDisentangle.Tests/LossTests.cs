@@ -97,6 +97,32 @@ public class LossTests
         Assert.Equal(0.5 * ((Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2), Losses.DiscriminatorLogistic(real, fake, 0.5).item<float>(), 6);
     }
 
+    /// <summary>
+    /// M and D_W start as the paper's Keras layers do: Glorot-uniform kernels for M's first two layers, get_weights()
+    /// (VarianceScaling(2 / 1.04), fan_in, truncated normal) for M's last two and all of D_W's, zero biases.
+    /// </summary>
+    [Fact]
+    public void MapperAndDiscriminatorStartAsThePapersKerasLayers()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        using var m = new Models.LatentMapper(128, 2048, 512);
+        using var d = new Models.WDiscriminator(512);
+        var sm = m.state_dict();
+        double glorot = Math.Sqrt(6.0 / (2176 + 2048));
+        Assert.True(sm["layers.0.weight"].abs().max().item<float>() <= glorot);
+        Assert.Equal(glorot / Math.Sqrt(3), sm["layers.0.weight"].std().item<float>(), 3);
+        foreach (var (w, fanIn) in new[] { (sm["layers.3.weight"], 512), (d.state_dict()["layers.0.weight"], 512), (d.state_dict()["layers.2.weight"], 128) })
+        {
+            double target = Math.Sqrt(2.0 / 1.04 / fanIn);                     // the variance VarianceScaling aims at
+            double cut = 2 * target / 0.87962566103423978;                      // two standard deviations of the untruncated normal
+            Assert.True(w.abs().max().item<float>() <= cut + 1e-6, "cut at two standard deviations");
+            Assert.True(Math.Abs(w.std().item<float>() / target - 1) < 0.05, $"std {w.std().item<float>()} vs {target}");
+            Assert.True(Math.Abs(w.mean().item<float>()) < 0.05 * target);
+        }
+        foreach (var (k, t) in sm.Concat(d.state_dict()).Where(p => p.Key.EndsWith("bias"))) Assert.Equal(0, t.abs().max().item<float>());
+    }
+
     [Fact]
     public void R1IsHalfGammaTimesSquaredGradientNorm()
     {

@@ -211,6 +211,11 @@ public class StyleGan2OtherConfigurationTests
         Assert.True(TensorAssert.MaxAbsDiff(g.Truncate(w, 0.0), g.MeanLatent.expand(2, -1)) < 1e-6f);
         var half = g.Truncate(w, 0.5);
         Assert.True(TensorAssert.MaxAbsDiff(half, (w + g.MeanLatent) / 2) < 1e-5f);
+        // --truncation-cutoff 3: only W+ layers 0-2 move (StyleGAN (v1)'s rule, with its cutoff of 8, made explicit).
+        var cut = g.Truncate(w, 0.5, cutoff: 3);
+        Assert.Equal(new long[] { 2, 8, 64 }, cut.shape);
+        for (int layer = 0; layer < 8; layer++)
+            Assert.True(TensorAssert.MaxAbsDiff(cut[.., layer], layer < 3 ? half : w) < 1e-5f, $"layer {layer}");
         var mixed = g.Mix(w[0..1], w[1..2], 3);
         Assert.Equal(new long[] { 1, 8, 64 }, mixed.shape);
         Assert.True(mixed[0, 2].SameAs(w[0]) && mixed[0, 3].SameAs(w[1]) && mixed[0, 7].SameAs(w[1]));

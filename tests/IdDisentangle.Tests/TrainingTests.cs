@@ -113,8 +113,47 @@ public class TrainingTests
         Assert.Contains(messages, m => Enumerable.Range(3, 17).Any(k => m.StartsWith("skipped " + layout.WPath(k))));
     }
 
-    [SkippableFact]
+    /// <summary>The paper's not-improved counter, case by case (trainer.py:392-404).</summary>
+    [Fact]
+    public void NotImprovedCounterFollowsThePapersRules()
+    {
+        Assert.Equal((0, true, true), Trainer.CountNotImproved(5, landmarksMse: 1, bestLandmarks: 2, idSimilarity: 0.9, bestId: 0.8));
+        Assert.Equal((1, true, false), Trainer.CountNotImproved(5, 1, 2, 0.7, 0.8));   // landmarks reset it, identity adds one
+        Assert.Equal((0, false, true), Trainer.CountNotImproved(5, 3, 2, 0.9, 0.8));
+        Assert.Equal((6, false, false), Trainer.CountNotImproved(5, 3, 2, 0.7, 0.8));
+        Assert.Equal((0, false, true), Trainer.CountNotImproved(0, 3, 2, -0.9, 0.8)); // |similarity|, as the paper's np.abs
+    }
 
+    /// <summary>With real photos in the data set's real/ folder the validation's attribute images are real (test_real_attr).</summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public void ValidationUsesRealAttributePhotosWhenTheDataSetHasThem()
+    {
+        TestModels.RequireFaceApi();
+        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")), "InceptionV3 weights missing: run 'iddis models fetch'");
+        string copy = Path.Combine(TestPaths.NewTempDir(), "dataset");
+        foreach (var f in Directory.EnumerateFiles(Dataset.Value, "*", SearchOption.AllDirectories))
+        {
+            string dest = Path.Combine(copy, Path.GetRelativePath(Dataset.Value, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            File.Copy(f, dest);
+        }
+        var layout = new DatasetLayout(copy);
+        var photos = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(4).ToList();
+        for (int i = 0; i < photos.Count; i++)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(layout.RealImagePath(20 + i))!);
+            IdDisentangle.Imaging.ImageIO.Write(layout.RealImagePath(20 + i), IdDisentangle.Imaging.ImageOps.Resize(IdDisentangle.Imaging.ImageIO.Read(photos[i]), 64, 64, IdDisentangle.Imaging.ResizeFilter.Area));
+        }
+        var c = Tiny("real") with { DatasetDir = copy, NumSteps = 1, TestFrequency = 1, TestSize = 2 };
+        using (var t = new Trainer(c)) t.Run(resume: false);
+        var validation = File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl"))
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).First(d => d["type"].GetString() == "validation");
+        Assert.Equal(1, validation["real_attributes"].GetDouble());
+        foreach (var key in new[] { "real_rec_mse", "real_rec_psnr", "real_rec_id" }) Assert.True(double.IsFinite(validation[key].GetDouble()), key);
+    }
+
+    [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     public void ValidationWritesMetricsImagesBestCheckpointsAndTensorBoardEvents()
     {
@@ -124,9 +163,11 @@ public class TrainingTests
         using (var t = new Trainer(c)) t.Run(resume: false);
         var validations = File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl"))
             .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).Where(d => d["type"].GetString() == "validation").ToList();
-        Assert.Equal(2, validations.Count);
-        foreach (var key in new[] { "id_sim_id_out", "id_sim_attr_out", "landmarks_l2", "rec_mse", "rec_psnr", "id_sim_same" })
+        // As the paper's trainer: before step 0, then before every step that is a multiple of the frequency.
+        Assert.Equal([0, 1, 2], validations.Select(v => v["step"].GetInt32()));
+        foreach (var key in new[] { "id_sim_id_out", "id_sim_id_attr", "id_sim_attr_out", "landmarks_mse", "fake_rec_mse", "fake_rec_psnr", "fake_rec_id", "score" })
             Assert.True(double.IsFinite(validations[1][key].GetDouble()), key);
+        Assert.Equal(0, validations[1]["real_attributes"].GetDouble()); // this data set has no real/ folder
         Assert.True(File.Exists(Path.Combine(c.RunDir, "images", "step_000002.png")));
         Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "best_id", "mapper.safetensors")));
         Assert.False(File.Exists(Path.Combine(c.RunDir, "weights", "best_id", "optimizer_main.safetensors")));

@@ -29,6 +29,10 @@ public sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
         [HelpText("Truncation psi towards the mean w (the paper: 0.7)")]
         public double Truncation { get; init; } = 0.7;
 
+        [CommandOption("--truncation-cutoff <LAYER>")]
+        [HelpText("Truncate only the W+ layers below LAYER (default: the generator's own rule: every layer for StyleGAN2, the first 8 for StyleGAN (v1), as the paper's generator)")]
+        public int? TruncationCutoff { get; init; }
+
         [CommandOption("--seed <S>")]
         [HelpText("Seed; index k's code depends only on (seed, k)")]
         public long Seed { get; init; }
@@ -63,7 +67,7 @@ public sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
         var (start, end) = shard.Range(s.NumImages);
         var options = new DatasetGenerationOptions
         {
-            OutDir = s.Out, NumImages = s.NumImages, BatchSize = s.BatchSize, Truncation = s.Truncation, Seed = s.Seed, Shard = shard,
+            OutDir = s.Out, NumImages = s.NumImages, BatchSize = s.BatchSize, Truncation = s.Truncation, TruncationCutoff = s.TruncationCutoff, Seed = s.Seed, Shard = shard,
         };
         long written = 0, kept = 0;
         ConsoleProgress.Run($"generate {start}..{end - 1}", end - start, "img", progress =>

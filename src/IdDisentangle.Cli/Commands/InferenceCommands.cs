@@ -58,10 +58,6 @@ public class ModelSettings : FaceAlignmentSettings
     [HelpText("Pairs rendered at once")]
     public int BatchSize { get; init; } = 8;
 
-    [CommandOption("--reconstruct")]
-    [HelpText("First replace each input x by the model's reconstruction G(x, x), as the paper's inference does for generated inputs")]
-    public bool Reconstruct { get; init; }
-
     [CommandOption("--out <PATH>")]
     [HelpText("Output folder (or file for swap); existing folders are kept, inputs never overwritten")]
     public string Out { get; init; } = "";
@@ -146,7 +142,15 @@ public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool tr
 }
 
 /// <summary>A folder of identity images and a folder of attribute images.</summary>
-public class FolderPairSettings : ModelSettings
+/// <summary>Options of the commands that render pairs (grid, pairs, swap).</summary>
+public class PairSettings : ModelSettings
+{
+    [CommandOption("--reconstruct")]
+    [HelpText("First replace each input x by the model's reconstruction G(x, x). The paper's pair inference does not (it renders G(M(id, attr)) directly); its interpolation does it for generated inputs")]
+    public bool Reconstruct { get; init; }
+}
+
+public class FolderPairSettings : PairSettings
 {
     [CommandOption("--id-dir <DIR>")] [HelpText("Identity images")] public string IdDir { get; init; } = "";
     [CommandOption("--attr-dir <DIR>")] [HelpText("Attribute images (infer pairs: matched to identity images by file stem)")] public string AttrDir { get; init; } = "";
@@ -214,6 +218,24 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
     {
         [CommandOption("--input-dir <DIR>")] [HelpText("A folder of subfolders, each with 1 'id' + 2 'attr' images or 2 'id' + 1 'attr'")] public string InputDir { get; init; } = "";
         [CommandOption("--steps <N>")] [HelpText("Frames, both end points included")] public int Steps { get; init; } = 9;
+        [CommandOption("--no-loop-fake")] [HelpText("Encode the inputs as they are; by default generated inputs are first replaced by their reconstruction G(x, x), as the paper's interpolation does (loop_fake)")] public bool NoLoopFake { get; init; }
+        [CommandOption("--real-id")] [HelpText("The identity images are real photos: never replaced by a reconstruction")] public bool RealId { get; init; }
+        [CommandOption("--real-attr")] [HelpText("The attribute images are real photos: never replaced by a reconstruction")] public bool RealAttr { get; init; }
+        [CommandOption("--space <SPACE>")] [HelpText("w (default: linear in W, as the paper) or codes (linear in the concatenated identity and attribute codes, each frame mapped by M)")] public string Space { get; init; } = "w";
+
+        public InterpolationOptions Options => new()
+        {
+            LoopFake = !NoLoopFake, RealId = RealId, RealAttr = RealAttr,
+            Space = Space.ToLowerInvariant() switch
+            {
+                "w" => InterpolationSpace.W,
+                "codes" or "z" => InterpolationSpace.Codes,
+                _ => throw new ArgumentException($"--space {Space}: expected w or codes"),
+            },
+        };
+
+        public override ValidationResult Validate() =>
+            Space.ToLowerInvariant() is "w" or "codes" or "z" ? base.Validate() : ValidationResult.Error($"--space {Space}: expected w or codes");
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
@@ -232,7 +254,7 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
                 try
                 {
                     var images = faces.Align(InferenceJobs.ReadFolder(sub, ModelSettings.Log), cancellation);
-                    InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Reconstruct);
+                    InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Options);
                     done++;
                 }
                 catch (InvalidDataException e) { ModelSettings.Log($"skipped: {e.Message}"); }
@@ -246,7 +268,7 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
 
 public sealed class SwapCommand : Command<SwapCommand.Settings>
 {
-    public sealed class Settings : ModelSettings
+    public sealed class Settings : PairSettings
     {
         [CommandOption("--id <FILE>")] [HelpText("Identity image")] public string Id { get; init; } = "";
         [CommandOption("--attr <FILE>")] [HelpText("Attribute image")] public string Attr { get; init; } = "";

@@ -41,6 +41,10 @@ public sealed class SampleCommand : Command<SampleCommand.Settings>
         [HelpText("Truncation psi towards the mean w (1 = none)")]
         public double Truncation { get; init; } = 1.0;
 
+        [CommandOption("--truncation-cutoff <LAYER>")]
+        [HelpText("Truncate only the W+ layers below LAYER (default: the generator's own rule: every layer for StyleGAN2, the first 8 for StyleGAN (v1), as the paper's generator)")]
+        public int? TruncationCutoff { get; init; }
+
         [CommandOption("--noise <MODE>")]
         [HelpText("const (the generator's stored noise) or random")]
         public string Noise { get; init; } = "const";
@@ -96,7 +100,7 @@ public sealed class SampleCommand : Command<SampleCommand.Settings>
                     throw new ArgumentException($"{s.Z}: z codes must be [N,{g.StyleDim}], got [{string.Join(",", z.shape)}]");
                 w = g.Map(z.to(device)).cpu();
             }
-            w = g.Truncate(w.to(device), s.Truncation).cpu();
+            w = g.Truncate(w.to(device), s.Truncation, s.TruncationCutoff).cpu();
         }
 
         int n = (int)w.shape[0];

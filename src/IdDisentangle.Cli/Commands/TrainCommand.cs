@@ -21,11 +21,12 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [CommandOption("--num-steps <N>")] [HelpText("Total steps to reach (with --resume: continue up to it)")] public long NumSteps { get; init; } = 100_000;
         [CommandOption("--train-data-size <K>")] [HelpText("Indices below K train, the rest validate")] public long TrainDataSize { get; init; } = 70_000;
         [CommandOption("--test-frequency <N>")] [HelpText("Validate every N steps")] public int TestFrequency { get; init; } = 1000;
-        [CommandOption("--test-size <N>")] [HelpText("Validation pairs")] public int TestSize { get; init; } = 32;
+        [CommandOption("--test-size <N>")] [HelpText("Validation batches, of --batch-size pairs each (the paper: 50)")] public int TestSize { get; init; } = 50;
+        [CommandOption("--no-test-real-attr")] [HelpText("Validate with generated attribute images even when DATASET/real holds real photos (the paper uses them)")] public bool NoTestRealAttr { get; init; }
         [CommandOption("--cross-frequency <N>")] [HelpText("Every N-th step is a cross step (I_attr another image)")] public int CrossFrequency { get; init; } = 3;
         [CommandOption("--resume")] [HelpText("Continue the run NAME from its last checkpoint")] public bool Resume { get; init; }
         [CommandOption("--seed <S>")] [HelpText("Seed of initialisation and data order")] public long Seed { get; init; }
-        [CommandOption("--not-improved-exit <N>")] [HelpText("Stop after N validations without improvement (0: never)")] public int NotImprovedExit { get; init; }
+        [CommandOption("--not-improved-exit <N>")] [HelpText("Stop once the not-improved counter exceeds N (0: never): a landmark improvement resets it, then an identity improvement resets it, else it grows by one")] public int NotImprovedExit { get; init; }
         [CommandOption("--no-id-loss")] [HelpText("Switch off L_id")] public bool NoIdLoss { get; init; }
         [CommandOption("--no-landmarks-loss")] [HelpText("Switch off L_lnd")] public bool NoLandmarksLoss { get; init; }
         [CommandOption("--no-rec-loss")] [HelpText("Switch off L_rec")] public bool NoRecLoss { get; init; }
@@ -60,7 +61,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             Name = s.Name, DatasetDir = s.Dataset, GeneratorPath = CliCommon.GeneratorPath(s.Generator), ResultsDir = s.ResultsDir,
             BatchSize = s.BatchSize, NumSteps = s.NumSteps, TrainDataSize = s.TrainDataSize, TestFrequency = s.TestFrequency,
-            TestSize = s.TestSize, CrossFrequency = s.CrossFrequency, Seed = s.Seed, NotImprovedExit = s.NotImprovedExit,
+            TestSize = s.TestSize, TestRealAttr = !s.NoTestRealAttr, CrossFrequency = s.CrossFrequency, Seed = s.Seed, NotImprovedExit = s.NotImprovedExit,
             IdLoss = !s.NoIdLoss, LandmarksLoss = !s.NoLandmarksLoss, ReconstructionLoss = !s.NoRecLoss, AdversarialLoss = !s.NoGanLoss,
             LambdaId = s.LambdaId, LambdaLnd = s.LambdaLnd, LambdaRec = s.LambdaRec, LambdaGan = s.LambdaGan,
             PixelLoss = s.PixelLoss == "l1" ? Training.PixelLoss.L1 : Training.PixelLoss.MsSsimL1, Unified = s.Unified, R1Gamma = s.R1Gamma,

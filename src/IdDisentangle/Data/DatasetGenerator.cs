@@ -31,6 +31,8 @@ public sealed record DatasetGenerationOptions
     public int BatchSize { get; init; } = 8;
     /// <summary>Truncation psi, applied on every layer (StyleGAN2) or with the model's own rule.</summary>
     public double Truncation { get; init; } = 0.7;
+    /// <summary>Truncate only the W+ layers below this one (null: the generator family's rule, see IStyleGenerator.Truncate).</summary>
+    public int? TruncationCutoff { get; init; }
     public long Seed { get; init; }
     public Shard Shard { get; init; } = Shard.Whole;
 }
@@ -81,7 +83,7 @@ public static class DatasetGenerator
             using var noGrad = torch.inference_mode();
             var batch = todo.GetRange(i, Math.Min(o.BatchSize, todo.Count - i));
             var z = torch.cat(batch.Select(k => ZFor(o.Seed, k, g.StyleDim)).ToArray(), 0).to(g.Device);
-            var wplus = g.Truncate(g.ToWPlus(g.Map(z)), o.Truncation);
+            var wplus = g.Truncate(g.ToWPlus(g.Map(z)), o.Truncation, o.TruncationCutoff);
             var images = GeneratorSampling.ToUnitRange(g.Synthesize(wplus, NoiseMode.Const)).cpu();
             var codes = wplus.cpu();
             for (int j = 0; j < batch.Count; j++)

@@ -14,6 +14,22 @@ public sealed class DatasetLayout(string root)
 
     public string WPath(long k) => Path.Combine(Root, "ws", Folder(k), $"{k:00000}.npy");
 
+    /// <summary>
+    /// A real photo (FFHQ-aligned, the generator's resolution) for validation, <c>real/{folder}/{k:00000}.png</c>:
+    /// the paper's validation uses real attribute images from such a folder (its test_real_attr).
+    /// </summary>
+    public string RealImagePath(long k) => Path.Combine(Root, "real", Folder(k), $"{k:00000}.png");
+
+    /// <summary>The indices of the real photos, in order (none when the data set has no real/ folder).</summary>
+    public IReadOnlyList<long> RealIndices()
+    {
+        string real = Path.Combine(Root, "real");
+        if (!Directory.Exists(real)) return [];
+        return Directory.EnumerateFiles(real, "*.png", SearchOption.AllDirectories)
+            .Select(f => long.TryParse(Path.GetFileNameWithoutExtension(f), out var k) ? k : -1)
+            .Where(k => k >= 0).Order().ToList();
+    }
+
     /// <summary>True when both files of index k are present (writes are atomic, so present means complete).</summary>
     public bool IsComplete(long k) => File.Exists(ImagePath(k)) && File.Exists(WPath(k));
 

@@ -99,8 +99,15 @@ public sealed class DisentanglementModel : IDisposable
     /// <summary>The face with the identity of each id image and the attributes of the matching attribute image.</summary>
     public Tensor Swap(Tensor idImages01, Tensor attrImages01) => Render(MapToW(idImages01, attrImages01));
 
-    /// <summary>G(x, x): the model's reconstruction of an image (the paper's --reconstruct for generated inputs).</summary>
+    /// <summary>G(x, x): the model's reconstruction of an image, clamped to [0,1], on the CPU.</summary>
     public Tensor Reconstruct(Tensor images01) => Swap(images01, images01);
+
+    /// <summary>
+    /// G(x, x) as the paper's interpolation feeds it back to the encoders (G(x, x)[0] with loop_fake): (G + 1) / 2,
+    /// not clamped, on the model's device.
+    /// </summary>
+    public Tensor ReconstructForEncoding(Tensor images01) =>
+        GeneratorSampling.ToUnitRange(Generator.Synthesize(MapToW(images01, images01), NoiseMode.Const));
 
     public void Dispose()
     {

@@ -123,13 +123,18 @@ public static class InferenceJobs
     }
 
     /// <summary>
-    /// One interpolation: a folder with one identity image and two attribute images interpolates attributes, one
-    /// attribute image and two identity images interpolates identity. Names containing "attr" are attribute images,
-    /// other names containing "id" identity images. Linear in W, <paramref name="steps"/> frames including both ends.
-    /// Writes OUT/frame_XX.png and OUT/strip.png; returns the frames [steps,3,R,R].
+    /// One interpolation, as the paper's Inference.interpolate: a folder with one identity image and two attribute
+    /// images interpolates attributes, one attribute image and two identity images interpolates identity. Names
+    /// containing "attr" are attribute images, other names containing "id" identity images. With
+    /// <paramref name="options"/>' LoopFake (the paper's default) generated inputs are first replaced by their
+    /// reconstruction G(x, x); inputs flagged real are not. Linear in W (or in the concatenated codes, each frame
+    /// mapped by M), <paramref name="steps"/> frames including both ends (the paper's loop stops one short of the
+    /// end point). Writes OUT/frame_XX.png and OUT/strip.png; returns the frames [steps,3,R,R].
     /// </summary>
-    public static Tensor Interpolate(DisentanglementModel model, IReadOnlyList<InputImage> images, string outDir, int steps = 9, bool reconstruct = false)
+    public static Tensor Interpolate(DisentanglementModel model, IReadOnlyList<InputImage> images, string outDir, int steps = 9,
+                                     InterpolationOptions? options = null)
     {
+        options ??= new InterpolationOptions();
         if (steps < 2) throw new ArgumentOutOfRangeException(nameof(steps), "--steps must be at least 2 (both end points)");
         var attrs = images.Where(i => i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase)).OrderBy(i => i.Stem, StringComparer.Ordinal).ToList();
         var ids = images.Where(i => !i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase) && i.Stem.Contains("id", StringComparison.OrdinalIgnoreCase))
@@ -144,13 +149,48 @@ public static class InferenceJobs
         var inputs = InputSet(images);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        var (idImgs, attrImgs) = Prepare(model, [ends.Item1, ends.Item3], [ends.Item2, ends.Item4], reconstruct);
-        var w = model.MapToW(idImgs, attrImgs);                               // the two end codes
+        var (idImgs, attrImgs) = Prepare(model, [ends.Item1, ends.Item3], [ends.Item2, ends.Item4], reconstruct: false);
+        if (options.LoopFake && !options.RealId) idImgs = model.ReconstructForEncoding(idImgs);
+        if (options.LoopFake && !options.RealAttr) attrImgs = model.ReconstructForEncoding(attrImgs);
         var t = torch.linspace(0, 1, steps, device: model.Device).view(-1, 1);
-        var ws = torch.lerp(w[0].unsqueeze(0).expand(steps, -1), w[1].unsqueeze(0).expand(steps, -1), t);
+        Tensor ws;
+        if (options.Space == InterpolationSpace.W)
+        {
+            var w = model.MapToW(idImgs, attrImgs);                           // the two end codes
+            ws = torch.lerp(w[0].unsqueeze(0).expand(steps, -1), w[1].unsqueeze(0).expand(steps, -1), t);
+        }
+        else
+        {
+            var zId = model.IdentityCodes(idImgs);
+            var zAttr = model.AttributeCodes(attrImgs);
+            ws = model.WFromCodes(torch.lerp(zId[0].unsqueeze(0).expand(steps, -1), zId[1].unsqueeze(0).expand(steps, -1), t),
+                                  torch.lerp(zAttr[0].unsqueeze(0).expand(steps, -1), zAttr[1].unsqueeze(0).expand(steps, -1), t));
+        }
         var frames = model.Render(ws);
         for (int i = 0; i < steps; i++) Write(System.IO.Path.Combine(outDir, $"frame_{i:00}.png"), frames[i], inputs);
         Write(System.IO.Path.Combine(outDir, "strip.png"), ImageGrid.Compose(frames, steps), inputs);
         return frames.MoveToOuterDisposeScope();
     }
+}
+
+/// <summary>Where the paper's interpolation is linear: in W (w_space=True, its default) or in the concatenated codes.</summary>
+public enum InterpolationSpace
+{
+    W,
+    Codes,
+}
+
+/// <summary>The paper's interpolation switches (inference.py's loop_fake, real_id, real_attr, w_space).</summary>
+public sealed record InterpolationOptions
+{
+    /// <summary>Replace generated inputs by their reconstruction G(x, x) before encoding them (the paper's default).</summary>
+    public bool LoopFake { get; init; } = true;
+
+    /// <summary>The identity images are real photos: never replaced by a reconstruction.</summary>
+    public bool RealId { get; init; }
+
+    /// <summary>The attribute images are real photos: never replaced by a reconstruction.</summary>
+    public bool RealAttr { get; init; }
+
+    public InterpolationSpace Space { get; init; } = InterpolationSpace.W;
 }

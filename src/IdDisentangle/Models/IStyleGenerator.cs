@@ -32,8 +32,11 @@ public interface IStyleGenerator
     /// <summary>z [N,StyleDim] -> w [N,StyleDim].</summary>
     Tensor Map(Tensor z);
 
-    /// <summary>Truncation towards the mean: w [N,D] or W+ [N,L,D], with the model's own layer rule.</summary>
-    Tensor Truncate(Tensor w, double psi);
+    /// <summary>
+    /// Truncation towards the mean: w [N,D] or W+ [N,L,D]. Layers below <paramref name="cutoff"/> move by psi; null
+    /// is the family's own rule (StyleGAN2: every layer; StyleGAN (v1): the first 8, as NVIDIA's and the paper's code).
+    /// </summary>
+    Tensor Truncate(Tensor w, double psi, int? cutoff = null);
 
     /// <summary>Broadcasts w [N,D] to W+ [N,L,D]; a W+ input is returned as it is.</summary>
     Tensor ToWPlus(Tensor w);

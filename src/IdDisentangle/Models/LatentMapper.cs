@@ -103,8 +103,10 @@ public static class KerasInit
         }
         else
         {
+            // Inverse-CDF sampling of N(0, std^2) cut at +-2 std: erfinv of U(erf(-sqrt 2), erf(sqrt 2)), times std sqrt 2.
             double std = Math.Sqrt(2.0 / (1 + 0.2 * 0.2) / fanIn) / 0.87962566103423978;
-            nn.init.trunc_normal_(w, 0, std, -2 * std, 2 * std);
+            const double Erf2 = 0.95449973610364158; // erf(2 / sqrt 2): the mass within two standard deviations
+            w.uniform_(-Erf2, Erf2).erfinv_().mul_(std * Math.Sqrt(2));
         }
         if (layer.bias is { } b) nn.init.zeros_(b);
     }

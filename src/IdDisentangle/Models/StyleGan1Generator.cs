@@ -100,13 +100,17 @@ public sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGenera
     }
 
     /// <summary>The official truncation: layers below the cutoff (8) move towards dlatent_avg by psi; a w [N,D] becomes W+.</summary>
-    public Tensor Truncate(Tensor w, double psi)
+    public Tensor Truncate(Tensor w, double psi, int? cutoff = null) =>
+        TruncateLayers(ToWPlus(w), MeanLatent, psi, cutoff ?? Config.TruncationCutoff);
+
+    /// <summary>W+ layers below <paramref name="cutoff"/> moved towards <paramref name="mean"/> by psi.</summary>
+    internal static Tensor TruncateLayers(Tensor wPlus, Tensor mean, double psi, int cutoff)
     {
-        var wp = ToWPlus(w);
-        if (psi == 1.0) return wp;
-        var layer = torch.arange(NumLatents, device: wp.device).view(1, -1, 1);
-        var coefs = torch.where(layer < Config.TruncationCutoff, torch.tensor(psi, dtype: wp.dtype, device: wp.device), torch.tensor(1.0, dtype: wp.dtype, device: wp.device));
-        return torch.lerp(MeanLatent.to(wp.dtype), wp, coefs);
+        if (psi == 1.0) return wPlus;
+        var layer = torch.arange(wPlus.shape[1], device: wPlus.device).view(1, -1, 1);
+        var coefs = torch.where(layer < cutoff, torch.tensor(psi, dtype: wPlus.dtype, device: wPlus.device),
+                                torch.tensor(1.0, dtype: wPlus.dtype, device: wPlus.device));
+        return torch.lerp(mean.to(wPlus.dtype), wPlus, coefs);
     }
 
     public Tensor ToWPlus(Tensor w) => w.dim() switch

@@ -107,8 +107,13 @@ public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenera
         return x;
     }
 
-    /// <summary>w' = w_avg + psi (w - w_avg), on every layer (StyleGAN2 applies no layer cutoff).</summary>
-    public Tensor Truncate(Tensor w, double psi) => psi == 1.0 ? w : torch.lerp(MeanLatent, w, psi);
+    /// <summary>
+    /// w' = w_avg + psi (w - w_avg), on every layer (StyleGAN2's own rule), or only on the W+ layers below
+    /// <paramref name="cutoff"/> (then the result is W+).
+    /// </summary>
+    public Tensor Truncate(Tensor w, double psi, int? cutoff = null) =>
+        cutoff is { } c ? StyleGan1Generator.TruncateLayers(ToWPlus(w), MeanLatent, psi, c)
+        : psi == 1.0 ? w : torch.lerp(MeanLatent, w, psi);
 
     public Tensor ToWPlus(Tensor w) => w.dim() switch
     {

@@ -106,7 +106,7 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         var config = new TrainingConfig
         {
             Name = "train", DatasetDir = dataset, GeneratorPath = generator, ResultsDir = o.OutDir, BatchSize = o.BatchSize,
-            NumSteps = o.Steps, TrainDataSize = o.Images - o.TestImages, TestSize = Math.Min(8, o.TestImages),
+            NumSteps = o.Steps, TrainDataSize = o.Images - o.TestImages, TestSize = Math.Clamp(o.TestImages / o.BatchSize, 1, 4),
             TestFrequency = (int)Math.Max(1, o.Steps / 4), PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
             AttrInputSize = attrInput, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
         };

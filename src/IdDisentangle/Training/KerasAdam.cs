@@ -55,13 +55,16 @@ public sealed class KerasAdam : IDisposable
         double lrT = LearningRate * Math.Sqrt(1 - Math.Pow(Beta2, t)) / (1 - Math.Pow(Beta1, t));
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
+        // The scalars live as long as the loop: an implicit conversion's temporary can be collected mid-call.
+        using Scalar b1 = Beta1.ToScalar(), b2 = Beta2.ToScalar(), oneMinusB1 = (1 - Beta1).ToScalar(),
+            oneMinusB2 = (1 - Beta2).ToScalar(), eps = Epsilon.ToScalar(), minusLr = (-lrT).ToScalar();
         for (int i = 0; i < _params.Length; i++)
         {
             var g = gradients[i];
             if (g is null) continue;
-            _m[i].mul_(Beta1).add_(g, alpha: 1 - Beta1);
-            _v[i].mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            _params[i].sub_(_m[i] / (_v[i].sqrt() + Epsilon) * lrT);
+            _m[i].mul_(b1).add_(g, alpha: oneMinusB1);
+            _v[i].mul_(b2).addcmul_(g, g, value: oneMinusB2);
+            _params[i].addcdiv_(_m[i], _v[i].sqrt().add_(eps), value: minusLr);
         }
     }
 

@@ -37,14 +37,14 @@ public static class Losses
     /// little weight) and normalised to sum 1. The border, where background and hair carry attributes, weighs more.
     /// [1,1,R,R].
     /// </summary>
-    public static Tensor InverseGaussianMask(int size, Device? device = null)
+    public static Tensor InverseGaussianMask(int size, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         double sigma = (int)(80.0 * size / 256.0), centre = (size - 1) / 2.0;
         var d = torch.arange(size, dtype: ScalarType.Float64) - centre;
         var g = torch.exp(-(d.square().view(-1, 1) + d.square().view(1, -1)) / (2 * sigma * sigma));
         g = g / g.sum();
         var m = g.max() + g.min() - g;
-        return (m / m.sum()).to(ScalarType.Float32).view(1, 1, size, size).to(device ?? torch.CPU);
+        return (m / m.sum()).to(dtype).view(1, 1, size, size).to(device ?? torch.CPU);
     }
 
     /// <summary>

@@ -11,6 +11,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace IdDisentangle.Training;
 
@@ -46,7 +47,7 @@ public sealed class Trainer : IDisposable
     readonly ScalarType _dtype;
     readonly Tensor _mask;
     readonly DatasetLayout _data;
-    readonly List<long> _train, _test, _all;
+    readonly List<long> _train, _test, _all, _real;
     readonly string _runDir;
     SummaryWriter? _tb;
     long _step;
@@ -105,18 +106,25 @@ public sealed class Trainer : IDisposable
         _optMain = new KerasAdam(_eAttr.parameters().Concat(_m.parameters()), lr, config.Beta1, config.Beta2, config.AdamEpsilon);
         _optAdv = new KerasAdam(_eAttr.parameters().Concat(_m.parameters()), lr * config.MapperAdversarialLrScale, config.Beta1, config.Beta2, config.AdamEpsilon);
         _optD = new KerasAdam(_d.parameters(), lr * config.DiscriminatorLrScale, config.Beta1, config.Beta2, config.AdamEpsilon);
-        _mask = Losses.InverseGaussianMask(_g.Resolution, _device).to(_dtype);
+        _mask = Losses.InverseGaussianMask(_g.Resolution, _device, _dtype);
 
         _data = new DatasetLayout(config.DatasetDir);
         var all = _data.Indices();
         _all = all.ToList();
         _train = all.Where(k => k < config.TrainDataSize).ToList();
-        _test = all.Where(k => k >= config.TrainDataSize).Take(config.TestSize).ToList();
+        _test = all.Where(k => k >= config.TrainDataSize).ToList();
+        _real = config.TestRealAttr ? _data.RealIndices().Where(k => k >= config.TrainDataSize).ToList() : [];
+        if (config.TestRealAttr && _real.Count == 0 && _test.Count > 0 && config.TestFrequency > 0)
+            _log($"note: {Path.Combine(config.DatasetDir, "real")} has no held-out real photos (index {config.TrainDataSize} on): " +
+                 "validation uses generated attribute images");
         if (_train.Count < 2) throw new ArgumentException($"{config.DatasetDir}: {_train.Count} training image(s) below --train-data-size {config.TrainDataSize}; at least 2 are needed");
         if (_test.Count == 0) _log($"warning: no images at or after index {config.TrainDataSize}: validation is skipped");
     }
 
     public long Step => _step;
+
+    /// <summary>What training changes, by the file name its checkpoint uses.</summary>
+    internal IReadOnlyList<(string File, nn.Module Module)> TrainedNetworks => [("e_attr", _eAttr), ("mapper", _m), ("w_discriminator", _d)];
 
     /// <summary>The crop an identity net sees: each net's FFHQ crop; the VGGFace2 net applies the paper's own crop itself.</summary>
     internal static Imaging.FaceCrop IdentityCrop(string name, nn.Module idNet) => idNet switch
@@ -142,6 +150,8 @@ public sealed class Trainer : IDisposable
         Task<Batch>? next = _step < _c.NumSteps ? Task.Run(() => LoadBatch(_step)) : null;
         try
         {
+            // The paper tests before the step whose number is a multiple of the frequency, step 0 included.
+            if (_step == 0 && ShouldValidate) lastValidation = Validate();
             while (_step < _c.NumSteps)
             {
                 if (cancellation.IsCancellationRequested) { reason = "cancelled"; break; }
@@ -157,10 +167,10 @@ public sealed class Trainer : IDisposable
                 {
                     if (_nanStreak >= 10) { reason = "ten non-finite losses in a row"; break; }
                 }
-                if (_test.Count > 0 && _c.TestFrequency > 0 && _step % _c.TestFrequency == 0)
+                if (ShouldValidate && _step % _c.TestFrequency == 0)
                 {
                     lastValidation = Validate();
-                    if (_c.NotImprovedExit > 0 && _notImproved >= _c.NotImprovedExit) { reason = $"no improvement in {_notImproved} validations"; break; }
+                    if (_c.NotImprovedExit > 0 && _notImproved > _c.NotImprovedExit) { reason = $"no improvement in {_notImproved} validations"; break; }
                 }
                 if (_step % 500 == 0) SaveCheckpoint("last");
             }
@@ -343,47 +353,118 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>Identity and landmark agreement on held-out pairs; keeps the best checkpoints.</summary>
+    bool ShouldValidate => _test.Count > 0 && _c.TestFrequency > 0 && _c.TestSize > 0;
+
+    /// <summary>
+    /// The paper's test(): TestSize batches of held-out identity images with real attribute photos (or held-out
+    /// generated ones), each swapped and the identity images reconstructed; records identity similarities, the
+    /// landmark MSE, reconstruction MSE/PSNR/identity, and keeps best_lnd (lowest landmark MSE) and best_id (highest
+    /// identity similarity to the output) with the paper's not-improved counter. Deterministic per (seed, step).
+    /// </summary>
     public Dictionary<string, double> Validate()
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         _eAttr.eval(); _m.eval();
-        var imgs = torch.stack(_test.Select(k => TryLoad(k) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
-        var attrs = imgs.roll(1, 0);
-        var zId = _eId.call(imgs);
-        var outCross = _g.Synthesize(_m.call(zId, _eAttr.call(attrs))).add(1).div(2).clamp(0, 1);
-        var outSame = _g.Synthesize(_m.call(zId, _eAttr.call(imgs))).add(1).div(2).clamp(0, 1);
-        var eOut = _eId.call(outCross);
-        double Cos(Tensor a, Tensor b) => torch.nn.functional.cosine_similarity(a, b, 1).mean().item<float>();
-        var lOut = _lnd.call(outCross).narrow(1, Losses.FirstNonJawPoint, 68 - Losses.FirstNonJawPoint);
-        var lAttr = _lnd.call(attrs).narrow(1, Losses.FirstNonJawPoint, 68 - Losses.FirstNonJawPoint);
-        double mse = (outSame - imgs).square().mean().item<float>();
-        var v = new Dictionary<string, double>
+        var rng = new Random(HashCode.Combine(_c.Seed, _step, "validation"));
+        bool real = _real.Count > 0;
+        var sums = new Dictionary<string, List<double>>();
+        void Add(string key, Tensor perImage)
         {
-            ["id_sim_id_out"] = Cos(eOut, zId),
-            ["id_sim_attr_out"] = Cos(eOut, _eId.call(attrs)),
-            ["landmarks_l2"] = (lOut - lAttr).square().sum([2]).sqrt().mean().item<float>(),
-            ["rec_mse"] = mse,
-            ["rec_psnr"] = 10 * Math.Log10(1 / Math.Max(mse, 1e-12)),
-            ["id_sim_same"] = Cos(_eId.call(outSame), zId),
-        };
+            if (!sums.TryGetValue(key, out var list)) sums[key] = list = [];
+            list.AddRange(perImage.to(ScalarType.Float64).cpu().data<double>());
+        }
+        Tensor? shownIds = null, shownAttrs = null, shownOut = null;
+        for (int batch = 0; batch < _c.TestSize; batch++)
+        {
+            var idKeys = Enumerable.Range(0, _c.BatchSize).Select(_ => _test[rng.Next(_test.Count)]).ToList();
+            var ids = torch.stack(idKeys.Select(k => TryLoad(k) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
+            Tensor attrs;
+            if (real)
+                attrs = torch.stack(Enumerable.Range(0, _c.BatchSize).Select(_ => _real[rng.Next(_real.Count)])
+                    .Select(k => TryLoadReal(k) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
+            else
+            {
+                var pool = _test.Where(k => !idKeys.Contains(k)).ToList();
+                if (pool.Count == 0) pool = _test;
+                attrs = torch.stack(Enumerable.Range(0, _c.BatchSize).Select(_ => pool[rng.Next(pool.Count)])
+                    .Select(k => TryLoad(k) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
+            }
+            var zId = _eId.call(ids);
+            var output = Render(zId, attrs);
+            var predId = _eId.call(output);
+            var attrId = _eId.call(attrs);
+            Add("id_sim_id_out", F.cosine_similarity(zId, predId, 1));
+            Add("id_sim_id_attr", F.cosine_similarity(zId, attrId, 1));
+            Add("id_sim_attr_out", F.cosine_similarity(attrId, predId, 1));
+            var lndAttr = _lnd.call(attrs).narrow(1, Losses.FirstNonJawPoint, 68 - Losses.FirstNonJawPoint);
+            var lndOut = _lnd.call(output).narrow(1, Losses.FirstNonJawPoint, 68 - Losses.FirstNonJawPoint);
+            Add("landmarks_mse", (lndAttr - lndOut).square().mean([1, 2]));   // MSE over x, y, then mean over points
+            AddReconstruction("fake_rec", ids, zId);
+            if (real) AddReconstruction("real_rec", attrs, attrId);
+            if (batch == 0) (shownIds, shownAttrs, shownOut) = (ids, attrs, output);
+
+            void AddReconstruction(string prefix, Tensor images, Tensor codes)
+            {
+                var rec = Render(codes, images);
+                var mse = (images - rec).square().mean([1, 2, 3]);
+                Add(prefix + "_mse", mse);
+                Add(prefix + "_psnr", 10 * torch.log10(1 / mse.clamp_min(1e-12)));
+                Add(prefix + "_id", F.cosine_similarity(codes, _eId.call(rec), 1));
+            }
+        }
+        var v = sums.ToDictionary(p => p.Key, p => p.Value.Average());
+        v["score"] = v["id_sim_id_out"] - v["id_sim_attr_out"];
+        v["real_attributes"] = real ? 1 : 0;
         var line = new Dictionary<string, object> { ["type"] = "validation", ["step"] = _step };
         foreach (var (k, x) in v) { line[k] = x; _tb?.add_scalar($"validation/{k}", (float)x, (int)_step); }
         AppendJson(line);
         _log($"step {_step} validation: " + string.Join(", ", v.Select(p => $"{p.Key} {p.Value:F4}")));
 
-        int shown = Math.Min(6, _test.Count);
-        var grid = ImageGrid.Compose(torch.cat([imgs[..shown], attrs[..shown], outCross[..shown]], 0).cpu(), shown,
+        int shown = Math.Min(6, (int)shownIds!.shape[0]);
+        var grid = ImageGrid.Compose(torch.cat([shownIds[..shown], shownAttrs![..shown], shownOut![..shown]], 0).to(ScalarType.Float32).cpu(), shown,
             new GridLayout { RowLabels = ["identity", "attributes", "output"] });
         ImageIO.Write(Path.Combine(_runDir, "images", $"step_{_step:000000}.png"), grid);
         _tb?.add_img("validation/identity_attributes_output", grid, (int)_step, dataformats: "CHW");
 
-        bool improved = false;
-        if (v["id_sim_id_out"] > _bestId) { _bestId = v["id_sim_id_out"]; SaveCheckpoint("best_id"); improved = true; }
-        if (v["landmarks_l2"] < _bestLnd) { _bestLnd = v["landmarks_l2"]; SaveCheckpoint("best_lnd"); improved = true; }
-        _notImproved = improved ? 0 : _notImproved + 1;
+        var (counter, bestLnd, bestId) = CountNotImproved(_notImproved, v["landmarks_mse"], _bestLnd, v["id_sim_id_out"], _bestId);
+        if (bestLnd) { _bestLnd = v["landmarks_mse"]; SaveCheckpoint("best_lnd"); }
+        if (bestId) { _bestId = Math.Abs(v["id_sim_id_out"]); SaveCheckpoint("best_id"); }
+        _notImproved = counter;
         return v;
+    }
+
+    /// <summary>
+    /// The paper's not-improved counter (trainer.py:392-404): a lower landmark MSE resets it, then a higher identity
+    /// similarity resets it, and no higher identity similarity adds one (even after a landmark improvement).
+    /// </summary>
+    internal static (int Counter, bool BestLandmarks, bool BestId) CountNotImproved(int counter, double landmarksMse, double bestLandmarks,
+                                                                               double idSimilarity, double bestId)
+    {
+        bool lnd = landmarksMse < bestLandmarks, id = Math.Abs(idSimilarity) > bestId;
+        if (lnd) counter = 0;
+        counter = id ? 0 : counter + 1;
+        return (counter, lnd, id);
+    }
+
+    /// <summary>G(M(z_id, E_attr(attributes))) in [0,1], clamped, as the paper's test() renders it.</summary>
+    Tensor Render(Tensor zId, Tensor attributes) =>
+        _g.Synthesize(_m.call(zId, _eAttr.call(attributes)), NoiseMode.Const).add(1).div(2).clamp(0, 1);
+
+    Tensor? TryLoadReal(long k)
+    {
+        try
+        {
+            var img = ImageIO.Read(_data.RealImagePath(k));
+            if (img.shape[1] != _g.Resolution || img.shape[2] != _g.Resolution)
+                img = ImageOps.Resize(img, _g.Resolution, _g.Resolution, ResizeFilter.Area);
+            return img;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException)
+        {
+            _log($"skipped {_data.RealImagePath(k)}: {e.Message}");
+            return null;
+        }
     }
 
     void AppendMetrics(Dictionary<string, double> m)

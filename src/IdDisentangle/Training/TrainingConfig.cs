@@ -19,12 +19,20 @@ public sealed record TrainingConfig
     /// <summary>Indices below this train; the rest validate.</summary>
     public long TrainDataSize { get; init; } = 70_000;
     public int TestFrequency { get; init; } = 1000;
-    /// <summary>Validation pairs drawn from the index range after TrainDataSize.</summary>
-    public int TestSize { get; init; } = 32;
+    /// <summary>Validation batches (of BatchSize) per validation, as the paper's test_size.</summary>
+    public int TestSize { get; init; } = 50;
+    /// <summary>
+    /// Validate with real attribute images from the data set's real/ folder (the paper's test_real_attr); without
+    /// such a folder (or when false) other held-out generated images serve.
+    /// </summary>
+    public bool TestRealAttr { get; init; } = true;
     /// <summary>Step n is a cross step (I_attr another image) when n % CrossFrequency == 0, else I_attr = I_id.</summary>
     public int CrossFrequency { get; init; } = 3;
     public long Seed { get; init; }
-    /// <summary>Stop after this many validations without improvement of identity or landmarks (0: never).</summary>
+    /// <summary>
+    /// Stop once the not-improved counter exceeds this (0: never). The paper's counter: a landmark improvement resets
+    /// it, then an identity improvement resets it, no identity improvement adds one.
+    /// </summary>
     public int NotImprovedExit { get; init; }
 
     // ---- objective ----
