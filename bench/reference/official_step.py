@@ -194,7 +194,8 @@ class Trainer:
         self.w_d_optimizer = KerasAdam(list(self.w_d.parameters()), 0.4 * lr)      # trainer.py:27
         res = cfg["resolution"]
         sigma = int(80 * (res / 256))                                               # trainer.py:38
-        mask = inverse_gaussian_image(res, sigma, np.float64 if torch.get_default_dtype() == torch.float64 else np.float32)  # :39
+        grid = np.float64 if torch.get_default_dtype() == torch.float64 else np.float32
+        mask = inverse_gaussian_image(res, sigma, grid)                             # trainer.py:39
         self.pixel_mask = torch.from_numpy(mask).to(torch.get_default_dtype())      # trainer.py:44 (broadcast below)
         self.lambda_gan = 0.5 if cfg["unified"] else 1                             # trainer.py:49-53
         self.lambda_pixel = 0.02                                                    # trainer.py:55
@@ -225,7 +226,7 @@ class Trainer:
 
     def train_epoch(self, num_epoch, attr_img, id_img, real_w):
         cfg = self.cfg
-        is_cross_epoch = cfg["cross_frequency"] and num_epoch % cfg["cross_frequency"] == 0   # trainer.py:69-70
+        is_cross_epoch = cfg["cross_frequency"] and num_epoch % cfg["cross_frequency"] == 0   # trainer.py:72-74
         id_loss = landmarks_loss = g_w_gan_loss = pixel_loss = w_loss = 0          # trainer.py:96-101
         losses = {}
         # self.model.train() (trainer.py:104) only sets trainable flags; BatchNorm stays in inference mode.
@@ -333,8 +334,8 @@ def save_safetensors(path, tensors):
     for k, t in tensors.items():
         a = t.detach().cpu().contiguous().numpy()
         b = a.tobytes()
-        header[k] = {"dtype": {"float64": "F64", "float32": "F32", "int64": "I64"}[str(a.dtype)], "shape": list(a.shape),
-                     "data_offsets": [offset, offset + len(b)]}
+        kind = {"float64": "F64", "float32": "F32", "int64": "I64"}[str(a.dtype)]
+        header[k] = {"dtype": kind, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
         blobs.append(b)
         offset += len(b)
     h = json.dumps(header).encode()
@@ -381,7 +382,8 @@ def main(root):
         out = os.path.join(root, "reference", f"step_{n}")
         os.makedirs(out, exist_ok=True)
         json.dump(losses, open(os.path.join(out, "losses.json"), "w"))
-        save_safetensors(os.path.join(out, "e_attr.safetensors"), {"backbone." + k: v for k, v in inc.state_dict().items()})
+        e_attr = {"backbone." + k: v for k, v in inc.state_dict().items()}
+        save_safetensors(os.path.join(out, "e_attr.safetensors"), e_attr)
         save_safetensors(os.path.join(out, "mapper.safetensors"), mapping.state_dict())
         save_safetensors(os.path.join(out, "w_discriminator.safetensors"), w_d.state_dict())
     print(json.dumps({"steps": cfg["steps"]}))

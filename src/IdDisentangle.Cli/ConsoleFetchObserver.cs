@@ -10,19 +10,22 @@ public sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
 {
     /// <summary>For fetches a command makes because it needs a model the store lacks.</summary>
     public static readonly ConsoleFetchObserver OnDemand =
-        new($"needed by this command and not in the model store; --offline or {ModelStore.OfflineVariable}=1 forbids downloads");
+        new($"needed by this command and not in the model store; --offline or {ModelStore.OfflineVariable}=1 " +
+            "forbids downloads");
 
     /// <summary>For 'iddis models fetch'.</summary>
     public static readonly ConsoleFetchObserver Explicit = new("");
 
     public T Fetch<T>(string description, Func<IProgress<DownloadProgress>?, T> fetch)
     {
-        AnsiConsole.MarkupLine($"[blue]fetching[/] {Markup.Escape(description)}" + (note.Length > 0 ? $" [grey]({Markup.Escape(note)})[/]" : ""));
+        string why = note.Length > 0 ? $" [grey]({Markup.Escape(note)})[/]" : "";
+        AnsiConsole.MarkupLine($"[blue]fetching[/] {Markup.Escape(description)}{why}");
         bool started = false;
         try
         {
             return AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
+                         new PercentageColumn(),
                          new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
@@ -51,7 +54,8 @@ public sealed class FetchPolicyInterceptor : ICommandInterceptor
     IDisposable? _scope;
 
     public void Intercept(CommandContext context, CommandSettings settings) =>
-        _scope = ModelStore.UseFetchPolicy(settings is Commands.ComputeSettings { Offline: true }, ConsoleFetchObserver.OnDemand);
+        _scope = ModelStore.UseFetchPolicy(settings is Commands.ComputeSettings { Offline: true },
+                                           ConsoleFetchObserver.OnDemand);
 
     public void InterceptResult(CommandContext context, CommandSettings settings, ref int result)
     {

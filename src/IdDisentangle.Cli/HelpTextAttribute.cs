@@ -13,6 +13,7 @@ public sealed class HelpTextAttribute(string text) : DescriptionAttribute(Markup
 /// <summary>Command descriptions, escaped the same way.</summary>
 public static class CommandConfiguratorExtensions
 {
-    public static Spectre.Console.Cli.ICommandConfigurator Describe(this Spectre.Console.Cli.ICommandConfigurator command, string text) =>
+    public static Spectre.Console.Cli.ICommandConfigurator Describe(this Spectre.Console.Cli.ICommandConfigurator command,
+                                                                   string text) =>
         command.WithDescription(Markup.Escape(text));
 }

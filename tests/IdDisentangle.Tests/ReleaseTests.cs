@@ -91,6 +91,8 @@ public class ReleaseTests
             Assert.True(TensorAssert.MaxAbsDiff(attr, expected) < 1e-4f, "attribute codes");
             var idCodes = model.IdentityCodes(images);
             Assert.Equal(new long[] { 2, 32 }, idCodes.shape);
+            // The paper's IDEncoder L2-normalises the layer before the classifier: the released mapper was trained on that.
+            Assert.True(TensorAssert.MaxAbsDiff(idCodes.norm(1), ones(2)) < 1e-5f, "the release's mapper must see unit identity codes");
             Assert.True(TensorAssert.MaxAbsDiff(model.WFromCodes(idCodes, attr), mapper.call(idCodes, attr)) < 1e-4f, "mapper");
 
             string ids = TestPaths.NewTempDir(), attrs = TestPaths.NewTempDir();

@@ -113,7 +113,7 @@ public class TrainingTests
         Assert.Contains(messages, m => Enumerable.Range(3, 17).Any(k => m.StartsWith("skipped " + layout.WPath(k))));
     }
 
-    /// <summary>The paper's not-improved counter, case by case (trainer.py:392-404).</summary>
+    /// <summary>The paper's not-improved counter, case by case (trainer.py:377-390).</summary>
     [Fact]
     public void NotImprovedCounterFollowsThePapersRules()
     {

@@ -6,7 +6,9 @@ namespace IdDisentangle.IO;
 /// <summary>How far one download has come; <see cref="Total"/> is null while the server has not said.</summary>
 public readonly record struct DownloadProgress(string Url, long Received, long? Total);
 
-/// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, out of order).</summary>
+/// <summary>
+/// An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, out of order).
+/// </summary>
 public sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
@@ -36,7 +38,8 @@ public sealed record DownloadOptions
 /// </summary>
 public static class HttpDownload
 {
-    static readonly HttpClient Client = new(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None })
+    static readonly HttpClient Client =
+        new(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None })
     {
         Timeout = Timeout.InfiniteTimeSpan,
         DefaultRequestHeaders = { { "User-Agent", "IdDisentangle" } },
@@ -73,7 +76,8 @@ public static class HttpDownload
         }
         long kept = File.Exists(part) ? new FileInfo(part).Length : 0;
         throw new DownloadException($"{url}: download failed after {options.Attempts} attempts ({last?.Message})" +
-                                    (kept > 0 ? $"; the {kept} bytes received are kept in {part} and the next try continues there" : ""), last);
+                                    (kept > 0 ? $"; the {kept} bytes received are kept in {part} and the next try continues there"
+                                              : ""), last);
     }
 
     static bool IsTransient(Exception e, CancellationToken cancellation) =>
@@ -83,7 +87,8 @@ public static class HttpDownload
     sealed class TransientHttpException(string message) : Exception(message);
 
     /// <summary>One request; true when the file is complete, false when it should be asked for again.</summary>
-    static bool TryOnce(string url, string part, IProgress<DownloadProgress>? progress, DownloadOptions options, CancellationToken cancellation)
+    static bool TryOnce(string url, string part, IProgress<DownloadProgress>? progress, DownloadOptions options,
+                        CancellationToken cancellation)
     {
         long have = File.Exists(part) ? new FileInfo(part).Length : 0;
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
@@ -100,7 +105,8 @@ public static class HttpDownload
             File.Delete(part);
             return false;
         }
-        if (status >= 500 || status is 408 or 429) throw new TransientHttpException($"HTTP {status} {response.ReasonPhrase}");
+        if (status >= 500 || status is 408 or 429)
+            throw new TransientHttpException($"HTTP {status} {response.ReasonPhrase}");
         if (!response.IsSuccessStatusCode) throw new DownloadException($"{url}: HTTP {status} {response.ReasonPhrase}");
 
         bool resumed = response.StatusCode == HttpStatusCode.PartialContent;
@@ -114,7 +120,8 @@ public static class HttpDownload
         long? expected = resumed ? response.Content.Headers.ContentRange?.Length ?? have + length : length;
 
         using (var body = response.Content.ReadAsStream(stall.Token))
-        using (var output = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None))
+        using (var output = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write,
+                                           FileShare.None))
         {
             var buffer = new byte[1 << 16];
             progress?.Report(new DownloadProgress(url, have, expected));
@@ -129,7 +136,8 @@ public static class HttpDownload
             }
             output.Flush(flushToDisk: true);
         }
-        if (expected is long total2 && have < total2) throw new IOException($"connection closed at {have} of {total2} bytes");
+        if (expected is long total2 && have < total2)
+            throw new IOException($"connection closed at {have} of {total2} bytes");
         return true;
     }
 }

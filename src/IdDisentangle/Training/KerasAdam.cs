@@ -18,7 +18,8 @@ public sealed class KerasAdam : IDisposable
     readonly Parameter[] _params;
     readonly Tensor[] _m, _v;
 
-    public KerasAdam(IEnumerable<Parameter> parameters, double learningRate, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-7)
+    public KerasAdam(IEnumerable<Parameter> parameters, double learningRate, double beta1 = 0.9, double beta2 = 0.999,
+                     double epsilon = 1e-7)
     {
         _params = parameters.Where(p => p.requires_grad).ToArray();
         using (torch.no_grad())
@@ -50,7 +51,8 @@ public sealed class KerasAdam : IDisposable
     /// <summary>One update from the given gradients (one per parameter, null to leave a parameter alone).</summary>
     public void Step(IReadOnlyList<Tensor?> gradients)
     {
-        if (gradients.Count != _params.Length) throw new ArgumentException($"{gradients.Count} gradients for {_params.Length} parameters");
+        if (gradients.Count != _params.Length)
+            throw new ArgumentException($"{gradients.Count} gradients for {_params.Length} parameters");
         long t = ++Iterations;
         double lrT = LearningRate * Math.Sqrt(1 - Math.Pow(Beta2, t)) / (1 - Math.Pow(Beta1, t));
         using var scope = torch.NewDisposeScope();
@@ -87,7 +89,8 @@ public sealed class KerasAdam : IDisposable
         {
             if (!tensors.TryGetValue($"m.{i}", out var m) || !tensors.TryGetValue($"v.{i}", out var v)
                 || !m.shape.SequenceEqual(_params[i].shape) || !v.shape.SequenceEqual(_params[i].shape))
-                throw new InvalidDataException($"{path}: moment {i} does not fit parameter {i} [{string.Join(",", _params[i].shape)}]");
+                throw new InvalidDataException(
+                    $"{path}: moment {i} does not fit parameter {i} [{string.Join(",", _params[i].shape)}]");
             _m[i].copy_(m);
             _v[i].copy_(v);
         }

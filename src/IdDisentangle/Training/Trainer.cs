@@ -435,7 +435,7 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// The paper's not-improved counter (trainer.py:392-404): a lower landmark MSE resets it, then a higher identity
+    /// The paper's not-improved counter (trainer.py:377-390): a lower landmark MSE resets it, then a higher identity
     /// similarity resets it, and no higher identity similarity adds one (even after a landmark improvement).
     /// </summary>
     internal static (int Counter, bool BestLandmarks, bool BestId) CountNotImproved(int counter, double landmarksMse, double bestLandmarks,
