@@ -5,6 +5,39 @@ namespace IdDisentangle.Tests;
 
 public class ImageTests
 {
+    /// <summary>
+    /// ResizeFilter.PilBicubic equals Pillow's Image.resize default (BICUBIC) on a float image, shrinking and
+    /// enlarging: the resize the paper's read_SG_image applies to data set images of another size.
+    /// </summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.External)]
+    public void PilBicubicIsPillowsResize()
+    {
+        ExternalTools.RequirePython("python3-pil python3-numpy", "PIL", "numpy");
+        using var scope = NewDisposeScope();
+        manual_seed(4);
+        var img = rand(1, 1, 48, 48);
+        string dir = TestPaths.NewTempDir(), input = Path.Combine(dir, "in.npy");
+        IdDisentangle.IO.Npy.Write(input, img[0, 0]);
+        foreach (int size in new[] { 30, 77 })
+        {
+            string output = Path.Combine(dir, $"out{size}.npy");
+            string script = "import numpy as np, sys; from PIL import Image; a = np.load(sys.argv[1]); " +
+                            "np.save(sys.argv[2], np.asarray(Image.fromarray(a, 'F').resize((int(sys.argv[3]),) * 2, Image.BICUBIC)))";
+            var psi = new System.Diagnostics.ProcessStartInfo(ExternalTools.Python, ["-c", script, input, output, size.ToString()])
+            { RedirectStandardError = true };
+            using (var p = System.Diagnostics.Process.Start(psi)!)
+            {
+                string err = p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                Assert.True(p.ExitCode == 0, err);
+            }
+            var ours = ImageOps.Resize(img, size, size, ResizeFilter.PilBicubic)[0, 0];
+            float diff = TensorAssert.MaxAbsDiff(ours, IdDisentangle.IO.Npy.Read(output));
+            Assert.True(diff < 1e-4f, $"{size} px: differs from Pillow by {diff}");
+        }
+    }
+
     static Tensor Gradient(int h, int w)
     {
         var y = arange(h, dtype: ScalarType.Float32).div(h - 1).view(1, h, 1).expand(1, h, w);

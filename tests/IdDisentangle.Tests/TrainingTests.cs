@@ -17,6 +17,19 @@ public class TrainingTests
         return dir;
     });
 
+    /// <summary>A copy of the shared test data set that a test may damage or extend.</summary>
+    static string CopyOfDataset()
+    {
+        string copy = Path.Combine(TestPaths.NewTempDir(), "dataset");
+        foreach (var f in Directory.EnumerateFiles(Dataset.Value, "*", SearchOption.AllDirectories))
+        {
+            string dest = Path.Combine(copy, Path.GetRelativePath(Dataset.Value, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            File.Copy(f, dest);
+        }
+        return copy;
+    }
+
     static TrainingConfig Tiny(string name) => new()
     {
         Name = name,
@@ -95,13 +108,7 @@ public class TrainingTests
     {
         TestModels.RequireFaceApi();
         Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
-        string copy = Path.Combine(TestPaths.NewTempDir(), "dataset");
-        foreach (var f in Directory.EnumerateFiles(Dataset.Value, "*", SearchOption.AllDirectories))
-        {
-            string dest = Path.Combine(copy, Path.GetRelativePath(Dataset.Value, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
-            File.Copy(f, dest);
-        }
+        string copy = CopyOfDataset();
         var layout = new DatasetLayout(copy);
         for (long k = 0; k < 3; k++) File.WriteAllText(layout.ImagePath(k), "not a png");
         // D_W's real samples are the w of images drawn from the whole set (as the paper's get_real_w): most are gone.
@@ -131,13 +138,7 @@ public class TrainingTests
     {
         TestModels.RequireFaceApi();
         Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")), "InceptionV3 weights missing: run 'iddis models fetch'");
-        string copy = Path.Combine(TestPaths.NewTempDir(), "dataset");
-        foreach (var f in Directory.EnumerateFiles(Dataset.Value, "*", SearchOption.AllDirectories))
-        {
-            string dest = Path.Combine(copy, Path.GetRelativePath(Dataset.Value, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
-            File.Copy(f, dest);
-        }
+        string copy = CopyOfDataset();
         var layout = new DatasetLayout(copy);
         var photos = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(4).ToList();
         for (int i = 0; i < photos.Count; i++)

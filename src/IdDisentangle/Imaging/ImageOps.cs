@@ -5,7 +5,18 @@ using F = TorchSharp.torch.nn.functional;
 namespace IdDisentangle.Imaging;
 
 /// <summary>Named resampling filters for <see cref="ImageOps.Resize"/>.</summary>
-public enum ResizeFilter { Nearest, Bilinear, Bicubic, Area }
+public enum ResizeFilter
+{
+    Nearest,
+    Bilinear,
+    Bicubic,
+    Area,
+    /// <summary>
+    /// PIL's Image.resize default (Pillow 7 on): bicubic with PIL's coefficient -0.5, its support widened when
+    /// shrinking; libtorch's antialiased bicubic is that kernel, enlarging as well as shrinking.
+    /// </summary>
+    PilBicubic,
+}
 
 /// <summary>Differentiable image operations on tensors [3,H,W] or [N,3,H,W].</summary>
 public static class ImageOps
@@ -36,6 +47,7 @@ public static class ImageOps
             ResizeFilter.Nearest => F.interpolate(x, [height, width], mode: InterpolationMode.Nearest),
             ResizeFilter.Area => F.interpolate(x, [height, width], mode: InterpolationMode.Area),
             ResizeFilter.Bicubic => F.interpolate(x, [height, width], mode: InterpolationMode.Bicubic, align_corners: false, antialias: antialias && shrinking),
+            ResizeFilter.PilBicubic => F.interpolate(x, [height, width], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true),
             _ => F.interpolate(x, [height, width], mode: InterpolationMode.Bilinear, align_corners: false, antialias: antialias && shrinking),
         };
         return single ? y.squeeze(0) : y;

@@ -323,18 +323,24 @@ public sealed class Trainer : IDisposable
         return (images, ws);
     }
 
-    Tensor? TryLoad(long k)
+    Tensor? TryLoad(long k) => TryLoad(_data.ImagePath(k));
+
+    /// <summary>
+    /// An image at the generator's resolution, or null (reported by path) when it cannot be read. Another size is
+    /// resized as the paper's read_SG_image does, with PIL's default bicubic.
+    /// </summary>
+    Tensor? TryLoad(string path)
     {
         try
         {
-            var img = ImageIO.Read(_data.ImagePath(k));
+            var img = ImageIO.Read(path);
             if (img.shape[1] != _g.Resolution || img.shape[2] != _g.Resolution)
-                img = ImageOps.Resize(img, _g.Resolution, _g.Resolution, ResizeFilter.Area);
+                img = ImageOps.Resize(img, _g.Resolution, _g.Resolution, ResizeFilter.PilBicubic);
             return img;
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
-            _log($"skipped {_data.ImagePath(k)}: {e.Message}");
+            _log($"skipped {path}: {e.Message}");
             return null;
         }
     }
@@ -382,7 +388,7 @@ public sealed class Trainer : IDisposable
             Tensor attrs;
             if (real)
                 attrs = torch.stack(Enumerable.Range(0, _c.BatchSize).Select(_ => _real[rng.Next(_real.Count)])
-                    .Select(k => TryLoadReal(k) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
+                    .Select(k => TryLoad(_data.RealImagePath(k)) ?? torch.zeros(3, _g.Resolution, _g.Resolution)).ToArray()).to(_dtype, _device);
             else
             {
                 var pool = _test.Where(k => !idKeys.Contains(k)).ToList();
@@ -450,22 +456,6 @@ public sealed class Trainer : IDisposable
     /// <summary>G(M(z_id, E_attr(attributes))) in [0,1], clamped, as the paper's test() renders it.</summary>
     Tensor Render(Tensor zId, Tensor attributes) =>
         _g.Synthesize(_m.call(zId, _eAttr.call(attributes)), NoiseMode.Const).add(1).div(2).clamp(0, 1);
-
-    Tensor? TryLoadReal(long k)
-    {
-        try
-        {
-            var img = ImageIO.Read(_data.RealImagePath(k));
-            if (img.shape[1] != _g.Resolution || img.shape[2] != _g.Resolution)
-                img = ImageOps.Resize(img, _g.Resolution, _g.Resolution, ResizeFilter.Area);
-            return img;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException)
-        {
-            _log($"skipped {_data.RealImagePath(k)}: {e.Message}");
-            return null;
-        }
-    }
 
     void AppendMetrics(Dictionary<string, double> m)
     {
