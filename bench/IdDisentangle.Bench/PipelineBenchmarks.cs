@@ -75,7 +75,7 @@ public static class PipelineBenchmarks
             var config = new TrainingConfig
             {
                 Name = "bench", DatasetDir = Path.Combine(root, "data"), GeneratorPath = genPath, ResultsDir = Path.Combine(root, "results"),
-                BatchSize = batch, NumSteps = 8, TrainDataSize = 12, TestSize = 4, TestFrequency = 1_000_000, Threads = o.Threads, Device = "cpu",
+                BatchSize = batch, NumSteps = 8, TrainDataSize = 12, TestSize = 0, TestFrequency = 1_000_000, Threads = o.Threads, Device = "cpu",
             };
             var seconds = new List<double>();
             using (var trainer = new Trainer(config))

@@ -33,10 +33,33 @@ public static class TestPaths
 
     public static string NewTempDir()
     {
-        string d = Path.Combine(Path.GetTempPath(), "iddis-tests", Guid.NewGuid().ToString("N")[..12]);
+        string d = Path.Combine(RunTempRoot.Value, Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(d);
         return d;
     }
+
+    /// <summary>Set to keep this run's temporary files (training runs, checkpoints) for inspection.</summary>
+    public const string KeepFilesVariable = "IDDIS_KEEP_TEST_FILES";
+
+    /// <summary>
+    /// One folder per test run, deleted when the run ends: training checkpoints are hundreds of MB each, and runs
+    /// that left them behind once filled the disk. Folders of runs that died more than a day ago go too.
+    /// </summary>
+    static readonly Lazy<string> RunTempRoot = new(() =>
+    {
+        string parent = Path.Combine(Path.GetTempPath(), "iddis-tests");
+        Directory.CreateDirectory(parent);
+        foreach (var stale in new DirectoryInfo(parent).EnumerateDirectories().Where(d => d.LastWriteTimeUtc < DateTime.UtcNow.AddDays(-1)))
+            try { stale.Delete(recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        string root = Path.Combine(parent, $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+        Directory.CreateDirectory(root);
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(KeepFilesVariable)))
+            AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+            {
+                try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            };
+        return root;
+    });
 
     static string FindRepoRoot()
     {
