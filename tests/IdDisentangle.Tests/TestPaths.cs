@@ -43,13 +43,14 @@ public static class TestPaths
 
     /// <summary>
     /// One folder per test run, deleted when the run ends: training checkpoints are hundreds of MB each, and runs
-    /// that left them behind once filled the disk. Folders of runs that died more than a day ago go too.
+    /// that left them behind once filled the disk. The test host is often stopped before a large folder is gone, so
+    /// each run also removes the folders of earlier runs whose process has ended (and any older than a day).
     /// </summary>
     static readonly Lazy<string> RunTempRoot = new(() =>
     {
         string parent = Path.Combine(Path.GetTempPath(), "iddis-tests");
         Directory.CreateDirectory(parent);
-        foreach (var stale in new DirectoryInfo(parent).EnumerateDirectories().Where(d => d.LastWriteTimeUtc < DateTime.UtcNow.AddDays(-1)))
+        foreach (var stale in new DirectoryInfo(parent).EnumerateDirectories().Where(IsLeftOver))
             try { stale.Delete(recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         string root = Path.Combine(parent, $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
         Directory.CreateDirectory(root);
@@ -60,6 +61,22 @@ public static class TestPaths
             };
         return root;
     });
+
+    static bool IsLeftOver(DirectoryInfo dir)
+    {
+        if (dir.LastWriteTimeUtc < DateTime.UtcNow.AddDays(-1)) return true;
+        var parts = dir.Name.Split('-');
+        if (parts.Length != 3 || parts[0] != "run" || !int.TryParse(parts[1], out int pid)) return false;
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return true; // no such process: its run is over
+        }
+    }
 
     static string FindRepoRoot()
     {
