@@ -3,6 +3,7 @@ using IdDisentangle.Inference;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using TorchSharp;
+using IdDisentangle.Faces;
 
 namespace IdDisentangle.Bench;
 

@@ -6,6 +6,7 @@ using IdDisentangle.Training;
 using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
+using IdDisentangle.Runs;
 
 namespace IdDisentangle.Bench;
 

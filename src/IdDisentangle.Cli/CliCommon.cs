@@ -11,11 +11,24 @@ public static class CliCommon
     /// <summary>The generator file from the option, else $IDDIS_GENERATOR; a clear error when neither is set.</summary>
     public static string GeneratorPath(string? option)
     {
-        string? path = !string.IsNullOrWhiteSpace(option) ? option : Environment.GetEnvironmentVariable("IDDIS_GENERATOR");
-        if (string.IsNullOrWhiteSpace(path))
-            throw new ArgumentException("--generator FILE is required (or set IDDIS_GENERATOR): a StyleGAN2 .pt in the rosinality layout");
+        string path = GeneratorFiles.Default(option)
+            ?? throw new ArgumentException($"--generator FILE is required (or set {GeneratorFiles.EnvironmentVariable})");
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such generator file (--generator)", path);
         return path;
+    }
+
+    /// <summary>An error naming <paramref name="option"/> when the registry refuses its value; null when it parses.</summary>
+    public static Spectre.Console.ValidationResult? CheckChoice(string option, Action parse)
+    {
+        try
+        {
+            parse();
+            return null;
+        }
+        catch (Networks.NetworkChoiceException e)
+        {
+            return Spectre.Console.ValidationResult.Error($"{option}: {e.Message}");
+        }
     }
 
     /// <summary>Reads images, reporting each unreadable one by name and going on with the rest.</summary>

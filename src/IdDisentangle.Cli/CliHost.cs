@@ -22,7 +22,7 @@ public static class CliHost
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
         try
         {
-            return await app.RunAsync(NormaliseArguments(args), cts.Token);
+            return await app.RunAsync(args, cts.Token);
         }
         catch (Exception e) when (ToUserMessage(e) is { } message)
         {
@@ -34,26 +34,6 @@ public static class CliHost
             Console.CancelKeyPress -= onCancel;
         }
     }
-
-    /// <summary>
-    /// Spectre.Console.Cli refuses one-letter long options, but the documented spellings are <c>--n</c>,
-    /// <c>--z</c> and <c>--w</c>: they are rewritten to their long names (<c>--num</c>, <c>--z-codes</c>, <c>--w-codes</c>).
-    /// </summary>
-    public static string[] NormaliseArguments(string[] args)
-    {
-        static string Map(string a)
-        {
-            foreach (var (shortName, longName) in OneLetterOptions)
-            {
-                if (a == shortName) return longName;
-                if (a.StartsWith(shortName + "=", StringComparison.Ordinal)) return longName + a[shortName.Length..];
-            }
-            return a;
-        }
-        return args.Select(Map).ToArray();
-    }
-
-    static readonly (string, string)[] OneLetterOptions = [("--n", "--num"), ("--z", "--z-codes"), ("--w", "--w-codes")];
 
     /// <summary>A one-line message for failures a user can act on; null lets unexpected bugs show their stack.</summary>
     static string? ToUserMessage(Exception e) => e switch

@@ -40,9 +40,9 @@ public class SampleCommandTests
     static string Fx(string f) => TestPaths.Fixture("stylegan2", f);
 
     [SkippableTheory]
-    [InlineData("--z", "z.npy", "1", "img_z.npy")]
-    [InlineData("--z", "z.npy", "0.7", "img_trunc.npy")]
-    [InlineData("--w", "wplus.npy", "1", "img_wplus.npy")]
+    [InlineData("-z", "z.npy", "1", "img_z.npy")]
+    [InlineData("-z", "z.npy", "0.7", "img_trunc.npy")]
+    [InlineData("-w", "wplus.npy", "1", "img_wplus.npy")]
     public async Task SampleWritesImagesCodesGridAndTheRawTensor(string option, string input, string psi, string expected)
     {
         string outDir = Path.Combine(TestPaths.NewTempDir(), "samples");
@@ -66,11 +66,11 @@ public class SampleCommandTests
     public async Task SeededSamplesAreReproducibleAndBadCodesAreNamed()
     {
         string a = Path.Combine(TestPaths.NewTempDir(), "a"), b = Path.Combine(TestPaths.NewTempDir(), "b");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "--n", "3", "--seed", "5", "--out", a]));
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "-n", "3", "--seed", "5", "--out", a]));
         Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "-n", "3", "--seed", "5", "--batch-size", "2", "--out", b]));
         Assert.Equal(File.ReadAllBytes(Path.Combine(a, "w.npy")), File.ReadAllBytes(Path.Combine(b, "w.npy")));
         // w codes of the wrong width: exit code 1 with a message (not a crash).
-        Assert.Equal(1, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "--w", Fx("probe.npy"), "--out", a]));
+        Assert.Equal(1, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "-w", Fx("probe.npy"), "--out", a]));
         Assert.Equal(2, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "--out", a]));
     }
 }
@@ -138,7 +138,7 @@ public class FaceNetCommandTests
         Assert.True(l[0].isfinite().all().item<bool>() && l[1].isnan().all().item<bool>());
         Assert.True(e[0].isfinite().all().item<bool>() && e[1].isnan().all().item<bool>());
         // Same as the library's pipeline on that photo.
-        using var detector = IdDisentangle.Inference.FaceDetector.Load(TestModels.Store, CPU);
+        using var detector = IdDisentangle.Faces.FaceDetector.Load(TestModels.Store, CPU);
         var face = detector.Detect(IdDisentangle.Imaging.ImageIO.Read(photo)).MaxBy(f => f.Box.Area)!;
         Assert.True(Math.Abs(l[0, 36, 0].item<float>() - face.Landmarks[36].X) < 1e-3);
 
@@ -146,7 +146,7 @@ public class FaceNetCommandTests
         string dlibFile = Path.Combine(dir, "dlib.npy");
         Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--net", "dlib", "--out", dlibFile]));
         var d = IdDisentangle.IO.Npy.Read(dlibFile);
-        var expected = IdDisentangle.Inference.FaceDetector.RefineWithDlib(Weights.PretrainedNetworks.DlibLandmarks68(TestModels.Store),
+        var expected = IdDisentangle.Faces.FaceDetector.RefineWithDlib(Weights.PretrainedNetworks.DlibLandmarks68(TestModels.Store),
             IdDisentangle.Models.Dlib.IntensityImage.FromRgb(IdDisentangle.Imaging.ImageIO.Read(photo)), face.Landmarks);
         Assert.True(Math.Abs(d[0, 36, 0].item<float>() - expected[36].X) < 1e-3 && Math.Abs(d[0, 48, 1].item<float>() - expected[48].Y) < 1e-3);
         Assert.True(d[1].isnan().all().item<bool>());
@@ -198,9 +198,9 @@ public class AlignCommandTests
 
         // The faces are what the library's aligner gives, and the record says what placed them.
         using var scope = NewDisposeScope();
-        using var aligner = IdDisentangle.Inference.FaceAligner.Load(TestModels.Store, CPU, 128);
+        using var aligner = IdDisentangle.Faces.FaceAligner.Load(TestModels.Store, CPU, 128);
         var portrait = IdDisentangle.Imaging.ImageIO.Read(Path.Combine(photos, "portrait.png"));
-        var expected = aligner.AlignFaces(new IdDisentangle.Inference.InputImage(Path.Combine(photos, "portrait.png"), "portrait", portrait), _ => { }).Single();
+        var expected = aligner.AlignFaces(new IdDisentangle.Imaging.InputImage(Path.Combine(photos, "portrait.png"), "portrait", portrait), _ => { }).Single();
         using var ours = IdDisentangle.Imaging.ImageIO.Read(Path.Combine(outDir, "portrait.png"));
         Assert.True(TensorAssert.MaxAbsDiff(ours, expected.Face.Image) <= 0.5f / 255 + 1e-6f, "the written face is the aligner's (8-bit rounding)");
         var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "alignment.json")))!.AsObject();

@@ -98,7 +98,7 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
             { RedirectStandardOutput = true, RedirectStandardError = true };
             using (var p = System.Diagnostics.Process.Start(screenshot)!)
             {
-                p.StandardOutput.ReadToEndAsync(); p.StandardError.ReadToEndAsync();
+                _ = p.StandardOutput.ReadToEndAsync(); _ = p.StandardError.ReadToEndAsync();
                 Assert.True(p.WaitForExit(120_000), "chromium did not finish");
             }
             Assert.True(File.Exists(shot) && new FileInfo(shot).Length > 10_000, "no screenshot");

@@ -5,6 +5,7 @@ using IdDisentangle.Inference;
 using IdDisentangle.Models.Dlib;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
+using IdDisentangle.Faces;
 
 namespace IdDisentangle.Tests;
 

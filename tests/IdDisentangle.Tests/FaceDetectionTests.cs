@@ -1,6 +1,8 @@
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.Weights;
+using IdDisentangle.Bench;
+using IdDisentangle.Faces;
 
 namespace IdDisentangle.Tests;
 

@@ -2,6 +2,8 @@ using IdDisentangle.Data;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.Training;
+using IdDisentangle.Runs;
+using IdDisentangle.Faces;
 
 namespace IdDisentangle.Tests;
 
@@ -218,7 +220,7 @@ public class InferenceTests
         }
         // Declared aligned at the resolution: passed through untouched; at another size: aligned.
         var generated = new InputImage("g.png", "g", rand(3, 128, 128));
-        var trusting = new FaceAligner(new Inference.FaceDetector(Weights.PretrainedNetworks.FaceDetector(TestModels.Store), Weights.PretrainedNetworks.Landmarks68(TestModels.Store), CPU), 128)
+        var trusting = new FaceAligner(new Faces.FaceDetector(Weights.PretrainedNetworks.FaceDetector(TestModels.Store), Weights.PretrainedNetworks.Landmarks68(TestModels.Store), CPU), 128)
         { TrustAlignedAtResolution = true };
         Assert.Same(generated, trusting.Align(generated, _ => { }).Single());
         var log = new List<string>();

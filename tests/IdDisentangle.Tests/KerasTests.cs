@@ -2,7 +2,7 @@ using IdDisentangle.IO;
 using IdDisentangle.Models;
 using IdDisentangle.Models.Backbones;
 using IdDisentangle.Models.Identity;
-using IdDisentangle.Models.Keras;
+using IdDisentangle.Weights.Keras;
 using IdDisentangle.Weights;
 using PureHDF;
 

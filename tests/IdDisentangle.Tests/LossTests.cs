@@ -1,5 +1,6 @@
 using IdDisentangle.Models;
 using IdDisentangle.Training;
+using IdDisentangle.Runs;
 
 namespace IdDisentangle.Tests;
 

@@ -6,6 +6,7 @@ using IdDisentangle.Models;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
 using TorchSharp.PyBridge;
+using IdDisentangle.Runs;
 
 namespace IdDisentangle.Tests;
 

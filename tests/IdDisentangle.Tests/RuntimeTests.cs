@@ -76,7 +76,7 @@ public class RuntimeTests
         foreach (string[] args in new[]
                  {
                      new[] { "doctor", "--device", "cpu", "--models-dir", outDir },
-                     ["sample", "--generator", TestPaths.Fixture("stylegan2", "generator.pt"), "--n", "2", "--out", Path.Combine(outDir, "s")],
+                     ["sample", "--generator", TestPaths.Fixture("stylegan2", "generator.pt"), "-n", "2", "--out", Path.Combine(outDir, "s")],
                  })
         {
             var (code, stdout, stderr) = IddisProcess.Run(args);

@@ -125,10 +125,10 @@ public class StyleGan1Tests
         using (var scope = NewDisposeScope())
         using ((IDisposable)g)
             IdDisentangle.Data.DatasetGenerator.Generate(g, new IdDisentangle.Data.DatasetGenerationOptions { OutDir = data, NumImages = 6, Seed = 2 });
-        var c = new IdDisentangle.Training.TrainingConfig
+        var c = new IdDisentangle.Runs.TrainingConfig
         {
             Name = "v1", DatasetDir = data, GeneratorPath = Fx("stylegan1_official_layout.pkl"), ResultsDir = Path.Combine(root, "results"),
-            BatchSize = 2, NumSteps = 2, TrainDataSize = 4, TestSize = 2, PixelLoss = IdDisentangle.Training.PixelLoss.L1, AttrInputSize = 80,
+            BatchSize = 2, NumSteps = 2, TrainDataSize = 4, TestSize = 2, PixelLoss = IdDisentangle.Runs.PixelLoss.L1, AttrInputSize = 80,
         };
         var losses = new List<double>();
         using (var t = new IdDisentangle.Training.Trainer(c)) t.Run(resume: false, onStep: (_, m) => losses.Add(m["l_total"]));
@@ -196,7 +196,7 @@ public class StyleGan1CliTests
         string renamed = Path.Combine(dir, "generator.weights");  // no telling extension
         File.Copy(TestPaths.Fixture("stylegan1", "stylegan1_tf2_keras.h5"), renamed);
         string samples = Path.Combine(dir, "samples");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", TestPaths.Fixture("stylegan1", "stylegan1_official_layout.pkl"), "--n", "2", "--seed", "3", "--out", samples]));
+        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", TestPaths.Fixture("stylegan1", "stylegan1_official_layout.pkl"), "-n", "2", "--seed", "3", "--out", samples]));
         Assert.Equal(["000000.png", "000001.png", "grid.png"], Directory.GetFiles(samples, "*.png").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
         string data = Path.Combine(dir, "data");
         Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["generate-data", "--generator", renamed, "--num-images", "3", "--batch-size", "2", "--seed", "1", "--out", data]));

@@ -2,6 +2,7 @@ using System.Text.Json;
 using IdDisentangle.Data;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
+using IdDisentangle.Runs;
 
 namespace IdDisentangle.Tests;
 
@@ -66,7 +67,7 @@ public class TrainingTests
             NumSteps = 60, TrainDataSize = 4, LearningRate = 5e-4, CrossFrequency = 100_000,
             IdLoss = false, LandmarksLoss = false, AdversarialLoss = false,
         };
-        using (var t = new Trainer(c)) Assert.Equal("reached --num-steps", t.Run(resume: false).StopReason);
+        using (var t = new Trainer(c)) Assert.Equal(StopReason.ReachedNumSteps, t.Run(resume: false).StopReason);
         var rec = Steps(c).Where(s => s.ContainsKey("l_rec")).Select(s => s["l_rec"].GetDouble()).ToList();
         Assert.Equal(59, rec.Count); // step 0 is a cross step
         static double Median(IEnumerable<double> xs) { var o = xs.Order().ToList(); return (o[(o.Count - 1) / 2] + o[o.Count / 2]) / 2; }

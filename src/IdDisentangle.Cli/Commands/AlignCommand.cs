@@ -3,6 +3,7 @@ using IdDisentangle.Inference;
 using IdDisentangle.Runtime;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using IdDisentangle.Faces;
 
 namespace IdDisentangle.Cli.Commands;
 

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using IdDisentangle.Reporting;
+using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -30,13 +31,8 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        if (s.Fresh)
-            foreach (var p in new[] { "dataset", "train", "swaps", "generator", "index.html", "report.md" }.Select(p => Path.Combine(s.Out, p)))
-            {
-                if (Directory.Exists(p)) Directory.Delete(p, true);
-                else if (File.Exists(p)) File.Delete(p);
-            }
-        bool untrained = string.IsNullOrWhiteSpace(s.Generator ?? Environment.GetEnvironmentVariable("IDDIS_GENERATOR"));
+        if (s.Fresh) Demo.Clear(s.Out);
+        bool untrained = GeneratorFiles.Default(s.Generator) is null;
         if (untrained) AnsiConsole.MarkupLine($"[black on yellow] note [/] [yellow]{Markup.Escape(Demo.UntrainedDisclaimer)}[/]");
         var options = new DemoOptions
         {
@@ -56,7 +52,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
                 });
                 report = demo.Run(cancellation);
             });
-        AnsiConsole.MarkupLine($"[green]report:[/] [blue]{Markup.Escape(report)}[/] and [blue]{Markup.Escape(Path.Combine(s.Out, "report.md"))}[/]");
+        AnsiConsole.MarkupLine($"[green]report:[/] [blue]{Markup.Escape(report)}[/] and [blue]{Markup.Escape(Demo.MarkdownReportPath(s.Out))}[/]");
         return 0;
     }
 }

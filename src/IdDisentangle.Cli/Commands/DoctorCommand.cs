@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -28,8 +29,8 @@ public sealed class DoctorCommand : Command<DoctorCommand.Settings>
         rt.AddRow("device selected", device.ToString());
         rt.AddRow("OS / architecture", $"{info.OS} / {info.ProcessArchitecture}");
         rt.AddRow("model store", store.Root + (Directory.Exists(store.Root) ? "" : " (not created yet)"));
-        string? gen = Environment.GetEnvironmentVariable("IDDIS_GENERATOR");
-        rt.AddRow("IDDIS_GENERATOR", string.IsNullOrEmpty(gen) ? "(not set)" : gen + (File.Exists(gen) ? "" : " (missing!)"));
+        string? gen = GeneratorFiles.Default();
+        rt.AddRow(GeneratorFiles.EnvironmentVariable, string.IsNullOrEmpty(gen) ? "(not set)" : gen + (File.Exists(gen) ? "" : " (missing!)"));
         AnsiConsole.Write(rt);
 
         AnsiConsole.Write(ModelsListCommand.WeightsTable(store));

@@ -10,6 +10,8 @@ using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
 using static TorchSharp.torch;
+using IdDisentangle.Faces;
+using IdDisentangle.Networks;
 
 namespace IdDisentangle.Cli.Commands;
 
@@ -23,11 +25,11 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public string[] Images { get; init; } = [];
 
         [CommandOption("--net <NET>")]
-        [HelpText("Identity network: faceapi (default; 128-D) or irse50 (512-D ArcFace, needs --weights model_ir_se50.pth)")]
+        [HelpText("Identity network: faceapi (default; 128-D), irse50 (512-D ArcFace, needs --weights model_ir_se50.pth) or vggface2 (the paper's, needs --weights vggface2.h5)")]
         public string Net { get; init; } = "faceapi";
 
         [CommandOption("--weights <FILE>")]
-        [HelpText("Weight file of --net irse50 (model_ir_se50.pth)")]
+        [HelpText("Weight file of --net irse50 (model_ir_se50.pth) or vggface2 (vggface2.h5)")]
         public string? Weights { get; init; }
 
         [CommandOption("--out <FILE>")]
@@ -35,17 +37,19 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public string? Out { get; init; }
 
         [CommandOption("--detect")]
-        [HelpText("Find the face first (ordinary photos): face-api.js's detector and landmark-aligned box for faceapi, FFHQ alignment for irse50; a photo without a face gives a NaN row")]
+        [HelpText("Find the face first (ordinary photos): face-api.js's detector and landmark-aligned box for faceapi, FFHQ alignment for irse50 and vggface2; a photo without a face gives a NaN row")]
         public bool Detect { get; init; }
 
         [CommandOption("--compare")]
         [HelpText("With two images: print their distance and the same/different verdict")]
         public bool Compare { get; init; }
 
+        public IdentityNetwork Network => IdentityNetwork.Parse(Net);
+
         public override ValidationResult Validate()
         {
-            if (Net is not ("faceapi" or "irse50")) return ValidationResult.Error($"--net {Net}: use faceapi or irse50");
-            if (Net == "irse50" && Weights is null) return ValidationResult.Error("--net irse50 needs --weights FILE (model_ir_se50.pth)");
+            if (CliCommon.CheckChoice("--net", () => IdentityNetwork.Parse(Net)) is { } bad) return bad;
+            if (Network.WeightsFile is { } file && Weights is null) return ValidationResult.Error($"--net {Net} needs --weights FILE ({file})");
             if (Images.Length == 0) return ValidationResult.Error("give at least one image");
             if (Compare && Images.Length != 2) return ValidationResult.Error("--compare takes exactly two images");
             if (!Compare && Out is null) return ValidationResult.Error("--out FILE is required (or use --compare A B)");
@@ -53,60 +57,27 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         }
     }
 
-    /// <summary>face-api.js's FaceMatcher threshold: descriptors closer than this are the same person.</summary>
-    public const double FaceApiThreshold = 0.6;
-
-    /// <summary>Distance threshold between L2-normalised IR-SE50 embeddings (the default of TreB1eN's InsightFace_Pytorch face verification).</summary>
-    public const double IrSe50Threshold = 1.54;
-
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
-        bool irse = s.Net == "irse50";
-        using nn.Module<Tensor, Tensor> net = irse ? IrSe50Weights.Load(s.Weights!) : PretrainedNetworks.FaceRecognition(new ModelStore(s.ModelsDir));
-        net.to(device);
+        using var embedder = IdentityEmbedder.Load(s.Network, new ModelStore(s.ModelsDir), s.Weights, device, s.Detect);
         var (files, images) = CliCommon.ReadImages(s.Images);
         if (files.Count == 0) { AnsiConsole.MarkupLine("[red]error:[/] no readable image"); return 1; }
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.inference_mode();
-        int size = irse ? Models.Identity.IrSe50.InputSize : FaceRecognitionNet.InputSize;
-        Tensor e;
-        if (s.Detect)
-        {
-            var store = new ModelStore(s.ModelsDir);
-            // pSp's IR-SE50 saw faces aligned with dlib's landmarks: use them when the model is in the store.
-            using var detector = FaceDetector.Load(store, device, dlibLandmarks: irse && File.Exists(store.PathOf("dlib-landmarks68")));
-            var rows = new List<Tensor>();
-            for (int i = 0; i < files.Count; i++)
-            {
-                var face = detector.Detect(images[i]).MaxBy(f => f.Box.Area);
-                if (face is null)
-                {
-                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(files[i])}: no face found; its row is NaN[/]");
-                    rows.Add(torch.full(1, irse ? Models.Identity.IrSe50.EmbeddingSize : FaceRecognitionNet.DescriptorSize, double.NaN));
-                    continue;
-                }
-                var input = irse
-                    ? Models.Identity.IrSe50.Prepare(FfhqAlignment.Align(images[i], face.Landmarks, 256, out _, detector.AlignmentCentreShift).unsqueeze(0), FaceCrop.FfhqArcFace)
-                    : FaceDetector.CutFace((images[i] * 255f).round(), FaceDetector.RecognitionBox(face.Landmarks, (int)images[i].shape[2], (int)images[i].shape[1]), size, out _);
-                rows.Add(net.call(input.to(device)).cpu());
-            }
-            e = torch.cat(rows, 0);
-        }
-        else
-        {
-            var batch = torch.cat(images.Select(i => SquareFit.Apply(i.unsqueeze(0), size, out var _)).ToArray(), 0).to(device);
-            // face-api takes RGB 0..255; IR-SE50 takes [-1, 1].
-            e = net.call(irse ? batch * 2 - 1 : batch * 255).cpu();
-        }
+        var inputs = files.Select((f, i) => new InputImage(f, Path.GetFileNameWithoutExtension(f), images[i])).ToList();
+        using var e = embedder.Embed(inputs, m => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(m)}[/]"));
         if (s.Compare)
         {
             if (files.Count != 2) { AnsiConsole.MarkupLine("[red]error:[/] --compare needs two readable images"); return 1; }
-            double d = (e[0] - e[1]).norm().item<float>();
-            double threshold = irse ? IrSe50Threshold : FaceApiThreshold;
-            bool same = d < threshold;
-            AnsiConsole.MarkupLine($"distance {d:F4} (threshold {threshold}): {(same ? "[green]same person[/]" : "[yellow]different people[/]")}");
+            double d = IdentityEmbedder.Distance(e[0], e[1]);
+            string verdict = embedder.SamePerson(d) switch
+            {
+                true => "[green]same person[/]",
+                false => "[yellow]different people[/]",
+                null => "no established threshold for this network",
+            };
+            var threshold = embedder.Network.VerificationThreshold;
+            AnsiConsole.MarkupLine($"distance {d:F4} (threshold {(threshold is null ? "none" : threshold)}): {verdict}");
         }
         if (s.Out is not null)
         {
@@ -144,8 +115,8 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (Net is not ("faceapi" or "dlib")) return ValidationResult.Error($"--net {Net}: expected faceapi or dlib");
-            if (Net == "dlib" && !Detect) return ValidationResult.Error("--net dlib needs --detect (dlib's predictor starts from a detected face)");
+            if (CliCommon.CheckChoice("--net", () => LandmarkNetwork.Parse(Net)) is { } bad) return bad;
+            if (LandmarkNetwork.Parse(Net) == LandmarkNetwork.Dlib && !Detect) return ValidationResult.Error("--net dlib needs --detect (dlib's predictor starts from a detected face)");
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out FILE is required");
             return ValidationResult.Success();
         }
@@ -162,7 +133,7 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         using var scope = torch.NewDisposeScope();
         using var _ = torch.inference_mode();
         var all = new List<Tensor>();
-        using var detector = s.Detect ? FaceDetector.Load(new ModelStore(s.ModelsDir), device, dlibLandmarks: s.Net == "dlib") : null;
+        using var detector = s.Detect ? FaceDetector.Load(new ModelStore(s.ModelsDir), device, dlibLandmarks: LandmarkNetwork.Parse(s.Net) == LandmarkNetwork.Dlib) : null;
         for (int i = 0; i < files.Count; i++)
         {
             var mapped = new float[2 * FaceLandmark68Net.Points];

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using IdDisentangle.Runs;
 
 namespace IdDisentangle.Cli.Commands;
 

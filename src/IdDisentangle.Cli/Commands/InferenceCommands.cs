@@ -6,6 +6,9 @@ using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
+using IdDisentangle.Faces;
+using IdDisentangle.Runs;
+using IdDisentangle.Networks;
 
 namespace IdDisentangle.Cli.Commands;
 
@@ -20,19 +23,10 @@ public class FaceAlignmentSettings : ComputeSettings
     [HelpText("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
     public string Landmarks { get; init; } = "dlib";
 
-    public AlignmentLandmarks AlignmentLandmarks => ParseLandmarks() ?? throw new ArgumentException(LandmarksError);
-
-    AlignmentLandmarks? ParseLandmarks() => Landmarks.ToLowerInvariant() switch
-    {
-        "dlib" => AlignmentLandmarks.Dlib,
-        "face-api" or "faceapi" => AlignmentLandmarks.FaceApi,
-        _ => null,
-    };
-
-    string LandmarksError => $"--landmarks {Landmarks}: expected dlib or face-api";
+    public AlignmentLandmarks AlignmentLandmarks => LandmarkNetwork.Parse(Landmarks).Alignment;
 
     public override ValidationResult Validate() =>
-        ParseLandmarks() is null ? ValidationResult.Error(LandmarksError) : ValidationResult.Success();
+        CliCommon.CheckChoice("--landmarks", () => LandmarkNetwork.Parse(Landmarks)) ?? ValidationResult.Success();
 }
 
 /// <summary>Options of every command that runs a trained model.</summary>
@@ -82,66 +76,38 @@ public class ModelSettings : FaceAlignmentSettings
     public DisentanglementModel Load()
     {
         TorchRuntime.SetThreads(Threads);
-        string run = Run;
-        if (!string.IsNullOrWhiteSpace(Release))
-        {
-            // The imported run lives in the cache, keyed by the release folder, and is reused while the files are unchanged.
-            var files = PaperRelease.Find(Release);
-            string key = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(
-                string.Join("|", new[] { files.AttrEncoder, files.Mapper, files.Discriminator ?? "", files.Generator, files.IdentityModel }
-                    .Select(f => f.Length == 0 ? "" : $"{Path.GetFullPath(f)}:{File.GetLastWriteTimeUtc(f).Ticks}")))))[..16].ToLowerInvariant();
-            run = Path.Combine(new ModelStore(ModelsDir).Root, "releases", key);
-            if (!File.Exists(Path.Combine(run, "weights", "last", "state.json"))) PaperRelease.Import(files, run, overwrite: true, Log);
-        }
+        string run = string.IsNullOrWhiteSpace(Release) ? Run : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), Log);
         var model = DisentanglementModel.FromRun(run, Checkpoint, Generator, ModelsDir, Device);
-        AnsiConsole.MarkupLine($"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] ({model.Checkpoint}), {model.Generator.Resolution}x{model.Generator.Resolution}, on {model.Device}");
+        int r = model.Generator.Resolution;
+        AnsiConsole.MarkupLine($"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] " +
+                               $"({model.Checkpoint}), {r}x{r}, on {model.Device}");
         return model;
     }
 
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
 
     /// <summary>How this command turns inputs into the generator's input (alignment per --no-align, --aligned, --all-faces).</summary>
-    public FaceInputs Faces(DisentanglementModel model) => new(model, NoAlign, Aligned, AllFaces, ModelsDir, AlignmentLandmarks);
+    public FaceInputs Faces(DisentanglementModel model) =>
+        new(model.Generator.Resolution, model.Device,
+            NoAlign ? InputAlignment.None : Aligned ? InputAlignment.TrustAlignedAtResolution : InputAlignment.Align,
+            AllFaces, ModelsDir, AlignmentLandmarks);
+
+    /// <summary>The faces of <paramref name="images"/>, with a progress bar while faces are detected.</summary>
+    public static List<InputImage> Align(FaceInputs faces, IReadOnlyList<InputImage> images, CancellationToken cancellation)
+    {
+        int toAlign = faces.CountToAlign(images);
+        if (toAlign == 0) return faces.Align(images, Log, cancellation: cancellation);
+        List<InputImage> result = [];
+        ConsoleProgress.Run("aligning faces", toAlign, "image", p =>
+            result = faces.Align(images, Log, () => p.Advance(1), cancellation));
+        return result;
+    }
 
     /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
     public static List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
         images.Count > 0 ? images : throw new InvalidDataException($"{dir}: no face found in any image");
 }
 
-/// <summary>
-/// Real photos to the generator's input for one command: detect, keep the largest face (or all), FFHQ-align to the
-/// model's resolution. The face detector is loaded once, when the first input needs it. Photos without a face are
-/// reported and dropped.
-/// </summary>
-public sealed class FaceInputs(DisentanglementModel model, bool noAlign, bool trustAligned, bool allFaces, string? modelsDir,
-                               AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) : IDisposable
-{
-    FaceAligner? _aligner;
-
-    public List<InputImage> Align(IReadOnlyList<InputImage> images, CancellationToken cancellation)
-    {
-        if (noAlign) return images.ToList();
-        int r = model.Generator.Resolution;
-        var toAlign = images.Where(i => !FaceAligner.PassesThrough(i, r, trustAligned)).ToList();
-        if (toAlign.Count == 0) return images.ToList();
-        var aligner = _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), model.Device, r, allFaces, landmarks);
-        var aligned = new Dictionary<InputImage, IReadOnlyList<InputImage>>();
-        ConsoleProgress.Run("aligning faces", toAlign.Count, "image", p =>
-        {
-            foreach (var image in toAlign)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                aligned[image] = aligner.Align(image, ModelSettings.Log);
-                p.Advance(1);
-            }
-        });
-        return images.SelectMany(i => aligned.TryGetValue(i, out var faces) ? faces : [i]).ToList();
-    }
-
-    public void Dispose() => _aligner?.Dispose();
-}
-
-/// <summary>A folder of identity images and a folder of attribute images.</summary>
 /// <summary>Options of the commands that render pairs (grid, pairs, swap).</summary>
 public class PairSettings : ModelSettings
 {
@@ -150,6 +116,7 @@ public class PairSettings : ModelSettings
     public bool Reconstruct { get; init; }
 }
 
+/// <summary>A folder of identity images and a folder of attribute images.</summary>
 public class FolderPairSettings : PairSettings
 {
     [CommandOption("--id-dir <DIR>")] [HelpText("Identity images")] public string IdDir { get; init; } = "";
@@ -169,7 +136,7 @@ public class FolderPairSettings : PairSettings
     public (List<InputImage> Ids, List<InputImage> Attrs) AlignInputs(DisentanglementModel model, List<InputImage> ids, List<InputImage> attrs, CancellationToken cancellation)
     {
         using var faces = Faces(model);
-        return (RequireFaces(faces.Align(ids, cancellation), IdDir), RequireFaces(faces.Align(attrs, cancellation), AttrDir));
+        return (RequireFaces(Align(faces, ids, cancellation), IdDir), RequireFaces(Align(faces, attrs, cancellation), AttrDir));
     }
 }
 
@@ -253,7 +220,8 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
                 cancellation.ThrowIfCancellationRequested();
                 try
                 {
-                    var images = faces.Align(InferenceJobs.ReadFolder(sub, ModelSettings.Log), cancellation);
+                    var images = faces.Align(InferenceJobs.ReadFolder(sub, ModelSettings.Log), ModelSettings.Log,
+                                             cancellation: cancellation);
                     InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Options);
                     done++;
                 }
@@ -278,18 +246,14 @@ public sealed class SwapCommand : Command<SwapCommand.Settings>
     {
         foreach (var input in new[] { s.Id, s.Attr })
             if (Path.GetFullPath(input) == Path.GetFullPath(s.Out)) throw new IOException($"{s.Out}: refusing to overwrite an input image");
-        var id = new InputImage(s.Id, Path.GetFileNameWithoutExtension(s.Id), ImageIO.Read(s.Id));
-        var attr = new InputImage(s.Attr, Path.GetFileNameWithoutExtension(s.Attr), ImageIO.Read(s.Attr));
+        var id = InferenceJobs.ReadImage(s.Id);
+        var attr = InferenceJobs.ReadImage(s.Attr);
         using var model = s.Load();
         List<InputImage> aligned;
-        using (var faces = s.Faces(model)) aligned = faces.Align([id, attr], cancellation);
+        using (var faces = s.Faces(model)) aligned = ModelSettings.Align(faces, [id, attr], cancellation);
         var idFace = aligned.FirstOrDefault(f => f.Path == id.Path) ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
         var attrFace = aligned.LastOrDefault(f => f.Path == attr.Path) ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
-        using var noGrad = torch.inference_mode();
-        int r = model.Generator.Resolution;
-        var (ids, attrs) = (torch.stack([ImageOps.Resize(idFace.Image, r, r, ResizeFilter.Area)]), torch.stack([ImageOps.Resize(attrFace.Image, r, r, ResizeFilter.Area)]));
-        if (s.Reconstruct) { ids = model.Reconstruct(ids); attrs = model.Reconstruct(attrs); }
-        ImageIO.Write(s.Out, model.Swap(ids, attrs)[0]);
+        ImageIO.Write(s.Out, InferenceJobs.Swap(model, idFace, attrFace, s.Reconstruct));
         AnsiConsole.MarkupLine($"wrote [blue]{Markup.Escape(s.Out)}[/]");
         return 0;
     }

@@ -22,7 +22,7 @@ public sealed class SampleCommand : Command<SampleCommand.Settings>
         public string? Generator { get; init; }
 
         [CommandOption("-n|--num <N>")]
-        [HelpText("Number of random samples (with --seed); --n is accepted too")]
+        [HelpText("Number of random samples (with --seed)")]
         public int? Count { get; init; }
 
         [CommandOption("--seed <SEED>")]
@@ -30,11 +30,11 @@ public sealed class SampleCommand : Command<SampleCommand.Settings>
         public long Seed { get; init; } = 1;
 
         [CommandOption("-z|--z-codes <FILE>")]
-        [HelpText("z codes, .npy [N,style_dim]; --z is accepted too")]
+        [HelpText("z codes, .npy [N,style_dim]")]
         public string? Z { get; init; }
 
         [CommandOption("-w|--w-codes <FILE>")]
-        [HelpText("w codes, .npy [N,style_dim] (one w per image) or [N,n_latent,style_dim] (W+); --w is accepted too")]
+        [HelpText("w codes, .npy [N,style_dim] (one w per image) or [N,n_latent,style_dim] (W+)")]
         public string? W { get; init; }
 
         [CommandOption("--truncation <PSI>")]
@@ -64,8 +64,8 @@ public sealed class SampleCommand : Command<SampleCommand.Settings>
         public override ValidationResult Validate()
         {
             int sources = (Count is not null ? 1 : 0) + (Z is not null ? 1 : 0) + (W is not null ? 1 : 0);
-            if (sources != 1) return ValidationResult.Error("give exactly one of --n, --z or --w");
-            if (Count is <= 0) return ValidationResult.Error("--n must be positive");
+            if (sources != 1) return ValidationResult.Error("give exactly one of -n, -z or -w");
+            if (Count is <= 0) return ValidationResult.Error("-n must be positive");
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out DIR is required");
             if (Noise is not ("const" or "random")) return ValidationResult.Error("--noise must be const or random");
             if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");

@@ -1,7 +1,9 @@
 using System.ComponentModel;
+using IdDisentangle.Networks;
 using IdDisentangle.Training;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using IdDisentangle.Runs;
 
 namespace IdDisentangle.Cli.Commands;
 
@@ -51,6 +53,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             if (string.IsNullOrWhiteSpace(Dataset)) return ValidationResult.Error("--dataset DIR is required");
             if (PixelLoss is not ("ms-ssim-l1" or "l1")) return ValidationResult.Error("--pixel-loss must be ms-ssim-l1 or l1");
             if (BatchSize <= 0 || NumSteps <= 0 || CrossFrequency <= 0) return ValidationResult.Error("--batch-size, --num-steps and --cross-frequency must be positive");
+            if (CliCommon.CheckChoice("--identity", () => IdentityNetwork.Parse(Identity)) is { } id) return id;
+            if (CliCommon.CheckChoice("--attr-backbone", () => AttributeBackbone.Parse(AttrBackbone)) is { } backbone) return backbone;
             return ValidationResult.Success();
         }
     }
@@ -64,7 +68,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             TestSize = s.TestSize, TestRealAttr = !s.NoTestRealAttr, CrossFrequency = s.CrossFrequency, Seed = s.Seed, NotImprovedExit = s.NotImprovedExit,
             IdLoss = !s.NoIdLoss, LandmarksLoss = !s.NoLandmarksLoss, ReconstructionLoss = !s.NoRecLoss, AdversarialLoss = !s.NoGanLoss,
             LambdaId = s.LambdaId, LambdaLnd = s.LambdaLnd, LambdaRec = s.LambdaRec, LambdaGan = s.LambdaGan,
-            PixelLoss = s.PixelLoss == "l1" ? Training.PixelLoss.L1 : Training.PixelLoss.MsSsimL1, Unified = s.Unified, R1Gamma = s.R1Gamma,
+            PixelLoss = s.PixelLoss == "l1" ? Runs.PixelLoss.L1 : Runs.PixelLoss.MsSsimL1, Unified = s.Unified, R1Gamma = s.R1Gamma,
             LearningRate = s.LearningRate, Identity = s.Identity, IdentityWeights = s.IdentityWeights, AttrBackbone = s.AttrBackbone,
             AttrInputSize = s.AttrInputSize, FaceCrop = s.FaceCrop, ModelsDir = s.ModelsDir, Device = s.Device, Threads = s.Threads,
         };
@@ -75,7 +79,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             progress.Advance(trainer.Step);
             result = trainer.Run(s.Resume, cancellation, (_, _) => progress.Advance(1));
         });
-        AnsiConsole.MarkupLine($"run folder [blue]{Markup.Escape(config.RunDir)}[/]: stopped at step {result!.LastStep} ({Markup.Escape(result.StopReason)})");
-        return result.StopReason == "cancelled" ? 130 : 0;
+        AnsiConsole.MarkupLine($"run folder [blue]{Markup.Escape(config.RunDir)}[/]: stopped at step {result!.LastStep} ({Markup.Escape(result.Describe())})");
+        return result.StopReason == StopReason.Cancelled ? 130 : 0;
     }
 }

@@ -1,5 +1,4 @@
 using IdDisentangle.Imaging;
-using IdDisentangle.Inference;
 using IdDisentangle.IO;
 using IdDisentangle.Models;
 using TorchSharp;

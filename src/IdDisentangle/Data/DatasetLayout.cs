@@ -18,12 +18,15 @@ public sealed class DatasetLayout(string root)
     /// A real photo (FFHQ-aligned, the generator's resolution) for validation, <c>real/{folder}/{k:00000}.png</c>:
     /// the paper's validation uses real attribute images from such a folder (its test_real_attr).
     /// </summary>
-    public string RealImagePath(long k) => Path.Combine(Root, "real", Folder(k), $"{k:00000}.png");
+    public string RealImagePath(long k) => Path.Combine(RealDir, Folder(k), $"{k:00000}.png");
+
+    /// <summary>The folder of real photos.</summary>
+    public string RealDir => Path.Combine(Root, "real");
 
     /// <summary>The indices of the real photos, in order (none when the data set has no real/ folder).</summary>
     public IReadOnlyList<long> RealIndices()
     {
-        string real = Path.Combine(Root, "real");
+        string real = RealDir;
         if (!Directory.Exists(real)) return [];
         return Directory.EnumerateFiles(real, "*.png", SearchOption.AllDirectories)
             .Select(f => long.TryParse(Path.GetFileNameWithoutExtension(f), out var k) ? k : -1)

@@ -1,9 +1,8 @@
-using System.Text.Json;
 using IdDisentangle.Imaging;
 using IdDisentangle.Models;
 using IdDisentangle.Runtime;
-using IdDisentangle.Training;
-using IdDisentangle.Weights;
+using IdDisentangle.Networks;
+using IdDisentangle.Runs;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -35,44 +34,39 @@ public sealed class DisentanglementModel : IDisposable
     /// Loads <paramref name="runDir"/>'s checkpoint <paramref name="checkpoint"/> (best_id, best_lnd or last; null:
     /// best_id when present, else last). The generator is the one the run trained with unless <paramref name="generator"/> is given.
     /// </summary>
-    public static DisentanglementModel FromRun(string runDir, string? checkpoint = null, string? generator = null, string? modelsDir = null, string? device = null)
+    public static DisentanglementModel FromRun(string runDir, string? checkpoint = null, string? generator = null,
+                                               string? modelsDir = null, string? device = null)
     {
-        string configPath = Path.Combine(runDir, "config.json");
-        if (!File.Exists(configPath)) throw new FileNotFoundException($"{runDir}: not a training run folder (no config.json)", configPath);
-        using var doc = JsonDocument.Parse(File.ReadAllText(configPath));
-        var config = doc.RootElement.GetProperty("config").Deserialize<TrainingConfig>()
-                     ?? throw new InvalidDataException($"{configPath}: no training configuration");
-        string weights = Path.Combine(runDir, "weights");
-        string chosen = checkpoint ?? (File.Exists(Path.Combine(weights, "best_id", "state.json")) ? "best_id" : "last");
-        string dir = Path.Combine(weights, chosen);
-        if (!File.Exists(Path.Combine(dir, "state.json")))
-            throw new FileNotFoundException($"{dir}: no such checkpoint (--checkpoint best_id, best_lnd or last)", dir);
-        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(dir, "state.json")), Trainer.StateJson)!;
-
+        var run = new RunFolder(runDir);
+        var config = run.ReadConfig();
+        var chosen = run.OpenCheckpoint(checkpoint);
+        var state = chosen.State;
         var dev = TorchRuntime.ResolveDevice(device);
         string genPath = generator ?? config.GeneratorPath;
-        if (!File.Exists(genPath)) throw new FileNotFoundException($"{genPath}: the run's generator is not there (pass --generator FILE)", genPath);
-        var g = GeneratorFiles.Load(genPath, out _);
-        var store = new ModelStore(modelsDir ?? config.ModelsDir);
-        nn.Module<Tensor, Tensor> idNet = state.Identity switch
+        if (!File.Exists(genPath))
+            throw new FileNotFoundException($"{genPath}: the run's generator is not there (give another generator file)", genPath);
+        var choice = config.Networks() with
         {
-            "irse50" => IrSe50Weights.Load(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: irse50 run without identity weights")),
-            "vggface2" => new Models.Identity.VggFace2(config.IdentityWeights ?? throw new InvalidDataException($"{configPath}: vggface2 run without identity weights")),
-            _ => PretrainedNetworks.FaceRecognition(store),
+            GeneratorPath = genPath,
+            Identity = IdentityNetwork.Parse(state.Identity),
+            AttrBackbone = AttributeBackbone.Parse(state.AttrBackbone),
+            AttrInputSize = state.AttrInputSize,
+            FaceCrop = state.FaceCrop,
         };
-        var eId = new IdentityEncoder(idNet, Trainer.IdentityCrop(state.FaceCrop, idNet), normalize: state.NormalizedIdentity ?? false);
-        nn.Module<Tensor, Tensor> backbone = state.AttrBackbone == "resnet50" ? new Models.Backbones.ResNet50(strideOnFirst1x1: true) : new Models.Backbones.InceptionV3 { PoolExcludesPadding = true };
-        var eAttr = new AttributeEncoder(backbone, state.AttrInputSize);
-        eAttr.load_safetensors(Path.Combine(dir, "e_attr.safetensors"));
-        var m = new LatentMapper(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);
-        m.load_safetensors(Path.Combine(dir, "mapper.safetensors"));
-        foreach (var mod in new nn.Module[] { (nn.Module)g, eId, eAttr, m })
+        var g = NetworkChoice.LoadGenerator(genPath, dev, out _);
+        var store = new ModelStore(modelsDir ?? config.ModelsDir);
+        var eId = choice.IdentityEncoder(store, normalize: state.NormalizedIdentity ?? false);
+        var eAttr = choice.AttributeEncoder(store, pretrained: false);
+        eAttr.load_safetensors(chosen.PathOf(CheckpointPart.AttributeEncoder));
+        var m = NetworkChoice.Mapper(eId, eAttr, g);
+        m.load_safetensors(chosen.PathOf(CheckpointPart.Mapper));
+        foreach (var mod in new nn.Module[] { eId, eAttr, m })
         {
             mod.to(dev);
             mod.eval();
             foreach (var p in mod.parameters()) p.requires_grad = false;
         }
-        return new DisentanglementModel(g, eId, eAttr, m, dev, chosen);
+        return new DisentanglementModel(g, eId, eAttr, m, dev, chosen.Name);
     }
 
     /// <summary>Images at the generator's resolution on the model's device.</summary>

@@ -4,9 +4,6 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Inference;
 
-/// <summary>An input image that was read, with its name.</summary>
-public sealed record InputImage(string Path, string Stem, Tensor Image);
-
 /// <summary>
 /// The paper's three inference functions over folders of aligned faces: every (identity, attribute)
 /// combination as a table, stem-matched pairs, and disentangled interpolation. Unreadable inputs are reported
@@ -27,6 +24,22 @@ public static class InferenceJobs
         }
         if (result.Count == 0) throw new InvalidDataException($"{dir}: no readable image");
         return result;
+    }
+
+    /// <summary>One image file as an input.</summary>
+    public static InputImage ReadImage(string path) =>
+        new(path, System.IO.Path.GetFileNameWithoutExtension(path), ImageIO.Read(path));
+
+    /// <summary>
+    /// One swap: the face of <paramref name="id"/> with the attributes of <paramref name="attr"/>, [3,R,R] in [0,1]
+    /// on the CPU (with <paramref name="reconstruct"/>, each input first replaced by G(x, x)).
+    /// </summary>
+    public static Tensor Swap(DisentanglementModel model, InputImage id, InputImage attr, bool reconstruct = false)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.inference_mode();
+        var (ids, attrs) = Prepare(model, [id], [attr], reconstruct);
+        return model.Swap(ids, attrs)[0].MoveToOuterDisposeScope();
     }
 
     static void Write(string path, Tensor image, ISet<string> inputs)

@@ -26,11 +26,11 @@ public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
     {
         net = network;
         Normalize = normalize;
-        (Kind, EmbeddingDim) = network switch
+        EmbeddingDim = network switch
         {
-            IrSe50 => ("irse50", IrSe50.EmbeddingSize),
-            FaceRecognitionNet => ("faceapi", FaceRecognitionNet.DescriptorSize),
-            VggFace2 v => ("vggface2", v.EmbeddingDim),
+            IrSe50 => IrSe50.EmbeddingSize,
+            FaceRecognitionNet => FaceRecognitionNet.DescriptorSize,
+            VggFace2 v => v.EmbeddingDim,
             _ => throw new ArgumentException($"unsupported identity network {network.GetType().Name}"),
         };
         Crop = crop;
@@ -40,15 +40,14 @@ public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
 
     public FaceCrop Crop { get; }
     public int EmbeddingDim { get; }
-    public string Kind { get; }
     public bool Normalize { get; }
 
     public override Tensor forward(Tensor rgb01)
     {
-        var embedding = net.call(Kind switch
+        var embedding = net.call(net switch
         {
-            "irse50" => IrSe50.Prepare(rgb01, Crop),
-            "vggface2" => VggFace2.Prepare(Crop.Apply(rgb01)),   // the paper's own 10%-90% crop follows any extra crop
+            IrSe50 => IrSe50.Prepare(rgb01, Crop),
+            VggFace2 => VggFace2.Prepare(Crop.Apply(rgb01)),   // the paper's own 10%-90% crop follows any extra crop
             _ => FaceRecognitionNet.Prepare(rgb01, Crop),
         });
         return Normalize ? torch.nn.functional.normalize(embedding, dim: 1) : embedding;
@@ -63,12 +62,15 @@ public sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
     public AttributeEncoder(nn.Module<Tensor, Tensor> network, int inputSize = 0) : base(nameof(AttributeEncoder))
     {
         backbone = network;
-        Kind = network switch { InceptionV3 => "inceptionv3", ResNet50 => "resnet50", _ => throw new ArgumentException($"unsupported attribute backbone {network.GetType().Name}") };
-        InputSize = inputSize > 0 ? inputSize : Kind == "inceptionv3" ? InceptionV3.InputSize : ResNet50.InputSize;
+        int native = network switch
+        {
+            InceptionV3 => InceptionV3.InputSize,
+            ResNet50 => ResNet50.InputSize,
+            _ => throw new ArgumentException($"unsupported attribute backbone {network.GetType().Name}"),
+        };
+        InputSize = inputSize > 0 ? inputSize : native;
         RegisterComponents();
     }
-
-    public string Kind { get; }
 
     /// <summary>
     /// Training mode as the paper's AttrEncoder trains: every weight learns, but the backbone is called without
@@ -89,7 +91,7 @@ public sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor rgb01)
     {
         var x = ImageOps.Resize(rgb01, InputSize, InputSize, ResizeFilter.Bilinear);
-        return backbone.call(Kind == "inceptionv3" ? x * 2f - 1f : ResNet50.KerasPreprocess(x));
+        return backbone.call(backbone is InceptionV3 ? x * 2f - 1f : ResNet50.KerasPreprocess(x));
     }
 }
 

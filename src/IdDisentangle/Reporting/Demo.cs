@@ -10,6 +10,8 @@ using IdDisentangle.Training;
 using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
+using IdDisentangle.Runs;
+using IdDisentangle.Faces;
 
 namespace IdDisentangle.Reporting;
 
@@ -48,7 +50,25 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         "(stylegan2-ffhq-config-f.pt), published on the authors' Google Drive and Hugging Face pages; then run " +
         "'iddis demo --generator FILE' (or set IDDIS_GENERATOR=FILE).";
 
+    const string GeneratorDir = "generator", DatasetDir = "dataset", RunName = "train", SwapsDir = "swaps";
+    const string HtmlReport = "index.html", MarkdownReport = "report.md";
+
     readonly List<DemoStage> _stages = [];
+
+    /// <summary>Deletes what a demo run left in <paramref name="outDir"/>, so the next one starts over.</summary>
+    public static void Clear(string outDir)
+    {
+        foreach (var p in new[] { DatasetDir, RunName, SwapsDir, GeneratorDir, HtmlReport, MarkdownReport }.Select(p => Path.Combine(outDir, p)))
+        {
+            if (Directory.Exists(p)) Directory.Delete(p, true);
+            else if (File.Exists(p)) File.Delete(p);
+        }
+    }
+
+    /// <summary>The Markdown report's path in <paramref name="outDir"/>.</summary>
+    public static string MarkdownReportPath(string outDir) => Path.Combine(outDir, MarkdownReport);
+
+    internal static string HtmlReportPath(string outDir) => Path.Combine(outDir, HtmlReport);
 
     public IReadOnlyList<DemoStage> Stages => _stages;
     public bool UntrainedGenerator { get; private set; }
@@ -70,15 +90,15 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         string generator = "";
         Stage("generator", "(none: the file given, $IDDIS_GENERATOR, or the untrained one written here)", () =>
         {
-            string? given = o.Generator ?? Environment.GetEnvironmentVariable("IDDIS_GENERATOR");
-            if (!string.IsNullOrWhiteSpace(given))
+            string? given = GeneratorFiles.Default(o.Generator);
+            if (given is not null)
             {
                 if (!File.Exists(given)) throw new FileNotFoundException($"{given}: no such generator file", given);
                 generator = given;
                 return $"pretrained generator {given}";
             }
             UntrainedGenerator = true;
-            generator = Path.Combine(o.OutDir, "generator", "untrained_stylegan2_64.pt");
+            generator = Path.Combine(o.OutDir, GeneratorDir, "untrained_stylegan2_64.pt");
             if (!File.Exists(generator))
             {
                 torch.manual_seed(20201201);
@@ -90,7 +110,7 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
             return "UNTRAINED StyleGAN2, 64x64, deterministic random weights (not a face model)";
         });
 
-        string dataset = Path.Combine(o.OutDir, "dataset");
+        string dataset = Path.Combine(o.OutDir, DatasetDir);
         Stage("generate data", $"iddis generate-data --generator {generator} --num-images {o.Images} --truncation 0.7 --seed 0 --out {dataset}", () =>
         {
             using var g = (IDisposable)GeneratorFiles.Load(generator, out _);
@@ -105,7 +125,7 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         int attrInput = o.AttrInputSize > 0 ? o.AttrInputSize : UntrainedGenerator ? 149 : 0;
         var config = new TrainingConfig
         {
-            Name = "train", DatasetDir = dataset, GeneratorPath = generator, ResultsDir = o.OutDir, BatchSize = o.BatchSize,
+            Name = RunName, DatasetDir = dataset, GeneratorPath = generator, ResultsDir = o.OutDir, BatchSize = o.BatchSize,
             NumSteps = o.Steps, TrainDataSize = o.Images - o.TestImages, TestSize = Math.Clamp(o.TestImages / o.BatchSize, 1, 4),
             TestFrequency = (int)Math.Max(1, o.Steps / 4), PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
             AttrInputSize = attrInput, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
@@ -121,10 +141,10 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
             return $"{r.LastStep} steps ({r.StopReason})";
         });
 
-        string swaps = Path.Combine(o.OutDir, "swaps");
+        string swaps = Path.Combine(o.OutDir, SwapsDir);
         Stage("infer", $"iddis infer grid --run {config.RunDir} --id-dir IDS --attr-dir ATTRS --out {swaps}", () =>
         {
-            using var model = DisentanglementModel.FromRun(config.RunDir, checkpoint: "last", modelsDir: o.ModelsDir, device: o.Device);
+            using var model = DisentanglementModel.FromRun(config.RunDir, checkpoint: RunFolder.Last, modelsDir: o.ModelsDir, device: o.Device);
             var layout = new DatasetLayout(dataset);
             var held = layout.Indices().Where(k => k >= config.TrainDataSize).Take(8).ToList();
             var inputs = held.Select(k => new InputImage(layout.ImagePath(k), $"{k:00000}", ImageIO.Read(layout.ImagePath(k)))).ToList();
@@ -172,7 +192,7 @@ public static class DemoReport
     public static string Write(string outDir, TrainingConfig config, IReadOnlyList<DemoStage> stages, bool untrained,
         string gridPng, string stripPng, string? photosPng)
     {
-        string metrics = Path.Combine(config.RunDir, "metrics.jsonl");
+        string metrics = new RunFolder(config.RunDir).MetricsFile;
         var losses = Plots.ReadSeries(metrics, "step", k => k.StartsWith("l_", StringComparison.Ordinal) || k == "r1");
         var validation = Plots.ReadSeries(metrics, "validation", _ => true);
         validation.Remove("step");
@@ -207,7 +227,7 @@ public static class DemoReport
             html.Append("</table>");
         }
         html.Append($"<p>Run folder: <code>{Escape(config.RunDir)}</code> (metrics.jsonl, TensorBoard events, checkpoints).</p></body></html>");
-        string index = Path.Combine(outDir, "index.html");
+        string index = Demo.HtmlReportPath(outDir);
         IO.AtomicFile.WriteAllText(index, html.ToString());
 
         var md = new StringBuilder("# IdDisentangle demo\n\n");
@@ -223,7 +243,7 @@ public static class DemoReport
         foreach (var (k, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal))
             md.Append($"| {k} | {pts[^1].Value:G5} | {pts.TakeLast(10).Average(p => p.Value):G5} |\n");
         md.Append($"\nPictures and curves: `{index}`.\n");
-        IO.AtomicFile.WriteAllText(Path.Combine(outDir, "report.md"), md.ToString());
+        IO.AtomicFile.WriteAllText(Demo.MarkdownReportPath(outDir), md.ToString());
         return index;
     }
 

@@ -2,16 +2,9 @@ using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace IdDisentangle.Training;
+using IdDisentangle.Runs;
 
-/// <summary>Which pixel term the reconstruction loss uses.</summary>
-public enum PixelLoss
-{
-    /// <summary>0.84 (1 - MS-SSIM) + 0.16 masked L1, the paper's choice.</summary>
-    MsSsimL1,
-    /// <summary>The masked L1 alone (for resolutions below MS-SSIM's minimum).</summary>
-    L1,
-}
+namespace IdDisentangle.Training;
 
 /// <summary>The terms of the paper's objective, as small functions. Images are in [0,1] unless said.</summary>
 public static class Losses

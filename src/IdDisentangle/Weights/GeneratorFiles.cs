@@ -11,6 +11,16 @@ public static class GeneratorFiles
 {
     public enum Format { PyTorchZip, PyTorchLegacy, Pickle, Hdf5, Unknown }
 
+    /// <summary>The environment variable naming the default generator file.</summary>
+    public const string EnvironmentVariable = "IDDIS_GENERATOR";
+
+    /// <summary>The generator the user chose: <paramref name="given"/>, else $IDDIS_GENERATOR, else null.</summary>
+    public static string? Default(string? given = null)
+    {
+        string? path = !string.IsNullOrWhiteSpace(given) ? given : Environment.GetEnvironmentVariable(EnvironmentVariable);
+        return string.IsNullOrWhiteSpace(path) ? null : path;
+    }
+
     public static Format Sniff(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such generator file", path);

@@ -6,9 +6,6 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Weights;
 
-/// <summary>What loading a generator file found, for the user to see.</summary>
-public sealed record GeneratorLoadReport(string File, string Kind, string Layout, bool MeanLatentFromFile, IReadOnlyList<string> Notes);
-
 /// <summary>
 /// StyleGAN2 checkpoints in rosinality's PyTorch layout: a training checkpoint (<c>g</c>, <c>d</c>, <c>g_ema</c>,
 /// optimiser states, an argparse namespace, <c>latent_avg</c>) or a bare state dict. The configuration (resolution,

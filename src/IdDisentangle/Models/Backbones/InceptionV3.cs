@@ -9,7 +9,7 @@ namespace IdDisentangle.Models.Backbones;
 /// InceptionV3 (Szegedy et al. 2016) up to the 2048-D global average pool, the attribute backbone of the paper.
 /// Module names follow torchvision (<c>Conv2d_1a_3x3</c>, <c>Mixed_5b.branch1x1</c>, ...), so torchvision
 /// state dicts load directly; Keras weights (BatchNormalization without gamma, epsilon 1e-3, and average pools
-/// that exclude padding) load through <see cref="LoadKeras"/>, which maps Keras's conv2d_N in creation order.
+/// that exclude padding) load through <c>BackboneWeights.LoadKeras</c>, which maps Keras's conv2d_N in creation order.
 /// Input [N,3,299,299] scaled to [-1,1] (the Keras / TF-slim convention, which torchvision's
 /// transform_input reproduces for its ImageNet weights).
 /// </summary>
@@ -83,46 +83,6 @@ public sealed class InceptionV3 : nn.Module<Tensor, Tensor>
         }
         Add("", this);
         return list;
-    }
-
-    /// <summary>Loads Keras InceptionV3 weights (names conv2d_N/kernel, batch_normalization_N/beta, ...).</summary>
-    public void LoadKeras(IReadOnlyDictionary<string, Tensor> tf, string file)
-    {
-        static int Number(string key) => int.Parse(key[(key.LastIndexOf('_', key.IndexOf('/')) + 1)..key.IndexOf('/')]);
-        var convs = tf.Keys.Where(k => k.StartsWith("conv2d", StringComparison.Ordinal) && k.EndsWith("/kernel", StringComparison.Ordinal))
-            .OrderBy(k => k == "conv2d/kernel" ? 0 : Number(k)).ToList();
-        var bns = tf.Keys.Where(k => k.StartsWith("batch_normalization", StringComparison.Ordinal) && k.EndsWith("/moving_mean", StringComparison.Ordinal))
-            .OrderBy(k => k == "batch_normalization/moving_mean" ? 0 : Number(k)).Select(k => k[..k.IndexOf('/')]).ToList();
-        var units = UnitsInKerasOrder();
-        if (convs.Count != units.Count || bns.Count != units.Count)
-            throw new Weights.WeightMismatchException($"{file}: {convs.Count} convolutions and {bns.Count} batch norms, InceptionV3 has {units.Count}");
-        var sd = new Dictionary<string, Tensor>();
-        for (int i = 0; i < units.Count; i++)
-        {
-            var (name, _) = units[i];
-            var kernel = Weights.TfjsWeights.ConvFilter(tf[convs[i]]);
-            sd[$"{name}.conv.weight"] = kernel;
-            string bn = bns[i];
-            var beta = tf[$"{bn}/beta"];
-            sd[$"{name}.bn.weight"] = tf.TryGetValue($"{bn}/gamma", out var gamma) ? gamma : torch.ones_like(beta);
-            sd[$"{name}.bn.bias"] = beta;
-            sd[$"{name}.bn.running_mean"] = tf[$"{bn}/moving_mean"];
-            sd[$"{name}.bn.running_var"] = tf[$"{bn}/moving_variance"];
-            sd[$"{name}.bn.num_batches_tracked"] = torch.tensor(0L);
-        }
-        Weights.StateDicts.Assign(this, sd, file);
-        PoolExcludesPadding = true;
-    }
-
-    /// <summary>Loads a torchvision inception_v3 state dict; the classifier (fc) and the auxiliary head are ignored.</summary>
-    public void LoadTorchvision(IReadOnlyDictionary<string, Tensor> sd, string file)
-    {
-        var kept = sd.Where(p => !p.Key.StartsWith("fc.", StringComparison.Ordinal) && !p.Key.StartsWith("AuxLogits.", StringComparison.Ordinal))
-            .ToDictionary(p => p.Key, p => p.Value);
-        if (!kept.Keys.Any(k => k.EndsWith("num_batches_tracked", StringComparison.Ordinal)))
-            foreach (var (name, _) in UnitsInKerasOrder()) kept[$"{name}.bn.num_batches_tracked"] = torch.tensor(0L);
-        Weights.StateDicts.Assign(this, kept, file);
-        PoolExcludesPadding = false;
     }
 
     /// <summary>

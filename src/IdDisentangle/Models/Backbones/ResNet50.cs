@@ -8,7 +8,7 @@ namespace IdDisentangle.Models.Backbones;
 /// <summary>
 /// ResNet-50 (He et al. 2016) with torchvision's module names, returning the 2048-D average-pooled feature
 /// (<see cref="Logits"/> adds the ImageNet classifier). Keras weights (keras_applications naming: conv1, bn_conv1,
-/// res2a_branch2a, bn2a_branch2a, ...) load through <see cref="LoadKeras"/>: their convolution biases and BN epsilon
+/// res2a_branch2a, bn2a_branch2a, ...) load through <c>BackboneWeights.LoadKeras</c>: their convolution biases and BN epsilon
 /// (1e-3) fold exactly into the BN statistics, and their downsampling stride sits on the first 1x1 convolution of a
 /// block (the original Caffe design) rather than on the 3x3 (torchvision's "v1.5") — <see cref="StrideOnFirst1x1"/>.
 /// Input: [N,3,224,224] in the preprocessing of the weights (Keras: BGR, ImageNet mean subtracted, 0..255).
@@ -55,41 +55,6 @@ public sealed class ResNet50 : nn.Module<Tensor, Tensor>
 
     /// <summary>ImageNet class scores (before softmax).</summary>
     public Tensor Logits(Tensor x) => fc.call(forward(x));
-
-    /// <summary>Keras ResNet50 weights (TensorFlow names and layouts) into the torchvision layout.</summary>
-    public void LoadKeras(IReadOnlyDictionary<string, Tensor> tf, string file)
-    {
-        if (!StrideOnFirst1x1) throw new InvalidOperationException("Keras ResNet50 weights need a ResNet50(strideOnFirst1x1: true)");
-        var src = new Weights.TensorSource(tf, file);
-        Tensor Take(string k) => src.Take(k);
-        var sd = new Dictionary<string, Tensor>();
-        void ConvBn(string conv, string bn, string target, string targetBn)
-        {
-            sd[$"{target}.weight"] = Weights.TfjsWeights.ConvFilter(Take($"{conv}/kernel"));
-            // BN(conv + b) with eps 1e-3 == BN'(conv) with mean - b and var + 1e-3 - 1e-5 (torchvision's eps).
-            var bias = src.Has($"{conv}/bias") ? Take($"{conv}/bias") : torch.zeros(sd[$"{target}.weight"].shape[0]);
-            sd[$"{targetBn}.weight"] = Take($"{bn}/gamma");
-            sd[$"{targetBn}.bias"] = Take($"{bn}/beta");
-            sd[$"{targetBn}.running_mean"] = Take($"{bn}/moving_mean") - bias;
-            sd[$"{targetBn}.running_var"] = Take($"{bn}/moving_variance") + (1e-3 - 1e-5);
-            sd[$"{targetBn}.num_batches_tracked"] = torch.tensor(0L);
-        }
-        ConvBn("conv1", "bn_conv1", "conv1", "bn1");
-        int[] blocks = [3, 4, 6, 3];
-        for (int s = 0; s < 4; s++)
-            for (int b = 0; b < blocks[s]; b++)
-            {
-                string id = $"{s + 2}{(char)('a' + b)}", prefix = $"layer{s + 1}.{b}";
-                ConvBn($"res{id}_branch2a", $"bn{id}_branch2a", $"{prefix}.conv1", $"{prefix}.bn1");
-                ConvBn($"res{id}_branch2b", $"bn{id}_branch2b", $"{prefix}.conv2", $"{prefix}.bn2");
-                ConvBn($"res{id}_branch2c", $"bn{id}_branch2c", $"{prefix}.conv3", $"{prefix}.bn3");
-                if (b == 0) ConvBn($"res{id}_branch1", $"bn{id}_branch1", $"{prefix}.downsample.0", $"{prefix}.downsample.1");
-            }
-        sd["fc.weight"] = Take("fc1000/kernel").t().contiguous();
-        sd["fc.bias"] = Take("fc1000/bias");
-        src.RequireAllUsed();
-        Weights.StateDicts.Assign(this, sd, file);
-    }
 
     /// <summary>Preprocessing of [N,3,H,W] in [0,1] for Keras weights: bilinear resize to 224x224, then <see cref="KerasPreprocess"/>.</summary>
     public static Tensor Prepare(Tensor rgb01) =>

@@ -48,32 +48,6 @@ public sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
         return relative.view(-1, Points, 2) * InputSize;
     }
 
-    public void LoadTfjs(IReadOnlyDictionary<string, Tensor> tf, string file)
-    {
-        var sd = new Dictionary<string, Tensor>();
-        var src = new Weights.TensorSource(tf, file);
-        Tensor Take(string key) => src.Take(key);
-        for (int b = 0; b < 4; b++)
-        {
-            for (int c = 0; c < 4; c++)
-            {
-                string tfp = $"dense{b}/conv{c}", p = $"dense.{b}.conv{c}";
-                if (b == 0 && c == 0)
-                    sd[$"{p}.weight"] = Weights.TfjsWeights.ConvFilter(Take($"{tfp}/filters"));
-                else
-                {
-                    sd[$"{p}.depthwise"] = Weights.TfjsWeights.DepthwiseFilter(Take($"{tfp}/depthwise_filter"));
-                    sd[$"{p}.pointwise"] = Weights.TfjsWeights.ConvFilter(Take($"{tfp}/pointwise_filter"));
-                }
-                sd[$"{p}.bias"] = Take($"{tfp}/bias");
-            }
-        }
-        sd["fc_weight"] = Take("fc/weights");
-        sd["fc_bias"] = Take("fc/bias");
-        src.RequireAllUsed();
-        Weights.StateDicts.Assign(this, sd, file);
-    }
-
     /// <summary>Plain 3x3 conv + bias (the first layer of the first block).</summary>
     internal sealed class PlainConv : nn.Module<Tensor, int, Tensor>
     {

@@ -19,7 +19,7 @@ public sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
     /// <summary>Mean RGB subtracted before dividing by 255, as @vladmandic/face-api does (the original divided by 256).</summary>
     public static readonly float[] MeanRgb = [122.782f, 117.001f, 104.298f];
 
-    static readonly (string Name, int In, int Out, bool Down)[] Blocks =
+    internal static readonly (string Name, int In, int Out, bool Down)[] Blocks =
     [
         ("conv32_1", 32, 32, false), ("conv32_2", 32, 32, false), ("conv32_3", 32, 32, false),
         ("conv64_down", 32, 64, true), ("conv64_1", 64, 64, false), ("conv64_2", 64, 64, false), ("conv64_3", 64, 64, false),
@@ -59,29 +59,6 @@ public sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
         x = F.max_pool2d(x, 3, 2);
         foreach (var (name, _, _, _) in Blocks) x = blocks[name].forward(x);
         return x.mean([2, 3]).matmul(fc);
-    }
-
-    /// <summary>Copies face-api.js weights (TensorFlow names and layouts) into the network.</summary>
-    public void LoadTfjs(IReadOnlyDictionary<string, Tensor> tf, string file)
-    {
-        var sd = new Dictionary<string, Tensor>();
-        var src = new Weights.TensorSource(tf, file);
-        void Conv(string prefix, string tfPrefix)
-        {
-            sd[$"{prefix}.weight"] = Weights.TfjsWeights.ConvFilter(src.Take($"{tfPrefix}/conv/filters"));
-            sd[$"{prefix}.bias"] = src.Take($"{tfPrefix}/conv/bias");
-            sd[$"{prefix}.scale"] = src.Take($"{tfPrefix}/scale/weights");
-            sd[$"{prefix}.shift"] = src.Take($"{tfPrefix}/scale/biases");
-        }
-        Conv("conv32_down", "conv32_down");
-        foreach (var (name, _, _, _) in Blocks)
-        {
-            Conv($"blocks.{name}.conv1", $"{name}/conv1");
-            Conv($"blocks.{name}.conv2", $"{name}/conv2");
-        }
-        sd["fc"] = src.Take("fc");
-        src.RequireAllUsed();
-        Weights.StateDicts.Assign(this, sd, file);
     }
 
     /// <summary>conv (with bias), then x * scale + shift per channel.</summary>

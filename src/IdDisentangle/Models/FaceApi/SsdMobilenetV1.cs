@@ -9,7 +9,7 @@ namespace IdDisentangle.Models.FaceApi;
 /// face-api.js's face detector: an SSD head on a MobileNet v1 (TensorFlow object detection API export). Input to
 /// <see cref="forward"/>: [N,3,512,512] RGB in 0..255; output the decoded boxes [N,5118,4] as (ymin, xmin, ymax,
 /// xmax) relative to the input square, and the face scores [N,5118]. Non-maximum suppression happens outside
-/// (<see cref="IdDisentangle.Inference.FaceDetector"/>), as in face-api.js.
+/// (in <c>Faces.FaceDetector</c>), as in face-api.js.
 /// </summary>
 public sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor Scores)>
 {
@@ -20,10 +20,10 @@ public sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor Sco
     static readonly int[] StridedPairs = [2, 4, 6, 12];
     static readonly int[] PairChannels = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024];
     // The extra SSD feature layers: (in, out, kernel, stride).
-    static readonly (int In, int Out, int Kernel, int Stride)[] ExtraLayers =
+    internal static readonly (int In, int Out, int Kernel, int Stride)[] ExtraLayers =
         [(1024, 256, 1, 1), (256, 512, 3, 2), (512, 128, 1, 1), (128, 256, 3, 2), (256, 128, 1, 1), (128, 256, 3, 2), (256, 64, 1, 1), (64, 128, 3, 2)];
     // Box predictors read these feature maps, in this order: conv11, the backbone's output, extra layers 1, 3, 5, 7.
-    static readonly (int Channels, int AnchorsPerCell)[] Predictors = [(512, 3), (1024, 6), (512, 6), (256, 6), (256, 6), (128, 6)];
+    internal static readonly (int Channels, int AnchorsPerCell)[] Predictors = [(512, 3), (1024, 6), (512, 6), (256, 6), (256, 6), (128, 6)];
 
     readonly Conv conv0;
     readonly ModuleList<SeparablePair> pairs;
@@ -88,52 +88,6 @@ public sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor Sco
     }
 
     static Tensor Relu6(Tensor x) => x.clamp(0, 6);
-
-    public void LoadTfjs(IReadOnlyDictionary<string, Tensor> tf, string file)
-    {
-        const double Epsilon = 0.0010000000474974513; // the exported graph's batch-norm epsilon
-        var src = new Weights.TensorSource(tf, file);
-        var sd = new Dictionary<string, Tensor>();
-        sd["conv0.weight"] = Weights.TfjsWeights.ConvFilter(src.Take("MobilenetV1/Conv2d_0_pointwise/weights"));
-        sd["conv0.bias"] = src.Take("MobilenetV1/Conv2d_0_pointwise/convolution_bn_offset");
-        for (int i = 1; i <= 13; i++)
-        {
-            string d = $"MobilenetV1/Conv2d_{i}_depthwise", p = $"pairs.{i - 1}";
-            // Inference batch norm folded into the depthwise filter: one multiply-add less per pixel, same function.
-            var scale = src.Take($"{d}/BatchNorm/gamma").to_type(ScalarType.Float64) /
-                        torch.sqrt(src.Take($"{d}/BatchNorm/moving_variance").to_type(ScalarType.Float64) + Epsilon);
-            var filter = Weights.TfjsWeights.DepthwiseFilter(src.Take($"{d}/depthwise_weights")).to_type(ScalarType.Float64);
-            sd[$"{p}.depthwise.weight"] = (filter * scale.view(-1, 1, 1, 1)).to_type(ScalarType.Float32);
-            sd[$"{p}.depthwise.bias"] = (src.Take($"{d}/BatchNorm/beta").to_type(ScalarType.Float64)
-                                         - src.Take($"{d}/BatchNorm/moving_mean").to_type(ScalarType.Float64) * scale).to_type(ScalarType.Float32);
-            sd[$"{p}.pointwise.weight"] = Weights.TfjsWeights.ConvFilter(src.Take($"MobilenetV1/Conv2d_{i}_pointwise/weights"));
-            sd[$"{p}.pointwise.bias"] = src.Take($"MobilenetV1/Conv2d_{i}_pointwise/convolution_bn_offset");
-        }
-        for (int i = 0; i < ExtraLayers.Length; i++)
-        {
-            sd[$"extra.{i}.weight"] = Weights.TfjsWeights.ConvFilter(src.Take($"Prediction/Conv2d_{i}_pointwise/weights"));
-            sd[$"extra.{i}.bias"] = src.Take($"Prediction/Conv2d_{i}_pointwise/convolution_bn_offset");
-        }
-        for (int i = 0; i < Predictors.Length; i++)
-        {
-            string b = $"Prediction/BoxPredictor_{i}";
-            sd[$"predictors.{i}.box.weight"] = Weights.TfjsWeights.ConvFilter(src.Take($"{b}/BoxEncodingPredictor/weights"));
-            sd[$"predictors.{i}.box.bias"] = src.Take($"{b}/BoxEncodingPredictor/biases");
-            sd[$"predictors.{i}.cls.weight"] = Weights.TfjsWeights.ConvFilter(src.Take($"{b}/ClassPredictor/weights"));
-            sd[$"predictors.{i}.cls.bias"] = src.Take($"{b}/ClassPredictor/biases");
-        }
-        var extraDim = src.Take("Output/extra_dim");
-        if (!extraDim.shape.SequenceEqual(new long[] { 1, Anchors, 4 }))
-            throw new Weights.WeightMismatchException($"{file}: Output/extra_dim has shape [{string.Join(",", extraDim.shape)}], expected [1,{Anchors},4]");
-        sd["anchors"] = extraDim.view(Anchors, 4);
-        // The export also carries the graph's constants (resize size, reshape and slice bounds, concat axes,
-        // preprocessing scalars), all with at most 4 elements; the structure above already encodes them.
-        foreach (var (name, t) in tf)
-            if (!sd.ContainsKey(name) && t.numel() <= 4 && !name.EndsWith("/weights", StringComparison.Ordinal) && !name.EndsWith("/biases", StringComparison.Ordinal))
-                src.Take(name);
-        src.RequireAllUsed();
-        Weights.StateDicts.Assign(this, sd, file);
-    }
 
     /// <summary>A convolution with TensorFlow 'SAME' padding and a bias (the exported graph's folded batch norm).</summary>
     internal sealed class Conv : nn.Module<Tensor, int, Tensor>

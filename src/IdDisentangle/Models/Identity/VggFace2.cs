@@ -1,13 +1,12 @@
-using IdDisentangle.Models.Keras;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace IdDisentangle.Models.Identity;
 
 /// <summary>
-/// The paper's identity encoder: a ResNet-50 trained on VGGFace2, imported from its complete Keras model file
-/// (<c>vggface2.h5</c>); the embedding is the output of the layer before the classifier. Input to
-/// <see cref="forward"/>: [N,3,224,224] as <see cref="Prepare"/> makes it.
+/// The paper's identity encoder: a ResNet-50 trained on VGGFace2, whose network is imported from its complete Keras
+/// model file (<c>vggface2.h5</c>, by <c>VggFace2Weights.Load</c>); the embedding is the output of the layer before
+/// the classifier. Input to <see cref="forward"/>: [N,3,224,224] as <see cref="Prepare"/> makes it.
 /// </summary>
 public sealed class VggFace2 : nn.Module<Tensor, Tensor>
 {
@@ -15,15 +14,18 @@ public sealed class VggFace2 : nn.Module<Tensor, Tensor>
     /// <summary>The VGGFace2 training set's mean, in BGR order and 0..255 units.</summary>
     public static readonly float[] MeanBgr = [91.4953f, 103.8827f, 131.0912f];
 
-    readonly KerasFunctionalModel net;
+    readonly nn.Module<Tensor, Tensor> net;
 
-    public VggFace2(string path, string? embeddingLayer = "second-to-last") : base(nameof(VggFace2))
+    /// <param name="embeddingNet">The imported network up to its embedding layer.</param>
+    /// <param name="source">The file it came from, for errors.</param>
+    public VggFace2(nn.Module<Tensor, Tensor> embeddingNet, string source) : base(nameof(VggFace2))
     {
-        net = new KerasFunctionalModel(path, embeddingLayer);
+        net = embeddingNet;
         register_module("net", net);
         using var noGrad = torch.no_grad();
         using var probe = net.forward(torch.zeros(1, 3, InputSize, InputSize));
-        if (probe.dim() != 2) throw new InvalidDataException($"{path}: layer {net.OutputLayer} gives [{string.Join(",", probe.shape)}], not an embedding vector");
+        if (probe.dim() != 2)
+            throw new InvalidDataException($"{source}: the network gives [{string.Join(",", probe.shape)}], not an embedding vector");
         EmbeddingDim = (int)probe.shape[1];
     }
 

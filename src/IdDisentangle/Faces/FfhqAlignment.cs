@@ -1,11 +1,9 @@
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using IdDisentangle.Imaging;
 
-namespace IdDisentangle.Imaging;
-
-/// <summary>A point in image pixels, pixel centres at integer coordinates.</summary>
-public readonly record struct PixelPoint(double X, double Y);
+namespace IdDisentangle.Faces;
 
 /// <summary>
 /// The oriented square a face was cut from: corners in the source image's pixels (upper-left, lower-left,

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using IdDisentangle.Imaging;
 using static TorchSharp.torch;
 
-namespace IdDisentangle.Inference;
+namespace IdDisentangle.Faces;
 
 /// <summary>What <see cref="AlignmentJob.Run"/> did.</summary>
 public sealed record AlignmentSummary(int Photos, int Faces, int WithoutFace, int AlreadyThere, int Unreadable);

@@ -2,7 +2,7 @@ using IdDisentangle.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace IdDisentangle.Inference;
+namespace IdDisentangle.Models;
 
 /// <summary>Drawing latent codes and rendering them in batches.</summary>
 public static class GeneratorSampling

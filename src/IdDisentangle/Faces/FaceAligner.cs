@@ -3,7 +3,7 @@ using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace IdDisentangle.Inference;
+namespace IdDisentangle.Faces;
 
 /// <summary>One aligned face: the result, the detection that found it (landmarks included) and the square cut from the photo.</summary>
 public sealed record AlignedFace(InputImage Face, DetectedFace Detection, AlignmentQuad Quad);

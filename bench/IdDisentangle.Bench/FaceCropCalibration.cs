@@ -2,8 +2,9 @@ using IdDisentangle.Imaging;
 using IdDisentangle.Models.FaceApi;
 using TorchSharp;
 using static TorchSharp.torch;
+using IdDisentangle.Faces;
 
-namespace IdDisentangle.Inference;
+namespace IdDisentangle.Bench;
 
 /// <summary>How well a fixed crop reproduces face-api.js's pipeline on detected faces.</summary>
 /// <param name="LandmarkPx">Mean distance (pixels of the images) between the 68 points found on the fixed crop and on the detected box.</param>

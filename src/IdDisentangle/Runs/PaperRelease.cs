@@ -1,14 +1,15 @@
-using System.Text.Json;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.RegularExpressions;
-using IdDisentangle.IO;
 using IdDisentangle.Models;
 using IdDisentangle.Models.Backbones;
-using IdDisentangle.Models.Identity;
-using IdDisentangle.Training;
+using IdDisentangle.Networks;
+using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace IdDisentangle.Weights;
+namespace IdDisentangle.Runs;
 
 /// <summary>The files of the paper's released checkpoint, as found in a folder.</summary>
 public sealed record ReleaseFiles(string AttrEncoder, string Mapper, string? Discriminator, string Generator, string IdentityModel);
@@ -109,17 +110,18 @@ public static class PaperRelease
     }
 
     /// <summary>
-    /// Writes the run folder <paramref name="runDir"/> (config.json and weights/last) from the release; returns the
-    /// checkpoint's description. Nothing existing is overwritten unless <paramref name="overwrite"/>.
+    /// Writes the run folder <paramref name="runDir"/> (config.json and the last checkpoint) from the release;
+    /// returns the checkpoint's description. Nothing existing is overwritten unless <paramref name="overwrite"/>.
     /// </summary>
     public static string Import(ReleaseFiles files, string runDir, bool overwrite = false, Action<string>? log = null)
     {
-        string last = Path.Combine(runDir, "weights", "last");
-        if (Directory.Exists(last) && !overwrite) throw new IOException($"{runDir}: already holds a checkpoint (weights/last); choose another --out or pass --overwrite");
+        var run = new RunFolder(runDir);
+        if (run.HasCheckpoint(RunFolder.Last) && !overwrite)
+            throw new IOException($"{runDir}: already holds a checkpoint; choose another folder or overwrite it");
         var g = GeneratorFiles.Load(files.Generator, out var report);
         using var gd = (IDisposable)g;
         log?.Invoke($"generator: {report.Kind}, {report.Layout}, {g.Resolution}x{g.Resolution}");
-        using var identity = new VggFace2(files.IdentityModel);
+        using var identity = VggFace2Weights.Load(files.IdentityModel);
         log?.Invoke($"identity: {files.IdentityModel}, {identity.EmbeddingDim}-D embedding");
         using var inception = new InceptionV3();
         LoadAttrEncoder(inception, files.AttrEncoder);
@@ -129,29 +131,48 @@ public static class PaperRelease
         using var d = new WDiscriminator(g.StyleDim);
         if (files.Discriminator is not null) LoadDense(d, files.Discriminator);
 
+        string full = Path.GetFullPath(runDir);
         var config = new TrainingConfig
         {
-            Name = Path.GetFileName(Path.GetFullPath(runDir)), GeneratorPath = Path.GetFullPath(files.Generator), ResultsDir = Path.GetDirectoryName(Path.GetFullPath(runDir))!,
-            Identity = "vggface2", IdentityWeights = Path.GetFullPath(files.IdentityModel), AttrBackbone = "inceptionv3", FaceCrop = "ffhq",
+            Name = Path.GetFileName(full), ResultsDir = Path.GetDirectoryName(full)!,
+            GeneratorPath = Path.GetFullPath(files.Generator),
+            Identity = IdentityNetwork.VggFace2.Name, IdentityWeights = Path.GetFullPath(files.IdentityModel),
+            AttrBackbone = AttributeBackbone.InceptionV3.Name, FaceCrop = "ffhq",
         };
-        var doc = new Dictionary<string, object?>
+        run.WriteConfig(config, new Dictionary<string, object?>
         {
-            ["config"] = config,
-            ["imported_from"] = new { attr_encoder = Path.GetFullPath(files.AttrEncoder), mapper = Path.GetFullPath(files.Mapper), w_discriminator = files.Discriminator is null ? null : Path.GetFullPath(files.Discriminator) },
+            ["imported_from"] = new
+            {
+                attr_encoder = Path.GetFullPath(files.AttrEncoder), mapper = Path.GetFullPath(files.Mapper),
+                w_discriminator = files.Discriminator is null ? null : Path.GetFullPath(files.Discriminator),
+            },
             ["generator"] = new { path = config.GeneratorPath, kind = report.Kind, resolution = g.Resolution, style_dim = g.StyleDim },
-        };
-        Directory.CreateDirectory(runDir);
-        AtomicFile.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
-        string fresh = last + ".new";
-        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
-        Directory.CreateDirectory(fresh);
-        StateDicts.SaveSafetensors(eAttr, Path.Combine(fresh, "e_attr.safetensors"));
-        StateDicts.SaveSafetensors(mapper, Path.Combine(fresh, "mapper.safetensors"));
-        StateDicts.SaveSafetensors(d, Path.Combine(fresh, "w_discriminator.safetensors"));
-        var state = new CheckpointState(0, 0, double.NegativeInfinity, double.PositiveInfinity, 0, "vggface2", identity.EmbeddingDim, eAttr.Kind, eAttr.InputSize, config.FaceCrop,
-                                        NormalizedIdentity: true); // the paper's IDEncoder L2-normalises what M sees
-        AtomicFile.WriteAllText(Path.Combine(fresh, "state.json"), JsonSerializer.Serialize(state, Trainer.StateJson));
-        AtomicFile.ReplaceDirectory(fresh, last);
+        });
+        // The paper's IDEncoder L2-normalises what M sees.
+        var state = new CheckpointState(0, 0, double.NegativeInfinity, double.PositiveInfinity, 0, config.Identity,
+                                        identity.EmbeddingDim, config.AttrBackbone, eAttr.InputSize, config.FaceCrop,
+                                        NormalizedIdentity: true);
+        run.SaveCheckpoint(RunFolder.Last, state, new Dictionary<CheckpointPart, Action<string>>
+        {
+            [CheckpointPart.AttributeEncoder] = path => StateDicts.SaveSafetensors(eAttr, path),
+            [CheckpointPart.Mapper] = path => StateDicts.SaveSafetensors(mapper, path),
+            [CheckpointPart.WDiscriminator] = path => StateDicts.SaveSafetensors(d, path),
+        });
         return $"{Path.GetFileName(files.Mapper)} with {Path.GetFileName(files.AttrEncoder)}";
+    }
+
+    /// <summary>
+    /// The run folder of the release in <paramref name="releaseDir"/>, imported into the model store's cache on first
+    /// use and reused while its files are unchanged (the cache is keyed by their paths and modification times).
+    /// </summary>
+    public static string ImportCached(string releaseDir, ModelStore store, Action<string>? log = null)
+    {
+        var files = Find(releaseDir);
+        string identity = string.Join("|", new[] { files.AttrEncoder, files.Mapper, files.Discriminator ?? "", files.Generator, files.IdentityModel }
+            .Select(f => f.Length == 0 ? "" : $"{Path.GetFullPath(f)}:{File.GetLastWriteTimeUtc(f).Ticks}"));
+        string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..16].ToLowerInvariant();
+        string run = Path.Combine(store.Root, "releases", key);
+        if (!new RunFolder(run).HasCheckpoint(RunFolder.Last)) Import(files, run, overwrite: true, log);
+        return run;
     }
 }

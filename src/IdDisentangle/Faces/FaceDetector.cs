@@ -6,7 +6,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace IdDisentangle.Inference;
+namespace IdDisentangle.Faces;
 
 /// <summary>A face box in image pixels.</summary>
 public readonly record struct FaceBox(double X, double Y, double Width, double Height)

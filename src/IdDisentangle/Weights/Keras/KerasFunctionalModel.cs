@@ -5,7 +5,7 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace IdDisentangle.Models.Keras;
+namespace IdDisentangle.Weights.Keras;
 
 /// <summary>A Keras layer type this importer cannot build, or a configuration of one it does not support.</summary>
 public sealed class UnsupportedKerasLayerException(string message) : IOException(message);
@@ -253,5 +253,5 @@ public sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
         _ => throw new UnsupportedKerasLayerException($"{File}: layer {n.Name} uses activation {activation}, which is not supported"),
     };
 
-    static Tensor PadSame(Tensor x, int[] k, int[] s, double value) => FaceApi.TfOps.PadSame(x, k, s, value);
+    static Tensor PadSame(Tensor x, int[] k, int[] s, double value) => Models.FaceApi.TfOps.PadSame(x, k, s, value);
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
+using IdDisentangle.Networks;
 
-namespace IdDisentangle.Training;
+namespace IdDisentangle.Runs;
 
 /// <summary>
 /// Every setting of a training run, in one object (saved as the run's config.json). Defaults are the paper's
@@ -74,7 +75,12 @@ public sealed record TrainingConfig
     public string? Device { get; init; }
     public int Threads { get; init; }
 
+    /// <summary>The networks these settings choose, their names parsed through the registry.</summary>
+    public NetworkChoice Networks() => new(GeneratorPath, IdentityNetwork.Parse(Identity), IdentityWeights,
+                                           AttributeBackbone.Parse(AttrBackbone), AttrInputSize, FaceCrop);
+
     public double EffectiveLearningRate(int resolution) => LearningRate > 0 ? LearningRate : resolution <= 256 ? 5e-5 : 1e-5;
 
+    /// <summary>The run folder, RESULTS_DIR/NAME.</summary>
     public string RunDir => Path.Combine(ResultsDir, Name);
 }
