@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Bench;
 
-public static class Benchmarks
+internal static class Benchmarks
 {
     /// <summary>fp32 square GEMM through TorchSharp: the machine's practical FLOP ceiling.</summary>
     public static Dictionary<string, object> Gemm(Options o)
@@ -50,7 +50,7 @@ public static class Benchmarks
 }
 
 /// <summary>Convolution FLOPs (2 x multiply-adds) of the StyleGAN2 synthesis network, per image.</summary>
-public static class Flops
+internal static class Flops
 {
     public static double StyleGan2Synthesis(StyleGan2Config c)
     {

@@ -9,7 +9,7 @@ namespace IdDisentangle.Bench;
 /// <summary>How well a fixed crop reproduces face-api.js's pipeline on detected faces.</summary>
 /// <param name="LandmarkPx">Mean distance (pixels of the images) between the 68 points found on the fixed crop and on the detected box.</param>
 /// <param name="DescriptorDistance">Mean Euclidean distance between the descriptor of the fixed crop and of face-api.js's landmark-aligned box.</param>
-public readonly record struct CropAgreement(double LandmarkPx, double DescriptorDistance);
+internal readonly record struct CropAgreement(double LandmarkPx, double DescriptorDistance);
 
 /// <summary>
 /// Chooses the fixed crop through which training shows aligned faces to face-api.js's networks: for a set of
@@ -17,7 +17,7 @@ public readonly record struct CropAgreement(double LandmarkPx, double Descriptor
 /// landmark-aligned box for the descriptor); a crop is scored by how closely the networks' preprocessing on that
 /// crop (<see cref="FaceLandmark68Net.Prepare"/>, <see cref="FaceRecognitionNet.Prepare"/>) reproduces it.
 /// </summary>
-public sealed class FaceCropCalibration
+internal sealed class FaceCropCalibration
 {
     readonly FaceRecognitionNet _recognition;
     readonly FaceLandmark68Net _landmarks;

@@ -11,7 +11,7 @@ namespace IdDisentangle.Bench;
 /// Reproduces the choice of <see cref="FaceCrop.FfhqFaceApi"/>: on FFHQ-aligned photos, the square crop whose
 /// face-api.js results agree best with face-api.js's pipeline on the detected faces.
 /// </summary>
-public static class FaceCropSearch
+internal static class FaceCropSearch
 {
     public static int Run(Options o)
     {

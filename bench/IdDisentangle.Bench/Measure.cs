@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace IdDisentangle.Bench;
 
-public static class Measure
+internal static class Measure
 {
     /// <summary>Median seconds of <paramref name="iters"/> timed runs after <paramref name="warmup"/> untimed ones.</summary>
     public static (double Median, double Min) Time(Action run, int warmup, int iters)

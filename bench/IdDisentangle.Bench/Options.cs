@@ -1,6 +1,6 @@
 namespace IdDisentangle.Bench;
 
-public sealed record Options(string Command, int Batch, int Threads, int Iters, int Size, string Impl, string OutDir, string? Images = null)
+internal sealed record Options(string Command, int Batch, int Threads, int Iters, int Size, string Impl, string OutDir, string? Images = null)
 {
     public static Options Parse(string[] args)
     {

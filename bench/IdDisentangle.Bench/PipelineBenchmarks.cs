@@ -14,7 +14,7 @@ namespace IdDisentangle.Bench;
 /// The whole method at 256 px, standard StyleGAN2 (random weights), InceptionV3 and face-api.js nets (the model
 /// store's weights): seconds per swapped pair in inference, and one training step at batch 6.
 /// </summary>
-public static class PipelineBenchmarks
+internal static class PipelineBenchmarks
 {
     static StyleGan2Generator StandardGenerator(int size)
     {

@@ -9,7 +9,7 @@ namespace IdDisentangle.Bench;
 /// Runs every benchmark of ours and of the PyTorch-eager reference, each in a fresh process (so peak memory is
 /// per configuration), one after the other on the same machine, and writes a markdown table with the ratios.
 /// </summary>
-public static class Suite
+internal static class Suite
 {
     public static int RunAll(Options o)
     {

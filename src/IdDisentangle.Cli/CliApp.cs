@@ -4,7 +4,7 @@ using Spectre.Console.Cli;
 namespace IdDisentangle.Cli;
 
 /// <summary>The <c>iddis</c> command tree.</summary>
-public static class CliApp
+internal static class CliApp
 {
     public static CommandApp Build()
     {

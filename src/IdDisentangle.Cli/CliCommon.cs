@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace IdDisentangle.Cli;
 
 /// <summary>Small pieces several commands share.</summary>
-public static class CliCommon
+internal static class CliCommon
 {
     /// <summary>The generator file from the option, else $IDDIS_GENERATOR; a clear error when neither is set.</summary>
     public static string GeneratorPath(string? option)
@@ -18,7 +18,7 @@ public static class CliCommon
     }
 
     /// <summary>An error naming <paramref name="option"/> when the registry refuses its value; null when it parses.</summary>
-    public static Spectre.Console.ValidationResult? CheckChoice(string option, Action parse)
+    public static Spectre.Console.ValidationResult? CheckChoice(string option, string value, Action parse)
     {
         try
         {
@@ -27,7 +27,9 @@ public static class CliCommon
         }
         catch (Networks.NetworkChoiceException e)
         {
-            return Spectre.Console.ValidationResult.Error($"{option}: {e.Message}");
+            return Spectre.Console.ValidationResult.Error(e.Choices.Count > 0
+                ? $"{option} {value}: expected {string.Join(", ", e.Choices.SkipLast(1))} or {e.Choices[^1]}"
+                : $"{option} {value}: {e.Message}");
         }
     }
 

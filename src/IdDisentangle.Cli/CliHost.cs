@@ -8,7 +8,7 @@ using Spectre.Console.Cli;
 namespace IdDisentangle.Cli;
 
 /// <summary>Runs the command app: Ctrl-C and SIGTERM cancel the command's token, and errors become one line.</summary>
-public static class CliHost
+internal static class CliHost
 {
     public static async Task<int> RunAsync(CommandApp app, string[] args)
     {

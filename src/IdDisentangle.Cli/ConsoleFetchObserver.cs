@@ -6,7 +6,7 @@ using Spectre.Console.Cli;
 namespace IdDisentangle.Cli;
 
 /// <summary>Each fetch of a missing model gets one line saying so and a progress bar with bytes and speed.</summary>
-public sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
+internal sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
 {
     /// <summary>For fetches a command makes because it needs a model the store lacks.</summary>
     public static readonly ConsoleFetchObserver OnDemand =
@@ -49,7 +49,7 @@ public sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
 }
 
 /// <summary>Sets each command's fetch policy: --offline (or IDDIS_OFFLINE) and the console's progress bars.</summary>
-public sealed class FetchPolicyInterceptor : ICommandInterceptor
+internal sealed class FetchPolicyInterceptor : ICommandInterceptor
 {
     IDisposable? _scope;
 

@@ -4,7 +4,7 @@ using Spectre.Console;
 namespace IdDisentangle.Cli;
 
 /// <summary>A progress bar with an items-per-second rate, the one way every long command reports progress.</summary>
-public sealed class ConsoleProgress
+internal sealed class ConsoleProgress
 {
     readonly ProgressTask _task;
     readonly string _label, _unit;

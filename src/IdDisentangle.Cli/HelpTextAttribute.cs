@@ -8,10 +8,10 @@ namespace IdDisentangle.Cli;
 /// such as "[N,D]" would be read as a style and crash <c>--help</c>; this escapes the text once for every option.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class HelpTextAttribute(string text) : DescriptionAttribute(Markup.Escape(text));
+internal sealed class HelpTextAttribute(string text) : DescriptionAttribute(Markup.Escape(text));
 
 /// <summary>Command descriptions, escaped the same way.</summary>
-public static class CommandConfiguratorExtensions
+internal static class CommandConfiguratorExtensions
 {
     public static Spectre.Console.Cli.ICommandConfigurator Describe(this Spectre.Console.Cli.ICommandConfigurator command,
                                                                    string text) =>

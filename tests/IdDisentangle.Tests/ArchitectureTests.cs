@@ -5,8 +5,9 @@ namespace IdDisentangle.Tests;
 /// <summary>
 /// The library's folders and the direction of their dependencies, read from the source: every reference to
 /// another folder's namespace (a using directive, a qualified name) must point down the layers
-/// Runtime/IO/Imaging &lt;- Models &lt;- Weights &lt;- Faces/Data/Networks/Runs &lt;- Training/Inference &lt;- Reporting,
-/// or be one of the few listed edges inside a layer. The CLI is a separate assembly on top.
+/// Runtime/IO/Imaging &lt;- Models &lt;- Weights &lt;- Faces/Data/Networks/Runs &lt;- Training/Inference &lt;- Reporting/Api,
+/// or be one of the few listed edges inside a layer. The CLI is a separate assembly on top. The public API (Api/,
+/// namespace IdDisentangle) is visible from every namespace of the library, so its type names are checked too.
 /// </summary>
 public sealed class ArchitectureTests
 {
@@ -17,7 +18,7 @@ public sealed class ArchitectureTests
         ["Weights"] = 2,
         ["Faces"] = 3, ["Data"] = 3, ["Networks"] = 3, ["Runs"] = 3,
         ["Training"] = 4, ["Inference"] = 4,
-        ["Reporting"] = 5,
+        ["Reporting"] = 5, ["Api"] = 5,
     };
 
     /// <summary>The dependencies allowed between folders of one layer (they form no cycle).</summary>
@@ -79,6 +80,15 @@ public sealed class ArchitectureTests
                 bool allowed = toLayer < fromLayer || (toLayer == fromLayer && SameLayer.Contains((from, to)));
                 if (!allowed) violations.Add($"{Path.GetRelativePath(LibraryRoot, file)} ({from}, layer {fromLayer}) uses {to} (layer {toLayer})");
             }
+        }
+        var apiTypes = LibraryFiles().Where(f => Folder(f) == "Api")
+            .SelectMany(f => Regex.Matches(Code(File.ReadAllText(f)), @"\b(?:class|record|enum|struct)\s+(\w+)").Select(m => m.Groups[1].Value))
+            .ToHashSet();
+        foreach (var file in LibraryFiles().Where(f => Folder(f) != "Api"))
+        {
+            string code = Code(File.ReadAllText(file));
+            foreach (var type in apiTypes.Where(t => Regex.IsMatch(code, $@"(?<![\w.]){t}\b")))
+                violations.Add($"{Path.GetRelativePath(LibraryRoot, file)} uses the public API type {type}");
         }
         Assert.True(violations.Count == 0, "dependencies against the layers:\n" + string.Join("\n", violations));
         Assert.Superset(new HashSet<string>(Layer.Keys), folders);

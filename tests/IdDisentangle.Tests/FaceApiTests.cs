@@ -8,7 +8,7 @@ using IdDisentangle.Weights;
 namespace IdDisentangle.Tests;
 
 /// <summary>The model store for tests: the user's (or $IDDIS_MODELS_DIR); tests that need it skip when it is empty.</summary>
-public static class TestModels
+internal static class TestModels
 {
     public static ModelStore Store { get; } = new();
 

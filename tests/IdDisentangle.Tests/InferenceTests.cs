@@ -11,7 +11,7 @@ namespace IdDisentangle.Tests;
 [Collection("console")]
 public class InferenceTests
 {
-    static readonly Lazy<(string Run, string Data)> Trained = new(() =>
+    internal static readonly Lazy<(string Run, string Data)> Trained = new(() =>
     {
         string root = TestPaths.NewTempDir();
         string data = Path.Combine(root, "dataset");
@@ -27,7 +27,35 @@ public class InferenceTests
         return (c.RunDir, data);
     });
 
-    static void Require()
+    /// <summary>The public FaceSwapper gives what the model gives, and its interpolation ends at the two swaps.</summary>
+    [SkippableFact]
+    public void FaceSwapperSwapsLikeTheModel()
+    {
+        Require();
+        var layout = new DatasetLayout(Trained.Value.Data);
+        var options = new FaceSwapperOptions
+        {
+            Checkpoint = "last", Inputs = FaceInputMode.AsIs, Compute = new ComputeOptions { Device = "cpu", ModelsDir = TestModels.Store.Root },
+        };
+        using var swapper = FaceSwapper.Load(Trained.Value.Run, options);
+        Assert.Equal(64, swapper.Resolution);
+        using var a = FaceImage.Load(layout.ImagePath(8));
+        using var b = FaceImage.Load(layout.ImagePath(9));
+        using var swapped = swapper.Swap(a, b);
+        using var model = DisentanglementModel.FromRun(Trained.Value.Run, "last", device: "cpu");
+        using (torch.inference_mode())
+        {
+            using var expected = model.Swap(a.Pixels.unsqueeze(0), b.Pixels.unsqueeze(0))[0];
+            Assert.True(TensorAssert.MaxAbsDiff(swapped.Pixels, expected) < 1e-6f);
+        }
+        var frames = swapper.Interpolate(a, b, b, a, steps: 3);
+        Assert.Equal(3, frames.Count);
+        Assert.True(TensorAssert.MaxAbsDiff(frames[0].Pixels, swapped.Pixels) < 1e-5f);
+        using var back = swapper.Swap(b, a);
+        Assert.True(TensorAssert.MaxAbsDiff(frames[2].Pixels, back.Pixels) < 1e-5f);
+    }
+
+    internal static void Require()
     {
         TestModels.RequireFaceApi();
         Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")), "InceptionV3 weights missing: run 'iddis models fetch'");

@@ -8,7 +8,7 @@ using IdDisentangle.Faces;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary>iddis align: FFHQ-align a folder of photos once (see <see cref="AlignmentJob"/>).</summary>
-public sealed class AlignCommand : Command<AlignCommand.Settings>
+internal sealed class AlignCommand : Command<AlignCommand.Settings>
 {
     public sealed class Settings : FaceAlignmentSettings
     {

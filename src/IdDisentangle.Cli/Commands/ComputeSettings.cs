@@ -4,7 +4,7 @@ using Spectre.Console.Cli;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary>Options shared by every command that computes with TorchSharp.</summary>
-public class ComputeSettings : CommandSettings
+internal class ComputeSettings : CommandSettings
 {
     [CommandOption("--device <DEVICE>")]
     [HelpText("cpu, cuda, cuda:N or auto (default: cuda when available, else cpu)")]

@@ -7,7 +7,7 @@ using Spectre.Console.Cli;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis demo</c>: the whole method end to end, with a report.</summary>
-public sealed class DemoCommand : Command<DemoCommand.Settings>
+internal sealed class DemoCommand : Command<DemoCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {
@@ -38,6 +38,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         {
             OutDir = s.Out, Generator = s.Generator, Steps = s.Steps, Images = s.Images, TestImages = s.TestImages, BatchSize = s.BatchSize,
             AttrInputSize = s.AttrInputSize, Photos = s.Photos, ModelsDir = s.ModelsDir, Device = s.Device, Threads = s.Threads,
+            DescribeCommand = DemoCommandLines.Describe,
         };
         string report = "";
         AnsiConsole.Progress().AutoClear(false)

@@ -7,7 +7,7 @@ using Spectre.Console.Cli;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis doctor</c>: what the runtime and the model store look like on this machine.</summary>
-public sealed class DoctorCommand : Command<DoctorCommand.Settings>
+internal sealed class DoctorCommand : Command<DoctorCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {

@@ -16,7 +16,7 @@ using IdDisentangle.Networks;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis embed</c>: identity embeddings of face images, or the distance between two.</summary>
-public sealed class EmbedCommand : Command<EmbedCommand.Settings>
+internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {
@@ -48,7 +48,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (CliCommon.CheckChoice("--net", () => IdentityNetwork.Parse(Net)) is { } bad) return bad;
+            if (CliCommon.CheckChoice("--net", Net, () => IdentityNetwork.Parse(Net)) is { } bad) return bad;
             if (Network.WeightsFile is { } file && Weights is null) return ValidationResult.Error($"--net {Net} needs --weights FILE ({file})");
             if (Images.Length == 0) return ValidationResult.Error("give at least one image");
             if (Compare && Images.Length != 2) return ValidationResult.Error("--compare takes exactly two images");
@@ -89,7 +89,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
 }
 
 /// <summary><c>iddis landmarks</c>: 68 facial landmarks per image, in the image's pixel coordinates.</summary>
-public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
+internal sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {
@@ -115,7 +115,7 @@ public sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (CliCommon.CheckChoice("--net", () => LandmarkNetwork.Parse(Net)) is { } bad) return bad;
+            if (CliCommon.CheckChoice("--net", Net, () => LandmarkNetwork.Parse(Net)) is { } bad) return bad;
             if (LandmarkNetwork.Parse(Net) == LandmarkNetwork.Dlib && !Detect) return ValidationResult.Error("--net dlib needs --detect (dlib's predictor starts from a detected face)");
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out FILE is required");
             return ValidationResult.Success();

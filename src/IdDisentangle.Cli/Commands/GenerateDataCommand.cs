@@ -9,7 +9,7 @@ using TorchSharp;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis generate-data</c>: the generated training set in the paper's layout.</summary>
-public sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
+internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {

@@ -7,7 +7,7 @@ using IdDisentangle.Runs;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis import-release</c>: the paper's released checkpoint as a run folder for inference.</summary>
-public sealed class ImportReleaseCommand : Command<ImportReleaseCommand.Settings>
+internal sealed class ImportReleaseCommand : Command<ImportReleaseCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {

@@ -13,7 +13,7 @@ using IdDisentangle.Networks;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary>Options of every command that FFHQ-aligns real photos.</summary>
-public class FaceAlignmentSettings : ComputeSettings
+internal class FaceAlignmentSettings : ComputeSettings
 {
     [CommandOption("--all-faces")]
     [HelpText("Align every face of a photo (STEM_face1, STEM_face2, ... by size) instead of only the largest")]
@@ -26,11 +26,11 @@ public class FaceAlignmentSettings : ComputeSettings
     public AlignmentLandmarks AlignmentLandmarks => LandmarkNetwork.Parse(Landmarks).Alignment;
 
     public override ValidationResult Validate() =>
-        CliCommon.CheckChoice("--landmarks", () => LandmarkNetwork.Parse(Landmarks)) ?? ValidationResult.Success();
+        CliCommon.CheckChoice("--landmarks", Landmarks, () => LandmarkNetwork.Parse(Landmarks)) ?? ValidationResult.Success();
 }
 
 /// <summary>Options of every command that runs a trained model.</summary>
-public class ModelSettings : FaceAlignmentSettings
+internal class ModelSettings : FaceAlignmentSettings
 {
     [CommandOption("--run <DIR>")]
     [HelpText("Training run folder (results/NAME); its config.json names the generator and encoders")]
@@ -109,7 +109,7 @@ public class ModelSettings : FaceAlignmentSettings
 }
 
 /// <summary>Options of the commands that render pairs (grid, pairs, swap).</summary>
-public class PairSettings : ModelSettings
+internal class PairSettings : ModelSettings
 {
     [CommandOption("--reconstruct")]
     [HelpText("First replace each input x by the model's reconstruction G(x, x). The paper's pair inference does not (it renders G(M(id, attr)) directly); its interpolation does it for generated inputs")]
@@ -117,7 +117,7 @@ public class PairSettings : ModelSettings
 }
 
 /// <summary>A folder of identity images and a folder of attribute images.</summary>
-public class FolderPairSettings : PairSettings
+internal class FolderPairSettings : PairSettings
 {
     [CommandOption("--id-dir <DIR>")] [HelpText("Identity images")] public string IdDir { get; init; } = "";
     [CommandOption("--attr-dir <DIR>")] [HelpText("Attribute images (infer pairs: matched to identity images by file stem)")] public string AttrDir { get; init; } = "";
@@ -140,7 +140,7 @@ public class FolderPairSettings : PairSettings
     }
 }
 
-public sealed class InferGridCommand : Command<InferGridCommand.Settings>
+internal sealed class InferGridCommand : Command<InferGridCommand.Settings>
 {
     public sealed class Settings : FolderPairSettings
     {
@@ -159,7 +159,7 @@ public sealed class InferGridCommand : Command<InferGridCommand.Settings>
     }
 }
 
-public sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
+internal sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
 {
     public sealed class Settings : FolderPairSettings
     {
@@ -179,7 +179,7 @@ public sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
     }
 }
 
-public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
+internal sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
 {
     public sealed class Settings : ModelSettings
     {
@@ -234,7 +234,7 @@ public sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
     }
 }
 
-public sealed class SwapCommand : Command<SwapCommand.Settings>
+internal sealed class SwapCommand : Command<SwapCommand.Settings>
 {
     public sealed class Settings : PairSettings
     {

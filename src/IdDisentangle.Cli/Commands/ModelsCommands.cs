@@ -6,7 +6,7 @@ using Spectre.Console.Cli;
 
 namespace IdDisentangle.Cli.Commands;
 
-public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
+internal sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {
@@ -30,7 +30,7 @@ public sealed class ModelsFetchCommand : Command<ModelsFetchCommand.Settings>
     }
 }
 
-public sealed class ModelsListCommand : Command<ModelsListCommand.Settings>
+internal sealed class ModelsListCommand : Command<ModelsListCommand.Settings>
 {
     public sealed class Settings : CommandSettings
     {

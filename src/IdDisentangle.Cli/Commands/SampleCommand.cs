@@ -13,7 +13,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis sample</c>: render images from a generator, from seeds, z codes or w codes.</summary>
-public sealed class SampleCommand : Command<SampleCommand.Settings>
+internal sealed class SampleCommand : Command<SampleCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {

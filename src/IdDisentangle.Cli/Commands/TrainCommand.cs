@@ -8,7 +8,7 @@ using IdDisentangle.Runs;
 namespace IdDisentangle.Cli.Commands;
 
 /// <summary><c>iddis train NAME</c>: the paper's training, every setting a flag.</summary>
-public sealed class TrainCommand : Command<TrainCommand.Settings>
+internal sealed class TrainCommand : Command<TrainCommand.Settings>
 {
     public sealed class Settings : ComputeSettings
     {
@@ -53,15 +53,14 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             if (string.IsNullOrWhiteSpace(Dataset)) return ValidationResult.Error("--dataset DIR is required");
             if (PixelLoss is not ("ms-ssim-l1" or "l1")) return ValidationResult.Error("--pixel-loss must be ms-ssim-l1 or l1");
             if (BatchSize <= 0 || NumSteps <= 0 || CrossFrequency <= 0) return ValidationResult.Error("--batch-size, --num-steps and --cross-frequency must be positive");
-            if (CliCommon.CheckChoice("--identity", () => IdentityNetwork.Parse(Identity)) is { } id) return id;
-            if (CliCommon.CheckChoice("--attr-backbone", () => AttributeBackbone.Parse(AttrBackbone)) is { } backbone) return backbone;
+            if (CliCommon.CheckChoice("--identity", Identity, () => IdentityNetwork.Parse(Identity)) is { } id) return id;
+            if (CliCommon.CheckChoice("--attr-backbone", AttrBackbone, () => AttributeBackbone.Parse(AttrBackbone)) is { } backbone) return backbone;
             return ValidationResult.Success();
         }
     }
 
-    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
-    {
-        var config = new TrainingConfig
+    /// <summary>The run's settings from the command's options.</summary>
+    public static TrainingConfig ToConfig(Settings s) => new()
         {
             Name = s.Name, DatasetDir = s.Dataset, GeneratorPath = CliCommon.GeneratorPath(s.Generator), ResultsDir = s.ResultsDir,
             BatchSize = s.BatchSize, NumSteps = s.NumSteps, TrainDataSize = s.TrainDataSize, TestFrequency = s.TestFrequency,
@@ -72,6 +71,53 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             LearningRate = s.LearningRate, Identity = s.Identity, IdentityWeights = s.IdentityWeights, AttrBackbone = s.AttrBackbone,
             AttrInputSize = s.AttrInputSize, FaceCrop = s.FaceCrop, ModelsDir = s.ModelsDir, Device = s.Device, Threads = s.Threads,
         };
+
+    /// <summary>The train command line that makes <paramref name="c"/>: the flags of the settings that differ from the defaults.</summary>
+    public static string CommandLine(TrainingConfig c)
+    {
+        var d = new TrainingConfig();
+        var flags = new List<string> { "iddis train", c.Name, "--dataset", c.DatasetDir, "--generator", c.GeneratorPath };
+        void Add<T>(string flag, T value, T fallback)
+        {
+            if (!EqualityComparer<T>.Default.Equals(value, fallback)) flags.AddRange([flag, Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)!]);
+        }
+        void Switch(string flag, bool on) { if (on) flags.Add(flag); }
+        Add("--results-dir", c.ResultsDir, d.ResultsDir);
+        Add("--batch-size", c.BatchSize, d.BatchSize);
+        Add("--num-steps", c.NumSteps, d.NumSteps);
+        Add("--train-data-size", c.TrainDataSize, d.TrainDataSize);
+        Add("--test-frequency", c.TestFrequency, d.TestFrequency);
+        Add("--test-size", c.TestSize, d.TestSize);
+        Switch("--no-test-real-attr", !c.TestRealAttr);
+        Add("--cross-frequency", c.CrossFrequency, d.CrossFrequency);
+        Add("--seed", c.Seed, d.Seed);
+        Add("--not-improved-exit", c.NotImprovedExit, d.NotImprovedExit);
+        Switch("--no-id-loss", !c.IdLoss);
+        Switch("--no-landmarks-loss", !c.LandmarksLoss);
+        Switch("--no-rec-loss", !c.ReconstructionLoss);
+        Switch("--no-gan-loss", !c.AdversarialLoss);
+        Add("--lambda-id", c.LambdaId, d.LambdaId);
+        Add("--lambda-lnd", c.LambdaLnd, d.LambdaLnd);
+        Add("--lambda-rec", c.LambdaRec, d.LambdaRec);
+        Add("--lambda-gan", c.LambdaGan, d.LambdaGan);
+        if (c.PixelLoss != d.PixelLoss) flags.AddRange(["--pixel-loss", c.PixelLoss == Runs.PixelLoss.L1 ? "l1" : "ms-ssim-l1"]);
+        Switch("--unified", c.Unified);
+        Add("--r1-gamma", c.R1Gamma, d.R1Gamma);
+        Add("--lr", c.LearningRate, d.LearningRate);
+        Add("--identity", c.Identity, d.Identity);
+        Add("--identity-weights", c.IdentityWeights, d.IdentityWeights);
+        Add("--attr-backbone", c.AttrBackbone, d.AttrBackbone);
+        Add("--attr-input-size", c.AttrInputSize, d.AttrInputSize);
+        Add("--face-crop", c.FaceCrop, d.FaceCrop);
+        Add("--models-dir", c.ModelsDir, d.ModelsDir);
+        Add("--device", c.Device, d.Device);
+        Add("--threads", c.Threads, d.Threads);
+        return string.Join(' ', flags);
+    }
+
+    public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
+    {
+        var config = ToConfig(s);
         using var trainer = new Trainer(config, msg => AnsiConsole.MarkupLine(Markup.Escape(msg)));
         TrainingResult? result = null;
         ConsoleProgress.Run($"train {s.Name}", config.NumSteps, "step", progress =>

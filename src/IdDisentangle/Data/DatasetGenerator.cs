@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Data;
 
 /// <summary>Which part of the index range a job writes: shard <c>Index</c> of <c>Count</c> (contiguous blocks).</summary>
-public readonly record struct Shard(int Index, int Count)
+internal readonly record struct Shard(int Index, int Count)
 {
     public static readonly Shard Whole = new(0, 1);
 
@@ -23,7 +23,7 @@ public readonly record struct Shard(int Index, int Count)
     public (long Start, long End) Range(long total) => (total * Index / Count, total * (Index + 1) / Count);
 }
 
-public sealed record DatasetGenerationOptions
+internal sealed record DatasetGenerationOptions
 {
     public required string OutDir { get; init; }
     public required long NumImages { get; init; }
@@ -42,7 +42,7 @@ public sealed record DatasetGenerationOptions
 /// whatever the batch size or shard; complete files are kept on a rerun (writes are atomic, so a file is either
 /// complete or absent).
 /// </summary>
-public static class DatasetGenerator
+internal static class DatasetGenerator
 {
     /// <summary>z of index k: deterministic per (seed, k), independent of batching.</summary>
     public static Tensor ZFor(long seed, long k, int styleDim)

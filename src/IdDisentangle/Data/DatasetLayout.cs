@@ -4,7 +4,7 @@ namespace IdDisentangle.Data;
 /// The paper's dataset layout: <c>images/{k/1000*1000:00000}/{k:00000}.png</c> and
 /// <c>ws/{k/1000*1000:00000}/{k:00000}.npy</c> (float32 [n_latent, style_dim]).
 /// </summary>
-public sealed class DatasetLayout(string root)
+internal sealed class DatasetLayout(string root)
 {
     public string Root { get; } = root;
 

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Faces;
 
 /// <summary>What <see cref="AlignmentJob.Run"/> did.</summary>
-public sealed record AlignmentSummary(int Photos, int Faces, int WithoutFace, int AlreadyThere, int Unreadable);
+internal sealed record AlignmentSummary(int Photos, int Faces, int WithoutFace, int AlreadyThere, int Unreadable);
 
 /// <summary>
 /// FFHQ-aligns a folder of photos once, as NVIDIA's and pSp's alignment scripts do, so that later runs can use the
@@ -15,7 +15,7 @@ public sealed record AlignmentSummary(int Photos, int Faces, int WithoutFace, in
 /// photo. Resumable: photos whose output exists are passed over unless <c>overwrite</c>; the record is rewritten
 /// atomically as the job goes. Photos are read one at a time, so folders of any size fit in memory.
 /// </summary>
-public static class AlignmentJob
+internal static class AlignmentJob
 {
     public const string RecordFile = "alignment.json";
 

@@ -6,10 +6,10 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Faces;
 
 /// <summary>One aligned face: the result, the detection that found it (landmarks included) and the square cut from the photo.</summary>
-public sealed record AlignedFace(InputImage Face, DetectedFace Detection, AlignmentQuad Quad);
+internal sealed record AlignedFace(InputImage Face, DetectedFace Detection, AlignmentQuad Quad);
 
 /// <summary>Which 68 landmarks place the FFHQ alignment square.</summary>
-public enum AlignmentLandmarks
+internal enum AlignmentLandmarks
 {
     /// <summary>dlib's shape predictor, the model FFHQ itself was aligned with (its license excludes commercial use).</summary>
     Dlib,
@@ -22,7 +22,7 @@ public enum AlignmentLandmarks
 /// the caller declares aligned and that already have that resolution pass through untouched (generated faces,
 /// FFHQ crops); a photo with no face is reported and dropped.
 /// </summary>
-public sealed class FaceAligner(FaceDetector detector, int resolution) : IDisposable
+internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisposable
 {
     /// <summary>
     /// Loads face-api.js's detector and landmark net (mirror-averaged) and, for <see cref="AlignmentLandmarks.Dlib"/>,

@@ -9,7 +9,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace IdDisentangle.Faces;
 
 /// <summary>A face box in image pixels.</summary>
-public readonly record struct FaceBox(double X, double Y, double Width, double Height)
+internal readonly record struct FaceBox(double X, double Y, double Width, double Height)
 {
     public double Area => Width * Height;
     public double Right => X + Width;
@@ -17,7 +17,7 @@ public readonly record struct FaceBox(double X, double Y, double Width, double H
 }
 
 /// <summary>A detected face: its box, the detector's score and the 68 landmarks in image pixels.</summary>
-public sealed record DetectedFace(FaceBox Box, double Score, IReadOnlyList<PixelPoint> Landmarks);
+internal sealed record DetectedFace(FaceBox Box, double Score, IReadOnlyList<PixelPoint> Landmarks);
 
 /// <summary>
 /// face-api.js's detection pipeline with its own weights: SSD MobileNet v1 on the image zero-padded (bottom and
@@ -25,7 +25,7 @@ public sealed record DetectedFace(FaceBox Box, double Score, IReadOnlyList<Pixel
 /// box (cropped, zero-padded to a centred square, resized to 112). Resizing is TensorFlow's legacy bilinear, which
 /// face-api.js applies to tensor inputs, so results match face-api.js run on the same pixels.
 /// </summary>
-public sealed class FaceDetector : IDisposable
+internal sealed class FaceDetector : IDisposable
 {
     readonly SsdMobilenetV1 _ssd;
     readonly FaceLandmark68Net _landmarks;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Faces;
 
 /// <summary>How inputs become the generator's input.</summary>
-public enum InputAlignment
+internal enum InputAlignment
 {
     /// <summary>Detect and FFHQ-align every input.</summary>
     Align,
@@ -20,7 +20,7 @@ public enum InputAlignment
 /// FFHQ-align. The detector is loaded once, when the first input needs it. Photos without a face are reported
 /// through the log and dropped.
 /// </summary>
-public sealed class FaceInputs(int resolution, Device device, InputAlignment alignment, bool allFaces = false,
+internal sealed class FaceInputs(int resolution, Device device, InputAlignment alignment, bool allFaces = false,
                                string? modelsDir = null, AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) : IDisposable
 {
     FaceAligner? _aligner;

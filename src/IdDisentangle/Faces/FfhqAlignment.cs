@@ -9,7 +9,7 @@ namespace IdDisentangle.Faces;
 /// The oriented square a face was cut from: corners in the source image's pixels (upper-left, lower-left,
 /// lower-right, upper-right of the output).
 /// </summary>
-public sealed record AlignmentQuad(PixelPoint UpperLeft, PixelPoint LowerLeft, PixelPoint LowerRight, PixelPoint UpperRight)
+internal sealed record AlignmentQuad(PixelPoint UpperLeft, PixelPoint LowerLeft, PixelPoint LowerRight, PixelPoint UpperRight)
 {
     /// <summary>Where a point of the source image lands in an output of <paramref name="size"/> pixels.</summary>
     public PixelPoint ToOutput(PixelPoint p, int size)
@@ -30,7 +30,7 @@ public sealed record AlignmentQuad(PixelPoint UpperLeft, PixelPoint LowerLeft, P
 /// cropped, reflect-padded with the padding blurred and faded to the median colour towards the border, then
 /// resampled (4x supersampled bilinear, antialiased down) to the output size.
 /// </summary>
-public static class FfhqAlignment
+internal static class FfhqAlignment
 {
     const int Supersample = 4; // FFHQ transforms at 4096 for a 1024 output
 

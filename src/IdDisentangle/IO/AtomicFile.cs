@@ -4,7 +4,7 @@ namespace IdDisentangle.IO;
 /// Writes files so that a reader never sees a half-written one: the content goes to a temporary file in the
 /// same folder, which then replaces the target in one rename. An interrupted write leaves the old file intact.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

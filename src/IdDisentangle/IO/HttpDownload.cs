@@ -4,21 +4,21 @@ using System.Net.Http.Headers;
 namespace IdDisentangle.IO;
 
 /// <summary>How far one download has come; <see cref="Total"/> is null while the server has not said.</summary>
-public readonly record struct DownloadProgress(string Url, long Received, long? Total);
+internal readonly record struct DownloadProgress(string Url, long Received, long? Total);
 
 /// <summary>
 /// An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, out of order).
 /// </summary>
-public sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
+internal sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);
 }
 
 /// <summary>A download that failed for good (not found, refused, or still failing after the retries).</summary>
-public sealed class DownloadException(string message, Exception? inner = null) : IOException(message, inner);
+internal sealed class DownloadException(string message, Exception? inner = null) : IOException(message, inner);
 
 /// <summary>Tuning of <see cref="HttpDownload"/>; the defaults suit model files of a few hundred MB.</summary>
-public sealed record DownloadOptions
+internal sealed record DownloadOptions
 {
     /// <summary>Attempts in all, each continuing where the previous one stopped.</summary>
     public int Attempts { get; init; } = 5;
@@ -36,7 +36,7 @@ public sealed record DownloadOptions
 /// earlier run) is continued with a range request. Connection failures, stalls, 5xx, 408 and 429 answers are
 /// retried; other 4xx answers are final. Checking the content (a pinned hash) is the caller's job.
 /// </summary>
-public static class HttpDownload
+internal static class HttpDownload
 {
     static readonly HttpClient Client =
         new(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None })

@@ -8,10 +8,10 @@ using static TorchSharp.torch;
 namespace IdDisentangle.IO;
 
 /// <summary>A file that is not a valid .npy array, or holds a type we do not read; the message names the file.</summary>
-public sealed class NpyFormatException(string message) : IOException(message);
+internal sealed class NpyFormatException(string message) : IOException(message);
 
 /// <summary>The header of a .npy file: element type, byte order, memory order and shape.</summary>
-public sealed record NpyHeader(string Descr, ScalarType DType, bool BigEndian, bool FortranOrder, long[] Shape, int MajorVersion, long DataOffset)
+internal sealed record NpyHeader(string Descr, ScalarType DType, bool BigEndian, bool FortranOrder, long[] Shape, int MajorVersion, long DataOffset)
 {
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 }
@@ -21,7 +21,7 @@ public sealed record NpyHeader(string Descr, ScalarType DType, bool BigEndian, b
 /// Float32, float16, float64, uint8, int8, int16, int32, int64 and bool; either byte order and either memory
 /// order on read; little-endian C order on write.
 /// </summary>
-public static partial class Npy
+internal static partial class Npy
 {
     static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 

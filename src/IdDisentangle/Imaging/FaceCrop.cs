@@ -7,7 +7,7 @@ namespace IdDisentangle.Imaging;
 /// A fixed crop given as fractions of the image (left, top, right, bottom), so it applies to any resolution of
 /// the same framing. Applied by slicing, which is differentiable.
 /// </summary>
-public readonly record struct FaceCrop(double Left, double Top, double Right, double Bottom)
+internal readonly record struct FaceCrop(double Left, double Top, double Right, double Bottom)
 {
     /// <summary>The whole image.</summary>
     public static readonly FaceCrop None = new(0, 0, 1, 1);

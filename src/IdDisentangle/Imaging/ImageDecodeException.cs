@@ -1,10 +1,10 @@
 namespace IdDisentangle.Imaging;
 
 /// <summary>Why an image file could not be used.</summary>
-public enum ImageProblem { Missing, Unreadable, Truncated, TooLarge, Unsupported }
+internal enum ImageProblem { Missing, Unreadable, Truncated, TooLarge, Unsupported }
 
 /// <summary>An image file that could not be decoded; <see cref="Exception.Message"/> starts with the file's path.</summary>
-public sealed class ImageDecodeException(string path, ImageProblem problem, string reason)
+internal sealed class ImageDecodeException(string path, ImageProblem problem, string reason)
     : IOException($"{path}: {reason}")
 {
     public string FilePath { get; } = path;

@@ -1,9 +1,9 @@
 namespace IdDisentangle.Imaging;
 
 /// <summary>The image files of a folder, sorted by name, and the other files that were passed over.</summary>
-public sealed record ImageFolderListing(string Directory, IReadOnlyList<string> Images, IReadOnlyList<string> Skipped);
+internal sealed record ImageFolderListing(string Directory, IReadOnlyList<string> Images, IReadOnlyList<string> Skipped);
 
-public static class ImageFolder
+internal static class ImageFolder
 {
     /// <summary>
     /// Lists the files of <paramref name="directory"/> whose extension is an image format we decode

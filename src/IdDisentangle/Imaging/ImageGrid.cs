@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Imaging;
 
 /// <summary>How a grid of images is laid out for a report.</summary>
-public sealed record GridLayout
+internal sealed record GridLayout
 {
     /// <summary>Pixels between cells and around the grid.</summary>
     public int Padding { get; init; } = 2;
@@ -19,7 +19,7 @@ public sealed record GridLayout
 }
 
 /// <summary>Image tables for reports: rows x columns of equal-size cells, optional labels.</summary>
-public static class ImageGrid
+internal static class ImageGrid
 {
     /// <summary>Lays out a batch [N,3,H,W] row by row, <paramref name="columns"/> per row.</summary>
     public static Tensor Compose(Tensor images, int columns, GridLayout? layout = null)

@@ -5,14 +5,14 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Imaging;
 
 /// <summary>Encoded file formats we write.</summary>
-public enum ImageFormat { Png, Jpeg, Webp }
+internal enum ImageFormat { Png, Jpeg, Webp }
 
 /// <summary>
 /// Image files to and from float tensors through SkiaSharp. Decoding gives [3,H,W] float32 RGB in [0,1]: alpha is
 /// dropped (not composited), greyscale and palette images are expanded to RGB, and the EXIF orientation of JPEGs
 /// is applied so the tensor is upright as a viewer shows it.
 /// </summary>
-public static class ImageIO
+internal static class ImageIO
 {
     /// <summary>Refuse to decode images larger than this many pixels (a decompression bomb guard): 16384 x 8192.</summary>
     public const long DefaultMaxPixels = 16384L * 8192L;

@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace IdDisentangle.Imaging;
 
 /// <summary>Named resampling filters for <see cref="ImageOps.Resize"/>.</summary>
-public enum ResizeFilter
+internal enum ResizeFilter
 {
     Nearest,
     Bilinear,
@@ -19,7 +19,7 @@ public enum ResizeFilter
 }
 
 /// <summary>Differentiable image operations on tensors [3,H,W] or [N,3,H,W].</summary>
-public static class ImageOps
+internal static class ImageOps
 {
     public static ResizeFilter ParseFilter(string name) => name.ToLowerInvariant() switch
     {

@@ -1,4 +1,4 @@
 namespace IdDisentangle.Imaging;
 
 /// <summary>A point in image pixels, pixel centres at integer coordinates.</summary>
-public readonly record struct PixelPoint(double X, double Y);
+internal readonly record struct PixelPoint(double X, double Y);

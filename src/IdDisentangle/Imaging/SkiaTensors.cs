@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Imaging;
 
 /// <summary>Conversions between SkiaSharp bitmaps (RGBA8888) and float image tensors [3,H,W] in [0,1].</summary>
-public static class SkiaTensors
+internal static class SkiaTensors
 {
     /// <summary>Unpremultiplied RGBA pixels to [3,H,W] float32 in [0,1]; alpha is dropped.</summary>
     public static Tensor FromBitmap(SKBitmap bitmap)

@@ -8,7 +8,7 @@ namespace IdDisentangle.Imaging;
 /// How an image was fitted into a square network input: zero-padded to a centred square (as face-api.js does),
 /// then resized. Maps points between input pixels and image pixels.
 /// </summary>
-public readonly record struct SquareFit(int Width, int Height, int Size)
+internal readonly record struct SquareFit(int Width, int Height, int Size)
 {
     public int Side => Math.Max(Width, Height);
     public double PadX => (Side - Width) / 2.0;

@@ -14,7 +14,7 @@ namespace IdDisentangle.Inference;
 /// config.json. Images go in as [N,3,H,W] in [0,1] (aligned faces; resized to the generator's resolution when
 /// needed) and come out the same way.
 /// </summary>
-public sealed class DisentanglementModel : IDisposable
+internal sealed class DisentanglementModel : IDisposable
 {
     readonly IdentityEncoder _eId;
     readonly AttributeEncoder _eAttr;

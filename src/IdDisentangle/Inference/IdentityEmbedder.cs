@@ -11,7 +11,7 @@ namespace IdDisentangle.Inference;
 /// Identity embeddings of face images with one of the registry's identity networks: of face crops as they are
 /// (fitted into the network's square), or of the largest face a detector finds in each photo.
 /// </summary>
-public sealed class IdentityEmbedder : IDisposable
+internal sealed class IdentityEmbedder : IDisposable
 {
     readonly nn.Module<Tensor, Tensor> _net;
     readonly FaceDetector? _detector;

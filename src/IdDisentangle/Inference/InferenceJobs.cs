@@ -9,7 +9,7 @@ namespace IdDisentangle.Inference;
 /// combination as a table, stem-matched pairs, and disentangled interpolation. Unreadable inputs are reported
 /// through the log and skipped; outputs never replace an input and existing output folders are kept.
 /// </summary>
-public static class InferenceJobs
+internal static class InferenceJobs
 {
     /// <summary>Reads the images of a folder; non-images and unreadable files are reported and skipped.</summary>
     public static List<InputImage> ReadFolder(string dir, Action<string> log)
@@ -187,14 +187,14 @@ public static class InferenceJobs
 }
 
 /// <summary>Where the paper's interpolation is linear: in W (w_space=True, its default) or in the concatenated codes.</summary>
-public enum InterpolationSpace
+internal enum InterpolationSpace
 {
     W,
     Codes,
 }
 
 /// <summary>The paper's interpolation switches (inference.py's loop_fake, real_id, real_attr, w_space).</summary>
-public sealed record InterpolationOptions
+internal sealed record InterpolationOptions
 {
     /// <summary>Replace generated inputs by their reconstruction G(x, x) before encoding them (the paper's default).</summary>
     public bool LoopFake { get; init; } = true;

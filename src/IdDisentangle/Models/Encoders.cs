@@ -12,7 +12,7 @@ namespace IdDisentangle.Models;
 /// to identity codes. face-api.js's ResNet (128-D) by default, IR-SE50 ArcFace (512-D) as an option, and the paper's
 /// own VGGFace2 ResNet-50 (imported from its Keras model file) for its released checkpoint.
 /// </summary>
-public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
+internal sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> net;
 
@@ -55,7 +55,7 @@ public sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>E_attr: the trained attribute encoder, an ImageNet-initialised backbone returning its 2048-D pooled feature.</summary>
-public sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
+internal sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> backbone;
 
@@ -96,7 +96,7 @@ public sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The frozen 68-point landmark network with its preprocessing: [N,3,H,W] in [0,1] -> [N,68,2] in its 112-px input units.</summary>
-public sealed class LandmarkEncoder : nn.Module<Tensor, Tensor>
+internal sealed class LandmarkEncoder : nn.Module<Tensor, Tensor>
 {
     readonly FaceLandmark68Net net;
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Models;
 
 /// <summary>Drawing latent codes and rendering them in batches.</summary>
-public static class GeneratorSampling
+internal static class GeneratorSampling
 {
     /// <summary>z ~ N(0, I), [n, dim], from a seeded generator (same seed, same codes, on any device).</summary>
     public static Tensor SampleZ(int n, int dim, long seed)

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Models;
 
 /// <summary>Where the per-layer noise inputs of a style generator come from.</summary>
-public enum NoiseMode
+internal enum NoiseMode
 {
     /// <summary>The fixed noise stored with the generator (deterministic images).</summary>
     Const,
@@ -16,7 +16,7 @@ public enum NoiseMode
 /// a synthesis network that renders a W+ code [N, NumLatents, StyleDim] to an image [N,3,R,R] in about [-1,1].
 /// StyleGAN2 and StyleGAN (v1) both implement it, so training and inference do not care which one they drive.
 /// </summary>
-public interface IStyleGenerator
+internal interface IStyleGenerator
 {
     /// <summary>Output resolution R (images are R x R).</summary>
     int Resolution { get; }

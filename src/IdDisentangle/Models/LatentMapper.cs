@@ -10,7 +10,7 @@ namespace IdDisentangle.Models;
 /// concat(z_id, z_attr) -> 2048 -> 1024 -> 512 -> style_dim, leaky ReLU (0.2) between layers and none after the
 /// last. The input width follows the chosen encoders (128 + 2048 with face-api and InceptionV3).
 /// </summary>
-public sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
 {
     public static readonly int[] HiddenWidths = [2048, 1024, 512];
 
@@ -49,7 +49,7 @@ public sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>D_W: tells mapped codes from the generator's own w. style_dim -> 256 -> 128 -> 64 -> 1, leaky ReLU 0.2; a logit.</summary>
-public sealed class WDiscriminator : nn.Module<Tensor, Tensor>
+internal sealed class WDiscriminator : nn.Module<Tensor, Tensor>
 {
     public static readonly int[] HiddenWidths = [256, 128, 64];
 
@@ -78,7 +78,7 @@ public sealed class WDiscriminator : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The initialisers the paper's Keras layers use, for PyTorch-layout Linear layers ([out, in]).</summary>
-public static class KerasInit
+internal static class KerasInit
 {
     public enum Kernel
     {

@@ -10,7 +10,7 @@ namespace IdDisentangle.Models;
 /// Size) to its feature maps; <paramref name="FusedFrom"/> is the first resolution whose upscaling is the fused
 /// transposed convolution (the official 'auto' rule: 128).
 /// </summary>
-public sealed record StyleGan1Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels,
+internal sealed record StyleGan1Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels,
     int MappingFmaps = 512, int FusedFrom = 128, int TruncationCutoff = 8)
 {
     public int LogSize => (int)Math.Round(Math.Log2(Size));
@@ -34,7 +34,7 @@ public sealed record StyleGan1Config(int Size, int StyleDim, int MappingLayers, 
 /// a fused 4x4 transposed conv from there) is followed by a [1,2,1] blur; ToRGB is a 1x1 conv. Weights are kept
 /// as stored and scaled at run time (equalized learning rate), so state dicts hold the official values.
 /// </summary>
-public sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGenerator
+internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGenerator
 {
     static readonly double Sqrt2 = Math.Sqrt(2);
 

@@ -10,7 +10,7 @@ namespace IdDisentangle.Models;
 /// checkpoints used by pSp, e4e and the PyTorch port of the paper). Channels maps a resolution (4, 8, ... Size)
 /// to its feature width.
 /// </summary>
-public sealed record StyleGan2Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels, double MappingLrMul = 0.01)
+internal sealed record StyleGan2Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels, double MappingLrMul = 0.01)
 {
     public int LogSize => (int)Math.Round(Math.Log2(Size));
     /// <summary>Style inputs of the synthesis network: two per resolution from 8 up, plus conv1 and to_rgb1 at 4.</summary>
@@ -38,7 +38,7 @@ public sealed record StyleGan2Config(int Size, int StyleDim, int MappingLayers, 
 /// learned constant <c>input</c>, styled convolutions <c>conv1</c>/<c>convs</c>, RGB outputs
 /// <c>to_rgb1</c>/<c>to_rgbs</c> with upsampled skips, and fixed noise buffers <c>noises.noise_i</c>.
 /// </summary>
-public sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenerator
+internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGenerator
 {
     public StyleGan2Config Config { get; }
     readonly ModuleList<nn.Module<Tensor, Tensor>> style;

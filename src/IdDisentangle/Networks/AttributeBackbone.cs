@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Networks;
 
 /// <summary>A backbone E_attr can be built on: ImageNet-initialised for training, empty for loading a checkpoint.</summary>
-public abstract class AttributeBackbone
+internal abstract class AttributeBackbone
 {
     /// <summary>Keras InceptionV3 (the paper's), from nsfwjs on the npm registry.</summary>
     public static readonly AttributeBackbone InceptionV3 = new InceptionV3Backbone();
@@ -26,7 +26,7 @@ public abstract class AttributeBackbone
     public static AttributeBackbone Parse(string name) =>
         All.FirstOrDefault(n => string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new NetworkChoiceException(
-            $"attribute backbone '{name}': use {string.Join(", ", All.Select(n => n.Name))}");
+            $"attribute backbone '{name}': use {string.Join(", ", All.Select(n => n.Name))}", All.Select(n => n.Name).ToList());
 
     /// <summary>The ImageNet-initialised, trainable backbone from the model store.</summary>
     public abstract nn.Module<Tensor, Tensor> Pretrained(ModelStore store);

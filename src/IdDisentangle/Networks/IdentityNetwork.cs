@@ -15,7 +15,7 @@ namespace IdDisentangle.Networks;
 /// of an FFHQ-aligned face it sees, how a face photo becomes its input, and its verification threshold. Trainer,
 /// inference and <c>iddis embed</c> all go through this registry.
 /// </summary>
-public abstract class IdentityNetwork
+internal abstract class IdentityNetwork
 {
     /// <summary>face-api.js's ResNet (128-D), fetched from the npm registry: the default.</summary>
     public static readonly IdentityNetwork FaceApi = new FaceApiIdentity();
@@ -46,7 +46,7 @@ public abstract class IdentityNetwork
     public static IdentityNetwork Parse(string name) =>
         All.FirstOrDefault(n => string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new NetworkChoiceException(
-            $"identity network '{name}': use {string.Join(", ", All.Select(n => n.Name))}");
+            $"identity network '{name}': use {string.Join(", ", All.Select(n => n.Name))}", All.Select(n => n.Name).ToList());
 
     /// <summary>The frozen network, from the model store or <paramref name="weightsFile"/>.</summary>
     public abstract nn.Module<Tensor, Tensor> Load(ModelStore store, string? weightsFile);

@@ -3,7 +3,7 @@ using IdDisentangle.Faces;
 namespace IdDisentangle.Networks;
 
 /// <summary>The 68-point landmark models: face-api.js's net (the landmark loss's) and dlib's shape predictor.</summary>
-public sealed class LandmarkNetwork
+internal sealed class LandmarkNetwork
 {
     /// <summary>face-api.js's landmark net (MIT): what L_lnd uses; places alignment about 2 px less precisely.</summary>
     public static readonly LandmarkNetwork FaceApi = new("faceapi", AlignmentLandmarks.FaceApi, ["face-api"]);
@@ -32,5 +32,6 @@ public sealed class LandmarkNetwork
     public static LandmarkNetwork Parse(string name) =>
         All.FirstOrDefault(n => string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase)
                                 || n._aliases.Contains(name, StringComparer.OrdinalIgnoreCase))
-        ?? throw new NetworkChoiceException($"landmark model '{name}': use {string.Join(" or ", All.Select(n => n.Name))}");
+        ?? throw new NetworkChoiceException($"landmark model '{name}': use {string.Join(" or ", All.Select(n => n.Name))}",
+                                           All.Select(n => n.Name).ToList());
 }

@@ -12,7 +12,7 @@ namespace IdDisentangle.Networks;
 /// frozen generator, E_id (identity network and its weights), E_attr (backbone and input size), M between them,
 /// and the face crop of the face networks ("ffhq" or "none").
 /// </summary>
-public sealed record NetworkChoice(string GeneratorPath, IdentityNetwork Identity, string? IdentityWeights,
+internal sealed record NetworkChoice(string GeneratorPath, IdentityNetwork Identity, string? IdentityWeights,
                                    AttributeBackbone AttrBackbone, int AttrInputSize, string FaceCrop)
 {
     /// <summary>The generator, frozen, on <paramref name="device"/>.</summary>

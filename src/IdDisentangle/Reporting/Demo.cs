@@ -15,7 +15,7 @@ using IdDisentangle.Faces;
 
 namespace IdDisentangle.Reporting;
 
-public sealed record DemoOptions
+internal sealed record DemoOptions
 {
     public string OutDir { get; init; } = Path.Combine("results", "demo");
     /// <summary>A generator file; null: $IDDIS_GENERATOR, else a small untrained StyleGAN2.</summary>
@@ -30,17 +30,33 @@ public sealed record DemoOptions
     public string? ModelsDir { get; init; }
     public string? Device { get; init; }
     public int Threads { get; init; }
+    /// <summary>The command line that does a stage by hand, shown in the report (none by default).</summary>
+    public Func<DemoWork, string> DescribeCommand { get; init; } = _ => "";
+}
+
+/// <summary>What a stage of the demo does, in the library's terms; the CLI turns it into the command that does it by hand.</summary>
+internal abstract record DemoWork
+{
+    /// <summary>Fetch and convert every pretrained network into the model store.</summary>
+    public sealed record FetchNetworks(string? ModelsDir) : DemoWork;
+    /// <summary>Choose the generator (given, from the environment, or an untrained one written by the demo).</summary>
+    public sealed record ChooseGenerator : DemoWork;
+    public sealed record GenerateData(string Generator, DatasetGenerationOptions Options) : DemoWork;
+    public sealed record Train(TrainingConfig Config) : DemoWork;
+    /// <summary>Identity swaps of held-out images with a run's checkpoint.</summary>
+    public sealed record Infer(string RunDir, string OutDir) : DemoWork;
+    public sealed record Report(string OutDir) : DemoWork;
 }
 
 /// <summary>One stage of the demo: what it did, how long it took, and the command that does it by hand.</summary>
-public sealed record DemoStage(string Name, string Summary, double Seconds, string Command);
+internal sealed record DemoStage(string Name, string Summary, double Seconds, string Command);
 
 /// <summary>
 /// The whole method end to end: fetch the registry-hosted networks, pick a generator, generate data, train, infer
 /// on held-out images (and photos), and write a self-contained HTML report and a Markdown one. A second run reuses
 /// what is there (resumed generation and training); each stage leaves a consistent folder when interrupted.
 /// </summary>
-public sealed class Demo(DemoOptions o, Action<string> log, Action<string, double, double>? progress = null)
+internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, double, double>? progress = null)
 {
     public const string UntrainedDisclaimer =
         "This demo ran with an UNTRAINED StyleGAN2 (deterministic random weights): it does not produce faces, so the " +
@@ -78,17 +94,16 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         Directory.CreateDirectory(o.OutDir);
         TorchRuntime.SetThreads(o.Threads);
         var store = new ModelStore(o.ModelsDir) { Observer = new StageFetchObserver("fetch networks", log, progress) };
-        string models = o.ModelsDir is null ? "" : $" --models-dir {o.ModelsDir}";
 
         // Everything later stages and the commands a user tries next need, dlib's model for photos included.
-        Stage("fetch networks", "iddis models fetch" + models, () =>
+        Stage("fetch networks", new DemoWork.FetchNetworks(o.ModelsDir), () =>
         {
             var converted = PretrainedNetworks.FetchAll(store, log: log, cancellation: cancellation);
             return $"model store {store.Root} complete ({converted.Count} converted now)";
         });
 
         string generator = "";
-        Stage("generator", "(none: the file given, $IDDIS_GENERATOR, or the untrained one written here)", () =>
+        Stage("generator", new DemoWork.ChooseGenerator(), () =>
         {
             string? given = GeneratorFiles.Default(o.Generator);
             if (given is not null)
@@ -111,10 +126,11 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         });
 
         string dataset = Path.Combine(o.OutDir, DatasetDir);
-        Stage("generate data", $"iddis generate-data --generator {generator} --num-images {o.Images} --truncation 0.7 --seed 0 --out {dataset}", () =>
+        var generation = new DatasetGenerationOptions { OutDir = dataset, NumImages = o.Images, Truncation = 0.7 };
+        Stage("generate data", new DemoWork.GenerateData(generator, generation), () =>
         {
             using var g = (IDisposable)GeneratorFiles.Load(generator, out _);
-            long written = DatasetGenerator.Generate((IStyleGenerator)g, new DatasetGenerationOptions { OutDir = dataset, NumImages = o.Images, Truncation = 0.7 },
+            long written = DatasetGenerator.Generate((IStyleGenerator)g, generation,
                 (k, _) => progress?.Invoke("generate data", k + 1, o.Images), cancellation);
             return $"{o.Images} images ({written} written now) in {dataset}";
         });
@@ -130,11 +146,7 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
             TestFrequency = (int)Math.Max(1, o.Steps / 4), PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
             AttrInputSize = attrInput, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
         };
-        string trainCommand = $"iddis train train --results-dir {o.OutDir} --dataset {dataset} --generator {generator} --batch-size {o.BatchSize} " +
-                              $"--num-steps {o.Steps} --train-data-size {config.TrainDataSize} --test-frequency {config.TestFrequency} --test-size {config.TestSize}" +
-                              (smallImages ? " --pixel-loss l1" : "") + (attrInput > 0 ? $" --attr-input-size {attrInput}" : "") +
-                              $" --face-crop {config.FaceCrop} --resume";
-        Stage("train", trainCommand, () =>
+        Stage("train", new DemoWork.Train(config), () =>
         {
             using var trainer = new Trainer(config, log);
             var r = trainer.Run(resume: true, cancellation, (n, _) => progress?.Invoke("train", n + 1, o.Steps));
@@ -142,7 +154,7 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         });
 
         string swaps = Path.Combine(o.OutDir, SwapsDir);
-        Stage("infer", $"iddis infer grid --run {config.RunDir} --id-dir IDS --attr-dir ATTRS --out {swaps}", () =>
+        Stage("infer", new DemoWork.Infer(config.RunDir, swaps), () =>
         {
             using var model = DisentanglementModel.FromRun(config.RunDir, checkpoint: RunFolder.Last, modelsDir: o.ModelsDir, device: o.Device);
             var layout = new DatasetLayout(dataset);
@@ -166,7 +178,7 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         });
 
         string report = "";
-        Stage("report", "(written by iddis demo)", () =>
+        Stage("report", new DemoWork.Report(o.OutDir), () =>
         {
             report = DemoReport.Write(o.OutDir, config, _stages, UntrainedGenerator, Path.Combine(swaps, "generated", "grid.png"),
                 Path.Combine(swaps, "interpolation", "strip.png"), o.Photos is null ? null : Path.Combine(swaps, "photos", "grid.png"));
@@ -174,20 +186,20 @@ public sealed class Demo(DemoOptions o, Action<string> log, Action<string, doubl
         });
         return report;
 
-        void Stage(string name, string command, Func<string> work)
+        void Stage(string name, DemoWork what, Func<string> work)
         {
             cancellation.ThrowIfCancellationRequested();
             log($"== {name}");
             var sw = Stopwatch.StartNew();
             string summary = work();
-            _stages.Add(new DemoStage(name, summary, sw.Elapsed.TotalSeconds, command));
+            _stages.Add(new DemoStage(name, summary, sw.Elapsed.TotalSeconds, o.DescribeCommand(what)));
             log($"   {summary} ({sw.Elapsed.TotalSeconds:F1} s)");
         }
     }
 }
 
 /// <summary>The demo's report: a self-contained index.html (images embedded) and report.md with the same numbers.</summary>
-public static class DemoReport
+internal static class DemoReport
 {
     public static string Write(string outDir, TrainingConfig config, IReadOnlyList<DemoStage> stages, bool untrained,
         string gridPng, string stripPng, string? photosPng)
@@ -211,7 +223,7 @@ public static class DemoReport
         html.Append("<p>Face identity disentanglement via latent space mapping (Nitzan et al. 2020): an identity encoder reads image A, an attribute encoder image B, and a mapper places the pair in the generator's W space.</p>");
         html.Append("<h2>Stages</h2><table><tr><th>stage</th><th>result</th><th>seconds</th><th>command to run it by hand</th></tr>");
         foreach (var s in stages) html.Append($"<tr><td>{Escape(s.Name)}</td><td>{Escape(s.Summary)}</td><td>{s.Seconds:F1}</td><td><code>{Escape(s.Command)}</code></td></tr>");
-        html.Append($"<tr><td>report</td><td>this page</td><td></td><td><code>iddis demo --out {Escape(outDir)}</code></td></tr></table>");
+        html.Append("</table>");
         html.Append("<h2>Identity swaps (held-out generated images)</h2><p>Top row: attribute images; first column: identity images; cells: results.</p>");
         html.Append(Img(gridPng, "identity swap grid"));
         html.Append("<h2>Attribute interpolation</h2>").Append(Img(stripPng, "interpolation strip"));

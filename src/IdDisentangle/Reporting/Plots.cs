@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace IdDisentangle.Reporting;
 
 /// <summary>Loss and metric curves of a run's metrics.jsonl, drawn with ScottPlot as PNG bytes.</summary>
-public static class Plots
+internal static class Plots
 {
     /// <summary>Series name -> (step, value) points, from one record type ("step" or "validation").</summary>
     public static Dictionary<string, List<(double Step, double Value)>> ReadSeries(string metricsJsonl, string type, Func<string, bool> keep)

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Runs;
 
 /// <summary>The files of the paper's released checkpoint, as found in a folder.</summary>
-public sealed record ReleaseFiles(string AttrEncoder, string Mapper, string? Discriminator, string Generator, string IdentityModel);
+internal sealed record ReleaseFiles(string AttrEncoder, string Mapper, string? Discriminator, string Generator, string IdentityModel);
 
 /// <summary>
 /// The authors' released 256x256 checkpoint: <c>AttrEncoder.h5</c> (Keras InceptionV3 weights),
@@ -23,7 +23,7 @@ public sealed record ReleaseFiles(string AttrEncoder, string Mapper, string? Dis
 /// Keras assigns weights by position among the layers that have weights, and by position inside a layer; the
 /// readers here do the same, whatever the auto-generated names (dense, dense_1, conv2d_93, ...).
 /// </summary>
-public static class PaperRelease
+internal static class PaperRelease
 {
     /// <summary>Finds the release's files in <paramref name="dir"/>; several candidates for one role are an error naming them, unless a preference picks one.</summary>
     public static ReleaseFiles Find(string dir, string? mapperPreference = null)

@@ -1,7 +1,7 @@
 namespace IdDisentangle.Runs;
 
 /// <summary>Which pixel term the reconstruction loss uses.</summary>
-public enum PixelLoss
+internal enum PixelLoss
 {
     /// <summary>0.84 (1 - MS-SSIM) + 0.16 masked L1, the paper's choice.</summary>
     MsSsimL1,

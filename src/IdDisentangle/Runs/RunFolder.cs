@@ -5,7 +5,7 @@ using IdDisentangle.IO;
 namespace IdDisentangle.Runs;
 
 /// <summary>What a checkpoint holds, each in a file of its own.</summary>
-public enum CheckpointPart
+internal enum CheckpointPart
 {
     AttributeEncoder,
     Mapper,
@@ -18,7 +18,7 @@ public enum CheckpointPart
 }
 
 /// <summary>One checkpoint folder of a run: its state and where each part's file is.</summary>
-public sealed record Checkpoint(string Name, string Directory, CheckpointState State)
+internal sealed record Checkpoint(string Name, string Directory, CheckpointState State)
 {
     public string PathOf(CheckpointPart part) => Path.Combine(Directory, RunFolder.FileName(part));
 
@@ -31,7 +31,7 @@ public sealed record Checkpoint(string Name, string Directory, CheckpointState S
 /// checkpoint (last, best_id, best_lnd) with state.json and one safetensors file per part. Checkpoints are written
 /// to NAME.new and swapped in complete, so an interruption leaves the old checkpoint or the new one.
 /// </summary>
-public sealed class RunFolder(string path)
+internal sealed class RunFolder(string path)
 {
     /// <summary>The checkpoint written every 500 steps and at the end; the only one with optimiser states.</summary>
     public const string Last = "last";
@@ -65,6 +65,9 @@ public sealed class RunFolder(string path)
     };
 
     string CheckpointDir(string name) => System.IO.Path.Combine(Path, WeightsDir, name);
+
+    /// <summary>True when the folder holds a run (its config.json).</summary>
+    public bool Exists => File.Exists(ConfigPath);
 
     /// <summary>True when the run has a complete checkpoint NAME.</summary>
     public bool HasCheckpoint(string name) => File.Exists(System.IO.Path.Combine(CheckpointDir(name), StateFile));

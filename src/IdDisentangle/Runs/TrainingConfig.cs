@@ -7,7 +7,7 @@ namespace IdDisentangle.Runs;
 /// Every setting of a training run, in one object (saved as the run's config.json). Defaults are the paper's
 /// (from its released code).
 /// </summary>
-public sealed record TrainingConfig
+internal sealed record TrainingConfig
 {
     // ---- run and data ----
     public string Name { get; init; } = "run";

@@ -3,13 +3,13 @@ using IdDisentangle.IO;
 namespace IdDisentangle.Runtime;
 
 /// <summary>A pretrained weight file that is not in the model store; the message says how to get it.</summary>
-public sealed class ModelMissingException(string message) : FileNotFoundException(message);
+internal sealed class ModelMissingException(string message) : FileNotFoundException(message);
 
 /// <summary>
 /// Watches the fetches a store makes on demand: the command-line tool draws a progress bar around each, the demo
 /// maps them onto its stage. The fetch reports its bytes through the progress it is given.
 /// </summary>
-public interface IModelFetchObserver
+internal interface IModelFetchObserver
 {
     T Fetch<T>(string description, Func<IProgress<DownloadProgress>?, T> fetch);
 }
@@ -20,10 +20,10 @@ public interface IModelFetchObserver
 /// <param name="Description">What the network is.</param>
 /// <param name="Source">Where the weights come from (a registry package, or the user).</param>
 /// <param name="UserSupplied">True for files the user must place by hand (not obtainable from a registry).</param>
-public sealed record KnownWeight(string Id, string RelativePath, string Description, string Source, bool UserSupplied = false);
+internal sealed record KnownWeight(string Id, string RelativePath, string Description, string Source, bool UserSupplied = false);
 
 /// <summary>The state of one known weight file in a store.</summary>
-public sealed record WeightStatus(KnownWeight Weight, string FullPath, bool Present, long Bytes);
+internal sealed record WeightStatus(KnownWeight Weight, string FullPath, bool Present, long Bytes);
 
 /// <summary>
 /// The folder that holds pretrained weights: converted copies of registry-hosted networks and files users place
@@ -31,7 +31,7 @@ public sealed record WeightStatus(KnownWeight Weight, string FullPath, bool Pres
 /// then the user's cache directory (<c>$XDG_CACHE_HOME/iddisentangle/models</c>, <c>~/.cache/...</c>, or
 /// LocalApplicationData on Windows).
 /// </summary>
-public sealed class ModelStore
+internal sealed class ModelStore
 {
     public const string EnvironmentVariable = "IDDIS_MODELS_DIR";
 

@@ -7,15 +7,15 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Runtime;
 
 /// <summary>A device that was asked for but cannot be used here.</summary>
-public sealed class DeviceUnavailableException(string message) : Exception(message);
+internal sealed class DeviceUnavailableException(string message) : Exception(message);
 
 /// <summary>What the deep-learning runtime offers on this machine.</summary>
-public sealed record RuntimeInfo(
+internal sealed record RuntimeInfo(
     string TorchSharpVersion, string LibTorchVersion, string Backend, int Threads, int InteropThreads,
     bool CudaAvailable, int CudaDevices, string DefaultDevice, string ProcessArchitecture, string OS);
 
 /// <summary>Device selection and runtime facts for TorchSharp.</summary>
-public static class TorchRuntime
+internal static class TorchRuntime
 {
     /// <summary>
     /// "auto" (or null/empty) picks cuda when it is available, otherwise cpu; "cpu"; "cuda" or "cuda:N".

@@ -13,7 +13,7 @@ namespace IdDisentangle.Training;
 /// PyTorch's Adam adds epsilon after correcting v, which differs wherever |g| is near epsilon / sqrt(1 - beta2^t).
 /// Parameters without a gradient are left alone, as Keras does for None gradients.
 /// </summary>
-public sealed class KerasAdam : IDisposable
+internal sealed class KerasAdam : IDisposable
 {
     readonly Parameter[] _params;
     readonly Tensor[] _m, _v;

@@ -7,7 +7,7 @@ using IdDisentangle.Runs;
 namespace IdDisentangle.Training;
 
 /// <summary>The terms of the paper's objective, as small functions. Images are in [0,1] unless said.</summary>
-public static class Losses
+internal static class Losses
 {
     /// <summary>Landmark points the landmark loss keeps: 17..67 (the jawline 0..16 is dropped, it follows identity).</summary>
     public const int FirstNonJawPoint = 17;

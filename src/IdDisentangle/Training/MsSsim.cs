@@ -11,7 +11,7 @@ namespace IdDisentangle.Training;
 /// last scale's SSIM clipped at 0 (ReLU); 2x2 average pooling between scales, an odd size first padded by
 /// repeating its last row/column; the mean over colour channels. Differentiable.
 /// </summary>
-public static class MsSsim
+internal static class MsSsim
 {
     public static readonly double[] Weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
     public const int WindowSize = 11;

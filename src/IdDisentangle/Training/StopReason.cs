@@ -1,7 +1,7 @@
 namespace IdDisentangle.Training;
 
 /// <summary>Why a training run stopped.</summary>
-public enum StopReason
+internal enum StopReason
 {
     /// <summary>It reached the configured number of steps.</summary>
     ReachedNumSteps,
@@ -14,7 +14,7 @@ public enum StopReason
 }
 
 /// <summary>What a run ended with.</summary>
-public sealed record TrainingResult(long LastStep, StopReason StopReason, IReadOnlyDictionary<string, double>? LastValidation)
+internal sealed record TrainingResult(long LastStep, StopReason StopReason, IReadOnlyDictionary<string, double>? LastValidation)
 {
     /// <summary>The stop reason in words.</summary>
     public string Describe() => StopReason switch

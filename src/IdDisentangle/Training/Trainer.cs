@@ -14,7 +14,7 @@ namespace IdDisentangle.Training;
 /// metrics and resume, all in the run's <see cref="RunFolder"/>. All randomness derives from (seed, step), so a
 /// resumed run repeats exactly what an uninterrupted one does.
 /// </summary>
-public sealed class Trainer : IDisposable
+internal sealed class Trainer : IDisposable
 {
     const int CheckpointEvery = 500, MaxNonFiniteSteps = 10;
 

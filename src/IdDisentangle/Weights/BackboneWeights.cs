@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Weights;
 
 /// <summary>Loading Keras (and torchvision) ImageNet weights into the attribute backbones.</summary>
-public static class BackboneWeights
+internal static class BackboneWeights
 {
     /// <summary>Loads Keras InceptionV3 weights (names conv2d_N/kernel, batch_normalization_N/beta, ...).</summary>
     public static void LoadKeras(this InceptionV3 net, IReadOnlyDictionary<string, Tensor> tf, string file)

@@ -17,7 +17,7 @@ namespace IdDisentangle.Weights;
 /// <param name="Member">The file's path inside the package (and where an installed copy lives).</param>
 /// <param name="MemberSha256">SHA-256 of that file.</param>
 /// <param name="StorePath">Where the file goes in the model store.</param>
-public sealed record DebianWeightFile(string Name, string Version, string PoolPath, string DebSha256, string Member, string MemberSha256, string StorePath)
+internal sealed record DebianWeightFile(string Name, string Version, string PoolPath, string DebSha256, string Member, string MemberSha256, string StorePath)
 {
     public string DebFileName => Path.GetFileName(PoolPath);
     public string Spec => $"{Name} {Version}";
@@ -29,7 +29,7 @@ public sealed record DebianWeightFile(string Name, string Version, string PoolPa
 /// folder or downloaded from a Debian mirror (<see cref="MirrorVariable"/>, default deb.debian.org), checked, and
 /// the one file is unpacked from its data archive (ar, then tar.xz).
 /// </summary>
-public static class DebianWeights
+internal static class DebianWeights
 {
     public const string MirrorVariable = "IDDIS_DEBIAN_MIRROR";
     public const string DefaultMirror = "https://deb.debian.org/debian";

@@ -8,7 +8,7 @@ namespace IdDisentangle.Weights;
 /// (older files: ASCII text ending in a space); std::vector as its size then its items; column matrices as their
 /// (negated, in the newer format) row and column counts then the values row by row.
 /// </summary>
-public sealed class DlibReader(byte[] data, string source)
+internal sealed class DlibReader(byte[] data, string source)
 {
     int _pos;
 

@@ -7,7 +7,7 @@ namespace IdDisentangle.Weights;
 /// <c>dlib::serialize</c> writes a <c>dlib::shape_predictor</c>): version 1, the mean shape, the forests of each
 /// cascade level, then each level's pixel anchors and offsets.
 /// </summary>
-public static class DlibShapePredictorFile
+internal static class DlibShapePredictorFile
 {
     public static ShapePredictor Load(string path)
     {

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Weights;
 
 /// <summary>Loading face-api.js's TensorFlow.js weights (names and layouts of its manifests) into the face-api nets.</summary>
-public static class FaceApiWeights
+internal static class FaceApiWeights
 {
     public static void LoadTfjs(this FaceLandmark68Net net, IReadOnlyDictionary<string, Tensor> tf, string file)
     {

@@ -7,7 +7,7 @@ namespace IdDisentangle.Weights;
 /// StyleGAN2 in the rosinality layout; Python pickles (NVIDIA's dnnlib Networks) and HDF5 files (the TF2 port's
 /// Keras weights) a StyleGAN (v1).
 /// </summary>
-public static class GeneratorFiles
+internal static class GeneratorFiles
 {
     public enum Format { PyTorchZip, PyTorchLegacy, Pickle, Hdf5, Unknown }
 

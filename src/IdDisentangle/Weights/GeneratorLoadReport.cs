@@ -1,5 +1,5 @@
 namespace IdDisentangle.Weights;
 
 /// <summary>What loading a generator file found, for the user to see.</summary>
-public sealed record GeneratorLoadReport(string File, string Kind, string Layout, bool MeanLatentFromFile,
+internal sealed record GeneratorLoadReport(string File, string Kind, string Layout, bool MeanLatentFromFile,
                                         IReadOnlyList<string> Notes);

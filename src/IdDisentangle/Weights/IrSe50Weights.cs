@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Weights;
 
 /// <summary><c>model_ir_se50.pth</c>: a PyTorch state dict of <see cref="IrSe50"/> (optionally under "state_dict", or with DataParallel's "module." prefix).</summary>
-public static class IrSe50Weights
+internal static class IrSe50Weights
 {
     public static IrSe50 Load(string path)
     {

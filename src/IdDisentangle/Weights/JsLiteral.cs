@@ -9,7 +9,7 @@ namespace IdDisentangle.Weights;
 /// <c>.5</c> or <c>1e-7</c>, <c>!0</c>/<c>!1</c>, true/false/null) into JSON nodes, without running any code:
 /// minified model files embed their model.json that way.
 /// </summary>
-public sealed class JsLiteral
+internal sealed class JsLiteral
 {
     readonly string _s;
     int _i;

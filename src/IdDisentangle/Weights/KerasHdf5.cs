@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Weights;
 
 /// <summary>One layer of a Keras HDF5 file: its name and its weights in the file's order.</summary>
-public sealed record KerasLayer(string Name, IReadOnlyList<(string Name, Tensor Value)> Weights);
+internal sealed record KerasLayer(string Name, IReadOnlyList<(string Name, Tensor Value)> Weights);
 
 /// <summary>
 /// The contents of a Keras HDF5 file, read with PureHDF: <c>model.save_weights</c> files (root attribute
@@ -13,7 +13,7 @@ public sealed record KerasLayer(string Name, IReadOnlyList<(string Name, Tensor 
 /// <c>model_weights</c>, plus the <c>model_config</c> JSON). Weights keep the file's order, which is how Keras
 /// assigns them: by position among the layers that have weights, and by position inside a layer.
 /// </summary>
-public sealed class KerasHdf5File
+internal sealed class KerasHdf5File
 {
     public required string Path { get; init; }
     public required IReadOnlyList<KerasLayer> Layers { get; init; }

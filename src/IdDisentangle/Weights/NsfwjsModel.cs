@@ -10,7 +10,7 @@ namespace IdDisentangle.Weights;
 /// (<c>model.min.js</c> holds the model.json as an object literal, each <c>group1-shardKofN.min.js</c> one
 /// base64 string of weight bytes). Read as data: the literal is parsed, the base64 decoded; nothing is run.
 /// </summary>
-public static partial class NsfwjsModel
+internal static partial class NsfwjsModel
 {
     /// <summary>The weights (TensorFlow names and layouts) of the model in <paramref name="folder"/>, e.g. dist/models/inception_v3.</summary>
     public static Dictionary<string, Tensor> LoadWeights(string folder)

@@ -13,7 +13,7 @@ namespace IdDisentangle.Weights;
 /// package's original files into the project's own safetensors file (PyTorch-readable, names of our modules);
 /// later runs load that file directly.
 /// </summary>
-public static class PretrainedNetworks
+internal static class PretrainedNetworks
 {
     public static FaceRecognitionNet FaceRecognition(ModelStore store) =>
         Load(store, "faceapi-recognition", () => new FaceRecognitionNet(), (net, dir) =>

@@ -4,10 +4,10 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Weights;
 
 /// <summary>A weight file whose tensors do not fit the network: names the file and the offending keys.</summary>
-public sealed class WeightMismatchException(string message) : IOException(message);
+internal sealed class WeightMismatchException(string message) : IOException(message);
 
 /// <summary>Strict copying of named tensors into a module, with errors that say exactly what does not fit.</summary>
-public static class StateDicts
+internal static class StateDicts
 {
     /// <summary>The module's state dict (on the CPU, contiguous) as a safetensors file, written atomically.</summary>
     public static void SaveSafetensors(nn.Module module, string path)

@@ -13,7 +13,7 @@ namespace IdDisentangle.Weights;
 /// of their names (mapping layer, resolution block, layer, variable), never by exact strings or order, and the
 /// configuration (resolution, channels, mapping depth, style width) is read off the shapes.
 /// </summary>
-public static partial class StyleGan1Weights
+internal static partial class StyleGan1Weights
 {
     public static StyleGan1Generator Load(string path, out GeneratorLoadReport report)
     {

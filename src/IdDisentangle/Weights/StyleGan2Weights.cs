@@ -11,7 +11,7 @@ namespace IdDisentangle.Weights;
 /// optimiser states, an argparse namespace, <c>latent_avg</c>) or a bare state dict. The configuration (resolution,
 /// style width, mapping depth, channels per resolution) is read off the tensors; no flags are needed.
 /// </summary>
-public static partial class StyleGan2Weights
+internal static partial class StyleGan2Weights
 {
     /// <summary>Samples used to estimate the mean w when a file has no <c>latent_avg</c>.</summary>
     public const int MeanLatentSamples = 10_000;

@@ -6,7 +6,7 @@ namespace IdDisentangle.Weights;
 /// Named tensors of a foreign weight file being mapped onto a network: <see cref="Take"/> fetches one (a missing
 /// name is an error naming the file), <see cref="RequireAllUsed"/> then refuses files with weights nothing took.
 /// </summary>
-public sealed class TensorSource(IReadOnlyDictionary<string, Tensor> tensors, string file)
+internal sealed class TensorSource(IReadOnlyDictionary<string, Tensor> tensors, string file)
 {
     readonly HashSet<string> _used = [];
 

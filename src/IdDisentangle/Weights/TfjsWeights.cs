@@ -11,7 +11,7 @@ namespace IdDisentangle.Weights;
 /// (uint8/uint16) decode as q * scale + min; float16 entries as IEEE half. Tensors keep TensorFlow's layouts
 /// (conv filters [kh,kw,in,out], dense [in,out]).
 /// </summary>
-public static class TfjsWeights
+internal static class TfjsWeights
 {
     public static Dictionary<string, Tensor> Load(string manifestPath)
     {

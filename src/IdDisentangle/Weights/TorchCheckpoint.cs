@@ -14,7 +14,7 @@ namespace IdDisentangle.Weights;
 /// come out and nothing in the file is executed. Writing uses TorchSharp.PyBridge's pickler (zip format), which
 /// <c>torch.load</c> reads.
 /// </summary>
-public static class TorchCheckpoint
+internal static class TorchCheckpoint
 {
     static readonly (string Name, ScalarType Type, int Size)[] StorageTypes =
     [

@@ -4,7 +4,7 @@ using IdDisentangle.Weights.Keras;
 namespace IdDisentangle.Weights;
 
 /// <summary>The paper's VGGFace2 identity model from its complete Keras file (<c>vggface2.h5</c>).</summary>
-public static class VggFace2Weights
+internal static class VggFace2Weights
 {
     /// <summary>
     /// Rebuilds the Keras graph of <paramref name="path"/> up to <paramref name="embeddingLayer"/> (by default the layer

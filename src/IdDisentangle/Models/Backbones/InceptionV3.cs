@@ -13,7 +13,7 @@ namespace IdDisentangle.Models.Backbones;
 /// Input [N,3,299,299] scaled to [-1,1] (the Keras / TF-slim convention, which torchvision's
 /// transform_input reproduces for its ImageNet weights).
 /// </summary>
-public sealed class InceptionV3 : nn.Module<Tensor, Tensor>
+internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 299;
     public const int FeatureSize = 2048;

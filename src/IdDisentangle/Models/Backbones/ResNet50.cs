@@ -13,7 +13,7 @@ namespace IdDisentangle.Models.Backbones;
 /// block (the original Caffe design) rather than on the 3x3 (torchvision's "v1.5") — <see cref="StrideOnFirst1x1"/>.
 /// Input: [N,3,224,224] in the preprocessing of the weights (Keras: BGR, ImageNet mean subtracted, 0..255).
 /// </summary>
-public sealed class ResNet50 : nn.Module<Tensor, Tensor>
+internal sealed class ResNet50 : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 224;
     public const int FeatureSize = 2048;

@@ -8,7 +8,7 @@ namespace IdDisentangle.Models.Dlib;
 /// An 8-bit intensity image as dlib's shape predictor reads an RGB photo: each pixel the integer mean of its red,
 /// green and blue bytes, rows top to bottom.
 /// </summary>
-public sealed class IntensityImage
+internal sealed class IntensityImage
 {
     public IntensityImage(byte[] pixels, int width, int height)
     {
@@ -43,7 +43,7 @@ public sealed class IntensityImage
 }
 
 /// <summary>A box in dlib's convention: integer pixel columns and rows, right and bottom inclusive.</summary>
-public readonly record struct DlibRectangle(long Left, long Top, long Right, long Bottom)
+internal readonly record struct DlibRectangle(long Left, long Top, long Right, long Bottom)
 {
     public long Width => Right - Left + 1;
     public long Height => Bottom - Top + 1;
@@ -54,13 +54,13 @@ public readonly record struct DlibRectangle(long Left, long Top, long Right, lon
 /// One regression tree of the cascade: a complete binary tree whose splits compare the difference of two feature
 /// pixels with a threshold, and whose leaves hold a shape increment.
 /// </summary>
-public sealed record RegressionTree(int[] FirstPixel, int[] SecondPixel, float[] Thresholds, float[][] Leaves);
+internal sealed record RegressionTree(int[] FirstPixel, int[] SecondPixel, float[] Thresholds, float[][] Leaves);
 
 /// <summary>
 /// One level of the cascade: the pixels it samples, each given as a landmark of the mean shape (its anchor) plus an
 /// offset, and the trees whose leaf increments are added to the shape.
 /// </summary>
-public sealed record CascadeLevel(int[] Anchors, float[] OffsetX, float[] OffsetY, RegressionTree[] Trees);
+internal sealed record CascadeLevel(int[] Anchors, float[] OffsetX, float[] OffsetY, RegressionTree[] Trees);
 
 /// <summary>
 /// Kazemi and Sullivan's ensemble of regression trees ("One Millisecond Face Alignment with an Ensemble of
@@ -70,7 +70,7 @@ public sealed record CascadeLevel(int[] Anchors, float[] OffsetX, float[] Offset
 /// left corner at (0,0) and its bottom right at (1,1). With dlib's 68-point model this gives the landmarks the FFHQ
 /// data set was aligned with.
 /// </summary>
-public sealed class ShapePredictor
+internal sealed class ShapePredictor
 {
     readonly float[] _meanShape;
     readonly CascadeLevel[] _levels;

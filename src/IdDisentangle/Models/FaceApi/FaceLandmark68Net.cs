@@ -11,7 +11,7 @@ namespace IdDisentangle.Models.FaceApi;
 /// relative to the input. Input to <see cref="forward"/>: [N,3,112,112] RGB in 0..255; output [N,68,2] in input
 /// pixels. Every operation is differentiable, so a loss on the landmarks trains through to the image.
 /// </summary>
-public sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
+internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 112;
     public const int Points = 68;

@@ -12,7 +12,7 @@ namespace IdDisentangle.Models.FaceApi;
 /// "scale" layer; residual blocks add the input (down blocks add a 2x2 average pool of it, zero-padded in
 /// channels and, where the sizes differ, in space) before the ReLU.
 /// </summary>
-public sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
+internal sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 150;
     public const int DescriptorSize = 128;

@@ -11,7 +11,7 @@ namespace IdDisentangle.Models.FaceApi;
 /// xmax) relative to the input square, and the face scores [N,5118]. Non-maximum suppression happens outside
 /// (in <c>Faces.FaceDetector</c>), as in face-api.js.
 /// </summary>
-public sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor Scores)>
+internal sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor Scores)>
 {
     public const int InputSize = 512;
     public const int Anchors = 5118;

@@ -5,7 +5,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace IdDisentangle.Models.FaceApi;
 
 /// <summary>TensorFlow's padding rules, so networks trained in TensorFlow compute exactly what they did there.</summary>
-public static class TfOps
+internal static class TfOps
 {
     /// <summary>
     /// 'SAME' padding: output ceil(in / stride); the total padding goes half before and the extra pixel after,

@@ -12,7 +12,7 @@ namespace IdDisentangle.Models.Identity;
 /// stride-2 unit), then BN, flatten, a dense layer to 512 and BN. Input [N,3,112,112] RGB in [-1,1]; output the
 /// L2-normalised 512-D embedding.
 /// </summary>
-public sealed class IrSe50 : nn.Module<Tensor, Tensor>
+internal sealed class IrSe50 : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 112;
     public const int EmbeddingSize = 512;

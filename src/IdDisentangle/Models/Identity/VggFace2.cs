@@ -8,7 +8,7 @@ namespace IdDisentangle.Models.Identity;
 /// model file (<c>vggface2.h5</c>, by <c>VggFace2Weights.Load</c>); the embedding is the output of the layer before
 /// the classifier. Input to <see cref="forward"/>: [N,3,224,224] as <see cref="Prepare"/> makes it.
 /// </summary>
-public sealed class VggFace2 : nn.Module<Tensor, Tensor>
+internal sealed class VggFace2 : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 224;
     /// <summary>The VGGFace2 training set's mean, in BGR order and 0..255 units.</summary>

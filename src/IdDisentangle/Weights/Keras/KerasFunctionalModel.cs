@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace IdDisentangle.Weights.Keras;
 
 /// <summary>A Keras layer type this importer cannot build, or a configuration of one it does not support.</summary>
-public sealed class UnsupportedKerasLayerException(string message) : IOException(message);
+internal sealed class UnsupportedKerasLayerException(string message) : IOException(message);
 
 /// <summary>
 /// A Keras functional CNN rebuilt in TorchSharp from a complete model file (<c>model.save</c>): the architecture
@@ -19,7 +19,7 @@ public sealed class UnsupportedKerasLayerException(string message) : IOException
 /// padding rules; Flatten restores Keras's channels-last order, so a Dense after it sees what it saw in Keras.
 /// Differentiable end to end. Input to <see cref="forward"/>: [N,C,H,W] as the Keras model expected its NHWC input.
 /// </summary>
-public sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
+internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
 {
     sealed record Node(string Name, string Class, JsonObject Config, string[] Inputs);
 

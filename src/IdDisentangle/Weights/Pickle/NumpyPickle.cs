@@ -8,7 +8,7 @@ namespace IdDisentangle.Weights.Pickle;
 /// A numpy dtype as pickled: <c>numpy.dtype('f4', False, True)</c> and a BUILD state whose second item is the
 /// byte order. Only plain numeric and boolean types are accepted.
 /// </summary>
-public sealed class NumpyDType(string code) : IPickleBuildable
+internal sealed class NumpyDType(string code) : IPickleBuildable
 {
     public string Code { get; } = code;
     public char ByteOrder { get; private set; } = '=';
@@ -27,7 +27,7 @@ public sealed class NumpyDType(string code) : IPickleBuildable
 /// A numpy array as pickled: <c>numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')</c>, then BUILD with
 /// (version, shape, dtype, is_fortran, raw bytes). Object arrays (whose data would be more pickled objects) are refused.
 /// </summary>
-public sealed class NumpyArray : IPickleBuildable
+internal sealed class NumpyArray : IPickleBuildable
 {
     public long[] Shape { get; private set; } = [];
     public NumpyDType DType { get; private set; } = new("f8");
@@ -88,7 +88,7 @@ public sealed class NumpyArray : IPickleBuildable
 }
 
 /// <summary>The globals a pickle of numpy arrays uses (numpy 1 and 2 module paths).</summary>
-public static class NumpyPickle
+internal static class NumpyPickle
 {
     static readonly object NdarrayTag = new();
 

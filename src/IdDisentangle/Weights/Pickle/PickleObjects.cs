@@ -1,7 +1,7 @@
 namespace IdDisentangle.Weights.Pickle;
 
 /// <summary>A Python tuple: compared by value so it can serve as a dictionary key.</summary>
-public sealed class PyTuple(object?[] items) : IEquatable<PyTuple>
+internal sealed class PyTuple(object?[] items) : IEquatable<PyTuple>
 {
     public object?[] Items { get; } = items;
     public int Count => Items.Length;
@@ -13,7 +13,7 @@ public sealed class PyTuple(object?[] items) : IEquatable<PyTuple>
 }
 
 /// <summary>A Python dict (or OrderedDict), keeping insertion order.</summary>
-public sealed class PyDict : Dictionary<object, object?>
+internal sealed class PyDict : Dictionary<object, object?>
 {
     /// <summary>Instance attributes set by BUILD (a PyTorch state dict's <c>_metadata</c>, for instance).</summary>
     public object? State { get; set; }
@@ -25,7 +25,7 @@ public sealed class PyDict : Dictionary<object, object?>
 /// An instance of an allowed plain Python class (such as argparse.Namespace): its class name and attribute
 /// dictionary. Nothing of the class is run; the attributes are data.
 /// </summary>
-public sealed class PyObject(string module, string name)
+internal sealed class PyObject(string module, string name)
 {
     public string Module { get; } = module;
     public string Name { get; } = name;
@@ -36,13 +36,13 @@ public sealed class PyObject(string module, string name)
 }
 
 /// <summary>An object whose state arrives through pickle's BUILD opcode (Python's __setstate__).</summary>
-public interface IPickleBuildable
+internal interface IPickleBuildable
 {
     void SetState(object? state);
 }
 
 /// <summary>How one allowed global behaves when called (REDUCE), instantiated (NEWOBJ) or built (BUILD).</summary>
-public sealed class PickleGlobal
+internal sealed class PickleGlobal
 {
     public required string Module { get; init; }
     public required string Name { get; init; }
@@ -65,4 +65,4 @@ public sealed class PickleGlobal
 }
 
 /// <summary>A pickle that is malformed, or that names something outside the allowed set of globals.</summary>
-public sealed class PickleSecurityException(string message) : IOException(message);
+internal sealed class PickleSecurityException(string message) : IOException(message);

@@ -12,7 +12,7 @@ namespace IdDisentangle.Weights.Pickle;
 /// become <see cref="PyDict"/>, <see cref="List{T}"/>, <see cref="PyTuple"/>, <see cref="HashSet{T}"/>; scalars
 /// become bool, long, <see cref="BigInteger"/>, double, string and byte[].
 /// </summary>
-public sealed class PickleReader
+internal sealed class PickleReader
 {
     readonly Dictionary<(string, string), PickleGlobal> _globals;
     readonly Func<object?, object?>? _persistentLoad;
