@@ -20,12 +20,9 @@ internal readonly record struct FaceCrop(double Left, double Top, double Right, 
 
     /// <summary>
     /// The crop for face-api.js's recognition and landmark nets on FFHQ-aligned images: rows 70-238, columns 42-210
-    /// of 256 (a 168 px square, brows to chin). Chosen by search over square crops (centre and side, down to 2 px)
-    /// on the 80 FFHQ photos of the shared data, as the one whose results agree best with face-api.js's own
-    /// pipeline on the detected face (SSD box for landmarks, its landmark-aligned box for descriptors): mean
-    /// descriptor distance 0.154 (pSp's crop: 0.580, whole image: 0.657; 0.6 separates people) and mean landmark
-    /// distance 2.35 px (3.39, 6.42). The best crop for landmarks alone (24-216, 56-248) gains 0.15 px but costs
-    /// 0.11 in descriptor distance. Reproduce with <c>dotnet run --project bench/IdDisentangle.Bench -- face-crop</c>.
+    /// of 256 (a 168 px square, brows to chin). Chosen by search over square crops on FFHQ photos, as the one whose
+    /// results agree best with face-api.js's own pipeline on the detected face (the numbers: bench/README.md,
+    /// "Face crop of the face-api.js nets"; reproduce with <c>dotnet run --project bench/IdDisentangle.Bench -- face-crop</c>).
     /// </summary>
     public static readonly FaceCrop FfhqFaceApi = new(42 / 256.0, 70 / 256.0, 210 / 256.0, 238 / 256.0);
 

@@ -137,8 +137,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         var latent = ToWPlus(w);
         long n = latent.shape[0];
         // Without autograd a batch is rendered one sample at a time: the modulated weight of one sample is cheap to
-        // build, it saves two full passes over every activation, and peak memory stays that of one image
-        // (measured at 256 px on 2 cores: 770-870 ms/img and 0.7 GiB, against 870-920 ms/img and 2.1 GiB batched).
+        // build, it saves two full passes over every activation, and peak memory stays that of one image (bench/README.md).
         if (n > 1 && !torch.is_grad_enabled())
         {
             var parts = new Tensor[n];
@@ -350,6 +349,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         return k / k.sum();
     }
 
+    /// <summary>The learned noise strength; <see cref="StyledConv"/> adds the scaled noise itself, in place.</summary>
     internal sealed class NoiseInjection : nn.Module
     {
         internal readonly Parameter weight;
@@ -360,11 +360,6 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             register_parameter("weight", weight);
         }
 
-        public Tensor forward(Tensor x, Tensor? noise)
-        {
-            noise ??= torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device);
-            return x + weight * noise;
-        }
     }
 
     internal sealed class ConstantInput : nn.Module

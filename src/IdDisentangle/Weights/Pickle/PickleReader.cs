@@ -28,174 +28,160 @@ internal sealed class PickleReader
         _persistentLoad = persistentLoad;
     }
 
-    static readonly object Mark = new();
+    /// <summary>Decodes one pickle from <paramref name="stream"/> (up to its STOP).</summary>
+    public object? Load(Stream stream) => new Machine(this, stream).Run();
 
-    public object? Load(Stream stream)
+    /// <summary>The pickle virtual machine's state while one stream is read: the stack, the marks and the memo.</summary>
+    sealed class Machine(PickleReader owner, Stream stream)
     {
-        var r = new BinaryReader(stream, Encoding.UTF8, leaveOpen: true);
-        var stack = new List<object?>();
-        var marks = new Stack<int>();
-        var memo = new Dictionary<long, object?>();
+        readonly BinaryReader _r = new(stream, Encoding.UTF8, leaveOpen: true);
+        readonly List<object?> _stack = [];
+        readonly Stack<int> _marks = new();
+        readonly Dictionary<long, object?> _memo = [];
 
-        object? Pop()
+        public object? Run()
         {
-            if (stack.Count == 0) throw Malformed("stack underflow");
-            var v = stack[^1];
-            stack.RemoveAt(stack.Count - 1);
-            return v;
-        }
-        object? Peek() => stack.Count > 0 ? stack[^1] : throw Malformed("stack underflow");
-        List<object?> PopMark()
-        {
-            if (marks.Count == 0) throw Malformed("missing MARK");
-            int m = marks.Pop();
-            var items = stack.GetRange(m, stack.Count - m);
-            stack.RemoveRange(m, stack.Count - m);
-            return items;
-        }
-        string Line()
-        {
-            var sb = new StringBuilder();
             while (true)
             {
-                int b = stream.ReadByte();
-                if (b < 0) throw Malformed("unexpected end of data");
-                if (b == '\n') return sb.ToString();
-                sb.Append((char)b);
+                int op = stream.ReadByte();
+                if (op < 0) throw owner.Malformed("unexpected end of data (no STOP)");
+                if ((PickleOpcode)op == PickleOpcode.Stop) return _stack.Count == 1 ? _stack[0] : Pop();
+                if (!(Control((PickleOpcode)op) || Scalar((PickleOpcode)op) || Container((PickleOpcode)op)
+                      || Memo((PickleOpcode)op) || Object((PickleOpcode)op)))
+                    throw owner.Malformed($"unknown opcode 0x{op:x2} at byte {stream.Position - 1}");
             }
         }
-        byte[] Bytes(long n)
-        {
-            if (n < 0 || n > Array.MaxLength) throw Malformed($"invalid length {n}");
-            var b = r.ReadBytes((int)n);
-            if (b.Length != n) throw Malformed("unexpected end of data");
-            return b;
-        }
 
-        while (true)
+        bool Control(PickleOpcode op)
         {
-            int op = stream.ReadByte();
-            if (op < 0) throw Malformed("unexpected end of data (no STOP)");
             switch (op)
             {
-                case 0x80: r.ReadByte(); break;                                   // PROTO
-                case 0x95: r.ReadInt64(); break;                                  // FRAME
-                case 0x2e: return stack.Count == 1 ? stack[0] : Pop();            // STOP
-                case 0x28: marks.Push(stack.Count); break;                        // MARK
-                case 0x30: Pop(); break;                                          // POP
-                case 0x31: PopMark(); break;                                      // POP_MARK
-                case 0x32: stack.Add(Peek()); break;                              // DUP
-                case 0x4e: stack.Add(null); break;                                // NONE
-                case 0x88: stack.Add(true); break;                                // NEWTRUE
-                case 0x89: stack.Add(false); break;                               // NEWFALSE
-                case 0x4a: stack.Add((long)r.ReadInt32()); break;                 // BININT
-                case 0x4b: stack.Add((long)r.ReadByte()); break;                  // BININT1
-                case 0x4d: stack.Add((long)r.ReadUInt16()); break;                // BININT2
-                case 0x49:                                                        // INT
-                {
-                    string s = Line();
-                    stack.Add(s == "01" ? true : s == "00" ? false : ParseInteger(s));
-                    break;
-                }
-                case 0x4c: stack.Add(ParseInteger(Line().TrimEnd('L'))); break;   // LONG
-                case 0x8a: stack.Add(DecodeLong(Bytes(r.ReadByte()))); break;     // LONG1
-                case 0x8b: stack.Add(DecodeLong(Bytes(r.ReadInt32()))); break;    // LONG4
-                case 0x46: stack.Add(double.Parse(Line(), CultureInfo.InvariantCulture)); break; // FLOAT
-                case 0x47:                                                        // BINFLOAT (big-endian)
-                    stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Bytes(8)));
-                    break;
-                case 0x53: stack.Add(UnquoteString(Line())); break;               // STRING
-                case 0x54: stack.Add(Encoding.Latin1.GetString(Bytes(r.ReadInt32()))); break; // BINSTRING
-                case 0x55: stack.Add(Encoding.Latin1.GetString(Bytes(r.ReadByte()))); break;  // SHORT_BINSTRING
-                case 0x56: stack.Add(Regex_Unescape(Line())); break;              // UNICODE
-                case 0x58: stack.Add(Encoding.UTF8.GetString(Bytes(r.ReadUInt32()))); break;  // BINUNICODE
-                case 0x8c: stack.Add(Encoding.UTF8.GetString(Bytes(r.ReadByte()))); break;    // SHORT_BINUNICODE
-                case 0x8d: stack.Add(Encoding.UTF8.GetString(Bytes(r.ReadInt64()))); break;   // BINUNICODE8
-                case 0x42: stack.Add(Bytes(r.ReadUInt32())); break;               // BINBYTES
-                case 0x43: stack.Add(Bytes(r.ReadByte())); break;                 // SHORT_BINBYTES
-                case 0x8e: stack.Add(Bytes(r.ReadInt64())); break;                // BINBYTES8
-                case 0x96: stack.Add(Bytes(r.ReadInt64())); break;                // BYTEARRAY8
-                case 0x29: stack.Add(new PyTuple([])); break;                     // EMPTY_TUPLE
-                case 0x74: stack.Add(new PyTuple(PopMark().ToArray())); break;    // TUPLE
-                case 0x85: stack.Add(new PyTuple([Pop()])); break;                // TUPLE1
-                case 0x86: { var b = Pop(); var a = Pop(); stack.Add(new PyTuple([a, b])); break; }            // TUPLE2
-                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); stack.Add(new PyTuple([a, b, c])); break; } // TUPLE3
-                case 0x5d: stack.Add(new List<object?>()); break;                 // EMPTY_LIST
-                case 0x6c: stack.Add(PopMark()); break;                           // LIST
-                case 0x61: { var v = Pop(); AsList(Peek()).Add(v); break; }      // APPEND
-                case 0x65: { var items = PopMark(); AsList(Peek()).AddRange(items); break; } // APPENDS
-                case 0x7d: stack.Add(new PyDict()); break;                        // EMPTY_DICT
-                case 0x64:                                                        // DICT
-                {
-                    var items = PopMark();
-                    var d = new PyDict();
-                    for (int i = 0; i + 1 < items.Count; i += 2) d[Key(items[i])] = items[i + 1];
-                    stack.Add(d);
-                    break;
-                }
-                case 0x73: { var v = Pop(); var k = Pop(); AsDict(Peek())[Key(k)] = v; break; } // SETITEM
-                case 0x75:                                                        // SETITEMS
-                {
-                    var items = PopMark();
-                    var d = AsDict(Peek());
-                    for (int i = 0; i + 1 < items.Count; i += 2) d[Key(items[i])] = items[i + 1];
-                    break;
-                }
-                case 0x8f: stack.Add(new HashSet<object?>()); break;              // EMPTY_SET
-                case 0x90:                                                        // ADDITEMS
+                case PickleOpcode.Proto: _r.ReadByte(); break;
+                case PickleOpcode.Frame: _r.ReadInt64(); break;
+                case PickleOpcode.Mark: _marks.Push(_stack.Count); break;
+                case PickleOpcode.Pop: Pop(); break;
+                case PickleOpcode.PopMark: PopMark(); break;
+                case PickleOpcode.Dup: Push(Peek()); break;
+                default: return false;
+            }
+            return true;
+        }
+
+        bool Scalar(PickleOpcode op)
+        {
+            object? value = op switch
+            {
+                PickleOpcode.None => null,
+                PickleOpcode.NewTrue => true,
+                PickleOpcode.NewFalse => false,
+                PickleOpcode.Int => Line() switch { "01" => true, "00" => false, var s => ParseInteger(s) },
+                PickleOpcode.BinInt => (long)_r.ReadInt32(),
+                PickleOpcode.BinInt1 => (long)_r.ReadByte(),
+                PickleOpcode.BinInt2 => (long)_r.ReadUInt16(),
+                PickleOpcode.Long => ParseInteger(Line().TrimEnd('L')),
+                PickleOpcode.Long1 => DecodeLong(Bytes(_r.ReadByte())),
+                PickleOpcode.Long4 => DecodeLong(Bytes(_r.ReadInt32())),
+                PickleOpcode.Float => double.Parse(Line(), CultureInfo.InvariantCulture),
+                PickleOpcode.BinFloat => BinaryPrimitives.ReadDoubleBigEndian(Bytes(8)),
+                PickleOpcode.String => UnquoteString(Line()),
+                PickleOpcode.BinString => Encoding.Latin1.GetString(Bytes(_r.ReadInt32())),
+                PickleOpcode.ShortBinString => Encoding.Latin1.GetString(Bytes(_r.ReadByte())),
+                PickleOpcode.Unicode => Unescape(Line()),
+                PickleOpcode.BinUnicode => Encoding.UTF8.GetString(Bytes(_r.ReadUInt32())),
+                PickleOpcode.ShortBinUnicode => Encoding.UTF8.GetString(Bytes(_r.ReadByte())),
+                PickleOpcode.BinUnicode8 => Encoding.UTF8.GetString(Bytes(_r.ReadInt64())),
+                PickleOpcode.BinBytes => Bytes(_r.ReadUInt32()),
+                PickleOpcode.ShortBinBytes => Bytes(_r.ReadByte()),
+                PickleOpcode.BinBytes8 or PickleOpcode.ByteArray8 => Bytes(_r.ReadInt64()),
+                _ => NotMine,
+            };
+            if (ReferenceEquals(value, NotMine)) return false;
+            Push(value);
+            return true;
+        }
+
+        bool Container(PickleOpcode op)
+        {
+            switch (op)
+            {
+                case PickleOpcode.EmptyTuple: Push(new PyTuple([])); break;
+                case PickleOpcode.Tuple: Push(new PyTuple(PopMark().ToArray())); break;
+                case PickleOpcode.Tuple1: Push(new PyTuple(PopN(1))); break;
+                case PickleOpcode.Tuple2: Push(new PyTuple(PopN(2))); break;
+                case PickleOpcode.Tuple3: Push(new PyTuple(PopN(3))); break;
+                case PickleOpcode.EmptyList: Push(new List<object?>()); break;
+                case PickleOpcode.List: Push(PopMark()); break;
+                case PickleOpcode.Append: { var v = Pop(); AsList(Peek()).Add(v); break; }
+                case PickleOpcode.Appends: { var items = PopMark(); AsList(Peek()).AddRange(items); break; }
+                case PickleOpcode.EmptyDict: Push(new PyDict()); break;
+                case PickleOpcode.Dict: { var d = new PyDict(); AddPairs(d, PopMark()); Push(d); break; }
+                case PickleOpcode.SetItem: { var v = Pop(); var k = Pop(); AsDict(Peek())[Key(k)] = v; break; }
+                case PickleOpcode.SetItems: { var items = PopMark(); AddPairs(AsDict(Peek()), items); break; }
+                case PickleOpcode.EmptySet: Push(new HashSet<object?>()); break;
+                case PickleOpcode.AddItems:
                 {
                     var items = PopMark();
-                    if (Peek() is not HashSet<object?> set) throw Malformed("ADDITEMS on a non-set");
+                    if (Peek() is not HashSet<object?> set) throw owner.Malformed("ADDITEMS on a non-set");
                     foreach (var i in items) set.Add(i);
                     break;
                 }
-                case 0x91: stack.Add(new HashSet<object?>(PopMark())); break;     // FROZENSET
-                case 0x67: stack.Add(MemoGet(memo, ParseInteger(Line()))); break; // GET
-                case 0x68: stack.Add(MemoGet(memo, r.ReadByte())); break;         // BINGET
-                case 0x6a: stack.Add(MemoGet(memo, r.ReadUInt32())); break;       // LONG_BINGET
-                case 0x70: memo[Convert.ToInt64(ParseInteger(Line()))] = Peek(); break; // PUT
-                case 0x71: memo[r.ReadByte()] = Peek(); break;                    // BINPUT
-                case 0x72: memo[r.ReadUInt32()] = Peek(); break;                  // LONG_BINPUT
-                case 0x94: memo[memo.Count] = Peek(); break;                      // MEMOIZE
-                case 0x63:                                                        // GLOBAL
+                case PickleOpcode.FrozenSet: Push(new HashSet<object?>(PopMark())); break;
+                default: return false;
+            }
+            return true;
+        }
+
+        bool Memo(PickleOpcode op)
+        {
+            switch (op)
+            {
+                case PickleOpcode.Get: Push(MemoGet(ParseInteger(Line()))); break;
+                case PickleOpcode.BinGet: Push(MemoGet(_r.ReadByte())); break;
+                case PickleOpcode.LongBinGet: Push(MemoGet(_r.ReadUInt32())); break;
+                case PickleOpcode.Put: _memo[Convert.ToInt64(ParseInteger(Line()))] = Peek(); break;
+                case PickleOpcode.BinPut: _memo[_r.ReadByte()] = Peek(); break;
+                case PickleOpcode.LongBinPut: _memo[_r.ReadUInt32()] = Peek(); break;
+                case PickleOpcode.Memoize: _memo[_memo.Count] = Peek(); break;
+                default: return false;
+            }
+            return true;
+        }
+
+        bool Object(PickleOpcode op)
+        {
+            switch (op)
+            {
+                case PickleOpcode.Global:
                 {
                     string module = Line(), name = Line();
-                    stack.Add(ResolveGlobal(module, name));
+                    Push(owner.ResolveGlobal(module, name));
                     break;
                 }
-                case 0x93:                                                        // STACK_GLOBAL
+                case PickleOpcode.StackGlobal:
                 {
-                    var name = Pop() as string; var module = Pop() as string;
-                    if (name is null || module is null) throw Malformed("STACK_GLOBAL without module and name strings");
-                    stack.Add(ResolveGlobal(module, name));
+                    var name = Pop() as string;
+                    var module = Pop() as string;
+                    if (name is null || module is null) throw owner.Malformed("STACK_GLOBAL without module and name strings");
+                    Push(owner.ResolveGlobal(module, name));
                     break;
                 }
-                case 0x52:                                                        // REDUCE
+                case PickleOpcode.Reduce:
                 {
-                    var args = Pop() as PyTuple ?? throw Malformed("REDUCE arguments are not a tuple");
-                    var g = Pop() as PickleGlobal ?? throw Malformed("REDUCE on something that is not an allowed global");
-                    if (g.Call is null) throw Refused(g, "called");
-                    stack.Add(g.Call(args.Items));
+                    var args = Pop() as PyTuple ?? throw owner.Malformed("REDUCE arguments are not a tuple");
+                    var g = Pop() as PickleGlobal ?? throw owner.Malformed("REDUCE on something that is not an allowed global");
+                    Push((g.Call ?? throw owner.Refused(g, "called"))(args.Items));
                     break;
                 }
-                case 0x81:                                                        // NEWOBJ
+                case PickleOpcode.NewObj or PickleOpcode.NewObjEx:
                 {
-                    var args = Pop() as PyTuple ?? throw Malformed("NEWOBJ arguments are not a tuple");
-                    var g = Pop() as PickleGlobal ?? throw Malformed("NEWOBJ on something that is not an allowed class");
-                    if (g.New is null) throw Refused(g, "instantiated");
-                    stack.Add(g.New(args.Items));
+                    string what = op == PickleOpcode.NewObj ? "NEWOBJ" : "NEWOBJ_EX";
+                    if (op == PickleOpcode.NewObjEx) Pop(); // kwargs
+                    var args = Pop() as PyTuple ?? throw owner.Malformed($"{what} arguments are not a tuple");
+                    var g = Pop() as PickleGlobal ?? throw owner.Malformed($"{what} on something that is not an allowed class");
+                    Push((g.New ?? throw owner.Refused(g, "instantiated"))(args.Items));
                     break;
                 }
-                case 0x92:                                                        // NEWOBJ_EX
-                {
-                    Pop(); // kwargs
-                    var args = Pop() as PyTuple ?? throw Malformed("NEWOBJ_EX arguments are not a tuple");
-                    var g = Pop() as PickleGlobal ?? throw Malformed("NEWOBJ_EX on something that is not an allowed class");
-                    if (g.New is null) throw Refused(g, "instantiated");
-                    stack.Add(g.New(args.Items));
-                    break;
-                }
-                case 0x62:                                                        // BUILD
+                case PickleOpcode.Build:
                 {
                     var state = Pop();
                     switch (Peek())
@@ -203,24 +189,91 @@ internal sealed class PickleReader
                         case IPickleBuildable b: b.SetState(state); break;
                         case PyObject o: o.State = state; break;
                         case PyDict d: d.State = state; break;
-                        case var other: throw Malformed($"BUILD on {other?.GetType().Name ?? "None"}");
+                        case var other: throw owner.Malformed($"BUILD on {other?.GetType().Name ?? "None"}");
                     }
                     break;
                 }
-                case 0x50:                                                        // PERSID
-                    stack.Add(Persistent(Line()));
-                    break;
-                case 0x51:                                                        // BINPERSID
-                    stack.Add(Persistent(Pop()));
-                    break;
-                case 0x69 or 0x6f:                                                // INST, OBJ
-                    throw new PickleSecurityException($"{_name}: old-style class instantiation (INST/OBJ) is not accepted");
-                case 0x82 or 0x83 or 0x84:                                        // EXT1/2/4
-                    throw new PickleSecurityException($"{_name}: the pickle extension registry (EXT) is not accepted");
-                default:
-                    throw Malformed($"unknown opcode 0x{op:x2} at byte {stream.Position - 1}");
+                case PickleOpcode.PersId: Push(owner.Persistent(Line())); break;
+                case PickleOpcode.BinPersId: Push(owner.Persistent(Pop())); break;
+                case PickleOpcode.Inst or PickleOpcode.Obj:
+                    throw new PickleSecurityException($"{owner._name}: old-style class instantiation (INST/OBJ) is not accepted");
+                case PickleOpcode.Ext1 or PickleOpcode.Ext2 or PickleOpcode.Ext4:
+                    throw new PickleSecurityException($"{owner._name}: the pickle extension registry (EXT) is not accepted");
+                default: return false;
+            }
+            return true;
+        }
+
+        static readonly object NotMine = new();
+
+        void Push(object? value) => _stack.Add(value);
+
+        object? Pop()
+        {
+            if (_stack.Count == 0) throw owner.Malformed("stack underflow");
+            var v = _stack[^1];
+            _stack.RemoveAt(_stack.Count - 1);
+            return v;
+        }
+
+        /// <summary>The top <paramref name="n"/> items, in stack order.</summary>
+        object?[] PopN(int n)
+        {
+            var items = new object?[n];
+            for (int i = n - 1; i >= 0; i--) items[i] = Pop();
+            return items;
+        }
+
+        object? Peek() => _stack.Count > 0 ? _stack[^1] : throw owner.Malformed("stack underflow");
+
+        List<object?> PopMark()
+        {
+            if (_marks.Count == 0) throw owner.Malformed("missing MARK");
+            int m = _marks.Pop();
+            var items = _stack.GetRange(m, _stack.Count - m);
+            _stack.RemoveRange(m, _stack.Count - m);
+            return items;
+        }
+
+        static void AddPairs(PyDict d, List<object?> items)
+        {
+            for (int i = 0; i + 1 < items.Count; i += 2) d[Key(items[i])] = items[i + 1];
+        }
+
+        string Line()
+        {
+            var sb = new StringBuilder();
+            while (true)
+            {
+                int b = stream.ReadByte();
+                if (b < 0) throw owner.Malformed("unexpected end of data");
+                if (b == '\n') return sb.ToString();
+                sb.Append((char)b);
             }
         }
+
+        byte[] Bytes(long n)
+        {
+            if (n < 0 || n > Array.MaxLength) throw owner.Malformed($"invalid length {n}");
+            var b = _r.ReadBytes((int)n);
+            if (b.Length != n) throw owner.Malformed("unexpected end of data");
+            return b;
+        }
+
+        object MemoGet(object key)
+        {
+            long k = Convert.ToInt64(key, CultureInfo.InvariantCulture);
+            return _memo.TryGetValue(k, out var v) ? v! : throw owner.Malformed($"memo key {k} not found");
+        }
+
+        List<object?> AsList(object? o) => o as List<object?> ?? throw owner.Malformed($"APPEND to {o?.GetType().Name ?? "None"}");
+
+        PyDict AsDict(object? o) => o switch
+        {
+            PyDict d => d,
+            PyObject p => p.State as PyDict ?? (PyDict)(p.State = new PyDict()),
+            _ => throw owner.Malformed($"SETITEM on {o?.GetType().Name ?? "None"}"),
+        };
     }
 
     object? Persistent(object? pid) =>
@@ -238,22 +291,7 @@ internal sealed class PickleReader
 
     InvalidDataException Malformed(string what) => new($"{_name}: malformed pickle: {what}");
 
-    object MemoGet(Dictionary<long, object?> memo, object key)
-    {
-        long k = Convert.ToInt64(key, CultureInfo.InvariantCulture);
-        return memo.TryGetValue(k, out var v) ? v! : throw Malformed($"memo key {k} not found");
-    }
-
     static object Key(object? k) => k ?? "None";
-
-    List<object?> AsList(object? o) => o as List<object?> ?? throw Malformed($"APPEND to {o?.GetType().Name ?? "None"}");
-
-    PyDict AsDict(object? o) => o switch
-    {
-        PyDict d => d,
-        PyObject p => p.State as PyDict ?? (PyDict)(p.State = new PyDict()),
-        _ => throw Malformed($"SETITEM on {o?.GetType().Name ?? "None"}"),
-    };
 
     static object ParseInteger(string s)
     {
@@ -272,9 +310,9 @@ internal sealed class PickleReader
     {
         s = s.Trim();
         if (s.Length >= 2 && (s[0] == '\'' || s[0] == '"') && s[^1] == s[0]) s = s[1..^1];
-        return Regex_Unescape(s);
+        return Unescape(s);
     }
 
-    static string Regex_Unescape(string s) =>
+    static string Unescape(string s) =>
         s.Contains('\\') ? System.Text.RegularExpressions.Regex.Unescape(s) : s;
 }
