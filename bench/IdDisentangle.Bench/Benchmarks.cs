@@ -14,11 +14,23 @@ internal static class Benchmarks
         using var scope = torch.NewDisposeScope();
         var a = torch.randn(n, n);
         var b = torch.randn(n, n);
-        var (median, min) = Measure.Time(() => { using var c = a.mm(b); }, 2, o.Iters > 0 ? o.Iters : 7);
+        var (median, min) = Measure.Time(
+            () =>
+            {
+                using var c = a.mm(b);
+            },
+            2,
+            o.Iters > 0 ? o.Iters : 7
+        );
         return new()
         {
-            ["bench"] = "gemm", ["impl"] = "torchsharp", ["n"] = n, ["threads"] = o.Threads,
-            ["seconds"] = median, ["gflops"] = 2.0 * n * n * n / median / 1e9, ["gflops_best"] = 2.0 * n * n * n / min / 1e9,
+            ["bench"] = "gemm",
+            ["impl"] = "torchsharp",
+            ["n"] = n,
+            ["threads"] = o.Threads,
+            ["seconds"] = median,
+            ["gflops"] = 2.0 * n * n * n / median / 1e9,
+            ["gflops_best"] = 2.0 * n * n * n / min / 1e9,
         };
     }
 
@@ -33,18 +45,30 @@ internal static class Benchmarks
         using var scope = torch.NewDisposeScope();
         var w = g.Map(torch.randn(o.Batch, config.StyleDim)).detach();
         int iters = o.Iters > 0 ? o.Iters : (o.Batch == 1 ? 7 : 3);
-        var (median, min) = Measure.Time(() =>
-        {
-            using var _ = torch.inference_mode();
-            using var s = torch.NewDisposeScope();
-            g.Synthesize(w);
-        }, 2, iters);
+        var (median, min) = Measure.Time(
+            () =>
+            {
+                using var _ = torch.inference_mode();
+                using var s = torch.NewDisposeScope();
+                g.Synthesize(w);
+            },
+            2,
+            iters
+        );
         double flops = Flops.StyleGan2Synthesis(config) * o.Batch;
         return new()
         {
-            ["bench"] = "generator", ["impl"] = "IdDisentangle (TorchSharp)", ["size"] = o.Size, ["batch"] = o.Batch, ["threads"] = o.Threads,
-            ["seconds"] = median, ["ms_per_image"] = median * 1000 / o.Batch, ["gflops"] = flops / median / 1e9,
-            ["gflop_per_image"] = flops / o.Batch / 1e9, ["peak_rss_mib"] = Measure.PeakRssMiB(), ["best_seconds"] = min,
+            ["bench"] = "generator",
+            ["impl"] = "IdDisentangle (TorchSharp)",
+            ["size"] = o.Size,
+            ["batch"] = o.Batch,
+            ["threads"] = o.Threads,
+            ["seconds"] = median,
+            ["ms_per_image"] = median * 1000 / o.Batch,
+            ["gflops"] = flops / median / 1e9,
+            ["gflop_per_image"] = flops / o.Batch / 1e9,
+            ["peak_rss_mib"] = Measure.PeakRssMiB(),
+            ["best_seconds"] = min,
         };
     }
 }
@@ -61,12 +85,13 @@ internal static class Flops
         int cin = c4;
         for (int i = 3; i <= c.LogSize; i++)
         {
-            int r = 1 << i, cout = c.Channels[r];
-            total += Conv(cin, cout, 3, r / 2);         // stride-2 transposed 3x3: every input pixel meets the whole kernel
-            total += 2.0 * cout * 16 * r * r;               // 4x4 depthwise FIR blur, r x r outputs
+            int r = 1 << i,
+                cout = c.Channels[r];
+            total += Conv(cin, cout, 3, r / 2); // stride-2 transposed 3x3: every input pixel meets the whole kernel
+            total += 2.0 * cout * 16 * r * r; // 4x4 depthwise FIR blur, r x r outputs
             total += Conv(cout, cout, 3, r);
             total += Conv(cout, 3, 1, r);
-            total += 2.0 * 3 * 16 * r * r / 4;          // skip upsampling FIR (depthwise, stride 2)
+            total += 2.0 * 3 * 16 * r * r / 4; // skip upsampling FIR (depthwise, stride 2)
             cin = cout;
         }
         return total;

@@ -1,9 +1,9 @@
+using IdDisentangle.Faces;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using TorchSharp;
-using IdDisentangle.Faces;
 
 namespace IdDisentangle.Bench;
 
@@ -23,8 +23,20 @@ internal static class FaceCropSearch
         using var detector = FaceDetector.Load(store, torch.CPU);
         using var recognition = PretrainedNetworks.FaceRecognition(store);
         using var landmarks = PretrainedNetworks.Landmarks68(store);
-        var calibration = new FaceCropCalibration(detector, recognition, landmarks, files.Select(f => ImageIO.Read(f)).ToList());
-        foreach (var (name, crop) in new[] { ("whole image", FaceCrop.None), ("pSp's ArcFace crop", FaceCrop.FfhqArcFace), ("FfhqFaceApi (chosen)", FaceCrop.FfhqFaceApi) })
+        var calibration = new FaceCropCalibration(
+            detector,
+            recognition,
+            landmarks,
+            files.Select(f => ImageIO.Read(f)).ToList()
+        );
+        foreach (
+            var (name, crop) in new[]
+            {
+                ("whole image", FaceCrop.None),
+                ("pSp's ArcFace crop", FaceCrop.FfhqArcFace),
+                ("FfhqFaceApi (chosen)", FaceCrop.FfhqFaceApi),
+            }
+        )
             Print(name, crop, calibration.Score(crop), (int)ImageIO.Read(files[0]).shape[2]);
         foreach (bool byLandmarks in new[] { false, true })
         {
@@ -38,6 +50,8 @@ internal static class FaceCropSearch
     static void Print(string name, FaceCrop crop, CropAgreement a, int size)
     {
         var (x0, y0, x1, y1) = crop.Box(size, size);
-        Console.WriteLine($"{name}: columns {x0}-{x1}, rows {y0}-{y1} of {size}: landmarks {a.LandmarkPx:F2} px, descriptor distance {a.DescriptorDistance:F3}");
+        Console.WriteLine(
+            $"{name}: columns {x0}-{x1}, rows {y0}-{y1} of {size}: landmarks {a.LandmarkPx:F2} px, descriptor distance {a.DescriptorDistance:F3}"
+        );
     }
 }

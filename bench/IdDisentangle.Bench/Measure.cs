@@ -4,10 +4,12 @@ namespace IdDisentangle.Bench;
 
 internal static class Measure
 {
-    /// <summary>Median seconds of <paramref name="iters"/> timed runs after <paramref name="warmup"/> untimed ones.</summary>
+    /// <summary>Median seconds of <paramref name="iters"/> timed runs after <paramref name="warmup"/> untimed
+    /// ones.</summary>
     public static (double Median, double Min) Time(Action run, int warmup, int iters)
     {
-        for (int i = 0; i < warmup; i++) run();
+        for (int i = 0; i < warmup; i++)
+            run();
         var times = new List<double>();
         for (int i = 0; i < iters; i++)
         {

@@ -1,12 +1,12 @@
 using IdDisentangle.Data;
 using IdDisentangle.Inference;
 using IdDisentangle.Models;
+using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
-using IdDisentangle.Runs;
 
 namespace IdDisentangle.Bench;
 
@@ -21,7 +21,8 @@ internal static class PipelineBenchmarks
         torch.manual_seed(0);
         var g = new StyleGan2Generator(StyleGan2Config.Standard(size));
         g.eval();
-        foreach (var p in g.parameters()) p.requires_grad = false;
+        foreach (var p in g.parameters())
+            p.requires_grad = false;
         return g;
     }
 
@@ -34,22 +35,38 @@ internal static class PipelineBenchmarks
         var eId = new IdentityEncoder(PretrainedNetworks.FaceRecognition(store), Imaging.FaceCrop.FfhqFaceApi);
         var eAttr = new AttributeEncoder(PretrainedNetworks.InceptionV3(store));
         var m = new LatentMapper(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);
-        foreach (var mod in new nn.Module[] { eId, eAttr, m }) { mod.eval(); foreach (var p in mod.parameters()) p.requires_grad = false; }
+        foreach (var mod in new nn.Module[] { eId, eAttr, m })
+        {
+            mod.eval();
+            foreach (var p in mod.parameters())
+                p.requires_grad = false;
+        }
         using var model = new DisentanglementModel(g, eId, eAttr, m, CPU);
         torch.manual_seed(1);
         var ids = torch.rand(o.Batch, 3, o.Size, o.Size);
         var attrs = torch.rand(o.Batch, 3, o.Size, o.Size);
         int iters = o.Iters > 0 ? o.Iters : (o.Batch == 1 ? 7 : 3);
-        var (median, min) = Measure.Time(() =>
-        {
-            using var scope = torch.NewDisposeScope();
-            using var _ = torch.inference_mode();
-            model.Swap(ids, attrs);
-        }, 1, iters);
+        var (median, min) = Measure.Time(
+            () =>
+            {
+                using var scope = torch.NewDisposeScope();
+                using var _ = torch.inference_mode();
+                model.Swap(ids, attrs);
+            },
+            1,
+            iters
+        );
         return new()
         {
-            ["bench"] = "inference", ["impl"] = "IdDisentangle (TorchSharp)", ["size"] = o.Size, ["batch"] = o.Batch, ["threads"] = o.Threads,
-            ["seconds"] = median, ["seconds_per_pair"] = median / o.Batch, ["best_seconds"] = min, ["peak_rss_mib"] = Measure.PeakRssMiB(),
+            ["bench"] = "inference",
+            ["impl"] = "IdDisentangle (TorchSharp)",
+            ["size"] = o.Size,
+            ["batch"] = o.Batch,
+            ["threads"] = o.Threads,
+            ["seconds"] = median,
+            ["seconds_per_pair"] = median / o.Batch,
+            ["best_seconds"] = min,
+            ["peak_rss_mib"] = Measure.PeakRssMiB(),
         };
     }
 
@@ -71,25 +88,57 @@ internal static class PipelineBenchmarks
             {
                 StyleGan2Weights.Save(g, genPath);
                 using var _ = torch.inference_mode();
-                DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = Path.Combine(root, "data"), NumImages = 16, Seed = 3 });
+                DatasetGenerator.Generate(
+                    g,
+                    new DatasetGenerationOptions
+                    {
+                        OutDir = Path.Combine(root, "data"),
+                        NumImages = 16,
+                        Seed = 3,
+                    }
+                );
             }
             var config = new TrainingConfig
             {
-                Name = "bench", DatasetDir = Path.Combine(root, "data"), GeneratorPath = genPath, ResultsDir = Path.Combine(root, "results"),
-                BatchSize = batch, NumSteps = 8, TrainDataSize = 12, TestSize = 0, TestFrequency = 1_000_000, Threads = o.Threads, Device = "cpu",
+                Name = "bench",
+                DatasetDir = Path.Combine(root, "data"),
+                GeneratorPath = genPath,
+                ResultsDir = Path.Combine(root, "results"),
+                BatchSize = batch,
+                NumSteps = 8,
+                TrainDataSize = 12,
+                TestSize = 0,
+                TestFrequency = 1_000_000,
+                Threads = o.Threads,
+                Device = "cpu",
             };
             var seconds = new List<double>();
             using (var trainer = new Trainer(config))
-                trainer.Run(resume: false, onStep: (n, metrics) => { if (n >= 2) seconds.Add(metrics["seconds"]); });
+                trainer.Run(
+                    resume: false,
+                    onStep: (n, metrics) =>
+                    {
+                        if (n >= 2)
+                            seconds.Add(metrics["seconds"]);
+                    }
+                );
             return new()
             {
-                ["bench"] = "train-step", ["impl"] = "IdDisentangle (TorchSharp)", ["size"] = o.Size, ["batch"] = batch, ["threads"] = o.Threads,
-                ["seconds"] = seconds.Average(), ["min_seconds"] = seconds.Min(), ["max_seconds"] = seconds.Max(), ["peak_rss_mib"] = Measure.PeakRssMiB(),
+                ["bench"] = "train-step",
+                ["impl"] = "IdDisentangle (TorchSharp)",
+                ["size"] = o.Size,
+                ["batch"] = batch,
+                ["threads"] = o.Threads,
+                ["seconds"] = seconds.Average(),
+                ["min_seconds"] = seconds.Min(),
+                ["max_seconds"] = seconds.Max(),
+                ["peak_rss_mib"] = Measure.PeakRssMiB(),
             };
         }
         finally
         {
-            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+            if (Directory.Exists(root))
+                Directory.Delete(root, recursive: true);
         }
     }
 }

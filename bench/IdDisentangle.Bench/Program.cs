@@ -9,7 +9,8 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- gemm --threads 2                  (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
-//   dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates FaceCrop.FfhqFaceApi)
+// dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates
+// FaceCrop.FfhqFaceApi)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
 return opts.Command switch
@@ -31,6 +32,8 @@ static int Emit(Dictionary<string, object> result)
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: IdDisentangle.Bench (all|gemm|generator|inference|train-step|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]");
+    Console.Error.WriteLine(
+        "usage: IdDisentangle.Bench (all|gemm|generator|inference|train-step|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
+    );
     return 2;
 }

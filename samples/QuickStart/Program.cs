@@ -4,7 +4,8 @@ using IdDisentangle;
 using var generator = FaceGenerator.Load(args[0]);
 var faces = generator.Sample(2, seed: 1, truncation: 0.7);
 Directory.CreateDirectory(args[1]);
-foreach (var face in faces) face.Save(Path.Combine(args[1], face.Name + ".png"));
+foreach (var face in faces)
+    face.Save(Path.Combine(args[1], face.Name + ".png"));
 if (args.Length > 2)
 {
     using var swapper = FaceSwapper.Load(args[2], new FaceSwapperOptions { Inputs = FaceInputMode.AsIs });

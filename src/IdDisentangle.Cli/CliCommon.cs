@@ -11,13 +11,18 @@ internal static class CliCommon
     /// <summary>The generator file from the option, else $IDDIS_GENERATOR; a clear error when neither is set.</summary>
     public static string GeneratorPath(string? option)
     {
-        string path = GeneratorFiles.Default(option)
-            ?? throw new ArgumentException($"--generator FILE is required (or set {GeneratorFiles.EnvironmentVariable})");
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such generator file (--generator)", path);
+        string path =
+            GeneratorFiles.Default(option)
+            ?? throw new ArgumentException(
+                $"--generator FILE is required (or set {GeneratorFiles.EnvironmentVariable})"
+            );
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"{path}: no such generator file (--generator)", path);
         return path;
     }
 
-    /// <summary>An error naming <paramref name="option"/> when the registry refuses its value; null when it parses.</summary>
+    /// <summary>An error naming <paramref name="option"/> when the registry refuses its value; null when it
+    /// parses.</summary>
     public static Spectre.Console.ValidationResult? CheckChoice(string option, string value, Action parse)
     {
         try
@@ -27,9 +32,11 @@ internal static class CliCommon
         }
         catch (Networks.NetworkChoiceException e)
         {
-            return Spectre.Console.ValidationResult.Error(e.Choices.Count > 0
-                ? $"{option} {value}: expected {string.Join(", ", e.Choices.SkipLast(1))} or {e.Choices[^1]}"
-                : $"{option} {value}: {e.Message}");
+            return Spectre.Console.ValidationResult.Error(
+                e.Choices.Count > 0
+                    ? $"{option} {value}: expected {string.Join(", ", e.Choices.SkipLast(1))} or {e.Choices[^1]}"
+                    : $"{option} {value}: {e.Message}"
+            );
         }
     }
 
@@ -55,8 +62,11 @@ internal static class CliCommon
 
     public static void PrintGeneratorReport(GeneratorLoadReport report, IStyleGenerator g)
     {
-        AnsiConsole.MarkupLine($"generator [blue]{Markup.Escape(report.File)}[/]: {report.Kind}, {Markup.Escape(report.Layout)}, " +
-                               $"{g.Resolution}x{g.Resolution}, style_dim {g.StyleDim}, {g.NumLatents} style inputs");
-        foreach (var note in report.Notes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
+        AnsiConsole.MarkupLine(
+            $"generator [blue]{Markup.Escape(report.File)}[/]: {report.Kind}, {Markup.Escape(report.Layout)}, "
+                + $"{g.Resolution}x{g.Resolution}, style_dim {g.StyleDim}, {g.NumLatents} style inputs"
+        );
+        foreach (var note in report.Notes)
+            AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
     }
 }

@@ -16,10 +16,21 @@ internal static class CliHost
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
             // The first Ctrl-C asks the command to stop cleanly (checkpoint, consistent folder); a second one kills.
-            if (!cts.IsCancellationRequested) { e.Cancel = true; cts.Cancel(); }
+            if (!cts.IsCancellationRequested)
+            {
+                e.Cancel = true;
+                cts.Cancel();
+            }
         };
         Console.CancelKeyPress += onCancel;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        using var term = PosixSignalRegistration.Create(
+            PosixSignal.SIGTERM,
+            ctx =>
+            {
+                ctx.Cancel = true;
+                cts.Cancel();
+            }
+        );
         try
         {
             return await app.RunAsync(args, cts.Token);
@@ -35,15 +46,23 @@ internal static class CliHost
         }
     }
 
-    /// <summary>A one-line message for failures a user can act on; null lets unexpected bugs show their stack.</summary>
-    static string? ToUserMessage(Exception e) => e switch
-    {
-        OperationCanceledException => "cancelled",
-        CommandParseException or CommandRuntimeException => e.Message,
-        DeviceUnavailableException or ImageDecodeException or NpyFormatException or FileNotFoundException
-            or DirectoryNotFoundException or ArgumentException or InvalidDataException or UnauthorizedAccessException => e.Message,
-        _ when Environment.GetEnvironmentVariable("IDDIS_DEBUG") == "1" => null,
-        IOException => e.Message,
-        _ => null,
-    };
+    /// <summary>A one-line message for failures a user can act on; null lets unexpected bugs show their
+    /// stack.</summary>
+    static string? ToUserMessage(Exception e) =>
+        e switch
+        {
+            OperationCanceledException => "cancelled",
+            CommandParseException or CommandRuntimeException => e.Message,
+            DeviceUnavailableException
+            or ImageDecodeException
+            or NpyFormatException
+            or FileNotFoundException
+            or DirectoryNotFoundException
+            or ArgumentException
+            or InvalidDataException
+            or UnauthorizedAccessException => e.Message,
+            _ when Environment.GetEnvironmentVariable("IDDIS_DEBUG") == "1" => null,
+            IOException => e.Message,
+            _ => null,
+        };
 }

@@ -9,9 +9,10 @@ namespace IdDisentangle.Cli;
 internal sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
 {
     /// <summary>For fetches a command makes because it needs a model the store lacks.</summary>
-    public static readonly ConsoleFetchObserver OnDemand =
-        new($"needed by this command and not in the model store; --offline or {ModelStore.OfflineVariable}=1 " +
-            "forbids downloads");
+    public static readonly ConsoleFetchObserver OnDemand = new(
+        $"needed by this command and not in the model store; --offline or {ModelStore.OfflineVariable}=1 "
+            + "forbids downloads"
+    );
 
     /// <summary>For 'iddis models fetch'.</summary>
     public static readonly ConsoleFetchObserver Explicit = new("");
@@ -23,20 +24,34 @@ internal sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
         bool started = false;
         try
         {
-            return AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
-                         new PercentageColumn(),
-                         new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            return AnsiConsole
+                .Progress()
+                .AutoClear(false)
+                .HideCompleted(false)
+                .Columns(
+                    new TaskDescriptionColumn { Alignment = Justify.Left },
+                    new ProgressBarColumn(),
+                    new PercentageColumn(),
+                    new DownloadedColumn(),
+                    new TransferSpeedColumn(),
+                    new RemainingTimeColumn()
+                )
                 .Start(ctx =>
                 {
                     started = true;
                     var task = ctx.AddTask("download", maxValue: 1);
                     task.IsIndeterminate = true;
-                    var result = fetch(new ImmediateProgress<DownloadProgress>(p =>
-                    {
-                        if (p.Total is long total && total > 0) { task.IsIndeterminate = false; task.MaxValue = total; }
-                        task.Value = Math.Min(p.Received, task.MaxValue);
-                    }));
+                    var result = fetch(
+                        new ImmediateProgress<DownloadProgress>(p =>
+                        {
+                            if (p.Total is long total && total > 0)
+                            {
+                                task.IsIndeterminate = false;
+                                task.MaxValue = total;
+                            }
+                            task.Value = Math.Min(p.Received, task.MaxValue);
+                        })
+                    );
                     task.Value = task.MaxValue;
                     return result;
                 });
@@ -54,8 +69,10 @@ internal sealed class FetchPolicyInterceptor : ICommandInterceptor
     IDisposable? _scope;
 
     public void Intercept(CommandContext context, CommandSettings settings) =>
-        _scope = ModelStore.UseFetchPolicy(settings is Commands.ComputeSettings { Offline: true },
-                                           ConsoleFetchObserver.OnDemand);
+        _scope = ModelStore.UseFetchPolicy(
+            settings is Commands.ComputeSettings { Offline: true },
+            ConsoleFetchObserver.OnDemand
+        );
 
     public void InterceptResult(CommandContext context, CommandSettings settings, ref int result)
     {

@@ -7,13 +7,16 @@ namespace IdDisentangle.Cli;
 internal sealed class ConsoleProgress
 {
     readonly ProgressTask _task;
-    readonly string _label, _unit;
+    readonly string _label,
+        _unit;
     readonly Stopwatch _clock = Stopwatch.StartNew();
     double _done;
 
     ConsoleProgress(ProgressTask task, string label, string unit)
     {
-        _task = task; _label = label; _unit = unit;
+        _task = task;
+        _label = label;
+        _unit = unit;
     }
 
     public void Advance(double items)
@@ -30,11 +33,18 @@ internal sealed class ConsoleProgress
     public static T Run<T>(string label, double total, string unit, Func<ConsoleProgress, T> work)
     {
         T result = default!;
-        AnsiConsole.Progress()
+        AnsiConsole
+            .Progress()
             .AutoClear(false)
             .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                     new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Columns(
+                new TaskDescriptionColumn { Alignment = Justify.Left },
+                new ProgressBarColumn(),
+                new PercentageColumn(),
+                new ElapsedTimeColumn(),
+                new RemainingTimeColumn(),
+                new SpinnerColumn()
+            )
             .Start(ctx =>
             {
                 var task = ctx.AddTask(Markup.Escape(label), maxValue: Math.Max(total, 1e-9));
@@ -44,5 +54,14 @@ internal sealed class ConsoleProgress
     }
 
     public static void Run(string label, double total, string unit, Action<ConsoleProgress> work) =>
-        Run<int>(label, total, unit, p => { work(p); return 0; });
+        Run<int>(
+            label,
+            total,
+            unit,
+            p =>
+            {
+                work(p);
+                return 0;
+            }
+        );
 }

@@ -13,7 +13,8 @@ internal sealed class HelpTextAttribute(string text) : DescriptionAttribute(Mark
 /// <summary>Command descriptions, escaped the same way.</summary>
 internal static class CommandConfiguratorExtensions
 {
-    public static Spectre.Console.Cli.ICommandConfigurator Describe(this Spectre.Console.Cli.ICommandConfigurator command,
-                                                                   string text) =>
-        command.WithDescription(Markup.Escape(text));
+    public static Spectre.Console.Cli.ICommandConfigurator Describe(
+        this Spectre.Console.Cli.ICommandConfigurator command,
+        string text
+    ) => command.WithDescription(Markup.Escape(text));
 }

@@ -5,7 +5,8 @@ namespace IdDisentangle.Tests;
 /// <summary>
 /// The library's folders and the direction of their dependencies, read from the source: every reference to
 /// another folder's namespace (a using directive, a qualified name) must point down the layers
-/// Runtime/IO/Imaging &lt;- Models &lt;- Weights &lt;- Faces/Data/Networks/Runs &lt;- Training/Inference &lt;- Reporting/Api,
+/// Runtime/IO/Imaging &lt;- Models &lt;- Weights &lt;- Faces/Data/Networks/Runs &lt;- Training/Inference &lt;-
+/// Reporting/Api,
 /// or be one of the few listed edges inside a layer. The CLI is a separate assembly on top. The public API (Api/,
 /// namespace IdDisentangle) is visible from every namespace of the library, so its type names are checked too.
 /// </summary>
@@ -13,27 +14,39 @@ public sealed class ArchitectureTests
 {
     static readonly Dictionary<string, int> Layer = new()
     {
-        ["Runtime"] = 0, ["IO"] = 0, ["Imaging"] = 0,
+        ["Runtime"] = 0,
+        ["IO"] = 0,
+        ["Imaging"] = 0,
         ["Models"] = 1,
         ["Weights"] = 2,
-        ["Faces"] = 3, ["Data"] = 3, ["Networks"] = 3, ["Runs"] = 3,
-        ["Training"] = 4, ["Inference"] = 4,
-        ["Reporting"] = 5, ["Api"] = 5,
+        ["Faces"] = 3,
+        ["Data"] = 3,
+        ["Networks"] = 3,
+        ["Runs"] = 3,
+        ["Training"] = 4,
+        ["Inference"] = 4,
+        ["Reporting"] = 5,
+        ["Api"] = 5,
     };
 
     /// <summary>The dependencies allowed between folders of one layer (they form no cycle).</summary>
     static readonly HashSet<(string From, string To)> SameLayer =
     [
-        ("Runtime", "IO"), ("Imaging", "IO"),
-        ("Networks", "Faces"), ("Runs", "Networks"),
+        ("Runtime", "IO"),
+        ("Imaging", "IO"),
+        ("Networks", "Faces"),
+        ("Runs", "Networks"),
     ];
 
     static string LibraryRoot => Path.Combine(TestPaths.RepoRoot, "src", "IdDisentangle");
 
     static IEnumerable<string> LibraryFiles() =>
-        Directory.EnumerateFiles(LibraryRoot, "*.cs", SearchOption.AllDirectories)
-            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")
-                        && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}"));
+        Directory
+            .EnumerateFiles(LibraryRoot, "*.cs", SearchOption.AllDirectories)
+            .Where(f =>
+                !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")
+                && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}")
+            );
 
     static string Folder(string file) => Path.GetRelativePath(LibraryRoot, file).Split(Path.DirectorySeparatorChar)[0];
 
@@ -45,7 +58,8 @@ public sealed class ArchitectureTests
         return Regex.Replace(source, "\"(?:[^\"\\\\\\n]|\\\\.)*\"", "\"\"");
     }
 
-    /// <summary>The folders a file refers to: IdDisentangle.X anywhere, or X.Type qualified from inside the library.</summary>
+    /// <summary>The folders a file refers to: IdDisentangle.X anywhere, or X.Type qualified from inside the
+    /// library.</summary>
     internal static HashSet<string> References(string source)
     {
         string code = Code(source);
@@ -57,7 +71,8 @@ public sealed class ArchitectureTests
         {
             string name = m.Groups[1].Value;
             // A member of that name in the file (a property Data, say) is not the folder.
-            if (Regex.IsMatch(code, $@"\b(public|internal|private|protected)\b[^;{{=\n]*\b{name}\s*(\{{|;|=>|=|\()")) continue;
+            if (Regex.IsMatch(code, $@"\b(public|internal|private|protected)\b[^;{{=\n]*\b{name}\s*(\{{|;|=>|=|\()"))
+                continue;
             found.Add(name);
         }
         return found;
@@ -71,18 +86,35 @@ public sealed class ArchitectureTests
         foreach (var file in LibraryFiles())
         {
             string from = Folder(file);
-            if (from.EndsWith(".cs", StringComparison.Ordinal)) { violations.Add($"{from}: a file outside the folders"); continue; }
+            if (from.EndsWith(".cs", StringComparison.Ordinal))
+            {
+                violations.Add($"{from}: a file outside the folders");
+                continue;
+            }
             folders.Add(from);
-            if (!Layer.TryGetValue(from, out int fromLayer)) { violations.Add($"{from}: a folder not in the layer table"); continue; }
+            if (!Layer.TryGetValue(from, out int fromLayer))
+            {
+                violations.Add($"{from}: a folder not in the layer table");
+                continue;
+            }
             foreach (var to in References(File.ReadAllText(file)))
             {
-                if (to == from || !Layer.TryGetValue(to, out int toLayer)) continue;
+                if (to == from || !Layer.TryGetValue(to, out int toLayer))
+                    continue;
                 bool allowed = toLayer < fromLayer || (toLayer == fromLayer && SameLayer.Contains((from, to)));
-                if (!allowed) violations.Add($"{Path.GetRelativePath(LibraryRoot, file)} ({from}, layer {fromLayer}) uses {to} (layer {toLayer})");
+                if (!allowed)
+                    violations.Add(
+                        $"{Path.GetRelativePath(LibraryRoot, file)} ({from}, layer {fromLayer}) uses {to} (layer {toLayer})"
+                    );
             }
         }
-        var apiTypes = LibraryFiles().Where(f => Folder(f) == "Api")
-            .SelectMany(f => Regex.Matches(Code(File.ReadAllText(f)), @"\b(?:class|record|enum|struct)\s+(\w+)").Select(m => m.Groups[1].Value))
+        var apiTypes = LibraryFiles()
+            .Where(f => Folder(f) == "Api")
+            .SelectMany(f =>
+                Regex
+                    .Matches(Code(File.ReadAllText(f)), @"\b(?:class|record|enum|struct)\s+(\w+)")
+                    .Select(m => m.Groups[1].Value)
+            )
             .ToHashSet();
         foreach (var file in LibraryFiles().Where(f => Folder(f) != "Api"))
         {
@@ -106,7 +138,9 @@ public sealed class ArchitectureTests
             while (stack.TryPop(out var n))
             {
                 Assert.NotEqual(from, n);
-                if (seen.Add(n) && graph.TryGetValue(n, out var next)) foreach (var x in next) stack.Push(x);
+                if (seen.Add(n) && graph.TryGetValue(n, out var next))
+                    foreach (var x in next)
+                        stack.Push(x);
             }
         }
     }
@@ -126,14 +160,53 @@ public sealed class ArchitectureTests
     [Fact]
     public void OnlyRunFolderNamesRunFiles()
     {
-        string[] runFiles = ["\"state.json\"", "\"config.json\"", "\"metrics.jsonl\"", "\"log.txt\"", "mapper.safetensors",
-                             "e_attr.safetensors", "w_discriminator.safetensors", "optimizer_main", "\"best_id\"", "\"best_lnd\""];
-        var cli = Directory.EnumerateFiles(Path.Combine(TestPaths.RepoRoot, "src", "IdDisentangle.Cli"), "*.cs", SearchOption.AllDirectories)
+        string[] runFiles =
+        [
+            "\"state.json\"",
+            "\"config.json\"",
+            "\"metrics.jsonl\"",
+            "\"log.txt\"",
+            "mapper.safetensors",
+            "e_attr.safetensors",
+            "w_discriminator.safetensors",
+            "optimizer_main",
+            "\"best_id\"",
+            "\"best_lnd\"",
+        ];
+        var cli = Directory
+            .EnumerateFiles(
+                Path.Combine(TestPaths.RepoRoot, "src", "IdDisentangle.Cli"),
+                "*.cs",
+                SearchOption.AllDirectories
+            )
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}"));
-        var offenders = LibraryFiles().Concat(cli)
+        var offenders = LibraryFiles()
+            .Concat(cli)
             .Where(f => Path.GetFileName(f) != "RunFolder.cs")
             .SelectMany(f => runFiles.Where(File.ReadAllText(f).Contains).Select(n => $"{Path.GetFileName(f)}: {n}"))
             .ToList();
         Assert.True(offenders.Count == 0, "run file names outside RunFolder:\n" + string.Join("\n", offenders));
+    }
+
+    /// <summary>
+    /// Lines fit in 120 columns (CSharpier wraps code: dotnet csharpier format .); at most 1% of the source lines,
+    /// long messages and help texts, may run over.
+    /// </summary>
+    [Fact]
+    public void SourceLinesFitIn120Columns()
+    {
+        var files = Directory
+            .EnumerateFiles(Path.Combine(TestPaths.RepoRoot, "src"), "*.cs", SearchOption.AllDirectories)
+            .Where(f =>
+                !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")
+                && !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}")
+            );
+        var lines = files.SelectMany(f => File.ReadLines(f).Select(l => (File: f, Line: l))).ToList();
+        var longLines = lines.Where(l => l.Line.Length > 120).ToList();
+        Assert.True(
+            longLines.Count <= lines.Count / 100,
+            $"{longLines.Count} of {lines.Count} source lines exceed 120 characters, e.g. "
+                + string.Join("; ", longLines.Take(5).Select(l => $"{Path.GetFileName(l.File)}: {l.Line.Trim()[..60]}"))
+        );
     }
 }

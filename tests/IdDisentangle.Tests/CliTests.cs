@@ -17,8 +17,15 @@ public class CliTests
     {
         string store = TestPaths.NewTempDir();
         string amy = TestPaths.Data("identities", "amy");
-        var (code, text) = await CliCapture.RunAsync("embed", "--compare", Path.Combine(amy, "amy1.png"), Path.Combine(amy, "amy2.png"),
-            "--models-dir", store, "--offline");
+        var (code, text) = await CliCapture.RunAsync(
+            "embed",
+            "--compare",
+            Path.Combine(amy, "amy1.png"),
+            Path.Combine(amy, "amy2.png"),
+            "--models-dir",
+            store,
+            "--offline"
+        );
         Assert.Equal(1, code);
         Assert.Contains("fetching is off (--offline", text);
         Assert.Contains("iddis models fetch", text);
@@ -43,16 +50,36 @@ public class SampleCommandTests
     [InlineData("-z", "z.npy", "1", "img_z.npy")]
     [InlineData("-z", "z.npy", "0.7", "img_trunc.npy")]
     [InlineData("-w", "wplus.npy", "1", "img_wplus.npy")]
-    public async Task SampleWritesImagesCodesGridAndTheRawTensor(string option, string input, string psi, string expected)
+    public async Task SampleWritesImagesCodesGridAndTheRawTensor(
+        string option,
+        string input,
+        string psi,
+        string expected
+    )
     {
         string outDir = Path.Combine(TestPaths.NewTempDir(), "samples");
-        int rc = await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), option, Fx(input),
-            "--truncation", psi, "--batch-size", "3", "--out", outDir, "--save-tensor", "--device", "cpu"]);
+        int rc = await IdDisentangle.Cli.CliApp.RunAsync([
+            "sample",
+            "--generator",
+            Fx("generator.pt"),
+            option,
+            Fx(input),
+            "--truncation",
+            psi,
+            "--batch-size",
+            "3",
+            "--out",
+            outDir,
+            "--save-tensor",
+            "--device",
+            "cpu",
+        ]);
         Assert.Equal(0, rc);
         using var images = IdDisentangle.IO.Npy.Read(Path.Combine(outDir, "images.npy"));
         using var reference = IdDisentangle.IO.Npy.Read(Fx(expected));
         Assert.True(TensorAssert.MaxAbsDiff(images, reference) < 1e-4f);
-        for (int i = 0; i < 4; i++) Assert.True(File.Exists(Path.Combine(outDir, $"{i:000000}.png")));
+        for (int i = 0; i < 4; i++)
+            Assert.True(File.Exists(Path.Combine(outDir, $"{i:000000}.png")));
         Assert.True(File.Exists(Path.Combine(outDir, "grid.png")));
         using var w = IdDisentangle.IO.Npy.Read(Path.Combine(outDir, "w.npy"));
         Assert.Equal(4, w.shape[0]);
@@ -65,13 +92,56 @@ public class SampleCommandTests
     [SkippableFact]
     public async Task SeededSamplesAreReproducibleAndBadCodesAreNamed()
     {
-        string a = Path.Combine(TestPaths.NewTempDir(), "a"), b = Path.Combine(TestPaths.NewTempDir(), "b");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "-n", "3", "--seed", "5", "--out", a]));
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "-n", "3", "--seed", "5", "--batch-size", "2", "--out", b]));
+        string a = Path.Combine(TestPaths.NewTempDir(), "a"),
+            b = Path.Combine(TestPaths.NewTempDir(), "b");
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "sample",
+                "--generator",
+                Fx("generator.pt"),
+                "-n",
+                "3",
+                "--seed",
+                "5",
+                "--out",
+                a,
+            ])
+        );
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "sample",
+                "--generator",
+                Fx("generator.pt"),
+                "-n",
+                "3",
+                "--seed",
+                "5",
+                "--batch-size",
+                "2",
+                "--out",
+                b,
+            ])
+        );
         Assert.Equal(File.ReadAllBytes(Path.Combine(a, "w.npy")), File.ReadAllBytes(Path.Combine(b, "w.npy")));
         // w codes of the wrong width: exit code 1 with a message (not a crash).
-        Assert.Equal(1, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "-w", Fx("probe.npy"), "--out", a]));
-        Assert.Equal(2, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "--out", a]));
+        Assert.Equal(
+            1,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "sample",
+                "--generator",
+                Fx("generator.pt"),
+                "-w",
+                Fx("probe.npy"),
+                "--out",
+                a,
+            ])
+        );
+        Assert.Equal(
+            2,
+            await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", Fx("generator.pt"), "--out", a])
+        );
     }
 }
 
@@ -87,11 +157,29 @@ public class FaceNetCommandTests
         string bad = Path.Combine(dir, "bad.png");
         File.WriteAllText(bad, "not an image");
         string outFile = Path.Combine(dir, "e.npy");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["embed", Path.Combine(amy, "amy1.png"), bad, Path.Combine(amy, "amy2.png"), "--out", outFile]));
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "embed",
+                Path.Combine(amy, "amy1.png"),
+                bad,
+                Path.Combine(amy, "amy2.png"),
+                "--out",
+                outFile,
+            ])
+        );
         using var e = IdDisentangle.IO.Npy.Read(outFile);
         Assert.Equal(new long[] { 2, 128 }, e.shape);
         Assert.True((e[0] - e[1]).norm().item<float>() < 0.6f);
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["embed", "--compare", Path.Combine(amy, "amy1.png"), Path.Combine(amy, "amy3.png")]));
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "embed",
+                "--compare",
+                Path.Combine(amy, "amy1.png"),
+                Path.Combine(amy, "amy3.png"),
+            ])
+        );
         Assert.Equal(2, await IdDisentangle.Cli.CliApp.RunAsync(["embed", "--compare", Path.Combine(amy, "amy1.png")]));
     }
 
@@ -101,7 +189,11 @@ public class FaceNetCommandTests
         TestModels.RequireFaceApi();
         string dir = TestPaths.NewTempDir();
         using var scope = NewDisposeScope();
-        var face = IdDisentangle.IO.Npy.Read(TestPaths.Fixture("faceapi", "landmark_input_112.npy"))[0].permute(2, 0, 1).to(ScalarType.Float32) / 255;
+        var face =
+            IdDisentangle
+                .IO.Npy.Read(TestPaths.Fixture("faceapi", "landmark_input_112.npy"))[0]
+                .permute(2, 0, 1)
+                .to(ScalarType.Float32) / 255;
         var reference = IdDisentangle.IO.Npy.Read(TestPaths.Fixture("faceapi", "landmarks_68_in_112px.npy"))[0];
 
         // At the network's size nothing is resampled: the fixture's numbers exactly.
@@ -109,9 +201,23 @@ public class FaceNetCommandTests
         IdDisentangle.Imaging.ImageIO.Write(exact, face);
         // Twice the size: the points come back in the big image's pixels.
         string big = Path.Combine(dir, "face224.png");
-        IdDisentangle.Imaging.ImageIO.Write(big, IdDisentangle.Imaging.ImageOps.Resize(face, 224, 224, IdDisentangle.Imaging.ResizeFilter.Nearest));
+        IdDisentangle.Imaging.ImageIO.Write(
+            big,
+            IdDisentangle.Imaging.ImageOps.Resize(face, 224, 224, IdDisentangle.Imaging.ResizeFilter.Nearest)
+        );
         string outFile = Path.Combine(dir, "l.npy");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", exact, big, "--out", outFile, "--draw", Path.Combine(dir, "drawn")]));
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "landmarks",
+                exact,
+                big,
+                "--out",
+                outFile,
+                "--draw",
+                Path.Combine(dir, "drawn"),
+            ])
+        );
         var l = IdDisentangle.IO.Npy.Read(outFile);
         Assert.Equal(new long[] { 2, 68, 2 }, l.shape);
         Assert.True(TensorAssert.MaxAbsDiff(l[0], reference) < 1e-3f);
@@ -120,7 +226,8 @@ public class FaceNetCommandTests
         Assert.True(File.Exists(Path.Combine(dir, "drawn", "face224_landmarks.png")));
     }
 
-    /// <summary>--detect: ordinary photos go through face-api.js's detection pipeline; a photo without a face gives a NaN row, the rest goes on.</summary>
+    /// <summary>--detect: ordinary photos go through face-api.js's detection pipeline; a photo without a face gives a
+    /// NaN row, the rest goes on.</summary>
     [SkippableFact]
     public async Task LandmarksAndEmbeddingsOfOrdinaryPhotos()
     {
@@ -128,9 +235,14 @@ public class FaceNetCommandTests
         string dir = TestPaths.NewTempDir();
         string photo = TestPaths.Data("photos-unaligned", "DST_01.jpg");
         string wall = Path.Combine(dir, "wall.png");
-        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(wall, ramp);
-        string lmFile = Path.Combine(dir, "l.npy"), eFile = Path.Combine(dir, "e.npy");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--out", lmFile]));
+        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous())
+            IdDisentangle.Imaging.ImageIO.Write(wall, ramp);
+        string lmFile = Path.Combine(dir, "l.npy"),
+            eFile = Path.Combine(dir, "e.npy");
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--out", lmFile])
+        );
         Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["embed", photo, wall, "--detect", "--out", eFile]));
         using var scope = NewDisposeScope();
         var l = IdDisentangle.IO.Npy.Read(lmFile);
@@ -144,13 +256,34 @@ public class FaceNetCommandTests
 
         // --net dlib: dlib's points for the same face (and only with --detect).
         string dlibFile = Path.Combine(dir, "dlib.npy");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, wall, "--detect", "--net", "dlib", "--out", dlibFile]));
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "landmarks",
+                photo,
+                wall,
+                "--detect",
+                "--net",
+                "dlib",
+                "--out",
+                dlibFile,
+            ])
+        );
         var d = IdDisentangle.IO.Npy.Read(dlibFile);
-        var expected = IdDisentangle.Faces.FaceDetector.RefineWithDlib(Weights.PretrainedNetworks.DlibLandmarks68(TestModels.Store),
-            IdDisentangle.Models.Dlib.IntensityImage.FromRgb(IdDisentangle.Imaging.ImageIO.Read(photo)), face.Landmarks);
-        Assert.True(Math.Abs(d[0, 36, 0].item<float>() - expected[36].X) < 1e-3 && Math.Abs(d[0, 48, 1].item<float>() - expected[48].Y) < 1e-3);
+        var expected = IdDisentangle.Faces.FaceDetector.RefineWithDlib(
+            Weights.PretrainedNetworks.DlibLandmarks68(TestModels.Store),
+            IdDisentangle.Models.Dlib.IntensityImage.FromRgb(IdDisentangle.Imaging.ImageIO.Read(photo)),
+            face.Landmarks
+        );
+        Assert.True(
+            Math.Abs(d[0, 36, 0].item<float>() - expected[36].X) < 1e-3
+                && Math.Abs(d[0, 48, 1].item<float>() - expected[48].Y) < 1e-3
+        );
         Assert.True(d[1].isnan().all().item<bool>());
-        Assert.NotEqual(0, await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, "--net", "dlib", "--out", dlibFile]));
+        Assert.NotEqual(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync(["landmarks", photo, "--net", "dlib", "--out", dlibFile])
+        );
     }
 
     [Fact]
@@ -182,45 +315,97 @@ public class AlignCommandTests
     {
         TestModels.RequireAlignment();
         string dir = TestPaths.NewTempDir();
-        string photos = Path.Combine(dir, "photos"), outDir = Path.Combine(dir, "aligned");
+        string photos = Path.Combine(dir, "photos"),
+            outDir = Path.Combine(dir, "aligned");
         Directory.CreateDirectory(photos);
         File.Copy(TestPaths.Data("photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
         File.Copy(TestPaths.Data("photos-unaligned", "specific2.png"), Path.Combine(photos, "portrait.png"));
-        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) IdDisentangle.Imaging.ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
+        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous())
+            IdDisentangle.Imaging.ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
         File.WriteAllText(Path.Combine(photos, "broken.jpg"), "not a jpeg");
 
-        var (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
+        var (code, text) = await CliCapture.RunAsync(
+            "align",
+            "--input-dir",
+            photos,
+            "--out",
+            outDir,
+            "--size",
+            "128",
+            "--all-faces",
+            "--device",
+            "cpu"
+        );
         Assert.True(code == 0, text);
         Assert.Contains("wall.png: no face found; skipped", text);
         Assert.Contains("broken.jpg", text);
-        var written = Directory.GetFiles(outDir, "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        var written = Directory
+            .GetFiles(outDir, "*.png")
+            .Select(Path.GetFileName)
+            .Order(StringComparer.Ordinal)
+            .ToList();
         Assert.Equal(["group_face1.png", "group_face2.png", "group_face3.png", "portrait.png"], written);
 
         // The faces are what the library's aligner gives, and the record says what placed them.
         using var scope = NewDisposeScope();
         using var aligner = IdDisentangle.Faces.FaceAligner.Load(TestModels.Store, CPU, 128);
         var portrait = IdDisentangle.Imaging.ImageIO.Read(Path.Combine(photos, "portrait.png"));
-        var expected = aligner.AlignFaces(new IdDisentangle.Imaging.InputImage(Path.Combine(photos, "portrait.png"), "portrait", portrait), _ => { }).Single();
+        var expected = aligner
+            .AlignFaces(
+                new IdDisentangle.Imaging.InputImage(Path.Combine(photos, "portrait.png"), "portrait", portrait),
+                _ => { }
+            )
+            .Single();
         using var ours = IdDisentangle.Imaging.ImageIO.Read(Path.Combine(outDir, "portrait.png"));
-        Assert.True(TensorAssert.MaxAbsDiff(ours, expected.Face.Image) <= 0.5f / 255 + 1e-6f, "the written face is the aligner's (8-bit rounding)");
-        var record = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "alignment.json")))!.AsObject();
+        Assert.True(
+            TensorAssert.MaxAbsDiff(ours, expected.Face.Image) <= 0.5f / 255 + 1e-6f,
+            "the written face is the aligner's (8-bit rounding)"
+        );
+        var record = System
+            .Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "alignment.json")))!
+            .AsObject();
         Assert.Equal(4, record.Count);
         var entry = record["portrait.png"]!;
         Assert.Equal(Path.Combine(photos, "portrait.png"), entry["source"]!.GetValue<string>());
         Assert.Equal("dlib", entry["landmark_model"]!.GetValue<string>());
         Assert.Equal(68, entry["landmarks"]!.AsArray().Count);
-        Assert.True(Math.Abs(entry["landmarks"]![36]![0]!.GetValue<double>() - expected.Detection.Landmarks[36].X) < 1e-2);
+        Assert.True(
+            Math.Abs(entry["landmarks"]![36]![0]!.GetValue<double>() - expected.Detection.Landmarks[36].X) < 1e-2
+        );
         Assert.True(Math.Abs(entry["quad"]![2]![1]!.GetValue<double>() - expected.Quad.LowerRight.Y) < 1e-2);
         Assert.Equal(3, record["group_face3.png"]!["face"]!.GetValue<int>());
 
         // A second run passes over what is done; --overwrite redoes it.
         var stamp = File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png"));
-        (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--device", "cpu");
+        (code, text) = await CliCapture.RunAsync(
+            "align",
+            "--input-dir",
+            photos,
+            "--out",
+            outDir,
+            "--size",
+            "128",
+            "--all-faces",
+            "--device",
+            "cpu"
+        );
         Assert.True(code == 0, text);
         Assert.Contains("2 already aligned", text);
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png")));
         Thread.Sleep(20);
-        (code, text) = await CliCapture.RunAsync("align", "--input-dir", photos, "--out", outDir, "--size", "128", "--all-faces", "--overwrite", "--device", "cpu");
+        (code, text) = await CliCapture.RunAsync(
+            "align",
+            "--input-dir",
+            photos,
+            "--out",
+            outDir,
+            "--size",
+            "128",
+            "--all-faces",
+            "--overwrite",
+            "--device",
+            "cpu"
+        );
         Assert.True(code == 0, text);
         Assert.NotEqual(stamp, File.GetLastWriteTimeUtc(Path.Combine(outDir, "portrait.png")));
 
@@ -231,10 +416,12 @@ public class AlignCommandTests
     }
 }
 
-/// <summary>Runs iddis in-process with the console captured; tests that use it belong to the "console" collection.</summary>
+/// <summary>Runs iddis in-process with the console captured; tests that use it belong to the "console"
+/// collection.</summary>
 static class CliCapture
 {
-    /// <summary>The exit code and the console text, wide enough not to wrap paths, whitespace runs made single spaces.</summary>
+    /// <summary>The exit code and the console text, wide enough not to wrap paths, whitespace runs made single
+    /// spaces.</summary>
     public static async Task<(int Code, string Text)> RunAsync(params string[] args)
     {
         var (code, raw) = await RunRawAsync(args);
@@ -246,14 +433,23 @@ static class CliCapture
     {
         var console = new StringWriter();
         var previous = Spectre.Console.AnsiConsole.Console;
-        var capture = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
-        {
-            Out = new Spectre.Console.AnsiConsoleOutput(console), Ansi = Spectre.Console.AnsiSupport.No,
-            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
-        });
+        var capture = Spectre.Console.AnsiConsole.Create(
+            new Spectre.Console.AnsiConsoleSettings
+            {
+                Out = new Spectre.Console.AnsiConsoleOutput(console),
+                Ansi = Spectre.Console.AnsiSupport.No,
+                ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+            }
+        );
         capture.Profile.Width = 4000;
         Spectre.Console.AnsiConsole.Console = capture;
-        try { return (await IdDisentangle.Cli.CliApp.RunAsync(args), console.ToString()); }
-        finally { Spectre.Console.AnsiConsole.Console = previous; }
+        try
+        {
+            return (await IdDisentangle.Cli.CliApp.RunAsync(args), console.ToString());
+        }
+        finally
+        {
+            Spectre.Console.AnsiConsole.Console = previous;
+        }
     }
 }

@@ -12,10 +12,30 @@ public class DatasetTests
     public void SameIndexGivesTheSameFilesWhateverTheBatchSizeOrShard()
     {
         using var g = StyleGan2Weights.Load(Generator, out _);
-        string a = TestPaths.NewTempDir(), b = TestPaths.NewTempDir();
-        DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = a, NumImages = 7, BatchSize = 3, Seed = 5 });
+        string a = TestPaths.NewTempDir(),
+            b = TestPaths.NewTempDir();
+        DatasetGenerator.Generate(
+            g,
+            new DatasetGenerationOptions
+            {
+                OutDir = a,
+                NumImages = 7,
+                BatchSize = 3,
+                Seed = 5,
+            }
+        );
         for (int i = 0; i < 3; i++)
-            DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = b, NumImages = 7, BatchSize = 2, Seed = 5, Shard = new Shard(i, 3) });
+            DatasetGenerator.Generate(
+                g,
+                new DatasetGenerationOptions
+                {
+                    OutDir = b,
+                    NumImages = 7,
+                    BatchSize = 2,
+                    Seed = 5,
+                    Shard = new Shard(i, 3),
+                }
+            );
         var la = new DatasetLayout(a);
         var lb = new DatasetLayout(b);
         Assert.Equal(Enumerable.Range(0, 7).Select(i => (long)i), la.Indices());
@@ -27,7 +47,15 @@ public class DatasetTests
         }
         // Different seeds give different codes.
         string c = TestPaths.NewTempDir();
-        DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = c, NumImages = 1, Seed = 6 });
+        DatasetGenerator.Generate(
+            g,
+            new DatasetGenerationOptions
+            {
+                OutDir = c,
+                NumImages = 1,
+                Seed = 6,
+            }
+        );
         Assert.NotEqual(File.ReadAllBytes(la.WPath(0)), File.ReadAllBytes(new DatasetLayout(c).WPath(0)));
     }
 
@@ -36,7 +64,16 @@ public class DatasetTests
     {
         using var g = StyleGan2Weights.Load(Generator, out _);
         string dir = TestPaths.NewTempDir();
-        DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = dir, NumImages = 2, Seed = 1, Truncation = 0.7 });
+        DatasetGenerator.Generate(
+            g,
+            new DatasetGenerationOptions
+            {
+                OutDir = dir,
+                NumImages = 2,
+                Seed = 1,
+                Truncation = 0.7,
+            }
+        );
         using var scope = NewDisposeScope();
         var w = Npy.Read(new DatasetLayout(dir).WPath(1));
         Assert.Equal(new long[] { g.NumLatents, g.StyleDim }, w.shape);
@@ -51,7 +88,14 @@ public class DatasetTests
     {
         for (int n = 1; n <= 7; n++)
         {
-            var covered = Enumerable.Range(0, n).SelectMany(i => { var (s, e) = new Shard(i, n).Range(23); return Enumerable.Range((int)s, (int)(e - s)); }).ToList();
+            var covered = Enumerable
+                .Range(0, n)
+                .SelectMany(i =>
+                {
+                    var (s, e) = new Shard(i, n).Range(23);
+                    return Enumerable.Range((int)s, (int)(e - s));
+                })
+                .ToList();
             Assert.Equal(Enumerable.Range(0, 23), covered);
         }
         Assert.Throws<ArgumentException>(() => Shard.Parse("3/3"));
@@ -64,11 +108,16 @@ public class DatasetTests
         using var g = StyleGan2Weights.Load(Generator, out _);
         string dir = TestPaths.NewTempDir();
         var layout = new DatasetLayout(dir);
-        var options = new DatasetGenerationOptions { OutDir = dir, NumImages = 5, Seed = 2 };
+        var options = new DatasetGenerationOptions
+        {
+            OutDir = dir,
+            NumImages = 5,
+            Seed = 2,
+        };
         Assert.Equal(5, DatasetGenerator.Generate(g, options));
         var stamp = File.GetLastWriteTimeUtc(layout.ImagePath(0));
         byte[] image3 = File.ReadAllBytes(layout.ImagePath(3));
-        File.Delete(layout.ImagePath(3));                                   // an interrupted index: code written, image not
+        File.Delete(layout.ImagePath(3)); // an interrupted index: code written, image not
         File.WriteAllText(Path.Combine(Path.GetDirectoryName(layout.ImagePath(4))!, ".00004.png.123.tmp"), "partial");
         var seen = new List<(long, bool)>();
         Assert.Equal(1, DatasetGenerator.Generate(g, options, (k, wrote) => seen.Add((k, wrote))));

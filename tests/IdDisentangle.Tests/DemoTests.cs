@@ -11,60 +11,99 @@ public sealed class ReducedDemo
     public async Task<string> RunAsync()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) && File.Exists(TestModels.Store.PathOf("resnet50")), "pretrained networks missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3")) && File.Exists(TestModels.Store.PathOf("resnet50")),
+            "pretrained networks missing: run 'iddis models fetch'"
+        );
         await _gate.WaitAsync();
         try
         {
-            if (_outDir is not null) return _outDir;
+            if (_outDir is not null)
+                return _outDir;
             string outDir = Path.Combine(TestPaths.NewTempDir(), "demo");
             string? before = Environment.GetEnvironmentVariable("IDDIS_GENERATOR");
             Environment.SetEnvironmentVariable("IDDIS_GENERATOR", null);
             try
             {
-                int rc = await IdDisentangle.Cli.CliApp.RunAsync(["demo", "--out", outDir, "--steps", "3", "--images", "16", "--test-images", "6",
-                    "--batch-size", "2", "--attr-input-size", "80", "--device", "cpu"]);
+                int rc = await IdDisentangle.Cli.CliApp.RunAsync([
+                    "demo",
+                    "--out",
+                    outDir,
+                    "--steps",
+                    "3",
+                    "--images",
+                    "16",
+                    "--test-images",
+                    "6",
+                    "--batch-size",
+                    "2",
+                    "--attr-input-size",
+                    "80",
+                    "--device",
+                    "cpu",
+                ]);
                 Assert.Equal(0, rc);
             }
-            finally { Environment.SetEnvironmentVariable("IDDIS_GENERATOR", before); }
+            finally
+            {
+                Environment.SetEnvironmentVariable("IDDIS_GENERATOR", before);
+            }
             return _outDir = outDir;
         }
-        finally { _gate.Release(); }
+        finally
+        {
+            _gate.Release();
+        }
     }
 }
 
 [Collection("console")]
 public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
 {
-    /// <summary>The report exists, names every stage, embeds its pictures, and carries the untrained-generator disclaimer.</summary>
+    /// <summary>The report exists, names every stage, embeds its pictures, and carries the untrained-generator
+    /// disclaimer.</summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     public async Task ReducedDemoWritesASelfContainedReport()
     {
         string outDir = await reduced.RunAsync();
         string html = File.ReadAllText(Path.Combine(outDir, "index.html"));
-        foreach (var stage in new[] { "fetch networks", "generator", "generate data", "train", "infer" }) Assert.Contains($"<td>{stage}</td>", html);
+        foreach (var stage in new[] { "fetch networks", "generator", "generate data", "train", "infer" })
+            Assert.Contains($"<td>{stage}</td>", html);
         Assert.Contains("id=\"untrained\"", html);
-        Assert.True(System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,").Count >= 5, "pictures are embedded");
+        Assert.True(
+            System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,").Count >= 5,
+            "pictures are embedded"
+        );
         Assert.DoesNotContain("(missing ", html);
         Assert.DoesNotContain("src=\"http", html);
         string md = File.ReadAllText(Path.Combine(outDir, "report.md"));
         Assert.Contains("Untrained generator", md);
         Assert.Contains("| train |", md);
 
-
         // A second run reuses the folder; with a pretrained generator the disclaimer disappears.
-        var demo = new Demo(new DemoOptions
-        {
-            OutDir = outDir, Generator = Path.Combine(outDir, "generator", "untrained_stylegan2_64.pt"), Steps = 3, Images = 16, TestImages = 6,
-            BatchSize = 2, AttrInputSize = 80, Device = "cpu",
-        }, _ => { });
+        var demo = new Demo(
+            new DemoOptions
+            {
+                OutDir = outDir,
+                Generator = Path.Combine(outDir, "generator", "untrained_stylegan2_64.pt"),
+                Steps = 3,
+                Images = 16,
+                TestImages = 6,
+                BatchSize = 2,
+                AttrInputSize = 80,
+                Device = "cpu",
+            },
+            _ => { }
+        );
         demo.Run();
         Assert.False(demo.UntrainedGenerator);
         Assert.Contains(demo.Stages, s => s.Name == "generate data" && s.Summary.Contains("(0 written now)"));
         Assert.DoesNotContain("id=\"untrained\"", File.ReadAllText(Path.Combine(outDir, "index.html")));
     }
 
-    /// <summary>Opens the report in headless Chromium (Debian's chromium) as a person would: it renders, and every picture decodes.</summary>
+    /// <summary>Opens the report in headless Chromium (Debian's chromium) as a person would: it renders, and every
+    /// picture decodes.</summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     [Trait("Category", TestCategories.External)]
@@ -74,16 +113,38 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
         string html = Path.Combine(await reduced.RunAsync(), "index.html");
         string profile = TestPaths.NewTempDir();
         string shot = Path.Combine(TestPaths.NewTempDir(), "report.png");
-        string[] common = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", $"--user-data-dir={profile}"];
+        string[] common =
+        [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            $"--user-data-dir={profile}",
+        ];
         // Every <img> must have decoded (naturalWidth > 0): the page writes the count into its title.
         string probe = Path.Combine(Path.GetDirectoryName(html)!, "render_check.html");
-        File.WriteAllText(probe, File.ReadAllText(html).Replace("</body>",
-            "<script>window.onload=()=>{const i=[...document.images];document.title='decoded '+i.filter(x=>x.naturalWidth>0).length+' of '+i.length;}</script></body>"));
+        File.WriteAllText(
+            probe,
+            File.ReadAllText(html)
+                .Replace(
+                    "</body>",
+                    "<script>window.onload=()=>{const i=[...document.images];document.title='decoded '+i.filter(x=>x.naturalWidth>0).length+' of '+i.length;}</script></body>"
+                )
+        );
         try
         {
-            var dump = new System.Diagnostics.ProcessStartInfo(chromium, [.. common, "--virtual-time-budget=5000", "--dump-dom", "file://" + probe])
-            { RedirectStandardOutput = true, RedirectStandardError = true };
+            var dump = new System.Diagnostics.ProcessStartInfo(
+                chromium,
+                [.. common, "--virtual-time-budget=5000", "--dump-dom", "file://" + probe]
+            )
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
             using (var p = System.Diagnostics.Process.Start(dump)!)
             {
                 var err = p.StandardError.ReadToEndAsync();
@@ -94,17 +155,27 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
                 Assert.Equal(m.Groups[2].Value, m.Groups[1].Value);
                 Assert.True(int.Parse(m.Groups[1].Value) >= 5);
             }
-            var screenshot = new System.Diagnostics.ProcessStartInfo(chromium, [.. common, "--window-size=1200,2400", $"--screenshot={shot}", "file://" + html])
-            { RedirectStandardOutput = true, RedirectStandardError = true };
+            var screenshot = new System.Diagnostics.ProcessStartInfo(
+                chromium,
+                [.. common, "--window-size=1200,2400", $"--screenshot={shot}", "file://" + html]
+            )
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
             using (var p = System.Diagnostics.Process.Start(screenshot)!)
             {
-                _ = p.StandardOutput.ReadToEndAsync(); _ = p.StandardError.ReadToEndAsync();
+                _ = p.StandardOutput.ReadToEndAsync();
+                _ = p.StandardError.ReadToEndAsync();
                 Assert.True(p.WaitForExit(120_000), "chromium did not finish");
             }
             Assert.True(File.Exists(shot) && new FileInfo(shot).Length > 10_000, "no screenshot");
             using var img = IdDisentangle.Imaging.ImageIO.Read(shot);
             Assert.True(img.std().item<float>() > 0.05f, "the screenshot is blank");
         }
-        finally { File.Delete(probe); }
+        finally
+        {
+            File.Delete(probe);
+        }
     }
 }

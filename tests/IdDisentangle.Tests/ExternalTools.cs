@@ -11,7 +11,8 @@ static class TestCategories
     /// <summary>Takes 8 s or more (training runs, the demo, statistics over the 80 FFHQ photos).</summary>
     public const string Slow = "Slow";
 
-    /// <summary>Runs an external reference tool beside our code (TensorFlow.js in Node, PyTorch, dlib, PIL, Chromium).</summary>
+    /// <summary>Runs an external reference tool beside our code (TensorFlow.js in Node, PyTorch, dlib, PIL,
+    /// Chromium).</summary>
     public const string External = "External";
 }
 
@@ -31,14 +32,21 @@ static class ExternalTools
     {
         Skip.IfNot(File.Exists(Python), $"{Python} is missing (apt-get install {debianPackages}; .ci/run does)");
         string statement = "import " + string.Join(", ", modules);
-        bool ok = Imports.GetOrAdd(statement, s =>
-        {
-            var psi = new ProcessStartInfo(Python, ["-c", s]) { RedirectStandardError = true, RedirectStandardOutput = true };
-            using var p = Process.Start(psi)!;
-            p.StandardError.ReadToEnd();
-            p.WaitForExit();
-            return p.ExitCode == 0;
-        });
+        bool ok = Imports.GetOrAdd(
+            statement,
+            s =>
+            {
+                var psi = new ProcessStartInfo(Python, ["-c", s])
+                {
+                    RedirectStandardError = true,
+                    RedirectStandardOutput = true,
+                };
+                using var p = Process.Start(psi)!;
+                p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                return p.ExitCode == 0;
+            }
+        );
         Skip.IfNot(ok, $"{Python} cannot '{statement}' (apt-get install {debianPackages}; .ci/run does)");
     }
 

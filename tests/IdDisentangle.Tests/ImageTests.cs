@@ -17,15 +17,22 @@ public class ImageTests
         using var scope = NewDisposeScope();
         manual_seed(4);
         var img = rand(1, 1, 48, 48);
-        string dir = TestPaths.NewTempDir(), input = Path.Combine(dir, "in.npy");
+        string dir = TestPaths.NewTempDir(),
+            input = Path.Combine(dir, "in.npy");
         IdDisentangle.IO.Npy.Write(input, img[0, 0]);
         foreach (int size in new[] { 30, 77 })
         {
             string output = Path.Combine(dir, $"out{size}.npy");
-            string script = "import numpy as np, sys; from PIL import Image; a = np.load(sys.argv[1]); " +
-                            "np.save(sys.argv[2], np.asarray(Image.fromarray(a, 'F').resize((int(sys.argv[3]),) * 2, Image.BICUBIC)))";
-            var psi = new System.Diagnostics.ProcessStartInfo(ExternalTools.Python, ["-c", script, input, output, size.ToString()])
-            { RedirectStandardError = true };
+            string script =
+                "import numpy as np, sys; from PIL import Image; a = np.load(sys.argv[1]); "
+                + "np.save(sys.argv[2], np.asarray(Image.fromarray(a, 'F').resize((int(sys.argv[3]),) * 2, Image.BICUBIC)))";
+            var psi = new System.Diagnostics.ProcessStartInfo(
+                ExternalTools.Python,
+                ["-c", script, input, output, size.ToString()]
+            )
+            {
+                RedirectStandardError = true,
+            };
             using (var p = System.Diagnostics.Process.Start(psi)!)
             {
                 string err = p.StandardError.ReadToEnd();
@@ -80,9 +87,11 @@ public class ImageTests
         using var scope = NewDisposeScope();
         using var bmp = new SKBitmap(new SKImageInfo(8, 4, SKColorType.Gray8, SKAlphaType.Opaque));
         var px = bmp.GetPixelSpan();
-        for (int i = 0; i < px.Length; i++) px[i] = (byte)(i * 7);
+        for (int i = 0; i < px.Length; i++)
+            px[i] = (byte)(i * 7);
         string path = Path.Combine(TestPaths.NewTempDir(), "grey.png");
-        using (var data = SKImage.FromBitmap(bmp).Encode(SKEncodedImageFormat.Png, 100)) File.WriteAllBytes(path, data.ToArray());
+        using (var data = SKImage.FromBitmap(bmp).Encode(SKEncodedImageFormat.Png, 100))
+            File.WriteAllBytes(path, data.ToArray());
         var t = ImageIO.Read(path);
         Assert.Equal(new long[] { 3, 4, 8 }, t.shape);
         Assert.True(t[0].SameAs(t[1]) && t[1].SameAs(t[2]));
@@ -109,7 +118,8 @@ public class ImageTests
         byte[] rgba = [200, 100, 50, 0, 10, 20, 30, 128];
         rgba.CopyTo(px);
         string path = Path.Combine(TestPaths.NewTempDir(), "alpha.png");
-        using (var data = SKImage.FromBitmap(bmp).Encode(SKEncodedImageFormat.Png, 100)) File.WriteAllBytes(path, data.ToArray());
+        using (var data = SKImage.FromBitmap(bmp).Encode(SKEncodedImageFormat.Png, 100))
+            File.WriteAllBytes(path, data.ToArray());
         var t = ImageIO.Read(path);
         Assert.Equal(new long[] { 3, 1, 2 }, t.shape);
         Assert.Equal(new[] { 10 / 255f, 20 / 255f, 30 / 255f }, t[.., 0, 1].data<float>().ToArray());
@@ -122,11 +132,32 @@ public class ImageTests
     {
         byte[] tiff =
         [
-            (byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0,     // little-endian TIFF header, IFD at 8
-            1, 0,                                        // one entry
-            0x12, 0x01, 3, 0, 1, 0, 0, 0,                // tag 0x0112 Orientation, SHORT, count 1
-            (byte)orientation, 0, 0, 0,                  // value
-            0, 0, 0, 0,                                  // no next IFD
+            (byte)'I',
+            (byte)'I',
+            42,
+            0,
+            8,
+            0,
+            0,
+            0, // little-endian TIFF header, IFD at 8
+            1,
+            0, // one entry
+            0x12,
+            0x01,
+            3,
+            0,
+            1,
+            0,
+            0,
+            0, // tag 0x0112 Orientation, SHORT, count 1
+            (byte)orientation,
+            0,
+            0,
+            0, // value
+            0,
+            0,
+            0,
+            0, // no next IFD
         ];
         byte[] exif = [.. "Exif\0\0"u8.ToArray(), .. tiff];
         int len = exif.Length + 2;
@@ -144,29 +175,45 @@ public class ImageTests
         using var scope = NewDisposeScope();
         // 32 wide, 16 high: left half red, right half blue; a green square marks the top-left corner.
         var img = zeros(3, 16, 32);
-        img[0, .., ..16] = 1; img[2, .., 16..] = 1;
-        img[.., ..8, ..8] = 0; img[1, ..8, ..8] = 1;
+        img[0, .., ..16] = 1;
+        img[2, .., 16..] = 1;
+        img[.., ..8, ..8] = 0;
+        img[1, ..8, ..8] = 1;
         byte[] jpeg = WithExifOrientation(ImageIO.Encode(img, ImageFormat.Jpeg, 98), (ushort)orientation);
         var t = ImageIO.Decode(jpeg, "oriented.jpg");
-        static string Colour(Tensor px) => px.argmax().item<long>() switch { 0 => "red", 1 => "green", _ => "blue" };
+        static string Colour(Tensor px) =>
+            px.argmax().item<long>() switch
+            {
+                0 => "red",
+                1 => "green",
+                _ => "blue",
+            };
         string At(int y, int x) => Colour(t[.., y, x]);
         switch (orientation)
         {
             case 1:
                 Assert.Equal(new long[] { 3, 16, 32 }, t.shape);
-                Assert.Equal("green", At(2, 2)); Assert.Equal("red", At(12, 12)); Assert.Equal("blue", At(8, 28));
+                Assert.Equal("green", At(2, 2));
+                Assert.Equal("red", At(12, 12));
+                Assert.Equal("blue", At(8, 28));
                 break;
             case 3: // rotated 180: green bottom-right, blue on the left
                 Assert.Equal(new long[] { 3, 16, 32 }, t.shape);
-                Assert.Equal("green", At(13, 29)); Assert.Equal("blue", At(8, 3)); Assert.Equal("red", At(3, 20));
+                Assert.Equal("green", At(13, 29));
+                Assert.Equal("blue", At(8, 3));
+                Assert.Equal("red", At(3, 20));
                 break;
             case 6: // displayed after 90 degrees clockwise: the left (red) half becomes the top, green top-right
                 Assert.Equal(new long[] { 3, 32, 16 }, t.shape);
-                Assert.Equal("green", At(2, 13)); Assert.Equal("red", At(12, 3)); Assert.Equal("blue", At(28, 8));
+                Assert.Equal("green", At(2, 13));
+                Assert.Equal("red", At(12, 3));
+                Assert.Equal("blue", At(28, 8));
                 break;
             case 8: // 90 degrees counter-clockwise: red at the bottom, green bottom-left
                 Assert.Equal(new long[] { 3, 32, 16 }, t.shape);
-                Assert.Equal("green", At(29, 2)); Assert.Equal("red", At(20, 12)); Assert.Equal("blue", At(3, 8));
+                Assert.Equal("green", At(29, 2));
+                Assert.Equal("red", At(20, 12));
+                Assert.Equal("blue", At(3, 8));
                 break;
         }
     }
@@ -239,7 +286,10 @@ public class ImageTests
         using var scope = NewDisposeScope();
         var img = Gradient(40, 60);
         Assert.Equal(new long[] { 3, 20, 30 }, ImageOps.Resize(img, 20, 30, ResizeFilter.Area).shape);
-        Assert.Equal(new long[] { 2, 3, 80, 90 }, ImageOps.Resize(img.unsqueeze(0).expand(2, -1, -1, -1), 80, 90, ImageOps.ParseFilter("bicubic")).shape);
+        Assert.Equal(
+            new long[] { 2, 3, 80, 90 },
+            ImageOps.Resize(img.unsqueeze(0).expand(2, -1, -1, -1), 80, 90, ImageOps.ParseFilter("bicubic")).shape
+        );
         // Area halving equals 2x2 averaging.
         var area = ImageOps.Resize(img, 20, 30, ResizeFilter.Area);
         var manual = img.view(3, 20, 2, 30, 2).mean([2, 4]);
@@ -259,12 +309,17 @@ public class ImageTests
         var batch = stack(Enumerable.Range(0, 5).Select(i => full(3, 10, 12, i / 4f)).ToArray());
         var grid = ImageGrid.Compose(batch, columns: 3, new GridLayout { Padding = 2, Background = 1f });
         Assert.Equal(new long[] { 3, 2 * 12 + 2, 3 * 14 + 2 }, grid.shape);
-        Assert.Equal(0.25f, grid[0, 2 + 5, 2 + 14 + 6].item<float>());   // cell 1 (row 0, col 1)
+        Assert.Equal(0.25f, grid[0, 2 + 5, 2 + 14 + 6].item<float>()); // cell 1 (row 0, col 1)
         Assert.Equal(1f, grid[0, 2 + 12 + 5, 2 + 2 * 14 + 6].item<float>()); // empty 6th cell is background
-        Assert.Equal(1f, grid[1, 2 + 12 + 5, 2 + 14 + 6].item<float>());     // cell 4 = 4/4
+        Assert.Equal(1f, grid[1, 2 + 12 + 5, 2 + 14 + 6].item<float>()); // cell 4 = 4/4
 
         var cells = new List<Tensor?> { null, full(3, 10, 12, 0.5f), full(3, 20, 24, 0f), null };
-        var labelled = ImageGrid.Compose(cells, 2, 2, new GridLayout { RowLabels = ["", "identity A"], ColumnLabels = ["", "attr B"] });
+        var labelled = ImageGrid.Compose(
+            cells,
+            2,
+            2,
+            new GridLayout { RowLabels = ["", "identity A"], ColumnLabels = ["", "attr B"] }
+        );
         Assert.True(labelled.shape[1] > 2 * 12 + 2 && labelled.shape[2] > 2 * 14 + 2);
         // Label text is drawn: the label band is not uniformly background.
         var band = labelled[.., ..((int)labelled.shape[1] - 26), ..];

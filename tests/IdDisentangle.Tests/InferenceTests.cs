@@ -1,9 +1,9 @@
 using IdDisentangle.Data;
+using IdDisentangle.Faces;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
-using IdDisentangle.Training;
 using IdDisentangle.Runs;
-using IdDisentangle.Faces;
+using IdDisentangle.Training;
 
 namespace IdDisentangle.Tests;
 
@@ -16,18 +16,36 @@ public class InferenceTests
         string root = TestPaths.NewTempDir();
         string data = Path.Combine(root, "dataset");
         using (var g = Weights.StyleGan2Weights.Load(TestPaths.Fixture("stylegan2", "generator.pt"), out _))
-            DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = data, NumImages = 12, Seed = 4 });
+            DatasetGenerator.Generate(
+                g,
+                new DatasetGenerationOptions
+                {
+                    OutDir = data,
+                    NumImages = 12,
+                    Seed = 4,
+                }
+            );
         var c = new TrainingConfig
         {
-            Name = "tiny", DatasetDir = data, GeneratorPath = TestPaths.Fixture("stylegan2", "generator.pt"),
-            ResultsDir = Path.Combine(root, "results"), BatchSize = 2, NumSteps = 2, TrainDataSize = 8, TestSize = 2,
-            PixelLoss = PixelLoss.L1, AttrInputSize = 80, FaceCrop = "none",
+            Name = "tiny",
+            DatasetDir = data,
+            GeneratorPath = TestPaths.Fixture("stylegan2", "generator.pt"),
+            ResultsDir = Path.Combine(root, "results"),
+            BatchSize = 2,
+            NumSteps = 2,
+            TrainDataSize = 8,
+            TestSize = 2,
+            PixelLoss = PixelLoss.L1,
+            AttrInputSize = 80,
+            FaceCrop = "none",
         };
-        using (var t = new Trainer(c)) t.Run(resume: false);
+        using (var t = new Trainer(c))
+            t.Run(resume: false);
         return (c.RunDir, data);
     });
 
-    /// <summary>The public FaceSwapper gives what the model gives, and its interpolation ends at the two swaps.</summary>
+    /// <summary>The public FaceSwapper gives what the model gives, and its interpolation ends at the two
+    /// swaps.</summary>
     [SkippableFact]
     public void FaceSwapperSwapsLikeTheModel()
     {
@@ -35,7 +53,9 @@ public class InferenceTests
         var layout = new DatasetLayout(Trained.Value.Data);
         var options = new FaceSwapperOptions
         {
-            Checkpoint = "last", Inputs = FaceInputMode.AsIs, Compute = new ComputeOptions { Device = "cpu", ModelsDir = TestModels.Store.Root },
+            Checkpoint = "last",
+            Inputs = FaceInputMode.AsIs,
+            Compute = new ComputeOptions { Device = "cpu", ModelsDir = TestModels.Store.Root },
         };
         using var swapper = FaceSwapper.Load(Trained.Value.Run, options);
         Assert.Equal(64, swapper.Resolution);
@@ -58,7 +78,10 @@ public class InferenceTests
     internal static void Require()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3")),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
     }
 
     static string Folder(params string[] images)
@@ -91,15 +114,17 @@ public class InferenceTests
         using var model = DisentanglementModel.FromRun(Trained.Value.Run, device: "cpu");
         Assert.Equal(6, InferenceJobs.Grid(model, ids, attrs, outDir, batchSize: 4));
         foreach (var a in new[] { "pose", "smile" })
-            foreach (var i in new[] { "anna", "bob", "cid" })
-                Assert.True(File.Exists(Path.Combine(outDir, $"attr_{a}", $"id_{i}.png")), $"attr_{a}/id_{i}.png");
+        foreach (var i in new[] { "anna", "bob", "cid" })
+            Assert.True(File.Exists(Path.Combine(outDir, $"attr_{a}", $"id_{i}.png")), $"attr_{a}/id_{i}.png");
         Assert.True(File.Exists(Path.Combine(outDir, "keep.txt")));
         using var grid = ImageIO.Read(Path.Combine(outDir, "grid.png"));
         // 4 rows (header + 3 identities) and 3 columns (header + 2 attributes) of 64-px cells, plus labels and padding.
         Assert.True(grid.shape[1] >= 4 * 66 && grid.shape[2] >= 3 * 66);
         // A cell equals the file of its combination.
         using var cell = ImageIO.Read(Path.Combine(outDir, "attr_pose", "id_bob.png"));
-        using var swap = model.Swap(ids[1].Image.unsqueeze(0), attrs.First(a => a.Stem == "pose").Image.unsqueeze(0))[0];
+        using var swap = model.Swap(ids[1].Image.unsqueeze(0), attrs.First(a => a.Stem == "pose").Image.unsqueeze(0))[
+            0
+        ];
         Assert.True(TensorAssert.MaxAbsDiff(cell, swap) <= 1.01f / 255);
     }
 
@@ -126,44 +151,104 @@ public class InferenceTests
         using var model = DisentanglementModel.FromRun(Trained.Value.Run, device: "cpu");
         var attrCase = InferenceJobs.ReadFolder(Folder("id=8", "attr1=9", "attr2=10"), _ => { });
         var asGiven = new InterpolationOptions { LoopFake = false };
-        var frames = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o"), steps: 5, asGiven);
+        var frames = InferenceJobs.Interpolate(
+            model,
+            attrCase,
+            Path.Combine(TestPaths.NewTempDir(), "o"),
+            steps: 5,
+            asGiven
+        );
         Assert.Equal(5, frames.shape[0]);
         var id = attrCase.First(x => x.Stem == "id").Image;
         // The end points swapped as one batch of two, as the interpolation maps them. The generator renders the
         // frames as a batch of five: oneDNN's sums depend on the batch size, so pixels agree to float32 rounding
         // amplified through G (measured 4e-5 of [0,1]), far below any semantic difference.
-        using (var ends = model.Swap(stack([id, id]), stack([attrCase.First(x => x.Stem == "attr1").Image, attrCase.First(x => x.Stem == "attr2").Image])))
+        using (
+            var ends = model.Swap(
+                stack([id, id]),
+                stack([attrCase.First(x => x.Stem == "attr1").Image, attrCase.First(x => x.Stem == "attr2").Image])
+            )
+        )
         {
-            Assert.True(TensorAssert.MaxAbsDiff(frames[0..1], ends[0..1]) < 2e-4f, $"first frame differs by {TensorAssert.MaxAbsDiff(frames[0..1], ends[0..1])}");
-            Assert.True(TensorAssert.MaxAbsDiff(frames[4..5], ends[1..2]) < 2e-4f, $"last frame differs by {TensorAssert.MaxAbsDiff(frames[4..5], ends[1..2])}");
+            Assert.True(
+                TensorAssert.MaxAbsDiff(frames[0..1], ends[0..1]) < 2e-4f,
+                $"first frame differs by {TensorAssert.MaxAbsDiff(frames[0..1], ends[0..1])}"
+            );
+            Assert.True(
+                TensorAssert.MaxAbsDiff(frames[4..5], ends[1..2]) < 2e-4f,
+                $"last frame differs by {TensorAssert.MaxAbsDiff(frames[4..5], ends[1..2])}"
+            );
         }
 
         var idCase = InferenceJobs.ReadFolder(Folder("id_a=8", "id_b=9", "attr=10"), _ => { });
         string outDir = Path.Combine(TestPaths.NewTempDir(), "o2");
         var f2 = InferenceJobs.Interpolate(model, idCase, outDir, steps: 3, asGiven);
         var attr = idCase.First(x => x.Stem == "attr").Image;
-        using (var ends = model.Swap(stack([idCase.First(x => x.Stem == "id_a").Image, idCase.First(x => x.Stem == "id_b").Image]), stack([attr, attr])))
-            Assert.True(TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2]) < 2e-4f, $"last frame differs by {TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2])}");
-        Assert.True(File.Exists(Path.Combine(outDir, "frame_02.png")) && File.Exists(Path.Combine(outDir, "strip.png")));
+        using (
+            var ends = model.Swap(
+                stack([idCase.First(x => x.Stem == "id_a").Image, idCase.First(x => x.Stem == "id_b").Image]),
+                stack([attr, attr])
+            )
+        )
+            Assert.True(
+                TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2]) < 2e-4f,
+                $"last frame differs by {TensorAssert.MaxAbsDiff(f2[2..3], ends[1..2])}"
+            );
+        Assert.True(
+            File.Exists(Path.Combine(outDir, "frame_02.png")) && File.Exists(Path.Combine(outDir, "strip.png"))
+        );
 
-        // The paper's default (loop_fake): generated inputs are first replaced by G(x, x), unclamped; real ones are not.
+        // The paper's default (loop_fake): generated inputs are first replaced by G(x, x), unclamped; real ones are
+        // not.
         var looped = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o3"), steps: 5);
-        var attrImgs = stack([attrCase.First(x => x.Stem == "attr1").Image, attrCase.First(x => x.Stem == "attr2").Image]);
+        var attrImgs = stack([
+            attrCase.First(x => x.Stem == "attr1").Image,
+            attrCase.First(x => x.Stem == "attr2").Image,
+        ]);
         using (no_grad())
         {
             var ids2 = stack([id, id]);
-            var expected = model.Render(model.MapToW(model.ReconstructForEncoding(ids2), model.ReconstructForEncoding(attrImgs)));
-            Assert.True(TensorAssert.MaxAbsDiff(looped[0..1], expected[0..1]) < 2e-4f && TensorAssert.MaxAbsDiff(looped[4..5], expected[1..2]) < 2e-4f);
+            var expected = model.Render(
+                model.MapToW(model.ReconstructForEncoding(ids2), model.ReconstructForEncoding(attrImgs))
+            );
+            Assert.True(
+                TensorAssert.MaxAbsDiff(looped[0..1], expected[0..1]) < 2e-4f
+                    && TensorAssert.MaxAbsDiff(looped[4..5], expected[1..2]) < 2e-4f
+            );
             Assert.True(TensorAssert.MaxAbsDiff(looped[0..1], frames[0..1]) > 1e-3f, "loop_fake changed nothing");
-            var realAttr = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o4"), steps: 5, new InterpolationOptions { RealAttr = true });
+            var realAttr = InferenceJobs.Interpolate(
+                model,
+                attrCase,
+                Path.Combine(TestPaths.NewTempDir(), "o4"),
+                steps: 5,
+                new InterpolationOptions { RealAttr = true }
+            );
             var expectedReal = model.Render(model.MapToW(model.ReconstructForEncoding(ids2), attrImgs));
-            Assert.True(TensorAssert.MaxAbsDiff(realAttr[0..1], expectedReal[0..1]) < 2e-4f, "--real-attr inputs are encoded as given");
+            Assert.True(
+                TensorAssert.MaxAbsDiff(realAttr[0..1], expectedReal[0..1]) < 2e-4f,
+                "--real-attr inputs are encoded as given"
+            );
         }
 
         // Linear in the codes (the paper's w_space=False): the same end frames, another path between them.
-        var inCodes = InferenceJobs.Interpolate(model, attrCase, Path.Combine(TestPaths.NewTempDir(), "o5"), steps: 5, asGiven with { Space = InterpolationSpace.Codes });
-        Assert.True(TensorAssert.MaxAbsDiff(inCodes[0..1], frames[0..1]) < 2e-4f && TensorAssert.MaxAbsDiff(inCodes[4..5], frames[4..5]) < 2e-4f);
-        Assert.True(TensorAssert.MaxAbsDiff(inCodes[2..3], frames[2..3]) > 1e-4f, "interpolating the codes took the W path");
+        var inCodes = InferenceJobs.Interpolate(
+            model,
+            attrCase,
+            Path.Combine(TestPaths.NewTempDir(), "o5"),
+            steps: 5,
+            asGiven with
+            {
+                Space = InterpolationSpace.Codes,
+            }
+        );
+        Assert.True(
+            TensorAssert.MaxAbsDiff(inCodes[0..1], frames[0..1]) < 2e-4f
+                && TensorAssert.MaxAbsDiff(inCodes[4..5], frames[4..5]) < 2e-4f
+        );
+        Assert.True(
+            TensorAssert.MaxAbsDiff(inCodes[2..3], frames[2..3]) > 1e-4f,
+            "interpolating the codes took the W path"
+        );
 
         var bad = InferenceJobs.ReadFolder(Folder("id=8", "attr=9"), _ => { });
         Assert.Throws<InvalidDataException>(() => InferenceJobs.Interpolate(model, bad, TestPaths.NewTempDir()));
@@ -173,7 +258,9 @@ public class InferenceTests
     public void MissingFoldersRunsAndInputsAreClearErrors()
     {
         Require();
-        Assert.Throws<DirectoryNotFoundException>(() => InferenceJobs.ReadFolder(Path.Combine(TestPaths.NewTempDir(), "nope"), _ => { }));
+        Assert.Throws<DirectoryNotFoundException>(() =>
+            InferenceJobs.ReadFolder(Path.Combine(TestPaths.NewTempDir(), "nope"), _ => { })
+        );
         Assert.Throws<InvalidDataException>(() => InferenceJobs.ReadFolder(TestPaths.NewTempDir(), _ => { }));
         Assert.Throws<FileNotFoundException>(() => DisentanglementModel.FromRun(TestPaths.NewTempDir()));
         Assert.Throws<FileNotFoundException>(() => DisentanglementModel.FromRun(Trained.Value.Run, "best_nothing"));
@@ -188,7 +275,8 @@ public class InferenceTests
 
     /// <summary>
     /// Real photos through the CLI: every face of the group photo aligned with --all-faces, a photo without a face
-    /// reported by name and skipped while the rest goes on, declared-aligned inputs at the generator's resolution used as they are.
+    /// reported by name and skipped while the rest goes on, declared-aligned inputs at the generator's resolution used
+    /// as they are.
     /// </summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
@@ -200,34 +288,72 @@ public class InferenceTests
         File.Copy(TestPaths.Data("photos-unaligned", "multi_people.jpg"), Path.Combine(photos, "group.jpg"));
         File.Copy(TestPaths.Data("photos-unaligned", "DST_01.jpg"), Path.Combine(photos, "dst.jpg"));
         // A smooth colour ramp: an image, but no face.
-        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous()) ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
+        using (var ramp = linspace(0, 1, 96).view(1, 1, -1).expand(3, 80, -1).contiguous())
+            ImageIO.Write(Path.Combine(photos, "wall.png"), ramp);
         string attrs = Folder("pose=7");
         string outDir = Path.Combine(TestPaths.NewTempDir(), "out");
-        var (rc, text) = await CliCapture.RunAsync("infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
-            "--aligned", "--all-faces", "--out", outDir, "--device", "cpu");
+        var (rc, text) = await CliCapture.RunAsync(
+            "infer",
+            "grid",
+            "--run",
+            Trained.Value.Run,
+            "--id-dir",
+            photos,
+            "--attr-dir",
+            attrs,
+            "--aligned",
+            "--all-faces",
+            "--out",
+            outDir,
+            "--device",
+            "cpu"
+        );
         Assert.True(rc == 0, text);
         Assert.Contains("wall.png: no face found; skipped", text);
-        var written = Directory.GetFiles(Path.Combine(outDir, "attr_pose"), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        var written = Directory
+            .GetFiles(Path.Combine(outDir, "attr_pose"), "*.png")
+            .Select(Path.GetFileName)
+            .Order(StringComparer.Ordinal)
+            .ToList();
         Assert.Equal(["id_dst.png", "id_group_face1.png", "id_group_face2.png", "id_group_face3.png"], written);
         // The grid's first column holds the aligned faces at the generator's resolution.
         using var grid = ImageIO.Read(Path.Combine(outDir, "grid.png"));
         Assert.True(grid.shape[1] > 4 * 64 && grid.shape[2] > 2 * 64);
 
         // An unknown landmark model is refused by the option's name before anything runs.
-        (rc, text) = await CliCapture.RunAsync("infer", "grid", "--run", Trained.Value.Run, "--id-dir", photos, "--attr-dir", attrs,
-            "--landmarks", "bogus", "--out", outDir + "2", "--device", "cpu");
+        (rc, text) = await CliCapture.RunAsync(
+            "infer",
+            "grid",
+            "--run",
+            Trained.Value.Run,
+            "--id-dir",
+            photos,
+            "--attr-dir",
+            attrs,
+            "--landmarks",
+            "bogus",
+            "--out",
+            outDir + "2",
+            "--device",
+            "cpu"
+        );
         Assert.NotEqual(0, rc);
         Assert.Contains("--landmarks bogus", text);
         Assert.False(Directory.Exists(outDir + "2"));
     }
 
-    /// <summary>The aligner on the group photo: three faces, largest first, each FFHQ-aligned to the requested size.</summary>
+    /// <summary>The aligner on the group photo: three faces, largest first, each FFHQ-aligned to the requested
+    /// size.</summary>
     [SkippableFact]
     public void AlignerFindsEveryFaceOfAGroupPhoto()
     {
         TestModels.RequireAlignment();
         using var scope = NewDisposeScope();
-        var photo = new InputImage("group.jpg", "group", ImageIO.Read(TestPaths.Data("photos-unaligned", "multi_people.jpg")));
+        var photo = new InputImage(
+            "group.jpg",
+            "group",
+            ImageIO.Read(TestPaths.Data("photos-unaligned", "multi_people.jpg"))
+        );
         using var all = FaceAligner.Load(TestModels.Store, CPU, 128, allFaces: true);
         var faces = all.Align(photo, _ => { });
         Assert.Equal(["group_face1", "group_face2", "group_face3"], faces.Select(f => f.Stem).ToList());
@@ -238,18 +364,36 @@ public class InferenceTests
         Assert.Equal("group", one[0].Stem);
         Assert.True(TensorAssert.MaxAbsDiff(one[0].Image, faces[0].Image) < 1e-6f);
         // face-api.js's landmarks alone (--landmarks face-api) frame the same faces a little differently.
-        using var faceApi = FaceAligner.Load(TestModels.Store, CPU, 128, allFaces: true, landmarks: AlignmentLandmarks.FaceApi);
+        using var faceApi = FaceAligner.Load(
+            TestModels.Store,
+            CPU,
+            128,
+            allFaces: true,
+            landmarks: AlignmentLandmarks.FaceApi
+        );
         var other = faceApi.Align(photo, _ => { });
         Assert.Equal(3, other.Count);
         for (int i = 0; i < 3; i++)
         {
             double diff = (other[i].Image - faces[i].Image).abs().mean().item<float>();
-            Assert.True(diff > 1e-4 && diff < 0.15, $"face {i + 1}: mean difference {diff} between the two landmark models' alignments");
+            Assert.True(
+                diff > 1e-4 && diff < 0.15,
+                $"face {i + 1}: mean difference {diff} between the two landmark models' alignments"
+            );
         }
         // Declared aligned at the resolution: passed through untouched; at another size: aligned.
         var generated = new InputImage("g.png", "g", rand(3, 128, 128));
-        var trusting = new FaceAligner(new Faces.FaceDetector(Weights.PretrainedNetworks.FaceDetector(TestModels.Store), Weights.PretrainedNetworks.Landmarks68(TestModels.Store), CPU), 128)
-        { TrustAlignedAtResolution = true };
+        var trusting = new FaceAligner(
+            new Faces.FaceDetector(
+                Weights.PretrainedNetworks.FaceDetector(TestModels.Store),
+                Weights.PretrainedNetworks.Landmarks68(TestModels.Store),
+                CPU
+            ),
+            128
+        )
+        {
+            TrustAlignedAtResolution = true,
+        };
         Assert.Same(generated, trusting.Align(generated, _ => { }).Single());
         var log = new List<string>();
         Assert.Empty(trusting.Align(new InputImage("noise.png", "noise", rand(3, 100, 100)), log.Add));

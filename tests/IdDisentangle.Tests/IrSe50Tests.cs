@@ -12,12 +12,15 @@ public class IrSe50Tests
     public void HasExactlyTheKeysAndShapesOfModelIrSe50Pth()
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(TestPaths.Fixture("arcface-irse50", "keys_ir_se50.json")));
-        var expected = doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => string.Join(",", p.Value.EnumerateArray().Select(e => e.GetInt64())));
+        var expected = doc
+            .RootElement.EnumerateObject()
+            .ToDictionary(p => p.Name, p => string.Join(",", p.Value.EnumerateArray().Select(e => e.GetInt64())));
         using var net = new IrSe50();
         var actual = net.state_dict().ToDictionary(p => p.Key, p => string.Join(",", p.Value.shape));
         Assert.Empty(expected.Keys.Except(actual.Keys));
         Assert.Empty(actual.Keys.Except(expected.Keys));
-        foreach (var (k, shape) in expected) Assert.True(actual[k] == shape, $"{k}: expected [{shape}], got [{actual[k]}]");
+        foreach (var (k, shape) in expected)
+            Assert.True(actual[k] == shape, $"{k}: expected [{shape}], got [{actual[k]}]");
     }
 
     /// <summary>
@@ -30,8 +33,14 @@ public class IrSe50Tests
     {
         ExternalTools.RequirePython("python3-torch python3-numpy", "torch", "numpy");
         string dir = TestPaths.NewTempDir();
-        var psi = new ProcessStartInfo(ExternalTools.Python, [Path.Combine(TestPaths.RepoRoot, "bench", "reference", "irse50_ref.py"), dir])
-        { RedirectStandardError = true, RedirectStandardOutput = true };
+        var psi = new ProcessStartInfo(
+            ExternalTools.Python,
+            [Path.Combine(TestPaths.RepoRoot, "bench", "reference", "irse50_ref.py"), dir]
+        )
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
         using (var p = Process.Start(psi)!)
         {
             string err = p.StandardError.ReadToEnd();

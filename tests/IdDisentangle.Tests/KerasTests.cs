@@ -2,23 +2,34 @@ using IdDisentangle.IO;
 using IdDisentangle.Models;
 using IdDisentangle.Models.Backbones;
 using IdDisentangle.Models.Identity;
-using IdDisentangle.Weights.Keras;
 using IdDisentangle.Weights;
+using IdDisentangle.Weights.Keras;
 using PureHDF;
 
 namespace IdDisentangle.Tests;
 
-/// <summary>Writes Keras HDF5 files (weights-only or complete model) with PureHDF, in Keras's own group layout.</summary>
+/// <summary>Writes Keras HDF5 files (weights-only or complete model) with PureHDF, in Keras's own group
+/// layout.</summary>
 public static class KerasFiles
 {
-    /// <summary>layers: (layer name, [(weight name as in weight_names, value)]); a weight name's '/' become nested groups, as h5py makes them.</summary>
-    public static void Write(string path, IReadOnlyList<(string Layer, IReadOnlyList<(string Name, Tensor Value)> Weights)> layers, string? modelConfig = null)
+    /// <summary>layers: (layer name, [(weight name as in weight_names, value)]); a weight name's '/' become nested
+    /// groups, as h5py makes them.</summary>
+    public static void Write(
+        string path,
+        IReadOnlyList<(string Layer, IReadOnlyList<(string Name, Tensor Value)> Weights)> layers,
+        string? modelConfig = null
+    )
     {
         var file = new H5File();
         H5Group root = file;
         if (modelConfig is not null)
         {
-            file.Attributes = new Dictionary<string, object> { ["model_config"] = modelConfig, ["keras_version"] = "2.2.4", ["backend"] = "tensorflow" };
+            file.Attributes = new Dictionary<string, object>
+            {
+                ["model_config"] = modelConfig,
+                ["keras_version"] = "2.2.4",
+                ["backend"] = "tensorflow",
+            };
             root = new H5Group();
             file["model_weights"] = root;
         }
@@ -26,14 +37,21 @@ public static class KerasFiles
         foreach (var (layerName, weights) in layers)
         {
             var group = Child(root, layerName);
-            group.Attributes = new Dictionary<string, object> { ["weight_names"] = weights.Select(w => w.Name).ToArray() };
+            group.Attributes = new Dictionary<string, object>
+            {
+                ["weight_names"] = weights.Select(w => w.Name).ToArray(),
+            };
             foreach (var (name, value) in weights)
             {
                 var parts = name.Split('/');
                 var g = group;
-                foreach (var p in parts[..^1]) g = Child(g, p);
+                foreach (var p in parts[..^1])
+                    g = Child(g, p);
                 using var c = value.to(ScalarType.Float32).contiguous();
-                g[parts[^1]] = new H5Dataset(c.data<float>().ToArray(), fileDims: c.shape.Select(d => (ulong)d).ToArray());
+                g[parts[^1]] = new H5Dataset(
+                    c.data<float>().ToArray(),
+                    fileDims: c.shape.Select(d => (ulong)d).ToArray()
+                );
             }
         }
         file.Write(path);
@@ -44,7 +62,11 @@ public static class KerasFiles
         var g = parent;
         foreach (var part in path.Split('/'))
         {
-            if (!g.TryGetValue(part, out var existing)) { existing = new H5Group(); g[part] = existing; }
+            if (!g.TryGetValue(part, out var existing))
+            {
+                existing = new H5Group();
+                g[part] = existing;
+            }
             g = (H5Group)existing;
         }
         return g;
@@ -55,7 +77,8 @@ public class KerasTests
 {
     static string Fx(string f) => TestPaths.TestData("keras-functional", f);
 
-    /// <summary>The functional importer on a model file with the VGGFace2 ResNet's layer types equals the numpy forward written with it.</summary>
+    /// <summary>The functional importer on a model file with the VGGFace2 ResNet's layer types equals the numpy forward
+    /// written with it.</summary>
     [Fact]
     public void FunctionalModelMatchesKerasSemantics()
     {

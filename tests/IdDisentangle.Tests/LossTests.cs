@@ -1,6 +1,6 @@
 using IdDisentangle.Models;
-using IdDisentangle.Training;
 using IdDisentangle.Runs;
+using IdDisentangle.Training;
 
 namespace IdDisentangle.Tests;
 
@@ -11,8 +11,8 @@ public class LossTests
     public void IdentityIsL1BetweenNormalisedEmbeddings()
     {
         using var scope = NewDisposeScope();
-        var a = tensor(new float[] { 3, 4, 0, 0, 2, 0 }).view(2, 3);   // normalised: (0.6, 0.8, 0), (0, 1, 0)
-        var b = tensor(new float[] { 0, 5, 0, 0, 0, 7 }).view(2, 3);   // normalised: (0, 1, 0), (0, 0, 1)
+        var a = tensor(new float[] { 3, 4, 0, 0, 2, 0 }).view(2, 3); // normalised: (0.6, 0.8, 0), (0, 1, 0)
+        var b = tensor(new float[] { 0, 5, 0, 0, 0, 7 }).view(2, 3); // normalised: (0, 1, 0), (0, 0, 1)
         // |0.6| + |-0.2| + 0 + 0 + |1| + |-1| = 2.8 over 6 entries
         Assert.Equal(2.8 / 6, Losses.Identity(a, b).item<float>(), 6);
         Assert.Equal(0.0, Losses.Identity(a, a * 3).item<float>(), 6);
@@ -24,8 +24,9 @@ public class LossTests
         using var scope = NewDisposeScope();
         var p = zeros(1, 68, 2);
         var q = zeros(1, 68, 2);
-        q[0, 5, 0] = 100;               // jaw point: ignored
-        q[0, 30, 0] = 3; q[0, 30, 1] = 4; // one point off by (3,4): squared coordinate errors 9 + 16
+        q[0, 5, 0] = 100; // jaw point: ignored
+        q[0, 30, 0] = 3;
+        q[0, 30, 1] = 4; // one point off by (3,4): squared coordinate errors 9 + 16
         Assert.Equal(25.0 / (51 * 2), Losses.Landmarks(p, q).item<float>(), 6);
     }
 
@@ -44,13 +45,18 @@ public class LossTests
         // By hand, in doubles: g(x, y) = exp(-((x - c)^2 + (y - c)^2) / (2 sigma^2)) up to a constant.
         static (double Corner, double Centre) ByHand(int size, double sigma)
         {
-            double c = (size - 1) / 2.0, sum = 0, min = double.MaxValue, max = 0;
+            double c = (size - 1) / 2.0,
+                sum = 0,
+                min = double.MaxValue,
+                max = 0;
             for (int y = 0; y < size; y++)
-                for (int x = 0; x < size; x++)
-                {
-                    double g = Math.Exp(-((x - c) * (x - c) + (y - c) * (y - c)) / (2 * sigma * sigma));
-                    sum += g; min = Math.Min(min, g); max = Math.Max(max, g);
-                }
+            for (int x = 0; x < size; x++)
+            {
+                double g = Math.Exp(-((x - c) * (x - c) + (y - c) * (y - c)) / (2 * sigma * sigma));
+                sum += g;
+                min = Math.Min(min, g);
+                max = Math.Max(max, g);
+            }
             double invSum = (double)size * size * (max + min) / sum - 1; // the sum of (max + min - g) / sum
             return (max / sum / invSum, min / sum / invSum);
         }
@@ -80,7 +86,9 @@ public class LossTests
         var m176 = Losses.InverseGaussianMask(176);
         Assert.Equal(0.0, Losses.Reconstruction(img, img, m176).item<float>(), 5);
         var other = (img + 0.1f).clamp(0, 1);
-        double expected = 0.84 * (1 - MsSsim.Compute(img, other).item<float>()) + 0.16 * Losses.MaskedL1(img, other, m176).item<float>();
+        double expected =
+            0.84 * (1 - MsSsim.Compute(img, other).item<float>())
+            + 0.16 * Losses.MaskedL1(img, other, m176).item<float>();
         Assert.Equal(expected, Losses.Reconstruction(img, other, m176).item<float>(), 5);
     }
 
@@ -92,10 +100,18 @@ public class LossTests
         var fake = tensor(new float[] { -1f, 1f }).view(2, 1);
         static double Sp(double x) => Math.Log(1 + Math.Exp(x));
         Assert.Equal((Sp(1) + Sp(-1)) / 2, Losses.GeneratorAdversarial(fake).item<float>(), 6);
-        Assert.Equal((Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2, Losses.DiscriminatorLogistic(real, fake).item<float>(), 6);
+        Assert.Equal(
+            (Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2,
+            Losses.DiscriminatorLogistic(real, fake).item<float>(),
+            6
+        );
         // --unified: lambda_gan 0.5 scales both, as the paper's generator_gan_loss and discriminator_loss do.
         Assert.Equal(0.5 * (Sp(1) + Sp(-1)) / 2, Losses.GeneratorAdversarial(fake, 0.5).item<float>(), 6);
-        Assert.Equal(0.5 * ((Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2), Losses.DiscriminatorLogistic(real, fake, 0.5).item<float>(), 6);
+        Assert.Equal(
+            0.5 * ((Sp(-1) + Sp(1)) / 2 + (Sp(-2) + Sp(0)) / 2),
+            Losses.DiscriminatorLogistic(real, fake, 0.5).item<float>(),
+            6
+        );
     }
 
     /// <summary>
@@ -113,15 +129,26 @@ public class LossTests
         double glorot = Math.Sqrt(6.0 / (2176 + 2048));
         Assert.True(sm["layers.0.weight"].abs().max().item<float>() <= glorot);
         Assert.Equal(glorot / Math.Sqrt(3), sm["layers.0.weight"].std().item<float>(), 3);
-        foreach (var (w, fanIn) in new[] { (sm["layers.3.weight"], 512), (d.state_dict()["layers.0.weight"], 512), (d.state_dict()["layers.2.weight"], 128) })
+        foreach (
+            var (w, fanIn) in new[]
+            {
+                (sm["layers.3.weight"], 512),
+                (d.state_dict()["layers.0.weight"], 512),
+                (d.state_dict()["layers.2.weight"], 128),
+            }
+        )
         {
-            double target = Math.Sqrt(2.0 / 1.04 / fanIn);                     // the variance VarianceScaling aims at
-            double cut = 2 * target / 0.87962566103423978;                      // two standard deviations of the untruncated normal
+            double target = Math.Sqrt(2.0 / 1.04 / fanIn); // the variance VarianceScaling aims at
+            double cut = 2 * target / 0.87962566103423978; // two standard deviations of the untruncated normal
             Assert.True(w.abs().max().item<float>() <= cut + 1e-6, "cut at two standard deviations");
-            Assert.True(Math.Abs(w.std().item<float>() / target - 1) < 0.05, $"std {w.std().item<float>()} vs {target}");
+            Assert.True(
+                Math.Abs(w.std().item<float>() / target - 1) < 0.05,
+                $"std {w.std().item<float>()} vs {target}"
+            );
             Assert.True(Math.Abs(w.mean().item<float>()) < 0.05 * target);
         }
-        foreach (var (k, t) in sm.Concat(d.state_dict()).Where(p => p.Key.EndsWith("bias"))) Assert.Equal(0, t.abs().max().item<float>());
+        foreach (var (k, t) in sm.Concat(d.state_dict()).Where(p => p.Key.EndsWith("bias")))
+            Assert.Equal(0, t.abs().max().item<float>());
     }
 
     [Fact]

@@ -14,8 +14,10 @@ public class MsSsimTests
         var b = Npy.Read(TestPaths.Fixture("msssim", "b.npy"));
         var expected = Npy.Read(TestPaths.Fixture("msssim", "ms_ssim.npy"));
         var actual = MsSsim.Compute(a, b);
-        Assert.True(TensorAssert.MaxAbsDiff(actual, expected.to(ScalarType.Float32)) < 1e-5f,
-            $"ours {actual.to(ScalarType.Float64).ToString(TorchSharp.TensorStringStyle.Numpy)} vs {expected.ToString(TorchSharp.TensorStringStyle.Numpy)}");
+        Assert.True(
+            TensorAssert.MaxAbsDiff(actual, expected.to(ScalarType.Float32)) < 1e-5f,
+            $"ours {actual.to(ScalarType.Float64).ToString(TorchSharp.TensorStringStyle.Numpy)} vs {expected.ToString(TorchSharp.TensorStringStyle.Numpy)}"
+        );
     }
 
     [Fact]

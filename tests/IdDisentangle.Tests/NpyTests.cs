@@ -32,7 +32,10 @@ public class NpyTests
 
         using var i8 = Npy.Read(TestPaths.TestData("npy", "i8.npy"));
         Assert.Equal(ScalarType.Int64, i8.dtype);
-        Assert.Equal(Enumerable.Range(0, 24).Select(i => (i - 12) * 1_000_000_000_000L), i8.flatten().data<long>().ToArray());
+        Assert.Equal(
+            Enumerable.Range(0, 24).Select(i => (i - 12) * 1_000_000_000_000L),
+            i8.flatten().data<long>().ToArray()
+        );
 
         using var i4 = Npy.Read(TestPaths.TestData("npy", "i4.npy"));
         Assert.Equal(Enumerable.Range(0, 24).Select(i => i - 12), i4.flatten().data<int>().ToArray());
@@ -62,7 +65,8 @@ public class NpyTests
     {
         using var scope = NewDisposeScope();
         var t = (arange(60, dtype: ScalarType.Float64).reshape(3, 4, 5) * 1.25 - 7).to(type);
-        if (type == ScalarType.Byte) t = arange(60, dtype: ScalarType.Int64).reshape(3, 4, 5).mul(4).to(ScalarType.Byte);
+        if (type == ScalarType.Byte)
+            t = arange(60, dtype: ScalarType.Int64).reshape(3, 4, 5).mul(4).to(ScalarType.Byte);
         string path = Path.Combine(TestPaths.NewTempDir(), "x.npy");
         Npy.Write(path, t.permute(2, 0, 1), version); // a non-contiguous view must be written in logical order
         var back = Npy.Read(path);
@@ -94,8 +98,10 @@ public class NpyTests
         Assert.Equal(new long[] { 18, 512 }, w.shape);
         // shared/README.md says every row is the same w; the files actually hold two codes: rows 0-7 one
         // (truncated, psi applied with a layer cutoff of 8) and rows 8-17 another. Row 0 is what training reads.
-        for (int r = 1; r < 8; r++) Assert.True(w[r].SameAs(w[0]));
-        for (int r = 9; r < 18; r++) Assert.True(w[r].SameAs(w[8]));
+        for (int r = 1; r < 8; r++)
+            Assert.True(w[r].SameAs(w[0]));
+        for (int r = 9; r < 18; r++)
+            Assert.True(w[r].SameAs(w[8]));
         Assert.False(w[0].SameAs(w[8]));
     }
 

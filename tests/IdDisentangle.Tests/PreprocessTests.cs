@@ -40,8 +40,12 @@ public class PreprocessTests
     {
         using var scope = NewDisposeScope();
         var x = rand(2, 3, 256, 256).requires_grad_();
-        var total = FaceRecognitionNet.Prepare(x, FaceCrop.FfhqArcFace).sum() + FaceLandmark68Net.Prepare(x, FaceCrop.None).mean()
-                    + IrSe50.Prepare(x, FaceCrop.FfhqArcFace).sum() + InceptionV3.Prepare(x).sum() + ResNet50.Prepare(x).sum();
+        var total =
+            FaceRecognitionNet.Prepare(x, FaceCrop.FfhqArcFace).sum()
+            + FaceLandmark68Net.Prepare(x, FaceCrop.None).mean()
+            + IrSe50.Prepare(x, FaceCrop.FfhqArcFace).sum()
+            + InceptionV3.Prepare(x).sum()
+            + ResNet50.Prepare(x).sum();
         total.backward();
         Assert.True(x.grad!.abs().sum().item<float>() > 0);
         // The crop's outside gets gradient only from the uncropped networks: the corners are covered by those.

@@ -5,7 +5,8 @@ using IdDisentangle.Weights;
 
 namespace IdDisentangle.Tests;
 
-/// <summary>The library's public surface: only the API types are public, and each agrees with the code behind it.</summary>
+/// <summary>The library's public surface: only the API types are public, and each agrees with the code behind
+/// it.</summary>
 public class PublicApiTests
 {
     static ComputeOptions Cpu => new() { Device = "cpu", ModelsDir = TestModels.Store.Root };
@@ -13,16 +14,27 @@ public class PublicApiTests
     [Fact]
     public void OnlyTheApiIsPublic()
     {
-        var exported = typeof(FaceSwapper).Assembly.GetExportedTypes().Select(t => t.FullName).Order(StringComparer.Ordinal);
+        var exported = typeof(FaceSwapper)
+            .Assembly.GetExportedTypes()
+            .Select(t => t.FullName)
+            .Order(StringComparer.Ordinal);
         Assert.Equal(
-        [
-            "IdDisentangle.ComputeOptions", "IdDisentangle.FaceEmbedder", "IdDisentangle.FaceGenerator",
-            "IdDisentangle.FaceImage", "IdDisentangle.FaceInputMode", "IdDisentangle.FaceSwapper",
-            "IdDisentangle.FaceSwapperOptions", "IdDisentangle.PhotoAligner",
-        ], exported);
+            [
+                "IdDisentangle.ComputeOptions",
+                "IdDisentangle.FaceEmbedder",
+                "IdDisentangle.FaceGenerator",
+                "IdDisentangle.FaceImage",
+                "IdDisentangle.FaceInputMode",
+                "IdDisentangle.FaceSwapper",
+                "IdDisentangle.FaceSwapperOptions",
+                "IdDisentangle.PhotoAligner",
+            ],
+            exported
+        );
     }
 
-    /// <summary>The generator renders rosinality's reference images of the W+ codes (the fixture's img_wplus.npy).</summary>
+    /// <summary>The generator renders rosinality's reference images of the W+ codes (the fixture's
+    /// img_wplus.npy).</summary>
     [Fact]
     public void FaceGeneratorRendersTheReferenceImages()
     {
@@ -71,7 +83,11 @@ public class PublicApiTests
         using var net = PretrainedNetworks.FaceRecognition(TestModels.Store);
         using (no_grad())
         {
-            var input = SquareFit.Apply(ImageIO.Read(Person("amy", 1)).unsqueeze(0), FaceRecognitionNet.InputSize, out _);
+            var input = SquareFit.Apply(
+                ImageIO.Read(Person("amy", 1)).unsqueeze(0),
+                FaceRecognitionNet.InputSize,
+                out _
+            );
             Assert.True(TensorAssert.MaxAbsDiff(net.forward(input * 255)[0], tensor(amy1)) < 1e-5f);
         }
         Assert.True(FaceEmbedder.Distance(amy1, amy2) < FaceEmbedder.Distance(amy1, penny));

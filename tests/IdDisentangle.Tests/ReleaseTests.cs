@@ -20,7 +20,8 @@ public class ReleaseTests
         foreach (var (_, unit) in net.UnitsInKerasOrder())
         {
             var sd = unit.state_dict();
-            string conv = i == 0 ? "conv2d" : $"conv2d_{i}", bn = i == 0 ? "batch_normalization" : $"batch_normalization_{i}";
+            string conv = i == 0 ? "conv2d" : $"conv2d_{i}",
+                bn = i == 0 ? "batch_normalization" : $"batch_normalization_{i}";
             weights.Add(($"inception_v3/{conv}/kernel:0", sd["conv.weight"].permute(2, 3, 1, 0)));
             weights.Add(($"inception_v3/{bn}/beta:0", sd["bn.bias"]));
             weights.Add(($"inception_v3/{bn}/moving_mean:0", sd["bn.running_mean"]));
@@ -37,14 +38,15 @@ public class ReleaseTests
         for (int i = 0; sd.ContainsKey($"layers.{i}.weight"); i++)
         {
             string name = i == 0 ? "dense" : $"dense_{i}";
-            layers.Add((name, [($"{name}/kernel:0", sd[$"layers.{i}.weight"].t()), ($"{name}/bias:0", sd[$"layers.{i}.bias"])]));
+            layers.Add(
+                (name, [($"{name}/kernel:0", sd[$"layers.{i}.weight"].t()), ($"{name}/bias:0", sd[$"layers.{i}.bias"])])
+            );
             layers.Add((i == 0 ? "leaky_re_lu" : $"leaky_re_lu_{i}", []));
         }
         KerasFiles.Write(path, layers);
     }
 
     [SkippableFact]
-
     [Trait("Category", TestCategories.Slow)]
     public async Task ImportedReleaseRunsInference()
     {
@@ -74,8 +76,30 @@ public class ReleaseTests
         string run = Path.Combine(TestPaths.NewTempDir(), "paper");
         // Two mapper checkpoints: ambiguous until a suffix picks one.
         Assert.Equal(1, await IdDisentangle.Cli.CliApp.RunAsync(["import-release", "--dir", dir, "--out", run]));
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["import-release", "--dir", dir, "--out", run, "--mapper-suffix", "best_id"]));
-        Assert.Equal(1, await IdDisentangle.Cli.CliApp.RunAsync(["import-release", "--dir", dir, "--out", run, "--mapper-suffix", "best_id"])); // no silent overwrite
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "import-release",
+                "--dir",
+                dir,
+                "--out",
+                run,
+                "--mapper-suffix",
+                "best_id",
+            ])
+        );
+        Assert.Equal(
+            1,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "import-release",
+                "--dir",
+                dir,
+                "--out",
+                run,
+                "--mapper-suffix",
+                "best_id",
+            ])
+        ); // no silent overwrite
 
         using var scope = NewDisposeScope();
         using var model = DisentanglementModel.FromRun(run, device: "cpu");
@@ -91,22 +115,64 @@ public class ReleaseTests
             Assert.True(TensorAssert.MaxAbsDiff(attr, expected) < 1e-4f, "attribute codes");
             var idCodes = model.IdentityCodes(images);
             Assert.Equal(new long[] { 2, 32 }, idCodes.shape);
-            // The paper's IDEncoder L2-normalises the layer before the classifier: the released mapper was trained on that.
-            Assert.True(TensorAssert.MaxAbsDiff(idCodes.norm(1), ones(2)) < 1e-5f, "the release's mapper must see unit identity codes");
-            Assert.True(TensorAssert.MaxAbsDiff(model.WFromCodes(idCodes, attr), mapper.call(idCodes, attr)) < 1e-4f, "mapper");
+            // The paper's IDEncoder L2-normalises the layer before the classifier: the released mapper was trained on
+            // that.
+            Assert.True(
+                TensorAssert.MaxAbsDiff(idCodes.norm(1), ones(2)) < 1e-5f,
+                "the release's mapper must see unit identity codes"
+            );
+            Assert.True(
+                TensorAssert.MaxAbsDiff(model.WFromCodes(idCodes, attr), mapper.call(idCodes, attr)) < 1e-4f,
+                "mapper"
+            );
 
-            string ids = TestPaths.NewTempDir(), attrs = TestPaths.NewTempDir();
+            string ids = TestPaths.NewTempDir(),
+                attrs = TestPaths.NewTempDir();
             IdDisentangle.Imaging.ImageIO.Write(Path.Combine(ids, "a.png"), images[0]);
             IdDisentangle.Imaging.ImageIO.Write(Path.Combine(attrs, "b.png"), images[1]);
             string outDir = Path.Combine(TestPaths.NewTempDir(), "swaps");
-            Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["infer", "grid", "--run", run, "--id-dir", ids, "--attr-dir", attrs, "--aligned", "--out", outDir, "--device", "cpu"]));
+            Assert.Equal(
+                0,
+                await IdDisentangle.Cli.CliApp.RunAsync([
+                    "infer",
+                    "grid",
+                    "--run",
+                    run,
+                    "--id-dir",
+                    ids,
+                    "--attr-dir",
+                    attrs,
+                    "--aligned",
+                    "--out",
+                    outDir,
+                    "--device",
+                    "cpu",
+                ])
+            );
             Assert.True(File.Exists(Path.Combine(outDir, "attr_b", "id_a.png")));
             Assert.True(File.Exists(Path.Combine(outDir, "grid.png")));
             // The release folder given to inference directly (imported into the model store's cache on first use).
             File.Delete(Path.Combine(dir, "LatentMappingNetwork_last_epoch_5.h5"));
             string swap = Path.Combine(TestPaths.NewTempDir(), "swap.png");
-            Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["swap", "--release", dir, "--id", Path.Combine(ids, "a.png"), "--attr", Path.Combine(attrs, "b.png"),
-                "--aligned", "--out", swap, "--device", "cpu", "--models-dir", TestPaths.NewTempDir()]));
+            Assert.Equal(
+                0,
+                await IdDisentangle.Cli.CliApp.RunAsync([
+                    "swap",
+                    "--release",
+                    dir,
+                    "--id",
+                    Path.Combine(ids, "a.png"),
+                    "--attr",
+                    Path.Combine(attrs, "b.png"),
+                    "--aligned",
+                    "--out",
+                    swap,
+                    "--device",
+                    "cpu",
+                    "--models-dir",
+                    TestPaths.NewTempDir(),
+                ])
+            );
             Assert.True(File.Exists(swap));
         }
     }

@@ -29,13 +29,22 @@ public class RuntimeTests
 
         // Central differences on a few coordinates of the input and the weight.
         const double h = 1e-6;
-        foreach (var (t, other, idx, isX) in new[] { (x, w, new long[] { 0, 1, 2, 3 }, true), (w, x, new long[] { 2, 0, 1, 1 }, false) })
+        foreach (
+            var (t, other, idx, isX) in new[]
+            {
+                (x, w, new long[] { 0, 1, 2, 3 }, true),
+                (w, x, new long[] { 2, 0, 1, 1 }, false),
+            }
+        )
         {
             using var _ = no_grad();
-            var plus = t.detach().clone(); plus[idx[0], idx[1], idx[2], idx[3]] += h;
-            var minus = t.detach().clone(); minus[idx[0], idx[1], idx[2], idx[3]] -= h;
-            double numeric = isX ? (f(plus, other.detach()) - f(minus, other.detach())) / (2 * h)
-                                 : (f(other.detach(), plus) - f(other.detach(), minus)) / (2 * h);
+            var plus = t.detach().clone();
+            plus[idx[0], idx[1], idx[2], idx[3]] += h;
+            var minus = t.detach().clone();
+            minus[idx[0], idx[1], idx[2], idx[3]] -= h;
+            double numeric = isX
+                ? (f(plus, other.detach()) - f(minus, other.detach())) / (2 * h)
+                : (f(other.detach(), plus) - f(other.detach(), minus)) / (2 * h);
             double analytic = t.grad![idx[0], idx[1], idx[2], idx[3]].item<double>();
             Assert.Equal(numeric, analytic, 6);
         }
@@ -73,11 +82,21 @@ public class RuntimeTests
     public void NoNnpackWarningsReachTheConsole()
     {
         string outDir = TestPaths.NewTempDir();
-        foreach (string[] args in new[]
-                 {
-                     new[] { "doctor", "--device", "cpu", "--models-dir", outDir },
-                     ["sample", "--generator", TestPaths.Fixture("stylegan2", "generator.pt"), "-n", "2", "--out", Path.Combine(outDir, "s")],
-                 })
+        foreach (
+            string[] args in new[]
+            {
+                new[] { "doctor", "--device", "cpu", "--models-dir", outDir },
+                [
+                    "sample",
+                    "--generator",
+                    TestPaths.Fixture("stylegan2", "generator.pt"),
+                    "-n",
+                    "2",
+                    "--out",
+                    Path.Combine(outDir, "s"),
+                ],
+            }
+        )
         {
             var (code, stdout, stderr) = IddisProcess.Run(args);
             string all = stdout + stderr;
@@ -90,7 +109,11 @@ public class RuntimeTests
 
     static string Readelf(string file)
     {
-        var psi = new ProcessStartInfo("readelf", ["-V", "-W", file]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo("readelf", ["-V", "-W", file])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
@@ -98,8 +121,11 @@ public class RuntimeTests
     }
 
     static string? GlibcxxFlags(string readelfOutput) =>
-        readelfOutput.Split('\n').Where(l => l.Contains("Name: GLIBCXX_3.4.32"))
-            .Select(l => l[(l.IndexOf("Flags:", StringComparison.Ordinal) + 6)..].Trim().Split(' ')[0]).FirstOrDefault();
+        readelfOutput
+            .Split('\n')
+            .Where(l => l.Contains("Name: GLIBCXX_3.4.32"))
+            .Select(l => l[(l.IndexOf("Flags:", StringComparison.Ordinal) + 6)..].Trim().Split(' ')[0])
+            .FirstOrDefault();
 
     /// <summary>
     /// Checked with binutils' readelf, independently of the build task that patches: the copy next to the test
@@ -111,24 +137,45 @@ public class RuntimeTests
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "Linux only");
         Skip.If(!File.Exists("/usr/bin/readelf"), "binutils readelf not installed");
-        string output = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        string output = Path.Combine(
+            AppContext.BaseDirectory,
+            "runtimes",
+            "linux-x64",
+            "native",
+            "libLibTorchSharp.so"
+        );
         Assert.True(File.Exists(output), $"missing {output}");
 
-        string hostLib = new[] { "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib64/libstdc++.so.6" }
-            .First(File.Exists);
+        string hostLib = new[]
+        {
+            "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+            "/lib/x86_64-linux-gnu/libstdc++.so.6",
+            "/usr/lib64/libstdc++.so.6",
+        }.First(File.Exists);
         bool hostHasVersion = Readelf(hostLib).Contains("Name: GLIBCXX_3.4.32");
 
-        string outFlags = GlibcxxFlags(Readelf(output)) ?? throw new Xunit.Sdk.XunitException("no GLIBCXX_3.4.32 requirement found");
+        string outFlags =
+            GlibcxxFlags(Readelf(output)) ?? throw new Xunit.Sdk.XunitException("no GLIBCXX_3.4.32 requirement found");
         Assert.Equal(hostHasVersion ? "none" : "WEAK", outFlags);
 
-        string nugetRoot = Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+        string nugetRoot =
+            Environment.GetEnvironmentVariable("NUGET_PACKAGES")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        string cached = Path.Combine(nugetRoot, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
+        string cached = Path.Combine(
+            nugetRoot,
+            "torchsharp",
+            "0.107.0",
+            "runtimes",
+            "linux-x64",
+            "native",
+            "libLibTorchSharp.so"
+        );
         Skip.IfNot(File.Exists(cached), $"NuGet cache copy not found at {cached}");
         Assert.Equal("none", GlibcxxFlags(Readelf(cached)));
 
         // The patch changes exactly two bytes (one flags field).
-        byte[] a = File.ReadAllBytes(output), b = File.ReadAllBytes(cached);
+        byte[] a = File.ReadAllBytes(output),
+            b = File.ReadAllBytes(cached);
         Assert.Equal(b.Length, a.Length);
         int differing = a.Zip(b).Count(p => p.First != p.Second);
         Assert.Equal(hostHasVersion ? 0 : 1, differing);

@@ -11,17 +11,23 @@ namespace IdDisentangle.Tests;
 [Collection("console")]
 public class SampleTests
 {
-    static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+    static string Dotnet =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
 
     static string Run(string workingDir, params string[] args)
     {
         var psi = new ProcessStartInfo(Dotnet)
         {
-            WorkingDirectory = workingDir, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+            WorkingDirectory = workingDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
         };
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
         // The test host's MSBuild settings would leak into the child build otherwise.
-        foreach (var key in new[] { "MSBuildSDKsPath", "MSBuildExtensionsPath", "MSBUILD_EXE_PATH" }) psi.Environment.Remove(key);
+        foreach (var key in new[] { "MSBuildSDKsPath", "MSBuildExtensionsPath", "MSBUILD_EXE_PATH" })
+            psi.Environment.Remove(key);
         using var p = Process.Start(psi)!;
         p.StandardInput.Close();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -31,7 +37,10 @@ public class SampleTests
             p.Kill(entireProcessTree: true);
             Assert.Fail($"dotnet {string.Join(' ', args)} did not finish in 10 minutes");
         }
-        Assert.True(p.ExitCode == 0, $"dotnet {string.Join(' ', args)} failed ({p.ExitCode}):\n{stdout}\n{stderr.Result}");
+        Assert.True(
+            p.ExitCode == 0,
+            $"dotnet {string.Join(' ', args)} failed ({p.ExitCode}):\n{stdout}\n{stderr.Result}"
+        );
         return stdout;
     }
 
@@ -45,7 +54,11 @@ public class SampleTests
             foreach (var f in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
             {
                 string rel = Path.GetRelativePath(from, f);
-                if (rel.StartsWith("bin" + Path.DirectorySeparatorChar) || rel.StartsWith("obj" + Path.DirectorySeparatorChar)) continue;
+                if (
+                    rel.StartsWith("bin" + Path.DirectorySeparatorChar)
+                    || rel.StartsWith("obj" + Path.DirectorySeparatorChar)
+                )
+                    continue;
                 File.Copy(f, Path.Combine(dest, dir, rel).EnsureParent());
             }
         }
@@ -57,20 +70,34 @@ public class SampleTests
     {
         InferenceTests.Require();
         string root = TestPaths.NewTempDir();
-        string feed = Path.Combine(root, "feed"), sample = Path.Combine(root, "QuickStart"), output = Path.Combine(root, "out");
+        string feed = Path.Combine(root, "feed"),
+            sample = Path.Combine(root, "QuickStart"),
+            output = Path.Combine(root, "out");
         string version = $"0.1.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}";
         // Packed from a copy of the library's sources, so that the repository's build folders are left alone.
         string copy = Path.Combine(root, "repo");
         CopySources(copy);
-        Run(copy, "pack", Path.Combine(copy, "src", "IdDisentangle"), "-c", "Release", "-o", feed, $"-p:Version={version}");
+        Run(
+            copy,
+            "pack",
+            Path.Combine(copy, "src", "IdDisentangle"),
+            "-c",
+            "Release",
+            "-o",
+            feed,
+            $"-p:Version={version}"
+        );
         Assert.Single(Directory.GetFiles(feed, $"IdDisentangle.{version}.nupkg"));
 
         Directory.CreateDirectory(sample);
         foreach (var f in Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "samples", "QuickStart")))
             File.Copy(f, Path.Combine(sample, Path.GetFileName(f)));
-        string cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } env ? env
+        string cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } env
+            ? env
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        File.WriteAllText(Path.Combine(sample, "NuGet.config"), $"""
+        File.WriteAllText(
+            Path.Combine(sample, "NuGet.config"),
+            $"""
             <?xml version="1.0" encoding="utf-8"?>
             <configuration>
               <config><add key="globalPackagesFolder" value="{Path.Combine(root, "packages")}" /></config>
@@ -81,7 +108,8 @@ public class SampleTests
                 <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
               </packageSources>
             </configuration>
-            """);
+            """
+        );
         Run(sample, "build", $"-p:IdDisentangleVersion={version}", "-o", Path.Combine(sample, "bin"));
         string run = InferenceTests.Trained.Value.Run;
         string generatorFile = TestPaths.Fixture("stylegan2", "generator.pt");
@@ -90,12 +118,23 @@ public class SampleTests
 
         using var generator = FaceGenerator.Load(generatorFile, new ComputeOptions { Device = "cpu" });
         var faces = generator.Sample(2, seed: 1, truncation: 0.7);
-        using var swapper = FaceSwapper.Load(run, new FaceSwapperOptions
-        {
-            Inputs = FaceInputMode.AsIs, Compute = new ComputeOptions { Device = "cpu", ModelsDir = TestModels.Store.Root },
-        });
+        using var swapper = FaceSwapper.Load(
+            run,
+            new FaceSwapperOptions
+            {
+                Inputs = FaceInputMode.AsIs,
+                Compute = new ComputeOptions { Device = "cpu", ModelsDir = TestModels.Store.Root },
+            }
+        );
         using var swap = swapper.Swap(faces[0], faces[1]);
-        foreach (var (file, expected) in new[] { ("seed1_0000.png", faces[0]), ("seed1_0001.png", faces[1]), ("swap.png", swap) })
+        foreach (
+            var (file, expected) in new[]
+            {
+                ("seed1_0000.png", faces[0]),
+                ("seed1_0001.png", faces[1]),
+                ("swap.png", swap),
+            }
+        )
         {
             using var written = ImageIO.Read(Path.Combine(output, file));
             using var rounded = expected.Pixels.mul(255).round().div(255);

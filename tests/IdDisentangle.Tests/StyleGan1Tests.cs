@@ -5,12 +5,17 @@ using IdDisentangle.Weights.Pickle;
 
 namespace IdDisentangle.Tests;
 
-/// <summary>StyleGAN (v1) from NVIDIA's pickle layout and the TF2 port's Keras HDF5 layout, against the shared reference outputs.</summary>
+/// <summary>StyleGAN (v1) from NVIDIA's pickle layout and the TF2 port's Keras HDF5 layout, against the shared
+/// reference outputs.</summary>
 public class StyleGan1Tests
 {
     static string Fx(string file) => TestPaths.Fixture("stylegan1", file);
 
-    public static IEnumerable<object[]> Files => [["stylegan1_official_layout.pkl"], ["stylegan1_tf2_keras.h5"]];
+    public static IEnumerable<object[]> Files =>
+        [
+            ["stylegan1_official_layout.pkl"],
+            ["stylegan1_tf2_keras.h5"],
+        ];
 
     [Theory]
     [MemberData(nameof(Files))]
@@ -28,7 +33,8 @@ public class StyleGan1Tests
         Assert.Equal(16, s1.Config.Channels[128]);
         Assert.True(report.MeanLatentFromFile);
         Assert.Equal("StyleGAN (v1)", report.Kind);
-        if (file.EndsWith(".pkl")) Assert.Contains(report.Notes, n => n.Contains("ToRGB_lod5") && n.Contains("lod"));
+        if (file.EndsWith(".pkl"))
+            Assert.Contains(report.Notes, n => n.Contains("ToRGB_lod5") && n.Contains("lod"));
     }
 
     [Theory]
@@ -63,13 +69,17 @@ public class StyleGan1Tests
 
     static string Alt(string file) => TestPaths.TestData("stylegan1-alt", file);
 
-    /// <summary>A fixture folder's truncated dlatents and its two renderings (truncated codes, W+ codes) within 1e-4.</summary>
+    /// <summary>A fixture folder's truncated dlatents and its two renderings (truncated codes, W+ codes) within
+    /// 1e-4.</summary>
     static void AssertRendersFixture(StyleGan1Generator g, Func<string, string> file, Tensor truncated)
     {
         Assert.True(TensorAssert.MaxAbsDiff(truncated, Npy.Read(file("dlatents_trunc.npy"))) < 1e-4f, "dlatents_trunc");
         float dImg = TensorAssert.MaxAbsDiff(g.Synthesize(truncated), Npy.Read(file("img_trunc.npy")));
         Assert.True(dImg < 1e-4f, $"img_trunc differs by {dImg}");
-        float dPlus = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(file("wplus.npy"))), Npy.Read(file("img_wplus.npy")));
+        float dPlus = TensorAssert.MaxAbsDiff(
+            g.Synthesize(Npy.Read(file("wplus.npy"))),
+            Npy.Read(file("img_wplus.npy"))
+        );
         Assert.True(dPlus < 1e-4f, $"img_wplus differs by {dPlus}");
     }
 
@@ -100,8 +110,12 @@ public class StyleGan1Tests
         Assert.Equal(14, g.NumLatents);
         Assert.Equal(2, g.Config.MappingLayers);
         Assert.Equal(96, g.Config.MappingFmaps);
-        Assert.Equal(new[] { 32, 32, 32, 32, 16, 8, 4 }, new[] { 4, 8, 16, 32, 64, 128, 256 }.Select(r => g.Config.Channels[r]));
-        if (file.EndsWith(".pkl")) Assert.Contains(report.Notes, n => n.Contains("ToRGB_lod1"));
+        Assert.Equal(
+            new[] { 32, 32, 32, 32, 16, 8, 4 },
+            new[] { 4, 8, 16, 32, 64, 128, 256 }.Select(r => g.Config.Channels[r])
+        );
+        if (file.EndsWith(".pkl"))
+            Assert.Contains(report.Notes, n => n.Contains("ToRGB_lod1"));
         using (no_grad())
         {
             AssertRendersFixture(g, Alt, g.Truncate(g.Map(Npy.Read(Alt("z.npy"))), 0.7));
@@ -112,32 +126,54 @@ public class StyleGan1Tests
         Assert.True(d64 < 1e-4f * scale, $"float64 grad_wplus differs by {d64} (max |grad| {scale})");
     }
 
-    /// <summary>The trainer drives a StyleGAN (v1) as it drives a StyleGAN2: two steps on data the generator wrote, finite losses, a checkpoint.</summary>
+    /// <summary>The trainer drives a StyleGAN (v1) as it drives a StyleGAN2: two steps on data the generator wrote,
+    /// finite losses, a checkpoint.</summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     public void TrainingRunsOnAStyleGan1Generator()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3")),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
         string root = TestPaths.NewTempDir();
         string data = Path.Combine(root, "data");
         var g = GeneratorFiles.Load(Fx("stylegan1_official_layout.pkl"), out _);
         using (var scope = NewDisposeScope())
         using ((IDisposable)g)
-            IdDisentangle.Data.DatasetGenerator.Generate(g, new IdDisentangle.Data.DatasetGenerationOptions { OutDir = data, NumImages = 6, Seed = 2 });
+            IdDisentangle.Data.DatasetGenerator.Generate(
+                g,
+                new IdDisentangle.Data.DatasetGenerationOptions
+                {
+                    OutDir = data,
+                    NumImages = 6,
+                    Seed = 2,
+                }
+            );
         var c = new IdDisentangle.Runs.TrainingConfig
         {
-            Name = "v1", DatasetDir = data, GeneratorPath = Fx("stylegan1_official_layout.pkl"), ResultsDir = Path.Combine(root, "results"),
-            BatchSize = 2, NumSteps = 2, TrainDataSize = 4, TestSize = 2, PixelLoss = IdDisentangle.Runs.PixelLoss.L1, AttrInputSize = 80,
+            Name = "v1",
+            DatasetDir = data,
+            GeneratorPath = Fx("stylegan1_official_layout.pkl"),
+            ResultsDir = Path.Combine(root, "results"),
+            BatchSize = 2,
+            NumSteps = 2,
+            TrainDataSize = 4,
+            TestSize = 2,
+            PixelLoss = IdDisentangle.Runs.PixelLoss.L1,
+            AttrInputSize = 80,
         };
         var losses = new List<double>();
-        using (var t = new IdDisentangle.Training.Trainer(c)) t.Run(resume: false, onStep: (_, m) => losses.Add(m["l_total"]));
+        using (var t = new IdDisentangle.Training.Trainer(c))
+            t.Run(resume: false, onStep: (_, m) => losses.Add(m["l_total"]));
         Assert.Equal(2, losses.Count);
         Assert.All(losses, l => Assert.True(double.IsFinite(l) && l > 0));
         Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "last", "state.json")));
     }
 
-    /// <summary>A pickle that names anything beyond numpy arrays and dnnlib Networks is refused by name, and nothing runs.</summary>
+    /// <summary>A pickle that names anything beyond numpy arrays and dnnlib Networks is refused by name, and nothing
+    /// runs.</summary>
     [Fact]
     public void PickleWithForeignGlobalsIsRefused()
     {
@@ -168,15 +204,20 @@ public class StyleGan1SynthesisOnlyTests
         using var scope = NewDisposeScope();
         var full = KerasHdf5File.Read(TestPaths.Fixture("stylegan1", "stylegan1_tf2_keras.h5"));
         string path = Path.Combine(TestPaths.NewTempDir(), "stylegan_G_synthesis_128x128.h5");
-        KerasFiles.Write(path, full.Layers.Where(l => l.Name == "G_synthesis").Select(l => (l.Name, l.Weights)).ToList());
+        KerasFiles.Write(
+            path,
+            full.Layers.Where(l => l.Name == "G_synthesis").Select(l => (l.Name, l.Weights)).ToList()
+        );
         var g = (StyleGan1Generator)GeneratorFiles.Load(path, out var report);
         using var gd = g;
         Assert.Equal(0, g.Config.MappingLayers);
         Assert.Contains(report.Notes, n => n.Contains("synthesis network only"));
         using (no_grad())
         {
-            float d = TensorAssert.MaxAbsDiff(g.Synthesize(Npy.Read(TestPaths.Fixture("stylegan1", "wplus.npy"))),
-                                              Npy.Read(TestPaths.Fixture("stylegan1", "img_wplus.npy")));
+            float d = TensorAssert.MaxAbsDiff(
+                g.Synthesize(Npy.Read(TestPaths.Fixture("stylegan1", "wplus.npy"))),
+                Npy.Read(TestPaths.Fixture("stylegan1", "img_wplus.npy"))
+            );
             Assert.True(d < 1e-4f, $"img_wplus differs by {d}");
         }
         var e = Assert.Throws<InvalidOperationException>(() => g.Map(randn(1, 512)));
@@ -188,18 +229,54 @@ public class StyleGan1SynthesisOnlyTests
 [Collection("console")]
 public class StyleGan1CliTests
 {
-    /// <summary>iddis sample and generate-data take StyleGAN (v1) files, chosen by content whatever their extension.</summary>
+    /// <summary>iddis sample and generate-data take StyleGAN (v1) files, chosen by content whatever their
+    /// extension.</summary>
     [Fact]
     public async Task SampleAndGenerateDataAcceptStyleGan1Files()
     {
         string dir = TestPaths.NewTempDir();
-        string renamed = Path.Combine(dir, "generator.weights");  // no telling extension
+        string renamed = Path.Combine(dir, "generator.weights"); // no telling extension
         File.Copy(TestPaths.Fixture("stylegan1", "stylegan1_tf2_keras.h5"), renamed);
         string samples = Path.Combine(dir, "samples");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["sample", "--generator", TestPaths.Fixture("stylegan1", "stylegan1_official_layout.pkl"), "-n", "2", "--seed", "3", "--out", samples]));
-        Assert.Equal(["000000.png", "000001.png", "grid.png"], Directory.GetFiles(samples, "*.png").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "sample",
+                "--generator",
+                TestPaths.Fixture("stylegan1", "stylegan1_official_layout.pkl"),
+                "-n",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                samples,
+            ])
+        );
+        Assert.Equal(
+            ["000000.png", "000001.png", "grid.png"],
+            Directory
+                .GetFiles(samples, "*.png")
+                .Select(f => Path.GetFileName(f))
+                .Order(StringComparer.Ordinal)
+                .ToArray()
+        );
         string data = Path.Combine(dir, "data");
-        Assert.Equal(0, await IdDisentangle.Cli.CliApp.RunAsync(["generate-data", "--generator", renamed, "--num-images", "3", "--batch-size", "2", "--seed", "1", "--out", data]));
+        Assert.Equal(
+            0,
+            await IdDisentangle.Cli.CliApp.RunAsync([
+                "generate-data",
+                "--generator",
+                renamed,
+                "--num-images",
+                "3",
+                "--batch-size",
+                "2",
+                "--seed",
+                "1",
+                "--out",
+                data,
+            ])
+        );
         var layout = new IdDisentangle.Data.DatasetLayout(data);
         using var img = IdDisentangle.Imaging.ImageIO.Read(layout.ImagePath(2));
         Assert.Equal(new long[] { 3, 128, 128 }, img.shape);

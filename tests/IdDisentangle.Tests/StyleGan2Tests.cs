@@ -19,8 +19,8 @@ public class StyleGan2Tests
         Assert.Equal(512, g.StyleDim);
         Assert.Equal(4, g.Config.MappingLayers);
         Assert.Equal(10, g.NumLatents);
-        Assert.Equal(64, g.Config.Channels[4]);   // 512 / 8
-        Assert.Equal(64, g.Config.Channels[64]);  // 256 * 2 / 8
+        Assert.Equal(64, g.Config.Channels[4]); // 512 / 8
+        Assert.Equal(64, g.Config.Channels[64]); // 256 * 2 / 8
         Assert.True(report.MeanLatentFromFile);
         using var avg = Npy.Read(Fixture("latent_avg.npy"));
         Assert.True(g.MeanLatent.SameAs(avg));
@@ -63,7 +63,10 @@ public class StyleGan2Tests
         var wplus = Npy.Read(Fixture("wplus.npy"));
         var reference = Npy.Read(Fixture("img_wplus.npy"));
         for (int i = 0; i < wplus.shape[0]; i++)
-            Assert.True(TensorAssert.MaxAbsDiff(g.Synthesize(wplus[i..(i + 1)]), reference[i..(i + 1)]) < 1e-4f, $"sample {i}");
+            Assert.True(
+                TensorAssert.MaxAbsDiff(g.Synthesize(wplus[i..(i + 1)]), reference[i..(i + 1)]) < 1e-4f,
+                $"sample {i}"
+            );
     }
 
     [SkippableFact]
@@ -98,13 +101,15 @@ public class StyleGan2Tests
     public void StandardConfigurationsHaveExactlyTheRealKeysAndShapes(string file, int size)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Fixture(file)));
-        var expected = doc.RootElement.EnumerateObject()
+        var expected = doc
+            .RootElement.EnumerateObject()
             .ToDictionary(p => p.Name, p => string.Join(",", p.Value.EnumerateArray().Select(e => e.GetInt64())));
         using var g = new StyleGan2Generator(StyleGan2Config.Standard(size));
         var actual = g.state_dict().ToDictionary(p => p.Key, p => string.Join(",", p.Value.shape));
         Assert.Empty(expected.Keys.Except(actual.Keys));
         Assert.Empty(actual.Keys.Except(expected.Keys));
-        foreach (var (k, shape) in expected) Assert.True(actual[k] == shape, $"{k}: expected [{shape}], got [{actual[k]}]");
+        foreach (var (k, shape) in expected)
+            Assert.True(actual[k] == shape, $"{k}: expected [{shape}], got [{actual[k]}]");
     }
 }
 
@@ -157,7 +162,8 @@ public class StyleGan2OtherConfigurationTests
         var sdA = g.state_dict();
         var sdB = back.state_dict();
         Assert.Equal(sdA.Keys.Order(), sdB.Keys.Order());
-        foreach (var k in sdA.Keys) Assert.True(sdA[k].SameAs(sdB[k]), k);
+        foreach (var k in sdA.Keys)
+            Assert.True(sdA[k].SameAs(sdB[k]), k);
         // Keys keep the network's order in the file.
         var root = (IdDisentangle.Weights.Pickle.PyDict)TorchCheckpoint.Load(path)!;
         var keys = ((IdDisentangle.Weights.Pickle.PyDict)root["g_ema"]!).Keys.Cast<string>().ToList();
@@ -177,22 +183,32 @@ public class StyleGan2OtherConfigurationTests
         string dir = TestPaths.NewTempDir();
         string path = Path.Combine(dir, "ours.pt");
         StyleGan2Weights.Save(g, path);
-        using (no_grad()) Npy.Write(Path.Combine(dir, "img.npy"), g.Synthesize(Npy.Read(Alt("wplus.npy"))));
+        using (no_grad())
+            Npy.Write(Path.Combine(dir, "img.npy"), g.Synthesize(Npy.Read(Alt("wplus.npy"))));
         string script = $$"""
             import sys, numpy as np, torch
-            sys.path.insert(0, {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(TestPaths.RepoRoot, "bench", "reference"))}})
+            sys.path.insert(0, {{System.Text.Json.JsonSerializer.Serialize(
+                Path.Combine(TestPaths.RepoRoot, "bench", "reference")
+            )}})
             from stylegan2_ref import Generator
             ck = torch.load({{System.Text.Json.JsonSerializer.Serialize(path)}})
             g = Generator(32, style_dim=64, n_mlp=2, channels={4: 48, 8: 40, 16: 24, 32: 16})
             g.load_state_dict(ck["g_ema"])
             with torch.no_grad():
                 img = g(torch.from_numpy(np.load({{System.Text.Json.JsonSerializer.Serialize(Alt("wplus.npy"))}})))
-            ours = torch.from_numpy(np.load({{System.Text.Json.JsonSerializer.Serialize(Path.Combine(dir, "img.npy"))}}))
+            ours = torch.from_numpy(np.load({{System.Text.Json.JsonSerializer.Serialize(
+                Path.Combine(dir, "img.npy")
+            )}}))
             print(float((img - ours).abs().max()), tuple(ck["latent_avg"].shape))
             """;
-        var psi = new System.Diagnostics.ProcessStartInfo(python, ["-c", script]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new System.Diagnostics.ProcessStartInfo(python, ["-c", script])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
         using var p = System.Diagnostics.Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd(), error = p.StandardError.ReadToEnd();
+        string output = p.StandardOutput.ReadToEnd(),
+            error = p.StandardError.ReadToEnd();
         p.WaitForExit();
         Assert.True(p.ExitCode == 0, error);
         var parts = output.Trim().Split(' ', 2);
@@ -251,12 +267,22 @@ public class WeightFileErrorTests
     public void NotAGeneratorIsAClearError()
     {
         string path = Path.Combine(TestPaths.NewTempDir(), "other.pt");
-        TorchCheckpoint.Save(path, new Dictionary<string, object> { ["model"] = new Dictionary<string, object> { ["fc.weight"] = zeros(2, 2) }, ["epoch"] = 3L });
+        TorchCheckpoint.Save(
+            path,
+            new Dictionary<string, object>
+            {
+                ["model"] = new Dictionary<string, object> { ["fc.weight"] = zeros(2, 2) },
+                ["epoch"] = 3L,
+            }
+        );
         var e = Assert.Throws<WeightMismatchException>(() => StyleGan2Weights.Load(path, out _));
         Assert.Contains("not a StyleGAN2 generator", e.Message);
         string text = Path.Combine(TestPaths.NewTempDir(), "text.pt");
         File.WriteAllText(text, "hello");
-        Assert.Contains("not a PyTorch file", Assert.Throws<InvalidDataException>(() => TorchCheckpoint.Load(text)).Message);
+        Assert.Contains(
+            "not a PyTorch file",
+            Assert.Throws<InvalidDataException>(() => TorchCheckpoint.Load(text)).Message
+        );
     }
 
     /// <summary>A pickle that would call os.system when unpickled by Python is refused, and nothing runs.</summary>
@@ -269,7 +295,9 @@ public class WeightFileErrorTests
         ms.Write([0x80, 0x02]);
         ms.Write("cposix\nsystem\n"u8);
         byte[] cmd = System.Text.Encoding.ASCII.GetBytes("touch " + marker);
-        ms.WriteByte(0x58); ms.Write(BitConverter.GetBytes(cmd.Length)); ms.Write(cmd);
+        ms.WriteByte(0x58);
+        ms.Write(BitConverter.GetBytes(cmd.Length));
+        ms.Write(cmd);
         ms.Write([0x85, 0x52, 0x2e]);
         string dir = TestPaths.NewTempDir();
         string path = Path.Combine(dir, "evil.pt");

@@ -5,7 +5,8 @@ public static class TestPaths
 {
     public static string RepoRoot { get; } = FindRepoRoot();
 
-    /// <summary>../shared beside the repository (or $IDDIS_SHARED), for optional larger sweeps; null when absent.</summary>
+    /// <summary>../shared beside the repository (or $IDDIS_SHARED), for optional larger sweeps; null when
+    /// absent.</summary>
     public static string? Shared
     {
         get
@@ -17,14 +18,19 @@ public static class TestPaths
     }
 
     /// <summary>A reference fixture copied into the repository (tests/fixtures/NAME/...).</summary>
-    public static string Fixture(params string[] parts) => Existing(Path.Combine([RepoRoot, "tests", "fixtures", .. parts]));
+    public static string Fixture(params string[] parts) =>
+        Existing(Path.Combine([RepoRoot, "tests", "fixtures", .. parts]));
 
     /// <summary>A data file or folder copied into the repository (tests/fixtures/data/NAME/...).</summary>
-    public static string Data(params string[] parts) => Existing(Path.Combine([RepoRoot, "tests", "fixtures", "data", .. parts]));
+    public static string Data(params string[] parts) =>
+        Existing(Path.Combine([RepoRoot, "tests", "fixtures", "data", .. parts]));
 
     static string Existing(string path)
     {
-        Assert.True(File.Exists(path) || Directory.Exists(path), $"missing fixture {path} (tests/fixtures is part of the repository)");
+        Assert.True(
+            File.Exists(path) || Directory.Exists(path),
+            $"missing fixture {path} (tests/fixtures is part of the repository)"
+        );
         return path;
     }
 
@@ -51,22 +57,34 @@ public static class TestPaths
         string parent = Path.Combine(Path.GetTempPath(), "iddis-tests");
         Directory.CreateDirectory(parent);
         foreach (var stale in new DirectoryInfo(parent).EnumerateDirectories().Where(IsLeftOver))
-            try { stale.Delete(recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try
+            {
+                stale.Delete(recursive: true);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
         string root = Path.Combine(parent, $"run-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
         Directory.CreateDirectory(root);
         if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(KeepFilesVariable)))
             AppDomain.CurrentDomain.ProcessExit += (_, _) =>
             {
-                try { Directory.Delete(root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                try
+                {
+                    Directory.Delete(root, recursive: true);
+                }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
             };
         return root;
     });
 
     static bool IsLeftOver(DirectoryInfo dir)
     {
-        if (dir.LastWriteTimeUtc < DateTime.UtcNow.AddDays(-1)) return true;
+        if (dir.LastWriteTimeUtc < DateTime.UtcNow.AddDays(-1))
+            return true;
         var parts = dir.Name.Split('-');
-        if (parts.Length != 3 || parts[0] != "run" || !int.TryParse(parts[1], out int pid)) return false;
+        if (parts.Length != 3 || parts[0] != "run" || !int.TryParse(parts[1], out int pid))
+            return false;
         try
         {
             using var process = System.Diagnostics.Process.GetProcessById(pid);
@@ -81,7 +99,9 @@ public static class TestPaths
     static string FindRepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IdDisentangle.slnx"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IdDisentangle.slnx")))
+            dir = dir.Parent;
+        return dir?.FullName
+            ?? throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
     }
 }

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using IdDisentangle.Data;
+using IdDisentangle.Runs;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
-using IdDisentangle.Runs;
 
 namespace IdDisentangle.Tests;
 
@@ -14,7 +14,15 @@ public class TrainingTests
     {
         string dir = Path.Combine(TestPaths.NewTempDir(), "dataset");
         using var g = StyleGan2Weights.Load(TestPaths.Fixture("stylegan2", "generator.pt"), out _);
-        DatasetGenerator.Generate(g, new DatasetGenerationOptions { OutDir = dir, NumImages = 24, Seed = 0 });
+        DatasetGenerator.Generate(
+            g,
+            new DatasetGenerationOptions
+            {
+                OutDir = dir,
+                NumImages = 24,
+                Seed = 0,
+            }
+        );
         return dir;
     });
 
@@ -31,25 +39,28 @@ public class TrainingTests
         return copy;
     }
 
-    static TrainingConfig Tiny(string name) => new()
-    {
-        Name = name,
-        DatasetDir = Dataset.Value,
-        GeneratorPath = TestPaths.Fixture("stylegan2", "generator.pt"),
-        ResultsDir = TestPaths.NewTempDir(),
-        BatchSize = 4,
-        TrainDataSize = 20,
-        TestSize = 4,
-        TestFrequency = 1000,
-        PixelLoss = PixelLoss.L1,     // 64 px is below MS-SSIM's 161 px minimum
-        AttrInputSize = 80,           // InceptionV3 at 80 px instead of 299 keeps the test to seconds
-        FaceCrop = "none",
-        Seed = 3,
-    };
+    static TrainingConfig Tiny(string name) =>
+        new()
+        {
+            Name = name,
+            DatasetDir = Dataset.Value,
+            GeneratorPath = TestPaths.Fixture("stylegan2", "generator.pt"),
+            ResultsDir = TestPaths.NewTempDir(),
+            BatchSize = 4,
+            TrainDataSize = 20,
+            TestSize = 4,
+            TestFrequency = 1000,
+            PixelLoss = PixelLoss.L1, // 64 px is below MS-SSIM's 161 px minimum
+            AttrInputSize = 80, // InceptionV3 at 80 px instead of 299 keeps the test to seconds
+            FaceCrop = "none",
+            Seed = 3,
+        };
 
     static List<Dictionary<string, JsonElement>> Steps(TrainingConfig c) =>
-        File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl")).Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!)
-            .Where(d => d["type"].GetString() == "step").ToList();
+        File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl"))
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!)
+            .Where(d => d["type"].GetString() == "step")
+            .ToList();
 
     /// <summary>
     /// Overfitting four training images with the reconstruction loss alone for 60 steps (lr 5e-4): the median
@@ -61,63 +72,104 @@ public class TrainingTests
     public void ShortRunLowersTheReconstructionLoss()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3"))
+                || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
         var c = Tiny("overfit") with
         {
-            NumSteps = 60, TrainDataSize = 4, LearningRate = 5e-4, CrossFrequency = 100_000,
-            IdLoss = false, LandmarksLoss = false, AdversarialLoss = false,
+            NumSteps = 60,
+            TrainDataSize = 4,
+            LearningRate = 5e-4,
+            CrossFrequency = 100_000,
+            IdLoss = false,
+            LandmarksLoss = false,
+            AdversarialLoss = false,
         };
-        using (var t = new Trainer(c)) Assert.Equal(StopReason.ReachedNumSteps, t.Run(resume: false).StopReason);
+        using (var t = new Trainer(c))
+            Assert.Equal(StopReason.ReachedNumSteps, t.Run(resume: false).StopReason);
         var rec = Steps(c).Where(s => s.ContainsKey("l_rec")).Select(s => s["l_rec"].GetDouble()).ToList();
         Assert.Equal(59, rec.Count); // step 0 is a cross step
-        static double Median(IEnumerable<double> xs) { var o = xs.Order().ToList(); return (o[(o.Count - 1) / 2] + o[o.Count / 2]) / 2; }
-        double first = Median(rec.Take(10)), last = Median(rec.TakeLast(10));
+        static double Median(IEnumerable<double> xs)
+        {
+            var o = xs.Order().ToList();
+            return (o[(o.Count - 1) / 2] + o[o.Count / 2]) / 2;
+        }
+        double first = Median(rec.Take(10)),
+            last = Median(rec.TakeLast(10));
         Assert.True(last < 0.8 * first, $"reconstruction loss {first:F4} -> {last:F4}");
         Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "last", "mapper.safetensors")));
         Assert.True(File.Exists(Path.Combine(c.RunDir, "config.json")));
     }
 
-    /// <summary>Stopping after 3 steps and resuming gives the same losses at steps 3-5 as an uninterrupted run.</summary>
+    /// <summary>Stopping after 3 steps and resuming gives the same losses at steps 3-5 as an uninterrupted
+    /// run.</summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     public void ResumeReproducesTheUninterruptedRun()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3"))
+                || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
         var straight = Tiny("straight") with { NumSteps = 6 };
-        using (var t = new Trainer(straight)) t.Run(resume: false);
+        using (var t = new Trainer(straight))
+            t.Run(resume: false);
         var split = Tiny("split") with { NumSteps = 3 };
-        using (var t = new Trainer(split)) t.Run(resume: false);
-        using (var t = new Trainer(split with { NumSteps = 6 })) Assert.Equal(6, t.Run(resume: true).LastStep);
+        using (var t = new Trainer(split))
+            t.Run(resume: false);
+        using (var t = new Trainer(split with { NumSteps = 6 }))
+            Assert.Equal(6, t.Run(resume: true).LastStep);
 
         var a = Steps(straight);
         var b = Steps(split);
         Assert.Equal(6, a.Count);
         Assert.Equal(6, b.Count);
         foreach (int step in new[] { 3, 4, 5 })
-            foreach (var key in a[step].Keys.Where(k => k.StartsWith("l_") || k == "r1"))
-            {
-                double x = a[step][key].GetDouble(), y = b[step][key].GetDouble();
-                Assert.True(Math.Abs(x - y) <= 1e-5 * Math.Max(1, Math.Abs(x)), $"step {step} {key}: {x} vs {y}");
-            }
+        foreach (var key in a[step].Keys.Where(k => k.StartsWith("l_") || k == "r1"))
+        {
+            double x = a[step][key].GetDouble(),
+                y = b[step][key].GetDouble();
+            Assert.True(Math.Abs(x - y) <= 1e-5 * Math.Max(1, Math.Abs(x)), $"step {step} {key}: {x} vs {y}");
+        }
         // A second plain start of the same run is refused rather than overwriting it.
-        Assert.Throws<IOException>(() => { using var t = new Trainer(split with { NumSteps = 6 }); t.Run(resume: false); });
+        Assert.Throws<IOException>(() =>
+        {
+            using var t = new Trainer(split with { NumSteps = 6 });
+            t.Run(resume: false);
+        });
     }
 
     [SkippableFact]
     public void CorruptOrMissingFilesAreReportedByPathAndSkipped()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3"))
+                || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
         string copy = CopyOfDataset();
         var layout = new DatasetLayout(copy);
-        for (long k = 0; k < 3; k++) File.WriteAllText(layout.ImagePath(k), "not a png");
+        for (long k = 0; k < 3; k++)
+            File.WriteAllText(layout.ImagePath(k), "not a png");
         // D_W's real samples are the w of images drawn from the whole set (as the paper's get_real_w): most are gone.
-        for (long k = 3; k < 20; k++) File.Delete(layout.WPath(k));
+        for (long k = 3; k < 20; k++)
+            File.Delete(layout.WPath(k));
         var messages = new List<string>();
         var c = Tiny("corrupt") with { DatasetDir = copy, TrainDataSize = 5, NumSteps = 3 };
-        using (var t = new Trainer(c, messages.Add)) Assert.Equal(3, t.Run(resume: false).LastStep);
-        Assert.Contains(messages, m => m.StartsWith("skipped " + layout.ImagePath(0)) || m.StartsWith("skipped " + layout.ImagePath(1)) || m.StartsWith("skipped " + layout.ImagePath(2)));
+        using (var t = new Trainer(c, messages.Add))
+            Assert.Equal(3, t.Run(resume: false).LastStep);
+        Assert.Contains(
+            messages,
+            m =>
+                m.StartsWith("skipped " + layout.ImagePath(0))
+                || m.StartsWith("skipped " + layout.ImagePath(1))
+                || m.StartsWith("skipped " + layout.ImagePath(2))
+        );
         Assert.Contains(messages, m => Enumerable.Range(3, 17).Any(k => m.StartsWith("skipped " + layout.WPath(k))));
     }
 
@@ -125,34 +177,56 @@ public class TrainingTests
     [Fact]
     public void NotImprovedCounterFollowsThePapersRules()
     {
-        Assert.Equal((0, true, true), Trainer.CountNotImproved(5, landmarksMse: 1, bestLandmarks: 2, idSimilarity: 0.9, bestId: 0.8));
-        Assert.Equal((1, true, false), Trainer.CountNotImproved(5, 1, 2, 0.7, 0.8));   // landmarks reset it, identity adds one
+        Assert.Equal(
+            (0, true, true),
+            Trainer.CountNotImproved(5, landmarksMse: 1, bestLandmarks: 2, idSimilarity: 0.9, bestId: 0.8)
+        );
+        Assert.Equal((1, true, false), Trainer.CountNotImproved(5, 1, 2, 0.7, 0.8)); // landmarks reset it, identity adds one
         Assert.Equal((0, false, true), Trainer.CountNotImproved(5, 3, 2, 0.9, 0.8));
         Assert.Equal((6, false, false), Trainer.CountNotImproved(5, 3, 2, 0.7, 0.8));
         Assert.Equal((0, false, true), Trainer.CountNotImproved(0, 3, 2, -0.9, 0.8)); // |similarity|, as the paper's np.abs
     }
 
-    /// <summary>With real photos in the data set's real/ folder the validation's attribute images are real (test_real_attr).</summary>
+    /// <summary>With real photos in the data set's real/ folder the validation's attribute images are real
+    /// (test_real_attr).</summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     public void ValidationUsesRealAttributePhotosWhenTheDataSetHasThem()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3")),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
         string copy = CopyOfDataset();
         var layout = new DatasetLayout(copy);
-        var photos = Directory.GetFiles(TestPaths.Data("ffhq-real-256"), "*.png").Order(StringComparer.Ordinal).Take(4).ToList();
+        var photos = Directory
+            .GetFiles(TestPaths.Data("ffhq-real-256"), "*.png")
+            .Order(StringComparer.Ordinal)
+            .Take(4)
+            .ToList();
         for (int i = 0; i < photos.Count; i++)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(layout.RealImagePath(20 + i))!);
-            IdDisentangle.Imaging.ImageIO.Write(layout.RealImagePath(20 + i), IdDisentangle.Imaging.ImageOps.Resize(IdDisentangle.Imaging.ImageIO.Read(photos[i]), 64, 64, IdDisentangle.Imaging.ResizeFilter.Area));
+            IdDisentangle.Imaging.ImageIO.Write(
+                layout.RealImagePath(20 + i),
+                IdDisentangle.Imaging.ImageOps.Resize(
+                    IdDisentangle.Imaging.ImageIO.Read(photos[i]),
+                    64,
+                    64,
+                    IdDisentangle.Imaging.ResizeFilter.Area
+                )
+            );
         }
         var c = Tiny("real") with { DatasetDir = copy, NumSteps = 1, TestFrequency = 1, TestSize = 2 };
-        using (var t = new Trainer(c)) t.Run(resume: false);
+        using (var t = new Trainer(c))
+            t.Run(resume: false);
         var validation = File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl"))
-            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).First(d => d["type"].GetString() == "validation");
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!)
+            .First(d => d["type"].GetString() == "validation");
         Assert.Equal(1, validation["real_attributes"].GetDouble());
-        foreach (var key in new[] { "real_rec_mse", "real_rec_psnr", "real_rec_id" }) Assert.True(double.IsFinite(validation[key].GetDouble()), key);
+        foreach (var key in new[] { "real_rec_mse", "real_rec_psnr", "real_rec_id" })
+            Assert.True(double.IsFinite(validation[key].GetDouble()), key);
     }
 
     [SkippableFact]
@@ -160,23 +234,47 @@ public class TrainingTests
     public void ValidationWritesMetricsImagesBestCheckpointsAndTensorBoardEvents()
     {
         TestModels.RequireFaceApi();
-        Skip.IfNot(File.Exists(TestModels.Store.PathOf("inceptionv3")) || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs), "InceptionV3 weights missing: run 'iddis models fetch'");
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3"))
+                || NpmWeights.IsExtracted(TestModels.Store, NpmWeights.Nsfwjs),
+            "InceptionV3 weights missing: run 'iddis models fetch'"
+        );
         var c = Tiny("validation") with { NumSteps = 2, TestFrequency = 1 };
-        using (var t = new Trainer(c)) t.Run(resume: false);
+        using (var t = new Trainer(c))
+            t.Run(resume: false);
         var validations = File.ReadLines(Path.Combine(c.RunDir, "metrics.jsonl"))
-            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!).Where(d => d["type"].GetString() == "validation").ToList();
+            .Select(l => JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(l)!)
+            .Where(d => d["type"].GetString() == "validation")
+            .ToList();
         // As the paper's trainer: before step 0, then before every step that is a multiple of the frequency.
         Assert.Equal([0, 1, 2], validations.Select(v => v["step"].GetInt32()));
-        foreach (var key in new[] { "id_sim_id_out", "id_sim_id_attr", "id_sim_attr_out", "landmarks_mse", "fake_rec_mse", "fake_rec_psnr", "fake_rec_id", "score" })
+        foreach (
+            var key in new[]
+            {
+                "id_sim_id_out",
+                "id_sim_id_attr",
+                "id_sim_attr_out",
+                "landmarks_mse",
+                "fake_rec_mse",
+                "fake_rec_psnr",
+                "fake_rec_id",
+                "score",
+            }
+        )
             Assert.True(double.IsFinite(validations[1][key].GetDouble()), key);
         Assert.Equal(0, validations[1]["real_attributes"].GetDouble()); // this data set has no real/ folder
         Assert.True(File.Exists(Path.Combine(c.RunDir, "images", "step_000002.png")));
         Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "best_id", "mapper.safetensors")));
         Assert.False(File.Exists(Path.Combine(c.RunDir, "weights", "best_id", "optimizer_main.safetensors")));
         Assert.True(File.Exists(Path.Combine(c.RunDir, "weights", "last", "optimizer_main.safetensors")));
-        var events = Directory.EnumerateFiles(Path.Combine(c.RunDir, "tensorboard"), "events.out.tfevents*", SearchOption.AllDirectories).ToList();
+        var events = Directory
+            .EnumerateFiles(Path.Combine(c.RunDir, "tensorboard"), "events.out.tfevents*", SearchOption.AllDirectories)
+            .ToList();
         Assert.NotEmpty(events);
-        Assert.True(events.Sum(f => new FileInfo(f).Length) > 1000, "TensorBoard events hold scalars and the validation image");
+        Assert.True(
+            events.Sum(f => new FileInfo(f).Length) > 1000,
+            "TensorBoard events hold scalars and the validation image"
+        );
     }
 
     [SkippableFact]

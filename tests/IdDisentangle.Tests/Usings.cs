@@ -1,3 +1,3 @@
-global using Xunit;
 global using TorchSharp;
 global using static TorchSharp.torch;
+global using Xunit;

@@ -6,15 +6,18 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary>The iddis command lines that do the demo's stages by hand, for its report.</summary>
 internal static class DemoCommandLines
 {
-    public static string Describe(DemoWork work) => work switch
-    {
-        DemoWork.FetchNetworks f => "iddis models fetch" + (f.ModelsDir is null ? "" : $" --models-dir {f.ModelsDir}"),
-        DemoWork.ChooseGenerator => "(none: the file given, $IDDIS_GENERATOR, or the untrained one written here)",
-        DemoWork.GenerateData g => $"iddis generate-data --generator {g.Generator} --num-images {g.Options.NumImages} " +
-                                   $"--truncation {g.Options.Truncation} --seed {g.Options.Seed} --out {g.Options.OutDir}",
-        DemoWork.Train t => TrainCommand.CommandLine(t.Config) + " --resume",
-        DemoWork.Infer i => $"iddis infer grid --run {i.RunDir} --id-dir IDS --attr-dir ATTRS --out {i.OutDir}",
-        DemoWork.Report r => $"iddis demo --out {r.OutDir}",
-        _ => "",
-    };
+    public static string Describe(DemoWork work) =>
+        work switch
+        {
+            DemoWork.FetchNetworks f => "iddis models fetch"
+                + (f.ModelsDir is null ? "" : $" --models-dir {f.ModelsDir}"),
+            DemoWork.ChooseGenerator => "(none: the file given, $IDDIS_GENERATOR, or the untrained one written here)",
+            DemoWork.GenerateData g =>
+                $"iddis generate-data --generator {g.Generator} --num-images {g.Options.NumImages} "
+                    + $"--truncation {g.Options.Truncation} --seed {g.Options.Seed} --out {g.Options.OutDir}",
+            DemoWork.Train t => TrainCommand.CommandLine(t.Config) + " --resume",
+            DemoWork.Infer i => $"iddis infer grid --run {i.RunDir} --id-dir IDS --attr-dir ATTRS --out {i.OutDir}",
+            DemoWork.Report r => $"iddis demo --out {r.OutDir}",
+            _ => "",
+        };
 }

@@ -9,9 +9,7 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary><c>iddis doctor</c>: what the runtime and the model store look like on this machine.</summary>
 internal sealed class DoctorCommand : Command<DoctorCommand.Settings>
 {
-    public sealed class Settings : ComputeSettings
-    {
-    }
+    public sealed class Settings : ComputeSettings { }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
@@ -30,7 +28,10 @@ internal sealed class DoctorCommand : Command<DoctorCommand.Settings>
         rt.AddRow("OS / architecture", $"{info.OS} / {info.ProcessArchitecture}");
         rt.AddRow("model store", store.Root + (Directory.Exists(store.Root) ? "" : " (not created yet)"));
         string? gen = GeneratorFiles.Default();
-        rt.AddRow(GeneratorFiles.EnvironmentVariable, string.IsNullOrEmpty(gen) ? "(not set)" : gen + (File.Exists(gen) ? "" : " (missing!)"));
+        rt.AddRow(
+            GeneratorFiles.EnvironmentVariable,
+            string.IsNullOrEmpty(gen) ? "(not set)" : gen + (File.Exists(gen) ? "" : " (missing!)")
+        );
         AnsiConsole.Write(rt);
 
         AnsiConsole.Write(ModelsListCommand.WeightsTable(store));
@@ -43,7 +44,9 @@ internal sealed class DoctorCommand : Command<DoctorCommand.Settings>
             var y = TorchSharp.torch.nn.functional.conv2d(x, w, padding: [1, 1]);
             y.sum().backward();
             bool ok = x.grad is not null && x.grad.isfinite().all().item<bool>();
-            AnsiConsole.MarkupLine(ok ? "[green]conv2d forward and backward: OK[/]" : "[red]conv2d backward produced no finite gradient[/]");
+            AnsiConsole.MarkupLine(
+                ok ? "[green]conv2d forward and backward: OK[/]" : "[red]conv2d backward produced no finite gradient[/]"
+            );
             return ok ? 0 : 1;
         }
     }

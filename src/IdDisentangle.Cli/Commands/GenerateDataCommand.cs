@@ -30,7 +30,9 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         public double Truncation { get; init; } = 0.7;
 
         [CommandOption("--truncation-cutoff <LAYER>")]
-        [HelpText("Truncate only the W+ layers below LAYER (default: the generator's own rule: every layer for StyleGAN2, the first 8 for StyleGAN (v1), as the paper's generator)")]
+        [HelpText(
+            "Truncate only the W+ layers below LAYER (default: the generator's own rule: every layer for StyleGAN2, the first 8 for StyleGAN (v1), as the paper's generator)"
+        )]
         public int? TruncationCutoff { get; init; }
 
         [CommandOption("--seed <S>")]
@@ -38,7 +40,9 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         public long Seed { get; init; }
 
         [CommandOption("--shard <I/N>")]
-        [HelpText("Write only shard I of N (contiguous blocks), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")]
+        [HelpText(
+            "Write only shard I of N (contiguous blocks), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT"
+        )]
         public string? Shard { get; init; }
 
         [CommandOption("--out <DIR>")]
@@ -47,10 +51,14 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
 
         public override ValidationResult Validate()
         {
-            if (NumImages <= 0) return ValidationResult.Error("--num-images must be positive");
-            if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
-            if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out DIR is required");
-            if (!(Truncation > 0 && Truncation <= 2)) return ValidationResult.Error("--truncation must be in (0, 2]");
+            if (NumImages <= 0)
+                return ValidationResult.Error("--num-images must be positive");
+            if (BatchSize <= 0)
+                return ValidationResult.Error("--batch-size must be positive");
+            if (string.IsNullOrWhiteSpace(Out))
+                return ValidationResult.Error("--out DIR is required");
+            if (!(Truncation > 0 && Truncation <= 2))
+                return ValidationResult.Error("--truncation must be in (0, 2]");
             return ValidationResult.Success();
         }
     }
@@ -67,18 +75,38 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         var (start, end) = shard.Range(s.NumImages);
         var options = new DatasetGenerationOptions
         {
-            OutDir = s.Out, NumImages = s.NumImages, BatchSize = s.BatchSize, Truncation = s.Truncation, TruncationCutoff = s.TruncationCutoff, Seed = s.Seed, Shard = shard,
+            OutDir = s.Out,
+            NumImages = s.NumImages,
+            BatchSize = s.BatchSize,
+            Truncation = s.Truncation,
+            TruncationCutoff = s.TruncationCutoff,
+            Seed = s.Seed,
+            Shard = shard,
         };
-        long written = 0, kept = 0;
-        ConsoleProgress.Run($"generate {start}..{end - 1}", end - start, "img", progress =>
-        {
-            written = DatasetGenerator.Generate(g, options, (_, wrote) =>
+        long written = 0,
+            kept = 0;
+        ConsoleProgress.Run(
+            $"generate {start}..{end - 1}",
+            end - start,
+            "img",
+            progress =>
             {
-                if (!wrote) kept++;
-                progress.Advance(1);
-            }, cancellation);
-        });
-        AnsiConsole.MarkupLine($"[green]{written}[/] image(s) written, {kept} already complete, in [blue]{Markup.Escape(s.Out)}[/]");
+                written = DatasetGenerator.Generate(
+                    g,
+                    options,
+                    (_, wrote) =>
+                    {
+                        if (!wrote)
+                            kept++;
+                        progress.Advance(1);
+                    },
+                    cancellation
+                );
+            }
+        );
+        AnsiConsole.MarkupLine(
+            $"[green]{written}[/] image(s) written, {kept} already complete, in [blue]{Markup.Escape(s.Out)}[/]"
+        );
         return 0;
     }
 }

@@ -1,8 +1,8 @@
 using System.ComponentModel;
+using IdDisentangle.Runs;
 using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using IdDisentangle.Runs;
 
 namespace IdDisentangle.Cli.Commands;
 
@@ -12,7 +12,9 @@ internal sealed class ImportReleaseCommand : Command<ImportReleaseCommand.Settin
     public sealed class Settings : CommandSettings
     {
         [CommandOption("--dir <DIR>")]
-        [HelpText("Folder with AttrEncoder*.h5, LatentMappingNetwork*.h5, W_D*.h5 (optional), stylegan_G_*.h5 (or .pkl/.pt) and vggface2.h5")]
+        [HelpText(
+            "Folder with AttrEncoder*.h5, LatentMappingNetwork*.h5, W_D*.h5 (optional), stylegan_G_*.h5 (or .pkl/.pt) and vggface2.h5"
+        )]
         public string Dir { get; init; } = "";
 
         [CommandOption("--out <DIR>")]
@@ -28,17 +30,29 @@ internal sealed class ImportReleaseCommand : Command<ImportReleaseCommand.Settin
         public bool Overwrite { get; init; }
 
         public override ValidationResult Validate() =>
-            string.IsNullOrWhiteSpace(Dir) || string.IsNullOrWhiteSpace(Out) ? ValidationResult.Error("--dir and --out are required") : ValidationResult.Success();
+            string.IsNullOrWhiteSpace(Dir) || string.IsNullOrWhiteSpace(Out)
+                ? ValidationResult.Error("--dir and --out are required")
+                : ValidationResult.Success();
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         var files = PaperRelease.Find(s.Dir, s.MapperSuffix);
-        foreach (var (role, path) in new[] { ("attribute encoder", files.AttrEncoder), ("mapper", files.Mapper), ("W discriminator", files.Discriminator ?? "(none)"),
-                                             ("generator", files.Generator), ("identity", files.IdentityModel) })
+        foreach (
+            var (role, path) in new[]
+            {
+                ("attribute encoder", files.AttrEncoder),
+                ("mapper", files.Mapper),
+                ("W discriminator", files.Discriminator ?? "(none)"),
+                ("generator", files.Generator),
+                ("identity", files.IdentityModel),
+            }
+        )
             AnsiConsole.MarkupLine($"{role}: [blue]{Markup.Escape(path)}[/]");
         string what = PaperRelease.Import(files, s.Out, s.Overwrite, m => AnsiConsole.MarkupLine(Markup.Escape(m)));
-        AnsiConsole.MarkupLine($"imported {Markup.Escape(what)} into [blue]{Markup.Escape(s.Out)}[/]; e.g. iddis infer grid --run {Markup.Escape(s.Out)} --id-dir IDS --attr-dir ATTRS --out swaps");
+        AnsiConsole.MarkupLine(
+            $"imported {Markup.Escape(what)} into [blue]{Markup.Escape(s.Out)}[/]; e.g. iddis infer grid --run {Markup.Escape(s.Out)} --id-dir IDS --attr-dir ATTRS --out swaps"
+        );
         return 0;
     }
 }

@@ -1,14 +1,14 @@
 using System.ComponentModel;
+using IdDisentangle.Faces;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
+using IdDisentangle.Networks;
+using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TorchSharp;
-using IdDisentangle.Faces;
-using IdDisentangle.Runs;
-using IdDisentangle.Networks;
 
 namespace IdDisentangle.Cli.Commands;
 
@@ -20,13 +20,16 @@ internal class FaceAlignmentSettings : ComputeSettings
     public bool AllFaces { get; init; }
 
     [CommandOption("--landmarks <MODEL>")]
-    [HelpText("Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)")]
+    [HelpText(
+        "Landmarks that place the alignment: dlib (default; the model FFHQ was aligned with, non-commercial license) or face-api (MIT, about 2 px less precise at 256)"
+    )]
     public string Landmarks { get; init; } = "dlib";
 
     public AlignmentLandmarks AlignmentLandmarks => LandmarkNetwork.Parse(Landmarks).Alignment;
 
     public override ValidationResult Validate() =>
-        CliCommon.CheckChoice("--landmarks", Landmarks, () => LandmarkNetwork.Parse(Landmarks)) ?? ValidationResult.Success();
+        CliCommon.CheckChoice("--landmarks", Landmarks, () => LandmarkNetwork.Parse(Landmarks))
+        ?? ValidationResult.Success();
 }
 
 /// <summary>Options of every command that runs a trained model.</summary>
@@ -37,7 +40,9 @@ internal class ModelSettings : FaceAlignmentSettings
     public string Run { get; init; } = "";
 
     [CommandOption("--release <DIR>")]
-    [HelpText("Instead of --run: a folder with the paper's released checkpoint (imported on first use, as iddis import-release does)")]
+    [HelpText(
+        "Instead of --run: a folder with the paper's released checkpoint (imported on first use, as iddis import-release does)"
+    )]
     public string? Release { get; init; }
 
     [CommandOption("--checkpoint <NAME>")]
@@ -61,45 +66,72 @@ internal class ModelSettings : FaceAlignmentSettings
     public bool NoAlign { get; init; }
 
     [CommandOption("--aligned")]
-    [HelpText("Inputs already at the generator's resolution are FFHQ-aligned (generated faces, FFHQ crops): use them as they are; others are still aligned")]
+    [HelpText(
+        "Inputs already at the generator's resolution are FFHQ-aligned (generated faces, FFHQ crops): use them as they are; others are still aligned"
+    )]
     public bool Aligned { get; init; }
 
     public override ValidationResult Validate()
     {
-        if (base.Validate() is { Successful: false } alignment) return alignment;
-        if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release)) return ValidationResult.Error("give either --run DIR or --release DIR");
-        if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required");
-        if (BatchSize <= 0) return ValidationResult.Error("--batch-size must be positive");
+        if (base.Validate() is { Successful: false } alignment)
+            return alignment;
+        if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release))
+            return ValidationResult.Error("give either --run DIR or --release DIR");
+        if (string.IsNullOrWhiteSpace(Out))
+            return ValidationResult.Error("--out is required");
+        if (BatchSize <= 0)
+            return ValidationResult.Error("--batch-size must be positive");
         return ValidationResult.Success();
     }
 
     public DisentanglementModel Load()
     {
         TorchRuntime.SetThreads(Threads);
-        string run = string.IsNullOrWhiteSpace(Release) ? Run : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), Log);
+        string run = string.IsNullOrWhiteSpace(Release)
+            ? Run
+            : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), Log);
         var model = DisentanglementModel.FromRun(run, Checkpoint, Generator, ModelsDir, Device);
         int r = model.Generator.Resolution;
-        AnsiConsole.MarkupLine($"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] " +
-                               $"({model.Checkpoint}), {r}x{r}, on {model.Device}");
+        AnsiConsole.MarkupLine(
+            $"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] "
+                + $"({model.Checkpoint}), {r}x{r}, on {model.Device}"
+        );
         return model;
     }
 
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");
 
-    /// <summary>How this command turns inputs into the generator's input (alignment per --no-align, --aligned, --all-faces).</summary>
+    /// <summary>How this command turns inputs into the generator's input (alignment per --no-align, --aligned,
+    /// --all-faces).</summary>
     public FaceInputs Faces(DisentanglementModel model) =>
-        new(model.Generator.Resolution, model.Device,
-            NoAlign ? InputAlignment.None : Aligned ? InputAlignment.TrustAlignedAtResolution : InputAlignment.Align,
-            AllFaces, ModelsDir, AlignmentLandmarks);
+        new(
+            model.Generator.Resolution,
+            model.Device,
+            NoAlign ? InputAlignment.None
+                : Aligned ? InputAlignment.TrustAlignedAtResolution
+                : InputAlignment.Align,
+            AllFaces,
+            ModelsDir,
+            AlignmentLandmarks
+        );
 
     /// <summary>The faces of <paramref name="images"/>, with a progress bar while faces are detected.</summary>
-    public static List<InputImage> Align(FaceInputs faces, IReadOnlyList<InputImage> images, CancellationToken cancellation)
+    public static List<InputImage> Align(
+        FaceInputs faces,
+        IReadOnlyList<InputImage> images,
+        CancellationToken cancellation
+    )
     {
         int toAlign = faces.CountToAlign(images);
-        if (toAlign == 0) return faces.Align(images, Log, cancellation: cancellation);
+        if (toAlign == 0)
+            return faces.Align(images, Log, cancellation: cancellation);
         List<InputImage> result = [];
-        ConsoleProgress.Run("aligning faces", toAlign, "image", p =>
-            result = faces.Align(images, Log, () => p.Advance(1), cancellation));
+        ConsoleProgress.Run(
+            "aligning faces",
+            toAlign,
+            "image",
+            p => result = faces.Align(images, Log, () => p.Advance(1), cancellation)
+        );
         return result;
     }
 
@@ -112,19 +144,27 @@ internal class ModelSettings : FaceAlignmentSettings
 internal class PairSettings : ModelSettings
 {
     [CommandOption("--reconstruct")]
-    [HelpText("First replace each input x by the model's reconstruction G(x, x). The paper's pair inference does not (it renders G(M(id, attr)) directly); its interpolation does it for generated inputs")]
+    [HelpText(
+        "First replace each input x by the model's reconstruction G(x, x). The paper's pair inference does not (it renders G(M(id, attr)) directly); its interpolation does it for generated inputs"
+    )]
     public bool Reconstruct { get; init; }
 }
 
 /// <summary>A folder of identity images and a folder of attribute images.</summary>
 internal class FolderPairSettings : PairSettings
 {
-    [CommandOption("--id-dir <DIR>")] [HelpText("Identity images")] public string IdDir { get; init; } = "";
-    [CommandOption("--attr-dir <DIR>")] [HelpText("Attribute images (infer pairs: matched to identity images by file stem)")] public string AttrDir { get; init; } = "";
+    [CommandOption("--id-dir <DIR>")]
+    [HelpText("Identity images")]
+    public string IdDir { get; init; } = "";
+
+    [CommandOption("--attr-dir <DIR>")]
+    [HelpText("Attribute images (infer pairs: matched to identity images by file stem)")]
+    public string AttrDir { get; init; } = "";
 
     public override ValidationResult Validate()
     {
-        if (string.IsNullOrWhiteSpace(IdDir) || string.IsNullOrWhiteSpace(AttrDir)) return ValidationResult.Error("--id-dir and --attr-dir are required");
+        if (string.IsNullOrWhiteSpace(IdDir) || string.IsNullOrWhiteSpace(AttrDir))
+            return ValidationResult.Error("--id-dir and --attr-dir are required");
         return base.Validate();
     }
 
@@ -132,19 +172,26 @@ internal class FolderPairSettings : PairSettings
     public (List<InputImage> Ids, List<InputImage> Attrs) ReadInputs() =>
         (InferenceJobs.ReadFolder(IdDir, Log), InferenceJobs.ReadFolder(AttrDir, Log));
 
-    /// <summary>Both folders' images turned into faces at the generator's resolution, with one detector for both.</summary>
-    public (List<InputImage> Ids, List<InputImage> Attrs) AlignInputs(DisentanglementModel model, List<InputImage> ids, List<InputImage> attrs, CancellationToken cancellation)
+    /// <summary>Both folders' images turned into faces at the generator's resolution, with one detector for
+    /// both.</summary>
+    public (List<InputImage> Ids, List<InputImage> Attrs) AlignInputs(
+        DisentanglementModel model,
+        List<InputImage> ids,
+        List<InputImage> attrs,
+        CancellationToken cancellation
+    )
     {
         using var faces = Faces(model);
-        return (RequireFaces(Align(faces, ids, cancellation), IdDir), RequireFaces(Align(faces, attrs, cancellation), AttrDir));
+        return (
+            RequireFaces(Align(faces, ids, cancellation), IdDir),
+            RequireFaces(Align(faces, attrs, cancellation), AttrDir)
+        );
     }
 }
 
 internal sealed class InferGridCommand : Command<InferGridCommand.Settings>
 {
-    public sealed class Settings : FolderPairSettings
-    {
-    }
+    public sealed class Settings : FolderPairSettings { }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
@@ -152,8 +199,22 @@ internal sealed class InferGridCommand : Command<InferGridCommand.Settings>
         using var model = s.Load();
         (ids, attrs) = s.AlignInputs(model, ids, attrs, cancellation);
         int n = 0;
-        ConsoleProgress.Run("identity swaps", ids.Count * attrs.Count, "pair", p =>
-            n = InferenceJobs.Grid(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
+        ConsoleProgress.Run(
+            "identity swaps",
+            ids.Count * attrs.Count,
+            "pair",
+            p =>
+                n = InferenceJobs.Grid(
+                    model,
+                    ids,
+                    attrs,
+                    s.Out,
+                    s.BatchSize,
+                    s.Reconstruct,
+                    k => p.Advance(k),
+                    cancellation
+                )
+        );
         AnsiConsole.MarkupLine($"{n} result(s) and grid.png in [blue]{Markup.Escape(s.Out)}[/]");
         return 0;
     }
@@ -161,9 +222,7 @@ internal sealed class InferGridCommand : Command<InferGridCommand.Settings>
 
 internal sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
 {
-    public sealed class Settings : FolderPairSettings
-    {
-    }
+    public sealed class Settings : FolderPairSettings { }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
@@ -171,9 +230,24 @@ internal sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
         using var model = s.Load();
         (ids, attrs) = s.AlignInputs(model, ids, attrs, cancellation);
         (int, IReadOnlyList<string>) result = default;
-        ConsoleProgress.Run("pairs", ids.Count, "pair", p =>
-            result = InferenceJobs.Pairs(model, ids, attrs, s.Out, s.BatchSize, s.Reconstruct, k => p.Advance(k), cancellation));
-        foreach (var u in result.Item2 ?? []) AnsiConsole.MarkupLine($"[yellow]unmatched:[/] {Markup.Escape(u)}");
+        ConsoleProgress.Run(
+            "pairs",
+            ids.Count,
+            "pair",
+            p =>
+                result = InferenceJobs.Pairs(
+                    model,
+                    ids,
+                    attrs,
+                    s.Out,
+                    s.BatchSize,
+                    s.Reconstruct,
+                    k => p.Advance(k),
+                    cancellation
+                )
+        );
+        foreach (var u in result.Item2 ?? [])
+            AnsiConsole.MarkupLine($"[yellow]unmatched:[/] {Markup.Escape(u)}");
         AnsiConsole.MarkupLine($"{result.Item1} pair(s) in [blue]{Markup.Escape(s.Out)}[/]");
         return 0;
     }
@@ -183,52 +257,97 @@ internal sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
 {
     public sealed class Settings : ModelSettings
     {
-        [CommandOption("--input-dir <DIR>")] [HelpText("A folder of subfolders, each with 1 'id' + 2 'attr' images or 2 'id' + 1 'attr'")] public string InputDir { get; init; } = "";
-        [CommandOption("--steps <N>")] [HelpText("Frames, both end points included")] public int Steps { get; init; } = 9;
-        [CommandOption("--no-loop-fake")] [HelpText("Encode the inputs as they are; by default generated inputs are first replaced by their reconstruction G(x, x), as the paper's interpolation does (loop_fake)")] public bool NoLoopFake { get; init; }
-        [CommandOption("--real-id")] [HelpText("The identity images are real photos: never replaced by a reconstruction")] public bool RealId { get; init; }
-        [CommandOption("--real-attr")] [HelpText("The attribute images are real photos: never replaced by a reconstruction")] public bool RealAttr { get; init; }
-        [CommandOption("--space <SPACE>")] [HelpText("w (default: linear in W, as the paper) or codes (linear in the concatenated identity and attribute codes, each frame mapped by M)")] public string Space { get; init; } = "w";
+        [CommandOption("--input-dir <DIR>")]
+        [HelpText("A folder of subfolders, each with 1 'id' + 2 'attr' images or 2 'id' + 1 'attr'")]
+        public string InputDir { get; init; } = "";
 
-        public InterpolationOptions Options => new()
-        {
-            LoopFake = !NoLoopFake, RealId = RealId, RealAttr = RealAttr,
-            Space = Space.ToLowerInvariant() switch
+        [CommandOption("--steps <N>")]
+        [HelpText("Frames, both end points included")]
+        public int Steps { get; init; } = 9;
+
+        [CommandOption("--no-loop-fake")]
+        [HelpText(
+            "Encode the inputs as they are; by default generated inputs are first replaced by their reconstruction G(x, x), as the paper's interpolation does (loop_fake)"
+        )]
+        public bool NoLoopFake { get; init; }
+
+        [CommandOption("--real-id")]
+        [HelpText("The identity images are real photos: never replaced by a reconstruction")]
+        public bool RealId { get; init; }
+
+        [CommandOption("--real-attr")]
+        [HelpText("The attribute images are real photos: never replaced by a reconstruction")]
+        public bool RealAttr { get; init; }
+
+        [CommandOption("--space <SPACE>")]
+        [HelpText(
+            "w (default: linear in W, as the paper) or codes (linear in the concatenated identity and attribute codes, each frame mapped by M)"
+        )]
+        public string Space { get; init; } = "w";
+
+        public InterpolationOptions Options =>
+            new()
             {
-                "w" => InterpolationSpace.W,
-                "codes" or "z" => InterpolationSpace.Codes,
-                _ => throw new ArgumentException($"--space {Space}: expected w or codes"),
-            },
-        };
+                LoopFake = !NoLoopFake,
+                RealId = RealId,
+                RealAttr = RealAttr,
+                Space = Space.ToLowerInvariant() switch
+                {
+                    "w" => InterpolationSpace.W,
+                    "codes" or "z" => InterpolationSpace.Codes,
+                    _ => throw new ArgumentException($"--space {Space}: expected w or codes"),
+                },
+            };
 
         public override ValidationResult Validate() =>
-            Space.ToLowerInvariant() is "w" or "codes" or "z" ? base.Validate() : ValidationResult.Error($"--space {Space}: expected w or codes");
+            Space.ToLowerInvariant() is "w" or "codes" or "z"
+                ? base.Validate()
+                : ValidationResult.Error($"--space {Space}: expected w or codes");
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        if (!Directory.Exists(s.InputDir)) throw new DirectoryNotFoundException($"{s.InputDir}: no such folder (--input-dir)");
+        if (!Directory.Exists(s.InputDir))
+            throw new DirectoryNotFoundException($"{s.InputDir}: no such folder (--input-dir)");
         var subs = Directory.GetDirectories(s.InputDir).Order(StringComparer.Ordinal).ToList();
-        if (subs.Count == 0) throw new DirectoryNotFoundException($"{s.InputDir}: no subfolders to interpolate (--input-dir)");
+        if (subs.Count == 0)
+            throw new DirectoryNotFoundException($"{s.InputDir}: no subfolders to interpolate (--input-dir)");
         using var model = s.Load();
         using var faces = s.Faces(model);
         int done = 0;
-        ConsoleProgress.Run("interpolations", subs.Count, "folder", p =>
-        {
-            foreach (var sub in subs)
+        ConsoleProgress.Run(
+            "interpolations",
+            subs.Count,
+            "folder",
+            p =>
             {
-                cancellation.ThrowIfCancellationRequested();
-                try
+                foreach (var sub in subs)
                 {
-                    var images = faces.Align(InferenceJobs.ReadFolder(sub, ModelSettings.Log), ModelSettings.Log,
-                                             cancellation: cancellation);
-                    InferenceJobs.Interpolate(model, images, Path.Combine(s.Out, Path.GetFileName(sub)), s.Steps, s.Options);
-                    done++;
+                    cancellation.ThrowIfCancellationRequested();
+                    try
+                    {
+                        var images = faces.Align(
+                            InferenceJobs.ReadFolder(sub, ModelSettings.Log),
+                            ModelSettings.Log,
+                            cancellation: cancellation
+                        );
+                        InferenceJobs.Interpolate(
+                            model,
+                            images,
+                            Path.Combine(s.Out, Path.GetFileName(sub)),
+                            s.Steps,
+                            s.Options
+                        );
+                        done++;
+                    }
+                    catch (InvalidDataException e)
+                    {
+                        ModelSettings.Log($"skipped: {e.Message}");
+                    }
+                    p.Advance(1);
                 }
-                catch (InvalidDataException e) { ModelSettings.Log($"skipped: {e.Message}"); }
-                p.Advance(1);
             }
-        });
+        );
         AnsiConsole.MarkupLine($"{done} interpolation(s) in [blue]{Markup.Escape(s.Out)}[/]");
         return done > 0 ? 0 : 1;
     }
@@ -238,21 +357,32 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
 {
     public sealed class Settings : PairSettings
     {
-        [CommandOption("--id <FILE>")] [HelpText("Identity image")] public string Id { get; init; } = "";
-        [CommandOption("--attr <FILE>")] [HelpText("Attribute image")] public string Attr { get; init; } = "";
+        [CommandOption("--id <FILE>")]
+        [HelpText("Identity image")]
+        public string Id { get; init; } = "";
+
+        [CommandOption("--attr <FILE>")]
+        [HelpText("Attribute image")]
+        public string Attr { get; init; } = "";
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         foreach (var input in new[] { s.Id, s.Attr })
-            if (Path.GetFullPath(input) == Path.GetFullPath(s.Out)) throw new IOException($"{s.Out}: refusing to overwrite an input image");
+            if (Path.GetFullPath(input) == Path.GetFullPath(s.Out))
+                throw new IOException($"{s.Out}: refusing to overwrite an input image");
         var id = InferenceJobs.ReadImage(s.Id);
         var attr = InferenceJobs.ReadImage(s.Attr);
         using var model = s.Load();
         List<InputImage> aligned;
-        using (var faces = s.Faces(model)) aligned = ModelSettings.Align(faces, [id, attr], cancellation);
-        var idFace = aligned.FirstOrDefault(f => f.Path == id.Path) ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
-        var attrFace = aligned.LastOrDefault(f => f.Path == attr.Path) ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
+        using (var faces = s.Faces(model))
+            aligned = ModelSettings.Align(faces, [id, attr], cancellation);
+        var idFace =
+            aligned.FirstOrDefault(f => f.Path == id.Path)
+            ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
+        var attrFace =
+            aligned.LastOrDefault(f => f.Path == attr.Path)
+            ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
         ImageIO.Write(s.Out, InferenceJobs.Swap(model, idFace, attrFace, s.Reconstruct));
         AnsiConsole.MarkupLine($"wrote [blue]{Markup.Escape(s.Out)}[/]");
         return 0;

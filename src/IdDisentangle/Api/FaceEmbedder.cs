@@ -23,13 +23,18 @@ public sealed class FaceEmbedder : IDisposable
     /// Loads <paramref name="network"/>; with <paramref name="detectFaces"/> each image is a photo whose largest face
     /// is found first, else it is a face crop.
     /// </summary>
-    public static FaceEmbedder Load(string network = "faceapi", string? weightsFile = null, bool detectFaces = true,
-                                    ComputeOptions? compute = null)
+    public static FaceEmbedder Load(
+        string network = "faceapi",
+        string? weightsFile = null,
+        bool detectFaces = true,
+        ComputeOptions? compute = null
+    )
     {
         compute ??= new ComputeOptions();
         var device = compute.Apply();
-        return new FaceEmbedder(IdentityEmbedder.Load(IdentityNetwork.Parse(network), compute.Store(), weightsFile, device,
-                                                      detectFaces));
+        return new FaceEmbedder(
+            IdentityEmbedder.Load(IdentityNetwork.Parse(network), compute.Store(), weightsFile, device, detectFaces)
+        );
     }
 
     /// <summary>The network's name.</summary>
@@ -45,7 +50,8 @@ public sealed class FaceEmbedder : IDisposable
     /// <summary>Euclidean distance of two embeddings.</summary>
     public static double Distance(float[] a, float[] b)
     {
-        if (a.Length != b.Length) throw new ArgumentException($"embeddings of {a.Length} and {b.Length} values");
+        if (a.Length != b.Length)
+            throw new ArgumentException($"embeddings of {a.Length} and {b.Length} values");
         return Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Sum());
     }
 

@@ -42,15 +42,18 @@ public sealed class FaceGenerator : IDisposable
 
     /// <summary>
     /// <paramref name="count"/> faces from z ~ N(0, I) drawn with <paramref name="seed"/> (the same seed gives the
-    /// same faces on any device), with the truncation trick towards the mean w when <paramref name="truncation"/> &lt; 1.
+    /// same faces on any device), with the truncation trick towards the mean w when <paramref name="truncation"/> &lt;
+    /// 1.
     /// </summary>
     public IReadOnlyList<FaceImage> Sample(int count, long seed = 0, double truncation = 1.0)
     {
-        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), "at least one face");
+        if (count <= 0)
+            throw new ArgumentOutOfRangeException(nameof(count), "at least one face");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var w = _g.Map(GeneratorSampling.SampleZ(count, _g.StyleDim, seed).to(_g.Device));
-        if (truncation < 1) w = _g.Truncate(w, truncation);
+        if (truncation < 1)
+            w = _g.Truncate(w, truncation);
         return Render(w, $"seed{seed}");
     }
 
@@ -62,8 +65,10 @@ public sealed class FaceGenerator : IDisposable
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var images = GeneratorSampling.ToUnitRange(_g.Synthesize(w.to(_g.Device), NoiseMode.Const)).clamp(0, 1).cpu();
-        return Enumerable.Range(0, (int)images.shape[0])
-            .Select(i => new FaceImage(images[i], $"{prefix}_{i:0000}")).ToList();
+        return Enumerable
+            .Range(0, (int)images.shape[0])
+            .Select(i => new FaceImage(images[i], $"{prefix}_{i:0000}"))
+            .ToList();
     }
 
     /// <summary>Frees the native memory of the networks (or pixels).</summary>

@@ -19,12 +19,13 @@ public sealed class FaceImage : IDisposable
         Name = name;
     }
 
-    /// <summary>Reads an image file; EXIF orientation is applied. A damaged or non-image file is an error naming it.</summary>
-    public static FaceImage Load(string path) =>
-        new(ImageIO.Read(path), Path.GetFileNameWithoutExtension(path));
+    /// <summary>Reads an image file; EXIF orientation is applied. A damaged or non-image file is an error naming
+    /// it.</summary>
+    public static FaceImage Load(string path) => new(ImageIO.Read(path), Path.GetFileNameWithoutExtension(path));
 
     /// <summary>An image from a SkiaSharp bitmap.</summary>
-    public static FaceImage FromBitmap(SKBitmap bitmap, string name = "bitmap") => new(SkiaTensors.FromBitmap(bitmap), name);
+    public static FaceImage FromBitmap(SKBitmap bitmap, string name = "bitmap") =>
+        new(SkiaTensors.FromBitmap(bitmap), name);
 
     /// <summary>An image from a tensor [3,H,W] with values in [0,1].</summary>
     public static FaceImage FromTensor(Tensor pixels, string name = "tensor") => new(pixels.clamp(0, 1), name);
@@ -37,6 +38,7 @@ public sealed class FaceImage : IDisposable
 
     /// <summary>Width in pixels.</summary>
     public int Width => (int)Pixels.shape[2];
+
     /// <summary>Height in pixels.</summary>
     public int Height => (int)Pixels.shape[1];
 

@@ -12,8 +12,11 @@ public enum FaceInputMode
 {
     /// <summary>Detect the largest face of each image and FFHQ-align it (photos).</summary>
     Detect,
-    /// <summary>Images already at the generator's resolution are aligned faces and used as they are; others are detected.</summary>
+
+    /// <summary>Images already at the generator's resolution are aligned faces and used as they are; others are
+    /// detected.</summary>
     TrustAligned,
+
     /// <summary>Use every image as it is, only resized (aligned faces of any size).</summary>
     AsIs,
 }
@@ -64,14 +67,23 @@ public sealed class FaceSwapper : IDisposable
         var device = options.Compute.Apply();
         var store = options.Compute.Store();
         string run = new RunFolder(folder).Exists ? folder : PaperRelease.ImportCached(folder, store);
-        var model = DisentanglementModel.FromRun(run, options.Checkpoint, options.Generator, store.Root, device.ToString());
+        var model = DisentanglementModel.FromRun(
+            run,
+            options.Checkpoint,
+            options.Generator,
+            store.Root,
+            device.ToString()
+        );
         var mode = options.Inputs switch
         {
             FaceInputMode.Detect => InputAlignment.Align,
             FaceInputMode.AsIs => InputAlignment.None,
             _ => InputAlignment.TrustAlignedAtResolution,
         };
-        return new FaceSwapper(model, new FaceInputs(model.Generator.Resolution, model.Device, mode, modelsDir: store.Root));
+        return new FaceSwapper(
+            model,
+            new FaceInputs(model.Generator.Resolution, model.Device, mode, modelsDir: store.Root)
+        );
     }
 
     /// <summary>The side of the square faces the model renders.</summary>
@@ -80,7 +92,8 @@ public sealed class FaceSwapper : IDisposable
     /// <summary>The checkpoint that was loaded.</summary>
     public string Checkpoint => _model.Checkpoint;
 
-    /// <summary>The face with the identity of <paramref name="identity"/> and the attributes of <paramref name="attributes"/>.</summary>
+    /// <summary>The face with the identity of <paramref name="identity"/> and the attributes of <paramref
+    /// name="attributes"/>.</summary>
     public FaceImage Swap(FaceImage identity, FaceImage attributes) =>
         new(InferenceJobs.Swap(_model, Face(identity), Face(attributes)), $"{identity.Name}_as_{attributes.Name}");
 
@@ -91,10 +104,16 @@ public sealed class FaceSwapper : IDisposable
     /// <paramref name="steps"/> frames from (identity A, attributes A) to (identity B, attributes B), linear in W.
     /// Pass the same image twice to keep the identity or the attributes fixed.
     /// </summary>
-    public IReadOnlyList<FaceImage> Interpolate(FaceImage identityA, FaceImage attributesA, FaceImage identityB,
-                                                FaceImage attributesB, int steps = 9)
+    public IReadOnlyList<FaceImage> Interpolate(
+        FaceImage identityA,
+        FaceImage attributesA,
+        FaceImage identityB,
+        FaceImage attributesB,
+        int steps = 9
+    )
     {
-        if (steps < 2) throw new ArgumentOutOfRangeException(nameof(steps), "at least 2 frames (both ends)");
+        if (steps < 2)
+            throw new ArgumentOutOfRangeException(nameof(steps), "at least 2 frames (both ends)");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         int r = Resolution;
@@ -103,8 +122,7 @@ public sealed class FaceSwapper : IDisposable
         var w = _model.MapToW(Stack(identityA, identityB), Stack(attributesA, attributesB));
         var t = torch.linspace(0, 1, steps, device: _model.Device).view(-1, 1);
         var frames = _model.Render(torch.lerp(w[0].expand(steps, -1), w[1].expand(steps, -1), t));
-        return Enumerable.Range(0, steps)
-            .Select(i => new FaceImage(frames[i], $"frame_{i:00}")).ToList();
+        return Enumerable.Range(0, steps).Select(i => new FaceImage(frames[i], $"frame_{i:00}")).ToList();
     }
 
     InputImage Face(FaceImage image) =>

@@ -13,7 +13,8 @@ namespace IdDisentangle;
 /// </summary>
 public sealed class PhotoAligner : IDisposable
 {
-    readonly FaceAligner _one, _all;
+    readonly FaceAligner _one,
+        _all;
 
     PhotoAligner(FaceAligner one, FaceAligner all)
     {
@@ -40,8 +41,10 @@ public sealed class PhotoAligner : IDisposable
     /// with <paramref name="allFaces"/>; none when no face is found.
     /// </summary>
     public IReadOnlyList<FaceImage> Align(FaceImage photo, bool allFaces = false) =>
-        (allFaces ? _all : _one).AlignFaces(photo.ToInput(), _ => { })
-            .Select(f => new FaceImage(f.Face.Image, f.Face.Stem)).ToList();
+        (allFaces ? _all : _one)
+            .AlignFaces(photo.ToInput(), _ => { })
+            .Select(f => new FaceImage(f.Face.Image, f.Face.Stem))
+            .ToList();
 
     /// <summary>Frees the native memory of the networks (or pixels).</summary>
     public void Dispose()

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Data;
 
-/// <summary>Which part of the index range a job writes: shard <c>Index</c> of <c>Count</c> (contiguous blocks).</summary>
+/// <summary>Which part of the index range a job writes: shard <c>Index</c> of <c>Count</c> (contiguous
+/// blocks).</summary>
 internal readonly record struct Shard(int Index, int Count)
 {
     public static readonly Shard Whole = new(0, 1);
@@ -14,12 +15,22 @@ internal readonly record struct Shard(int Index, int Count)
     public static Shard Parse(string text)
     {
         var parts = text.Split('/');
-        if (parts.Length != 2 || !int.TryParse(parts[0], out int i) || !int.TryParse(parts[1], out int n) || n <= 0 || i < 0 || i >= n)
-            throw new ArgumentException($"--shard {text}: expected i/n with 0 <= i < n (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)");
+        if (
+            parts.Length != 2
+            || !int.TryParse(parts[0], out int i)
+            || !int.TryParse(parts[1], out int n)
+            || n <= 0
+            || i < 0
+            || i >= n
+        )
+            throw new ArgumentException(
+                $"--shard {text}: expected i/n with 0 <= i < n (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+            );
         return new Shard(i, n);
     }
 
-    /// <summary>[start, end) of this shard among <paramref name="total"/> indices; shards never overlap and cover all.</summary>
+    /// <summary>[start, end) of this shard among <paramref name="total"/> indices; shards never overlap and cover
+    /// all.</summary>
     public (long Start, long End) Range(long total) => (total * Index / Count, total * (Index + 1) / Count);
 }
 
@@ -28,9 +39,12 @@ internal sealed record DatasetGenerationOptions
     public required string OutDir { get; init; }
     public required long NumImages { get; init; }
     public int BatchSize { get; init; } = 8;
+
     /// <summary>Truncation psi, applied on every layer (StyleGAN2) or with the model's own rule.</summary>
     public double Truncation { get; init; } = 0.7;
-    /// <summary>Truncate only the W+ layers below this one (null: the generator family's rule, see IStyleGenerator.Truncate).</summary>
+
+    /// <summary>Truncate only the W+ layers below this one (null: the generator family's rule, see
+    /// IStyleGenerator.Truncate).</summary>
     public int? TruncationCutoff { get; init; }
     public long Seed { get; init; }
     public Shard Shard { get; init; } = Shard.Whole;
@@ -60,19 +74,29 @@ internal static class DatasetGenerator
         return x ^ (x >> 31);
     }
 
-    /// <summary>Writes the missing indices of the shard; reports progress per image written or skipped. Returns the count written.</summary>
-    public static long Generate(IStyleGenerator g, DatasetGenerationOptions o, Action<long, bool>? progress = null, CancellationToken cancellation = default)
+    /// <summary>Writes the missing indices of the shard; reports progress per image written or skipped. Returns the
+    /// count written.</summary>
+    public static long Generate(
+        IStyleGenerator g,
+        DatasetGenerationOptions o,
+        Action<long, bool>? progress = null,
+        CancellationToken cancellation = default
+    )
     {
-        if (o.NumImages <= 0) throw new ArgumentOutOfRangeException(nameof(o), "--num-images must be positive");
-        if (o.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(o), "--batch-size must be positive");
+        if (o.NumImages <= 0)
+            throw new ArgumentOutOfRangeException(nameof(o), "--num-images must be positive");
+        if (o.BatchSize <= 0)
+            throw new ArgumentOutOfRangeException(nameof(o), "--batch-size must be positive");
         var layout = new DatasetLayout(o.OutDir);
         layout.RemoveLeftovers();
         var (start, end) = o.Shard.Range(o.NumImages);
         var todo = new List<long>();
         for (long k = start; k < end; k++)
         {
-            if (layout.IsComplete(k)) progress?.Invoke(k, false);
-            else todo.Add(k);
+            if (layout.IsComplete(k))
+                progress?.Invoke(k, false);
+            else
+                todo.Add(k);
         }
         long written = 0;
         for (int i = 0; i < todo.Count; i += o.BatchSize)

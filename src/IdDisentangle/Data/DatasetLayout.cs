@@ -27,10 +27,14 @@ internal sealed class DatasetLayout(string root)
     public IReadOnlyList<long> RealIndices()
     {
         string real = RealDir;
-        if (!Directory.Exists(real)) return [];
-        return Directory.EnumerateFiles(real, "*.png", SearchOption.AllDirectories)
+        if (!Directory.Exists(real))
+            return [];
+        return Directory
+            .EnumerateFiles(real, "*.png", SearchOption.AllDirectories)
             .Select(f => long.TryParse(Path.GetFileNameWithoutExtension(f), out var k) ? k : -1)
-            .Where(k => k >= 0).Order().ToList();
+            .Where(k => k >= 0)
+            .Order()
+            .ToList();
     }
 
     /// <summary>True when both files of index k are present (writes are atomic, so present means complete).</summary>
@@ -40,10 +44,16 @@ internal sealed class DatasetLayout(string root)
     public IReadOnlyList<long> Indices()
     {
         string images = Path.Combine(Root, "images");
-        if (!Directory.Exists(images)) throw new DirectoryNotFoundException($"{images}: no such folder (is {Root} a dataset made by generate-data?)");
-        return Directory.EnumerateFiles(images, "*.png", SearchOption.AllDirectories)
+        if (!Directory.Exists(images))
+            throw new DirectoryNotFoundException(
+                $"{images}: no such folder (is {Root} a dataset made by generate-data?)"
+            );
+        return Directory
+            .EnumerateFiles(images, "*.png", SearchOption.AllDirectories)
             .Select(f => long.TryParse(Path.GetFileNameWithoutExtension(f), out var k) ? k : -1)
-            .Where(k => k >= 0).Order().ToList();
+            .Where(k => k >= 0)
+            .Order()
+            .ToList();
     }
 
     /// <summary>Removes temporary files an interrupted writer left behind (complete files are kept).</summary>
@@ -53,8 +63,13 @@ internal sealed class DatasetLayout(string root)
         foreach (var sub in new[] { "images", "ws" })
         {
             string d = Path.Combine(Root, sub);
-            if (!Directory.Exists(d)) continue;
-            foreach (var f in Directory.EnumerateFiles(d, ".*.tmp", SearchOption.AllDirectories)) { File.Delete(f); n++; }
+            if (!Directory.Exists(d))
+                continue;
+            foreach (var f in Directory.EnumerateFiles(d, ".*.tmp", SearchOption.AllDirectories))
+            {
+                File.Delete(f);
+                n++;
+            }
         }
         return n;
     }

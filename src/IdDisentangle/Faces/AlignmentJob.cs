@@ -19,24 +19,47 @@ internal static class AlignmentJob
 {
     public const string RecordFile = "alignment.json";
 
-    public static AlignmentSummary Run(FaceAligner aligner, string inputDir, string outDir, bool overwrite,
-        Action<string> log, Action? progress = null, CancellationToken cancellation = default)
+    public static AlignmentSummary Run(
+        FaceAligner aligner,
+        string inputDir,
+        string outDir,
+        bool overwrite,
+        Action<string> log,
+        Action? progress = null,
+        CancellationToken cancellation = default
+    )
     {
         var listing = ImageFolder.List(inputDir);
-        if (listing.Images.Count == 0) throw new InvalidDataException($"{inputDir}: no image files");
-        if (Path.GetFullPath(outDir).TrimEnd(Path.DirectorySeparatorChar) == Path.GetFullPath(inputDir).TrimEnd(Path.DirectorySeparatorChar))
-            throw new IOException($"{outDir}: the output folder must not be the input folder (it would mix faces with photos)");
+        if (listing.Images.Count == 0)
+            throw new InvalidDataException($"{inputDir}: no image files");
+        if (
+            Path.GetFullPath(outDir).TrimEnd(Path.DirectorySeparatorChar)
+            == Path.GetFullPath(inputDir).TrimEnd(Path.DirectorySeparatorChar)
+        )
+            throw new IOException(
+                $"{outDir}: the output folder must not be the input folder (it would mix faces with photos)"
+            );
         Directory.CreateDirectory(outDir);
         var inputs = listing.Images.Select(Path.GetFullPath).ToHashSet();
         string recordPath = Path.Combine(outDir, RecordFile);
         var record = ReadRecord(recordPath, log);
 
-        int faces = 0, withoutFace = 0, already = 0, unreadable = 0, sinceSave = 0;
+        int faces = 0,
+            withoutFace = 0,
+            already = 0,
+            unreadable = 0,
+            sinceSave = 0;
         foreach (var file in listing.Images)
         {
             cancellation.ThrowIfCancellationRequested();
             string stem = Path.GetFileNameWithoutExtension(file);
-            if (!overwrite && (File.Exists(Path.Combine(outDir, stem + ".png")) || File.Exists(Path.Combine(outDir, stem + "_face1.png"))))
+            if (
+                !overwrite
+                && (
+                    File.Exists(Path.Combine(outDir, stem + ".png"))
+                    || File.Exists(Path.Combine(outDir, stem + "_face1.png"))
+                )
+            )
             {
                 already++;
                 progress?.Invoke();
@@ -44,7 +67,10 @@ internal static class AlignmentJob
             }
             using var scope = NewDisposeScope();
             Tensor image;
-            try { image = ImageIO.Read(file); }
+            try
+            {
+                image = ImageIO.Read(file);
+            }
             catch (ImageDecodeException e)
             {
                 log($"skipped: {e.Message}");
@@ -53,16 +79,22 @@ internal static class AlignmentJob
                 continue;
             }
             var aligned = aligner.AlignFaces(new InputImage(file, stem, image), log);
-            if (aligned.Count == 0) withoutFace++;
+            if (aligned.Count == 0)
+                withoutFace++;
             foreach (var (face, index) in aligned.Select((f, i) => (f, i)))
             {
                 string output = Path.Combine(outDir, face.Face.Stem + ".png");
-                if (inputs.Contains(Path.GetFullPath(output))) throw new IOException($"{output}: refusing to overwrite an input image");
+                if (inputs.Contains(Path.GetFullPath(output)))
+                    throw new IOException($"{output}: refusing to overwrite an input image");
                 ImageIO.Write(output, face.Face.Image);
                 record[Path.GetFileName(output)] = Entry(file, index, face, aligner.Resolution, aligner.Landmarks);
                 faces++;
             }
-            if (++sinceSave >= 25) { WriteRecord(recordPath, record); sinceSave = 0; }
+            if (++sinceSave >= 25)
+            {
+                WriteRecord(recordPath, record);
+                sinceSave = 0;
+            }
             progress?.Invoke();
         }
         WriteRecord(recordPath, record);
@@ -79,16 +111,27 @@ internal static class AlignmentJob
             ["face"] = index + 1,
             ["size"] = size,
             ["score"] = Math.Round(face.Detection.Score, 5),
-            ["box"] = new JsonArray(Math.Round(box.X, 2), Math.Round(box.Y, 2), Math.Round(box.Width, 2), Math.Round(box.Height, 2)),
+            ["box"] = new JsonArray(
+                Math.Round(box.X, 2),
+                Math.Round(box.Y, 2),
+                Math.Round(box.Width, 2),
+                Math.Round(box.Height, 2)
+            ),
             ["landmark_model"] = landmarks == AlignmentLandmarks.Dlib ? "dlib" : "face-api",
             ["landmarks"] = new JsonArray(face.Detection.Landmarks.Select(p => (JsonNode)Point(p)).ToArray()),
-            ["quad"] = new JsonArray(Point(face.Quad.UpperLeft), Point(face.Quad.LowerLeft), Point(face.Quad.LowerRight), Point(face.Quad.UpperRight)),
+            ["quad"] = new JsonArray(
+                Point(face.Quad.UpperLeft),
+                Point(face.Quad.LowerLeft),
+                Point(face.Quad.LowerRight),
+                Point(face.Quad.UpperRight)
+            ),
         };
     }
 
     static JsonObject ReadRecord(string path, Action<string> log)
     {
-        if (!File.Exists(path)) return [];
+        if (!File.Exists(path))
+            return [];
         try
         {
             return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new JsonException("not an object");
@@ -104,5 +147,8 @@ internal static class AlignmentJob
     }
 
     static void WriteRecord(string path, JsonObject record) =>
-        IO.AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(record, new JsonSerializerOptions { WriteIndented = false }));
+        IO.AtomicFile.WriteAllBytes(
+            path,
+            JsonSerializer.SerializeToUtf8Bytes(record, new JsonSerializerOptions { WriteIndented = false })
+        );
 }

@@ -5,15 +5,19 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Faces;
 
-/// <summary>One aligned face: the result, the detection that found it (landmarks included) and the square cut from the photo.</summary>
+/// <summary>One aligned face: the result, the detection that found it (landmarks included) and the square cut from the
+/// photo.</summary>
 internal sealed record AlignedFace(InputImage Face, DetectedFace Detection, AlignmentQuad Quad);
 
 /// <summary>Which 68 landmarks place the FFHQ alignment square.</summary>
 internal enum AlignmentLandmarks
 {
-    /// <summary>dlib's shape predictor, the model FFHQ itself was aligned with (its license excludes commercial use).</summary>
+    /// <summary>dlib's shape predictor, the model FFHQ itself was aligned with (its license excludes commercial
+    /// use).</summary>
     Dlib,
-    /// <summary>face-api.js's landmark net alone (MIT), with <see cref="FfhqAlignment.FaceApiCentreShift"/>: about 2 px less precise at 256.</summary>
+
+    /// <summary>face-api.js's landmark net alone (MIT), with <see cref="FfhqAlignment.FaceApiCentreShift"/>: about 2 px
+    /// less precise at 256.</summary>
     FaceApi,
 }
 
@@ -28,16 +32,34 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
     /// Loads face-api.js's detector and landmark net (mirror-averaged) and, for <see cref="AlignmentLandmarks.Dlib"/>,
     /// dlib's shape predictor from the model store.
     /// </summary>
-    public static FaceAligner Load(ModelStore store, Device device, int resolution, bool allFaces = false,
-                                   AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) =>
-        new(FaceDetector.Load(store, device, dlibLandmarks: landmarks == AlignmentLandmarks.Dlib, mirrorAveraging: true), resolution) { AllFaces = allFaces };
+    public static FaceAligner Load(
+        ModelStore store,
+        Device device,
+        int resolution,
+        bool allFaces = false,
+        AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib
+    ) =>
+        new(
+            FaceDetector.Load(
+                store,
+                device,
+                dlibLandmarks: landmarks == AlignmentLandmarks.Dlib,
+                mirrorAveraging: true
+            ),
+            resolution
+        )
+        {
+            AllFaces = allFaces,
+        };
 
     /// <summary>The landmarks that place the square.</summary>
-    public AlignmentLandmarks Landmarks => detector.DlibLandmarks is null ? AlignmentLandmarks.FaceApi : AlignmentLandmarks.Dlib;
+    public AlignmentLandmarks Landmarks =>
+        detector.DlibLandmarks is null ? AlignmentLandmarks.FaceApi : AlignmentLandmarks.Dlib;
 
     public int Resolution { get; } = resolution;
 
-    /// <summary>Align every face of a photo (named STEM_face1, STEM_face2, ... by decreasing size) instead of only the largest.</summary>
+    /// <summary>Align every face of a photo (named STEM_face1, STEM_face2, ... by decreasing size) instead of only the
+    /// largest.</summary>
     public bool AllFaces { get; init; }
 
     /// <summary>Images at the generator's resolution are already aligned and are used as they are.</summary>
@@ -46,11 +68,13 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
     /// <summary>True when <paramref name="image"/> is used as it is.</summary>
     public bool PassesThrough(InputImage image) => PassesThrough(image, Resolution, TrustAlignedAtResolution);
 
-    /// <summary>True when an image declared aligned (<paramref name="trustAligned"/>) already has the resolution.</summary>
+    /// <summary>True when an image declared aligned (<paramref name="trustAligned"/>) already has the
+    /// resolution.</summary>
     public static bool PassesThrough(InputImage image, int resolution, bool trustAligned) =>
         trustAligned && image.Image.shape[1] == resolution && image.Image.shape[2] == resolution;
 
-    /// <summary>The aligned faces of one image: none (reported through <paramref name="log"/>), one, or one per face with <see cref="AllFaces"/>.</summary>
+    /// <summary>The aligned faces of one image: none (reported through <paramref name="log"/>), one, or one per face
+    /// with <see cref="AllFaces"/>.</summary>
     public IReadOnlyList<InputImage> Align(InputImage image, Action<string> log) =>
         PassesThrough(image) ? [image] : AlignFaces(image, log).Select(f => f.Face).ToList();
 
@@ -66,11 +90,18 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
             log($"{image.Path}: no face found; skipped");
             return [];
         }
-        if (!AllFaces) faces = faces.Take(1).ToList();
+        if (!AllFaces)
+            faces = faces.Take(1).ToList();
         var result = new List<AlignedFace>();
         for (int i = 0; i < faces.Count; i++)
         {
-            var aligned = FfhqAlignment.Align(image.Image, faces[i].Landmarks, Resolution, out var quad, detector.AlignmentCentreShift);
+            var aligned = FfhqAlignment.Align(
+                image.Image,
+                faces[i].Landmarks,
+                Resolution,
+                out var quad,
+                detector.AlignmentCentreShift
+            );
             string stem = AllFaces && faces.Count > 1 ? $"{image.Stem}_face{i + 1}" : image.Stem;
             result.Add(new AlignedFace(new InputImage(image.Path, stem, aligned), faces[i], quad));
         }
@@ -78,7 +109,12 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
     }
 
     /// <summary>Aligns a list of images; <paramref name="progress"/> is called once per input image.</summary>
-    public List<InputImage> Align(IReadOnlyList<InputImage> images, Action<string> log, Action? progress = null, CancellationToken cancellation = default)
+    public List<InputImage> Align(
+        IReadOnlyList<InputImage> images,
+        Action<string> log,
+        Action? progress = null,
+        CancellationToken cancellation = default
+    )
     {
         var result = new List<InputImage>();
         foreach (var image in images)

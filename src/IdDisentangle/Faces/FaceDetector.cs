@@ -43,7 +43,12 @@ internal sealed class FaceDetector : IDisposable
     /// face-api.js's detector and landmark net from the model store; with <paramref name="dlibLandmarks"/> also dlib's
     /// shape predictor (<see cref="DlibLandmarks"/>).
     /// </summary>
-    public static FaceDetector Load(ModelStore store, Device device, bool dlibLandmarks = false, bool mirrorAveraging = false) =>
+    public static FaceDetector Load(
+        ModelStore store,
+        Device device,
+        bool dlibLandmarks = false,
+        bool mirrorAveraging = false
+    ) =>
         new(Weights.PretrainedNetworks.FaceDetector(store), Weights.PretrainedNetworks.Landmarks68(store), device)
         {
             MirrorAveraging = mirrorAveraging,
@@ -114,10 +119,13 @@ internal sealed class FaceDetector : IDisposable
     /// </summary>
     public static DlibRectangle DlibDetectorBox(IReadOnlyList<PixelPoint> points)
     {
-        double cx = points.Average(p => p.X), cy = points.Average(p => p.Y);
+        double cx = points.Average(p => p.X),
+            cy = points.Average(p => p.Y);
         double s = Math.Sqrt(points.Average(p => (p.X - cx) * (p.X - cx) + (p.Y - cy) * (p.Y - cy)));
         double side = 2.79 * s;
-        long left = (long)Math.Round(cx - 0.050 * s - side / 2), top = (long)Math.Round(cy - 0.120 * s - side / 2), extent = (long)Math.Round(side);
+        long left = (long)Math.Round(cx - 0.050 * s - side / 2),
+            top = (long)Math.Round(cy - 0.120 * s - side / 2),
+            extent = (long)Math.Round(side);
         return new DlibRectangle(left, top, left + extent, top + extent);
     }
 
@@ -133,9 +141,12 @@ internal sealed class FaceDetector : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        int h = (int)pixels.shape[1], w = (int)pixels.shape[2], side = Math.Max(h, w);
+        int h = (int)pixels.shape[1],
+            w = (int)pixels.shape[2],
+            side = Math.Max(h, w);
         var x = pixels.unsqueeze(0);
-        if (h != w) x = F.pad(x, [0, side - w, 0, side - h]);
+        if (h != w)
+            x = F.pad(x, [0, side - w, 0, side - h]);
         x = TfOps.ResizeBilinearLegacy(x, SsdMobilenetV1.InputSize, SsdMobilenetV1.InputSize);
         var (boxT, scoreT) = _ssd.forward(x);
         float[] raw = boxT[0].cpu().data<float>().ToArray();
@@ -143,18 +154,22 @@ internal sealed class FaceDetector : IDisposable
 
         // face-api.js maps the relative box through the rounded size the image had inside the 512 square.
         double scale = (double)SsdMobilenetV1.InputSize / side;
-        double padX = SsdMobilenetV1.InputSize / Math.Round(w * scale), padY = SsdMobilenetV1.InputSize / Math.Round(h * scale);
+        double padX = SsdMobilenetV1.InputSize / Math.Round(w * scale),
+            padY = SsdMobilenetV1.InputSize / Math.Round(h * scale);
         var result = new List<(FaceBox, double)>();
         foreach (int i in NonMaxSuppression(raw, scores))
         {
-            double top = Math.Max(0, raw[4 * i]) * padY, bottom = Math.Min(1, raw[4 * i + 2]) * padY;
-            double left = Math.Max(0, raw[4 * i + 1]) * padX, right = Math.Min(1, raw[4 * i + 3]) * padX;
+            double top = Math.Max(0, raw[4 * i]) * padY,
+                bottom = Math.Min(1, raw[4 * i + 2]) * padY;
+            double left = Math.Max(0, raw[4 * i + 1]) * padX,
+                right = Math.Min(1, raw[4 * i + 3]) * padX;
             result.Add((new FaceBox(left * w, top * h, (right - left) * w, (bottom - top) * h), scores[i]));
         }
         return result;
     }
 
-    /// <summary>The 68 landmarks of each box, in image pixels (averaged with the mirrored image's when <see cref="MirrorAveraging"/>).</summary>
+    /// <summary>The 68 landmarks of each box, in image pixels (averaged with the mirrored image's when <see
+    /// cref="MirrorAveraging"/>).</summary>
     public IReadOnlyList<PixelPoint[]> Landmarks(Tensor image, IReadOnlyList<FaceBox> boxes)
     {
         CheckImage(image);
@@ -164,18 +179,28 @@ internal sealed class FaceDetector : IDisposable
 
     IReadOnlyList<PixelPoint[]> Landmarks255(Tensor pixels, IReadOnlyList<FaceBox> boxes)
     {
-        if (boxes.Count == 0) return [];
+        if (boxes.Count == 0)
+            return [];
         var direct = LandmarksOnce(pixels, boxes);
-        if (!MirrorAveraging) return direct;
+        if (!MirrorAveraging)
+            return direct;
         int w = (int)pixels.shape[2];
         using var mirrored = pixels.flip(2);
         var flipped = LandmarksOnce(mirrored, boxes.Select(b => b with { X = w - b.Right }).ToList());
-        return direct.Select((pts, f) => pts.Select((p, i) =>
-        {
-            var q = flipped[f][MirrorIndex[i]];
-            // Pixel centres sit at integer coordinates: column x mirrors to w - 1 - x.
-            return new PixelPoint((p.X + (w - 1 - q.X)) / 2, (p.Y + q.Y) / 2);
-        }).ToArray()).ToList();
+        return direct
+            .Select(
+                (pts, f) =>
+                    pts.Select(
+                            (p, i) =>
+                            {
+                                var q = flipped[f][MirrorIndex[i]];
+                                // Pixel centres sit at integer coordinates: column x mirrors to w - 1 - x.
+                                return new PixelPoint((p.X + (w - 1 - q.X)) / 2, (p.Y + q.Y) / 2);
+                            }
+                        )
+                        .ToArray()
+            )
+            .ToList();
     }
 
     /// <summary>For each of the 68 points, its counterpart in the mirrored face (iBUG 300-W numbering).</summary>
@@ -184,14 +209,22 @@ internal sealed class FaceDetector : IDisposable
     static int[] BuildMirrorIndex()
     {
         var m = new int[68];
-        for (int i = 0; i < 17; i++) m[i] = 16 - i;                // jaw
-        for (int i = 17; i < 27; i++) m[i] = 43 - i;               // eyebrows
-        for (int i = 27; i < 31; i++) m[i] = i;                    // nose bridge
-        for (int i = 31; i < 36; i++) m[i] = 66 - i;               // nostrils
-        int[] eye = [36, 37, 38, 39, 40, 41], otherEye = [45, 44, 43, 42, 47, 46];
-        for (int i = 0; i < 6; i++) (m[eye[i]], m[otherEye[i]]) = (otherEye[i], eye[i]);
-        for (int i = 0; i < 12; i++) m[48 + i] = 48 + (18 - i) % 12; // outer lip: 48<->54, 49<->53, 55<->59, ...
-        for (int i = 0; i < 8; i++) m[60 + i] = 60 + (12 - i) % 8;   // inner lip: 60<->64, 61<->63, 65<->67
+        for (int i = 0; i < 17; i++)
+            m[i] = 16 - i; // jaw
+        for (int i = 17; i < 27; i++)
+            m[i] = 43 - i; // eyebrows
+        for (int i = 27; i < 31; i++)
+            m[i] = i; // nose bridge
+        for (int i = 31; i < 36; i++)
+            m[i] = 66 - i; // nostrils
+        int[] eye = [36, 37, 38, 39, 40, 41],
+            otherEye = [45, 44, 43, 42, 47, 46];
+        for (int i = 0; i < 6; i++)
+            (m[eye[i]], m[otherEye[i]]) = (otherEye[i], eye[i]);
+        for (int i = 0; i < 12; i++)
+            m[48 + i] = 48 + (18 - i) % 12; // outer lip: 48<->54, 49<->53, 55<->59, ...
+        for (int i = 0; i < 8; i++)
+            m[60 + i] = 60 + (12 - i) % 8; // inner lip: 60<->64, 61<->63, 65<->67
         return m;
     }
 
@@ -215,12 +248,15 @@ internal sealed class FaceDetector : IDisposable
             var (cx, cy, cw, ch) = frames[f];
             // Undo the centred padding and the resize (face-api.js's postprocessing), then shift into the image.
             double s = (double)FaceLandmark68Net.InputSize / Math.Max(cw, ch);
-            double sw = cw * s, sh = ch * s;
-            double px = sw < sh ? Math.Abs(sw - sh) / 2 : 0, py = sh < sw ? Math.Abs(sw - sh) / 2 : 0;
+            double sw = cw * s,
+                sh = ch * s;
+            double px = sw < sh ? Math.Abs(sw - sh) / 2 : 0,
+                py = sh < sw ? Math.Abs(sw - sh) / 2 : 0;
             var pts = new PixelPoint[FaceLandmark68Net.Points];
             for (int p = 0; p < pts.Length; p++)
             {
-                double rx = (data[(f * pts.Length + p) * 2] - px) / sw, ry = (data[(f * pts.Length + p) * 2 + 1] - py) / sh;
+                double rx = (data[(f * pts.Length + p) * 2] - px) / sw,
+                    ry = (data[(f * pts.Length + p) * 2 + 1] - py) / sh;
                 pts[p] = new PixelPoint(cx + rx * cw, cy + ry * ch);
             }
             result.Add(pts);
@@ -231,17 +267,23 @@ internal sealed class FaceDetector : IDisposable
     /// <summary>
     /// Cuts <paramref name="box"/> out of <paramref name="image"/> ([3,H,W], any range) as face-api.js does for a
     /// network input: clipped to the image and floored, zero-padded to a centred square, resized (TensorFlow's
-    /// legacy bilinear) to size x size. <paramref name="frame"/> is the pixel rectangle that was cut. Returns [1,3,size,size].
+    /// legacy bilinear) to size x size. <paramref name="frame"/> is the pixel rectangle that was cut. Returns
+    /// [1,3,size,size].
     /// </summary>
     public static Tensor CutFace(Tensor image, FaceBox box, int size, out (int X, int Y, int W, int H) frame)
     {
-        int h = (int)image.shape[1], w = (int)image.shape[2];
-        double x0 = Math.Max(box.X, 0), y0 = Math.Max(box.Y, 0);
-        int cx = Math.Min((int)Math.Floor(x0), w - 1), cy = Math.Min((int)Math.Floor(y0), h - 1);
+        int h = (int)image.shape[1],
+            w = (int)image.shape[2];
+        double x0 = Math.Max(box.X, 0),
+            y0 = Math.Max(box.Y, 0);
+        int cx = Math.Min((int)Math.Floor(x0), w - 1),
+            cy = Math.Min((int)Math.Floor(y0), h - 1);
         int cw = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(box.Right - x0, w - x0)), w - cx));
         int ch = Math.Max(1, Math.Min((int)Math.Floor(Math.Min(box.Bottom - y0, h - y0)), h - cy));
         var crop = image[.., cy..(cy + ch), cx..(cx + cw)].unsqueeze(0);
-        int diff = Math.Abs(ch - cw), after = (int)Math.Round(diff * 0.5, MidpointRounding.AwayFromZero), before = diff - after;
+        int diff = Math.Abs(ch - cw),
+            after = (int)Math.Round(diff * 0.5, MidpointRounding.AwayFromZero),
+            before = diff - after;
         crop = ch > cw ? F.pad(crop, [before, after, 0, 0]) : F.pad(crop, [0, 0, before, after]);
         frame = (cx, cy, cw, ch);
         return TfOps.ResizeBilinearLegacy(crop, size, size);
@@ -255,35 +297,51 @@ internal sealed class FaceDetector : IDisposable
     public static FaceBox RecognitionBox(IReadOnlyList<PixelPoint> landmarks, int width, int height)
     {
         PixelPoint Centre(int from, int to) =>
-            new(Enumerable.Range(from, to - from).Average(i => landmarks[i].X), Enumerable.Range(from, to - from).Average(i => landmarks[i].Y));
+            new(
+                Enumerable.Range(from, to - from).Average(i => landmarks[i].X),
+                Enumerable.Range(from, to - from).Average(i => landmarks[i].Y)
+            );
         var (left, right, mouth) = (Centre(36, 42), Centre(42, 48), Centre(48, 68));
-        double ToMouth(PixelPoint p) => Math.Sqrt((mouth.X - p.X) * (mouth.X - p.X) + (mouth.Y - p.Y) * (mouth.Y - p.Y));
+        double ToMouth(PixelPoint p) =>
+            Math.Sqrt((mouth.X - p.X) * (mouth.X - p.X) + (mouth.Y - p.Y) * (mouth.Y - p.Y));
         int size = (int)Math.Floor((ToMouth(left) + ToMouth(right)) / 2 / 0.45);
-        double rx = (left.X + right.X + mouth.X) / 3, ry = (left.Y + right.Y + mouth.Y) / 3;
-        int x = (int)Math.Floor(Math.Max(0, rx - 0.5 * size)), y = (int)Math.Floor(Math.Max(0, ry - 0.43 * size));
+        double rx = (left.X + right.X + mouth.X) / 3,
+            ry = (left.Y + right.Y + mouth.Y) / 3;
+        int x = (int)Math.Floor(Math.Max(0, rx - 0.5 * size)),
+            y = (int)Math.Floor(Math.Max(0, ry - 0.43 * size));
         return new FaceBox(x, y, Math.Min(size, width + x), Math.Min(size, height + y));
     }
 
-    /// <summary>face-api.js's suppression: candidates above the score threshold, best first, kept unless a kept box overlaps too much.</summary>
+    /// <summary>face-api.js's suppression: candidates above the score threshold, best first, kept unless a kept box
+    /// overlaps too much.</summary>
     IEnumerable<int> NonMaxSuppression(float[] boxes, float[] scores)
     {
-        var candidates = Enumerable.Range(0, scores.Length).Where(i => scores[i] > MinConfidence)
-            .OrderByDescending(i => scores[i]).ThenBy(i => i).ToList();
+        var candidates = Enumerable
+            .Range(0, scores.Length)
+            .Where(i => scores[i] > MinConfidence)
+            .OrderByDescending(i => scores[i])
+            .ThenBy(i => i)
+            .ToList();
         var selected = new List<int>();
         foreach (int c in candidates)
         {
-            if (selected.Count >= Math.Min(MaxResults, scores.Length)) break;
-            if (selected.All(s => Iou(boxes, c, s) <= IouThreshold)) selected.Add(c);
+            if (selected.Count >= Math.Min(MaxResults, scores.Length))
+                break;
+            if (selected.All(s => Iou(boxes, c, s) <= IouThreshold))
+                selected.Add(c);
         }
         return selected;
     }
 
     static double Iou(float[] b, int i, int j)
     {
-        double Area(int k) => (Math.Max(b[4 * k], b[4 * k + 2]) - Math.Min(b[4 * k], b[4 * k + 2])) *
-                              (Math.Max(b[4 * k + 1], b[4 * k + 3]) - Math.Min(b[4 * k + 1], b[4 * k + 3]));
-        double ai = Area(i), aj = Area(j);
-        if (ai <= 0 || aj <= 0) return 0;
+        double Area(int k) =>
+            (Math.Max(b[4 * k], b[4 * k + 2]) - Math.Min(b[4 * k], b[4 * k + 2]))
+            * (Math.Max(b[4 * k + 1], b[4 * k + 3]) - Math.Min(b[4 * k + 1], b[4 * k + 3]));
+        double ai = Area(i),
+            aj = Area(j);
+        if (ai <= 0 || aj <= 0)
+            return 0;
         double ymin = Math.Max(Math.Min(b[4 * i], b[4 * i + 2]), Math.Min(b[4 * j], b[4 * j + 2]));
         double xmin = Math.Max(Math.Min(b[4 * i + 1], b[4 * i + 3]), Math.Min(b[4 * j + 1], b[4 * j + 3]));
         double ymax = Math.Min(Math.Max(b[4 * i], b[4 * i + 2]), Math.Max(b[4 * j], b[4 * j + 2]));
@@ -297,7 +355,8 @@ internal sealed class FaceDetector : IDisposable
 
     static void CheckImage(Tensor image)
     {
-        if (image.dim() != 3 || image.shape[0] != 3) throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
+        if (image.dim() != 3 || image.shape[0] != 3)
+            throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
     }
 
     public void Dispose()

@@ -9,8 +9,11 @@ internal enum InputAlignment
 {
     /// <summary>Detect and FFHQ-align every input.</summary>
     Align,
-    /// <summary>Inputs already at the generator's resolution are FFHQ-aligned and used as they are; others are aligned.</summary>
+
+    /// <summary>Inputs already at the generator's resolution are FFHQ-aligned and used as they are; others are
+    /// aligned.</summary>
     TrustAlignedAtResolution,
+
     /// <summary>No detection: every input is only resized.</summary>
     None,
 }
@@ -20,8 +23,14 @@ internal enum InputAlignment
 /// FFHQ-align. The detector is loaded once, when the first input needs it. Photos without a face are reported
 /// through the log and dropped.
 /// </summary>
-internal sealed class FaceInputs(int resolution, Device device, InputAlignment alignment, bool allFaces = false,
-                               string? modelsDir = null, AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib) : IDisposable
+internal sealed class FaceInputs(
+    int resolution,
+    Device device,
+    InputAlignment alignment,
+    bool allFaces = false,
+    string? modelsDir = null,
+    AlignmentLandmarks landmarks = AlignmentLandmarks.Dlib
+) : IDisposable
 {
     FaceAligner? _aligner;
 
@@ -37,14 +46,22 @@ internal sealed class FaceInputs(int resolution, Device device, InputAlignment a
     /// The faces of <paramref name="images"/>, in order; <paramref name="progress"/> is called once per image that
     /// needed detection.
     /// </summary>
-    public List<InputImage> Align(IReadOnlyList<InputImage> images, Action<string> log, Action? progress = null,
-                                  CancellationToken cancellation = default)
+    public List<InputImage> Align(
+        IReadOnlyList<InputImage> images,
+        Action<string> log,
+        Action? progress = null,
+        CancellationToken cancellation = default
+    )
     {
         var result = new List<InputImage>();
         foreach (var image in images)
         {
             cancellation.ThrowIfCancellationRequested();
-            if (PassesThrough(image)) { result.Add(image); continue; }
+            if (PassesThrough(image))
+            {
+                result.Add(image);
+                continue;
+            }
             _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), device, resolution, allFaces, landmarks);
             result.AddRange(_aligner.Align(image, log));
             progress?.Invoke();

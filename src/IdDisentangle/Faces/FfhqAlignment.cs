@@ -1,7 +1,7 @@
+using IdDisentangle.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
-using IdDisentangle.Imaging;
 
 namespace IdDisentangle.Faces;
 
@@ -9,17 +9,26 @@ namespace IdDisentangle.Faces;
 /// The oriented square a face was cut from: corners in the source image's pixels (upper-left, lower-left,
 /// lower-right, upper-right of the output).
 /// </summary>
-internal sealed record AlignmentQuad(PixelPoint UpperLeft, PixelPoint LowerLeft, PixelPoint LowerRight, PixelPoint UpperRight)
+internal sealed record AlignmentQuad(
+    PixelPoint UpperLeft,
+    PixelPoint LowerLeft,
+    PixelPoint LowerRight,
+    PixelPoint UpperRight
+)
 {
     /// <summary>Where a point of the source image lands in an output of <paramref name="size"/> pixels.</summary>
     public PixelPoint ToOutput(PixelPoint p, int size)
     {
         // The quad is a parallelogram: solve p = UL + u (UR - UL) + v (LL - UL) for (u, v) in [0,1].
-        double ax = UpperRight.X - UpperLeft.X, ay = UpperRight.Y - UpperLeft.Y;
-        double bx = LowerLeft.X - UpperLeft.X, by = LowerLeft.Y - UpperLeft.Y;
-        double dx = p.X - UpperLeft.X, dy = p.Y - UpperLeft.Y;
+        double ax = UpperRight.X - UpperLeft.X,
+            ay = UpperRight.Y - UpperLeft.Y;
+        double bx = LowerLeft.X - UpperLeft.X,
+            by = LowerLeft.Y - UpperLeft.Y;
+        double dx = p.X - UpperLeft.X,
+            dy = p.Y - UpperLeft.Y;
         double det = ax * by - ay * bx;
-        double u = (dx * by - dy * bx) / det, v = (ax * dy - ay * dx) / det;
+        double u = (dx * by - dy * bx) / det,
+            v = (ax * dy - ay * dx) / det;
         return new PixelPoint(u * size - 0.5, v * size - 0.5);
     }
 }
@@ -42,10 +51,12 @@ internal static class FfhqAlignment
     /// </summary>
     public const double FaceApiCentreShift = 0.012;
 
-    /// <summary>The square NVIDIA's recipe cuts for these 68 landmarks (<paramref name="centreShift"/> as for <see cref="Align"/>).</summary>
+    /// <summary>The square NVIDIA's recipe cuts for these 68 landmarks (<paramref name="centreShift"/> as for <see
+    /// cref="Align"/>).</summary>
     public static AlignmentQuad Quad(IReadOnlyList<PixelPoint> landmarks, double centreShift = 0)
     {
-        if (landmarks.Count != 68) throw new ArgumentException($"FFHQ alignment needs the 68 landmarks, got {landmarks.Count}");
+        if (landmarks.Count != 68)
+            throw new ArgumentException($"FFHQ alignment needs the 68 landmarks, got {landmarks.Count}");
         var (eyeLeft, eyeRight) = (Mean(landmarks, 36, 42), Mean(landmarks, 42, 48));
         var eyeAvg = (eyeLeft + eyeRight) * 0.5;
         var eyeToEye = eyeRight - eyeLeft;
@@ -63,12 +74,20 @@ internal static class FfhqAlignment
     /// <summary>
     /// Aligns the face whose 68 landmarks (image pixels) are given. <paramref name="image"/> is [3,H,W] in [0,1];
     /// the result is [3,size,size] in [0,1] on the same device. <paramref name="centreShift"/> moves the square
-    /// down by that fraction of its half side (<see cref="FaceApiCentreShift"/> for face-api.js landmarks, 0 for dlib's).
+    /// down by that fraction of its half side (<see cref="FaceApiCentreShift"/> for face-api.js landmarks, 0 for
+    /// dlib's).
     /// </summary>
-    public static Tensor Align(Tensor image, IReadOnlyList<PixelPoint> landmarks, int size, out AlignmentQuad quad, double centreShift = 0)
+    public static Tensor Align(
+        Tensor image,
+        IReadOnlyList<PixelPoint> landmarks,
+        int size,
+        out AlignmentQuad quad,
+        double centreShift = 0
+    )
     {
         quad = Quad(landmarks, centreShift);
-        if (image.dim() != 3 || image.shape[0] != 3) throw new ArgumentException($"expected an image [3,H,W], got [{string.Join(",", image.shape)}]");
+        if (image.dim() != 3 || image.shape[0] != 3)
+            throw new ArgumentException($"expected an image [3,H,W], got [{string.Join(",", image.shape)}]");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
 
@@ -76,15 +95,18 @@ internal static class FfhqAlignment
         double qsize = (q[3] - q[0]).Length;
 
         var img = image.to(ScalarType.Float32);
-        int h = (int)img.shape[1], w = (int)img.shape[2];
+        int h = (int)img.shape[1],
+            w = (int)img.shape[2];
 
         // Shrink a face much larger than the output first, so the final resampling does not alias.
         int shrink = (int)Math.Floor(qsize / size * 0.5);
         if (shrink > 1)
         {
-            int rw = (int)Math.Round((double)w / shrink, MidpointRounding.ToEven), rh = (int)Math.Round((double)h / shrink, MidpointRounding.ToEven);
+            int rw = (int)Math.Round((double)w / shrink, MidpointRounding.ToEven),
+                rh = (int)Math.Round((double)h / shrink, MidpointRounding.ToEven);
             img = ImageOps.Resize(img, rh, rw, ResizeFilter.Bicubic);
-            for (int i = 0; i < 4; i++) q[i] = q[i] / shrink;
+            for (int i = 0; i < 4; i++)
+                q[i] = q[i] / shrink;
             qsize /= shrink;
             (h, w) = (rh, rw);
         }
@@ -92,30 +114,44 @@ internal static class FfhqAlignment
         // Crop to the quad plus a border.
         int border = Math.Max((int)Math.Round(qsize * 0.1, MidpointRounding.ToEven), 3);
         var (minX, minY, maxX, maxY) = Bounds(q);
-        int c0 = Math.Max(minX - border, 0), c1 = Math.Max(minY - border, 0), c2 = Math.Min(maxX + border, w), c3 = Math.Min(maxY + border, h);
+        int c0 = Math.Max(minX - border, 0),
+            c1 = Math.Max(minY - border, 0),
+            c2 = Math.Min(maxX + border, w),
+            c3 = Math.Min(maxY + border, h);
         if (c2 - c0 < w || c3 - c1 < h)
         {
             img = img[.., c1..c3, c0..c2];
-            for (int i = 0; i < 4; i++) q[i] = q[i] - new Vec(c0, c1);
+            for (int i = 0; i < 4; i++)
+                q[i] = q[i] - new Vec(c0, c1);
             (h, w) = (c3 - c1, c2 - c0);
         }
 
         // Pad where the quad leaves the image: reflected content, blurred and faded to the median colour outwards.
         (minX, minY, maxX, maxY) = Bounds(q);
-        int[] pad = [Math.Max(-minX + border, 0), Math.Max(-minY + border, 0), Math.Max(maxX - w + border, 0), Math.Max(maxY - h + border, 0)];
+        int[] pad =
+        [
+            Math.Max(-minX + border, 0),
+            Math.Max(-minY + border, 0),
+            Math.Max(maxX - w + border, 0),
+            Math.Max(maxY - h + border, 0),
+        ];
         if (pad.Max() > border - 4)
         {
             int least = (int)Math.Round(qsize * 0.3, MidpointRounding.ToEven);
-            for (int i = 0; i < 4; i++) pad[i] = Math.Max(pad[i], least);
+            for (int i = 0; i < 4; i++)
+                pad[i] = Math.Max(pad[i], least);
             img = ReflectPad(img, pad[0], pad[1], pad[2], pad[3]);
             (h, w) = ((int)img.shape[1], (int)img.shape[2]);
             var xs = torch.arange(w, dtype: ScalarType.Float32, device: img.device).view(1, 1, w);
             var ys = torch.arange(h, dtype: ScalarType.Float32, device: img.device).view(1, h, 1);
-            var mask = torch.maximum(1f - torch.minimum(xs / pad[0], (w - 1 - xs) / pad[2]),
-                                     1f - torch.minimum(ys / pad[1], (h - 1 - ys) / pad[3]));
+            var mask = torch.maximum(
+                1f - torch.minimum(xs / pad[0], (w - 1 - xs) / pad[2]),
+                1f - torch.minimum(ys / pad[1], (h - 1 - ys) / pad[3])
+            );
             img = img + (GaussianBlur(img, qsize * 0.02) - img) * (mask * 3f + 1f).clamp(0, 1);
             img = img + (Median(img) - img) * mask.clamp(0, 1);
-            for (int i = 0; i < 4; i++) q[i] = q[i] + new Vec(pad[0], pad[1]);
+            for (int i = 0; i < 4; i++)
+                q[i] = q[i] + new Vec(pad[0], pad[1]);
         }
 
         var result = Transform(img, q, size * Supersample);
@@ -124,21 +160,36 @@ internal static class FfhqAlignment
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Samples the parallelogram <paramref name="q"/> of <paramref name="img"/> onto a size x size grid, bilinearly.</summary>
+    /// <summary>Samples the parallelogram <paramref name="q"/> of <paramref name="img"/> onto a size x size grid,
+    /// bilinearly.</summary>
     static Tensor Transform(Tensor img, Vec[] q, int size)
     {
-        int h = (int)img.shape[1], w = (int)img.shape[2];
+        int h = (int)img.shape[1],
+            w = (int)img.shape[2];
         // Output pixel centre (i + 0.5) / size along each side of the quad, in source pixel coordinates.
         var t = (torch.arange(size, dtype: ScalarType.Float64, device: img.device) + 0.5) / size;
         var u = t.view(1, size, 1);
         var v = t.view(size, 1, 1);
-        var origin = torch.tensor(new[] { q[0].X, q[0].Y }, dtype: ScalarType.Float64, device: img.device).view(1, 1, 2);
-        var across = torch.tensor(new[] { q[3].X - q[0].X, q[3].Y - q[0].Y }, dtype: ScalarType.Float64, device: img.device).view(1, 1, 2);
-        var down = torch.tensor(new[] { q[1].X - q[0].X, q[1].Y - q[0].Y }, dtype: ScalarType.Float64, device: img.device).view(1, 1, 2);
-        var src = origin + u * across + v * down;                                   // [size,size,2] (x, y)
+        var origin = torch
+            .tensor(new[] { q[0].X, q[0].Y }, dtype: ScalarType.Float64, device: img.device)
+            .view(1, 1, 2);
+        var across = torch
+            .tensor(new[] { q[3].X - q[0].X, q[3].Y - q[0].Y }, dtype: ScalarType.Float64, device: img.device)
+            .view(1, 1, 2);
+        var down = torch
+            .tensor(new[] { q[1].X - q[0].X, q[1].Y - q[0].Y }, dtype: ScalarType.Float64, device: img.device)
+            .view(1, 1, 2);
+        var src = origin + u * across + v * down; // [size,size,2] (x, y)
         var scale = torch.tensor(new[] { 2.0 / w, 2.0 / h }, dtype: ScalarType.Float64, device: img.device);
-        var grid = ((src + 0.5) * scale - 1).to(ScalarType.Float32).unsqueeze(0);  // align_corners=false convention
-        return F.grid_sample(img.unsqueeze(0), grid, mode: GridSampleMode.Bilinear, padding_mode: GridSamplePaddingMode.Zeros, align_corners: false).squeeze(0);
+        var grid = ((src + 0.5) * scale - 1).to(ScalarType.Float32).unsqueeze(0); // align_corners=false convention
+        return F.grid_sample(
+                img.unsqueeze(0),
+                grid,
+                mode: GridSampleMode.Bilinear,
+                padding_mode: GridSamplePaddingMode.Zeros,
+                align_corners: false
+            )
+            .squeeze(0);
     }
 
     /// <summary>numpy's 'reflect' padding (mirror without repeating the edge), for any pad width.</summary>
@@ -155,30 +206,43 @@ internal static class FfhqAlignment
         long period = repeatEdge ? 2 * n : 2 * (n - 1);
         for (long i = 0; i < idx.Length; i++)
         {
-            if (n == 1) { idx[i] = 0; continue; }
+            if (n == 1)
+            {
+                idx[i] = 0;
+                continue;
+            }
             long m = ((i - before) % period + period) % period;
             idx[i] = repeatEdge ? (m < n ? m : period - 1 - m) : (m < n ? m : period - m);
         }
         return torch.tensor(idx, device: device);
     }
 
-    /// <summary>scipy.ndimage.gaussian_filter over the two image axes (truncate 4, 'reflect' = mirror with the edge).</summary>
+    /// <summary>scipy.ndimage.gaussian_filter over the two image axes (truncate 4, 'reflect' = mirror with the
+    /// edge).</summary>
     static Tensor GaussianBlur(Tensor img, double sigma)
     {
         int radius = (int)(4.0 * sigma + 0.5);
-        if (radius < 1) return img;
-        var k = Enumerable.Range(-radius, 2 * radius + 1).Select(i => Math.Exp(-0.5 * i * i / (sigma * sigma))).ToArray();
+        if (radius < 1)
+            return img;
+        var k = Enumerable
+            .Range(-radius, 2 * radius + 1)
+            .Select(i => Math.Exp(-0.5 * i * i / (sigma * sigma)))
+            .ToArray();
         double sum = k.Sum();
         var kernel = torch.tensor(k.Select(v => (float)(v / sum)).ToArray(), device: img.device);
-        long c = img.shape[0], h = img.shape[1], w = img.shape[2];
+        long c = img.shape[0],
+            h = img.shape[1],
+            w = img.shape[2];
         var x = img.index_select(1, MirrorIndex(h, radius, radius, repeatEdge: true, img.device))
-                   .index_select(2, MirrorIndex(w, radius, radius, repeatEdge: true, img.device)).unsqueeze(0);
+            .index_select(2, MirrorIndex(w, radius, radius, repeatEdge: true, img.device))
+            .unsqueeze(0);
         x = F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups: c);
         x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups: c);
         return x.squeeze(0);
     }
 
-    /// <summary>numpy's median per channel over all pixels (the mean of the two middle values for an even count).</summary>
+    /// <summary>numpy's median per channel over all pixels (the mean of the two middle values for an even
+    /// count).</summary>
     static Tensor Median(Tensor img)
     {
         var flat = img.flatten(1);
@@ -189,14 +253,20 @@ internal static class FfhqAlignment
     }
 
     static (int MinX, int MinY, int MaxX, int MaxY) Bounds(Vec[] q) =>
-        ((int)Math.Floor(q.Min(p => p.X)), (int)Math.Floor(q.Min(p => p.Y)), (int)Math.Ceiling(q.Max(p => p.X)), (int)Math.Ceiling(q.Max(p => p.Y)));
+        (
+            (int)Math.Floor(q.Min(p => p.X)),
+            (int)Math.Floor(q.Min(p => p.Y)),
+            (int)Math.Ceiling(q.Max(p => p.X)),
+            (int)Math.Ceiling(q.Max(p => p.Y))
+        );
 
     static Vec V(PixelPoint p) => new(p.X, p.Y);
 
     static Vec Mean(IReadOnlyList<PixelPoint> points, int from, int to)
     {
         var s = new Vec(0, 0);
-        for (int i = from; i < to; i++) s += V(points[i]);
+        for (int i = from; i < to; i++)
+            s += V(points[i]);
         return s / (to - from);
     }
 
@@ -204,9 +274,13 @@ internal static class FfhqAlignment
     {
         public double Length => Math.Sqrt(X * X + Y * Y);
         public PixelPoint P => new(X, Y);
+
         public static Vec operator +(Vec a, Vec b) => new(a.X + b.X, a.Y + b.Y);
+
         public static Vec operator -(Vec a, Vec b) => new(a.X - b.X, a.Y - b.Y);
+
         public static Vec operator *(Vec a, double s) => new(a.X * s, a.Y * s);
+
         public static Vec operator /(Vec a, double s) => new(a.X / s, a.Y / s);
     }
 }

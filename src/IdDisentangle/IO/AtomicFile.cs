@@ -10,8 +10,12 @@ internal static class AtomicFile
     {
         string full = Path.GetFullPath(path);
         string? dir = Path.GetDirectoryName(full);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        string tmp = Path.Combine(dir ?? ".", $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        if (!string.IsNullOrEmpty(dir))
+            Directory.CreateDirectory(dir);
+        string tmp = Path.Combine(
+            dir ?? ".",
+            $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp"
+        );
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
@@ -23,7 +27,12 @@ internal static class AtomicFile
         }
         catch
         {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try
+            {
+                File.Delete(tmp);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
             throw;
         }
     }
@@ -35,7 +44,14 @@ internal static class AtomicFile
     }
 
     public static void WriteAllText(string path, string text) =>
-        Write(path, s => { using var w = new StreamWriter(s, new System.Text.UTF8Encoding(false), leaveOpen: true); w.Write(text); });
+        Write(
+            path,
+            s =>
+            {
+                using var w = new StreamWriter(s, new System.Text.UTF8Encoding(false), leaveOpen: true);
+                w.Write(text);
+            }
+        );
 
     /// <summary>
     /// Makes the complete folder <paramref name="fresh"/> the new <paramref name="final"/>: the old one is moved aside
@@ -44,9 +60,12 @@ internal static class AtomicFile
     public static void ReplaceDirectory(string fresh, string final)
     {
         string old = final + ".old";
-        if (Directory.Exists(old)) Directory.Delete(old, true);
-        if (Directory.Exists(final)) Directory.Move(final, old);
+        if (Directory.Exists(old))
+            Directory.Delete(old, true);
+        if (Directory.Exists(final))
+            Directory.Move(final, old);
         Directory.Move(fresh, final);
-        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(old))
+            Directory.Delete(old, true);
     }
 }

@@ -38,8 +38,9 @@ internal sealed record DownloadOptions
 /// </summary>
 internal static class HttpDownload
 {
-    static readonly HttpClient Client =
-        new(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None })
+    static readonly HttpClient Client = new(
+        new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None }
+    )
     {
         Timeout = Timeout.InfiniteTimeSpan,
         DefaultRequestHeaders = { { "User-Agent", "IdDisentangle" } },
@@ -47,8 +48,13 @@ internal static class HttpDownload
 
     public static string PartialPath(string destination) => destination + ".part";
 
-    public static void Download(string url, string destination, IProgress<DownloadProgress>? progress = null,
-                                DownloadOptions? options = null, CancellationToken cancellation = default)
+    public static void Download(
+        string url,
+        string destination,
+        IProgress<DownloadProgress>? progress = null,
+        DownloadOptions? options = null,
+        CancellationToken cancellation = default
+    )
     {
         options ??= new DownloadOptions();
         string part = PartialPath(destination);
@@ -59,7 +65,8 @@ internal static class HttpDownload
             if (attempt > 1)
             {
                 var delay = options.RetryDelay * Math.Pow(2, attempt - 2);
-                if (cancellation.WaitHandle.WaitOne(delay)) cancellation.ThrowIfCancellationRequested();
+                if (cancellation.WaitHandle.WaitOne(delay))
+                    cancellation.ThrowIfCancellationRequested();
             }
             try
             {
@@ -75,24 +82,33 @@ internal static class HttpDownload
             }
         }
         long kept = File.Exists(part) ? new FileInfo(part).Length : 0;
-        throw new DownloadException($"{url}: download failed after {options.Attempts} attempts ({last?.Message})" +
-                                    (kept > 0 ? $"; the {kept} bytes received are kept in {part} and the next try continues there"
-                                              : ""), last);
+        throw new DownloadException(
+            $"{url}: download failed after {options.Attempts} attempts ({last?.Message})"
+                + (kept > 0 ? $"; the {kept} bytes received are kept in {part} and the next try continues there" : ""),
+            last
+        );
     }
 
     static bool IsTransient(Exception e, CancellationToken cancellation) =>
-        e is HttpRequestException or TransientHttpException || (e is IOException and not DownloadException)
+        e is HttpRequestException or TransientHttpException
+        || (e is IOException and not DownloadException)
         || (e is OperationCanceledException && !cancellation.IsCancellationRequested);
 
     sealed class TransientHttpException(string message) : Exception(message);
 
     /// <summary>One request; true when the file is complete, false when it should be asked for again.</summary>
-    static bool TryOnce(string url, string part, IProgress<DownloadProgress>? progress, DownloadOptions options,
-                        CancellationToken cancellation)
+    static bool TryOnce(
+        string url,
+        string part,
+        IProgress<DownloadProgress>? progress,
+        DownloadOptions options,
+        CancellationToken cancellation
+    )
     {
         long have = File.Exists(part) ? new FileInfo(part).Length : 0;
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        if (have > 0) request.Headers.Range = new RangeHeaderValue(have, null);
+        if (have > 0)
+            request.Headers.Range = new RangeHeaderValue(have, null);
         using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         stall.CancelAfter(options.StallTimeout);
         using var response = Client.Send(request, HttpCompletionOption.ResponseHeadersRead, stall.Token);
@@ -101,13 +117,15 @@ internal static class HttpDownload
         {
             // Either the partial file is already whole, or it belongs to another file: decide by the server's length.
             long? total = response.Content.Headers.ContentRange?.Length;
-            if (total == have) return true;
+            if (total == have)
+                return true;
             File.Delete(part);
             return false;
         }
         if (status >= 500 || status is 408 or 429)
             throw new TransientHttpException($"HTTP {status} {response.ReasonPhrase}");
-        if (!response.IsSuccessStatusCode) throw new DownloadException($"{url}: HTTP {status} {response.ReasonPhrase}");
+        if (!response.IsSuccessStatusCode)
+            throw new DownloadException($"{url}: HTTP {status} {response.ReasonPhrase}");
 
         bool resumed = response.StatusCode == HttpStatusCode.PartialContent;
         if (resumed && response.Content.Headers.ContentRange?.From != have)
@@ -115,13 +133,20 @@ internal static class HttpDownload
             File.Delete(part); // a range we did not ask for: start over
             return false;
         }
-        if (!resumed) have = 0; // the server ignored the range and sends everything
+        if (!resumed)
+            have = 0; // the server ignored the range and sends everything
         long? length = response.Content.Headers.ContentLength;
         long? expected = resumed ? response.Content.Headers.ContentRange?.Length ?? have + length : length;
 
         using (var body = response.Content.ReadAsStream(stall.Token))
-        using (var output = new FileStream(part, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write,
-                                           FileShare.None))
+        using (
+            var output = new FileStream(
+                part,
+                resumed ? FileMode.Append : FileMode.Create,
+                FileAccess.Write,
+                FileShare.None
+            )
+        )
         {
             var buffer = new byte[1 << 16];
             progress?.Report(new DownloadProgress(url, have, expected));
@@ -129,7 +154,8 @@ internal static class HttpDownload
             {
                 stall.CancelAfter(options.StallTimeout);
                 int n = body.ReadAsync(buffer, stall.Token).AsTask().GetAwaiter().GetResult();
-                if (n == 0) break;
+                if (n == 0)
+                    break;
                 output.Write(buffer, 0, n);
                 have += n;
                 progress?.Report(new DownloadProgress(url, have, expected));

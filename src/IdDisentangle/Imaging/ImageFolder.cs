@@ -1,7 +1,11 @@
 namespace IdDisentangle.Imaging;
 
 /// <summary>The image files of a folder, sorted by name, and the other files that were passed over.</summary>
-internal sealed record ImageFolderListing(string Directory, IReadOnlyList<string> Images, IReadOnlyList<string> Skipped);
+internal sealed record ImageFolderListing(
+    string Directory,
+    IReadOnlyList<string> Images,
+    IReadOnlyList<string> Skipped
+);
 
 internal static class ImageFolder
 {
@@ -18,8 +22,10 @@ internal static class ImageFolder
         var skipped = new List<string>();
         foreach (var f in System.IO.Directory.EnumerateFiles(directory, "*", option).Order(StringComparer.Ordinal))
         {
-            if (ImageIO.HasImageExtension(f) && !Path.GetFileName(f).StartsWith('.')) images.Add(f);
-            else skipped.Add(f);
+            if (ImageIO.HasImageExtension(f) && !Path.GetFileName(f).StartsWith('.'))
+                images.Add(f);
+            else
+                skipped.Add(f);
         }
         return new ImageFolderListing(directory, images, skipped);
     }

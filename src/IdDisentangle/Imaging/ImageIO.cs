@@ -5,7 +5,12 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Imaging;
 
 /// <summary>Encoded file formats we write.</summary>
-internal enum ImageFormat { Png, Jpeg, Webp }
+internal enum ImageFormat
+{
+    Png,
+    Jpeg,
+    Webp,
+}
 
 /// <summary>
 /// Image files to and from float tensors through SkiaSharp. Decoding gives [3,H,W] float32 RGB in [0,1]: alpha is
@@ -14,40 +19,62 @@ internal enum ImageFormat { Png, Jpeg, Webp }
 /// </summary>
 internal static class ImageIO
 {
-    /// <summary>Refuse to decode images larger than this many pixels (a decompression bomb guard): 16384 x 8192.</summary>
+    /// <summary>Refuse to decode images larger than this many pixels (a decompression bomb guard): 16384 x
+    /// 8192.</summary>
     public const long DefaultMaxPixels = 16384L * 8192L;
 
-    public static readonly IReadOnlySet<string> Extensions =
-        new HashSet<string>([".png", ".jpg", ".jpeg", ".webp", ".bmp"], StringComparer.OrdinalIgnoreCase);
+    public static readonly IReadOnlySet<string> Extensions = new HashSet<string>(
+        [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
+        StringComparer.OrdinalIgnoreCase
+    );
 
     public static bool HasImageExtension(string path) => Extensions.Contains(Path.GetExtension(path));
 
     public static Tensor Read(string path, long maxPixels = DefaultMaxPixels)
     {
-        if (!File.Exists(path)) throw new ImageDecodeException(path, ImageProblem.Missing, "no such image file");
+        if (!File.Exists(path))
+            throw new ImageDecodeException(path, ImageProblem.Missing, "no such image file");
         byte[] data;
-        try { data = File.ReadAllBytes(path); }
+        try
+        {
+            data = File.ReadAllBytes(path);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new ImageDecodeException(path, ImageProblem.Unreadable, e.Message); }
+        {
+            throw new ImageDecodeException(path, ImageProblem.Unreadable, e.Message);
+        }
         return Decode(data, path, maxPixels);
     }
 
     /// <summary>Decodes an encoded image; <paramref name="name"/> is used in error messages.</summary>
     public static Tensor Decode(byte[] encoded, string name, long maxPixels = DefaultMaxPixels)
     {
-        if (encoded.Length == 0) throw new ImageDecodeException(name, ImageProblem.Unreadable, "empty file");
+        if (encoded.Length == 0)
+            throw new ImageDecodeException(name, ImageProblem.Unreadable, "empty file");
         // The codec takes ownership of the stream.
         var stream = new SKMemoryStream(encoded);
         using var codec = SKCodec.Create(stream, out var created);
-        if (codec is null) stream.Dispose();
         if (codec is null)
-            throw new ImageDecodeException(name, created == SKCodecResult.IncompleteInput ? ImageProblem.Truncated : ImageProblem.Unreadable,
-                created == SKCodecResult.IncompleteInput ? "truncated image file" : $"not a readable image ({created})");
+            stream.Dispose();
+        if (codec is null)
+            throw new ImageDecodeException(
+                name,
+                created == SKCodecResult.IncompleteInput ? ImageProblem.Truncated : ImageProblem.Unreadable,
+                created == SKCodecResult.IncompleteInput ? "truncated image file" : $"not a readable image ({created})"
+            );
         var info = codec.Info;
         if (info.Width <= 0 || info.Height <= 0)
-            throw new ImageDecodeException(name, ImageProblem.Unreadable, $"invalid image size {info.Width}x{info.Height}");
+            throw new ImageDecodeException(
+                name,
+                ImageProblem.Unreadable,
+                $"invalid image size {info.Width}x{info.Height}"
+            );
         if ((long)info.Width * info.Height > maxPixels)
-            throw new ImageDecodeException(name, ImageProblem.TooLarge, $"image is {info.Width}x{info.Height}, more than the {maxPixels} pixels allowed");
+            throw new ImageDecodeException(
+                name,
+                ImageProblem.TooLarge,
+                $"image is {info.Width}x{info.Height}, more than the {maxPixels} pixels allowed"
+            );
 
         var target = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(target);
@@ -63,25 +90,29 @@ internal static class ImageIO
     }
 
     /// <summary>Turns stored pixels [C,H,W] upright according to the EXIF orientation tag.</summary>
-    public static Tensor ApplyOrientation(Tensor image, SKEncodedOrigin origin) => origin switch
-    {
-        SKEncodedOrigin.TopRight => image.flip(2),                       // 2: mirrored
-        SKEncodedOrigin.BottomRight => image.flip(1, 2),                 // 3: rotated 180
-        SKEncodedOrigin.BottomLeft => image.flip(1),                     // 4: mirrored vertically
-        SKEncodedOrigin.LeftTop => image.transpose(1, 2),                // 5: transposed
-        SKEncodedOrigin.RightTop => image.transpose(1, 2).flip(2),       // 6: needs 90 degrees clockwise
-        SKEncodedOrigin.RightBottom => image.transpose(1, 2).flip(1, 2), // 7: transverse
-        SKEncodedOrigin.LeftBottom => image.transpose(1, 2).flip(1),     // 8: needs 90 degrees counter-clockwise
-        _ => image,
-    };
+    public static Tensor ApplyOrientation(Tensor image, SKEncodedOrigin origin) =>
+        origin switch
+        {
+            SKEncodedOrigin.TopRight => image.flip(2), // 2: mirrored
+            SKEncodedOrigin.BottomRight => image.flip(1, 2), // 3: rotated 180
+            SKEncodedOrigin.BottomLeft => image.flip(1), // 4: mirrored vertically
+            SKEncodedOrigin.LeftTop => image.transpose(1, 2), // 5: transposed
+            SKEncodedOrigin.RightTop => image.transpose(1, 2).flip(2), // 6: needs 90 degrees clockwise
+            SKEncodedOrigin.RightBottom => image.transpose(1, 2).flip(1, 2), // 7: transverse
+            SKEncodedOrigin.LeftBottom => image.transpose(1, 2).flip(1), // 8: needs 90 degrees counter-clockwise
+            _ => image,
+        };
 
-    public static ImageFormat FormatFromExtension(string path) => Path.GetExtension(path).ToLowerInvariant() switch
-    {
-        ".png" => ImageFormat.Png,
-        ".jpg" or ".jpeg" => ImageFormat.Jpeg,
-        ".webp" => ImageFormat.Webp,
-        var e => throw new ArgumentException($"{path}: cannot write images with extension '{e}' (use .png, .jpg or .webp)"),
-    };
+    public static ImageFormat FormatFromExtension(string path) =>
+        Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".png" => ImageFormat.Png,
+            ".jpg" or ".jpeg" => ImageFormat.Jpeg,
+            ".webp" => ImageFormat.Webp,
+            var e => throw new ArgumentException(
+                $"{path}: cannot write images with extension '{e}' (use .png, .jpg or .webp)"
+            ),
+        };
 
     /// <summary>Encodes [3,H,W] (or [1,3,H,W]) clamped to [0,1] and rounded to 8 bits.</summary>
     public static byte[] Encode(Tensor image, ImageFormat format = ImageFormat.Png, int quality = 95)
@@ -94,7 +125,9 @@ internal static class ImageIO
             ImageFormat.Webp => SKEncodedImageFormat.Webp,
             _ => SKEncodedImageFormat.Png,
         };
-        using var data = skImage.Encode(skFormat, quality) ?? throw new InvalidOperationException($"SkiaSharp could not encode {format}");
+        using var data =
+            skImage.Encode(skFormat, quality)
+            ?? throw new InvalidOperationException($"SkiaSharp could not encode {format}");
         return data.ToArray();
     }
 

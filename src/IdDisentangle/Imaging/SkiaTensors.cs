@@ -12,20 +12,26 @@ internal static class SkiaTensors
     {
         if (bitmap.ColorType != SKColorType.Rgba8888)
         {
-            using var converted = new SKBitmap(new SKImageInfo(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-            if (!bitmap.CopyTo(converted, SKColorType.Rgba8888)) throw new InvalidOperationException("cannot convert bitmap to RGBA8888");
+            using var converted = new SKBitmap(
+                new SKImageInfo(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul)
+            );
+            if (!bitmap.CopyTo(converted, SKColorType.Rgba8888))
+                throw new InvalidOperationException("cannot convert bitmap to RGBA8888");
             return FromBitmap(converted);
         }
-        int w = bitmap.Width, h = bitmap.Height;
+        int w = bitmap.Width,
+            h = bitmap.Height;
         using var scope = torch.NewDisposeScope();
         var rgba = torch.empty([h, w, 4], ScalarType.Byte);
         var pixels = bitmap.GetPixelSpan();
         int rowBytes = bitmap.RowBytes;
-        if (rowBytes == w * 4) rgba.bytes = pixels;
+        if (rowBytes == w * 4)
+            rgba.bytes = pixels;
         else
         {
             var packed = new byte[h * w * 4];
-            for (int y = 0; y < h; y++) pixels.Slice(y * rowBytes, w * 4).CopyTo(packed.AsSpan(y * w * 4));
+            for (int y = 0; y < h; y++)
+                pixels.Slice(y * rowBytes, w * 4).CopyTo(packed.AsSpan(y * w * 4));
             rgba.bytes = packed;
         }
         return RgbaToImage(rgba).MoveToOuterDisposeScope();
@@ -38,10 +44,12 @@ internal static class SkiaTensors
     /// <summary>[3,H,W] (any float range; clamped to [0,1], rounded) to an opaque RGBA8888 bitmap.</summary>
     public static SKBitmap ToBitmap(Tensor image)
     {
-        if (image.dim() == 4 && image.shape[0] == 1) image = image[0];
+        if (image.dim() == 4 && image.shape[0] == 1)
+            image = image[0];
         if (image.dim() != 3 || image.shape[0] != 3)
             throw new ArgumentException($"expected an image tensor [3,H,W], got [{string.Join(",", image.shape)}]");
-        int h = (int)image.shape[1], w = (int)image.shape[2];
+        int h = (int)image.shape[1],
+            w = (int)image.shape[2];
         byte[] packed;
         using (torch.NewDisposeScope())
         using (torch.no_grad())

@@ -24,14 +24,17 @@ internal readonly record struct SquareFit(int Width, int Height, int Size)
     /// </summary>
     public static Tensor Apply(Tensor images, int size, out SquareFit fit)
     {
-        int h = (int)images.shape[^2], w = (int)images.shape[^1];
+        int h = (int)images.shape[^2],
+            w = (int)images.shape[^1];
         fit = new SquareFit(w, h, size);
-        if (h == size && w == size) return images;
+        if (h == size && w == size)
+            return images;
         var x = images;
         if (h != w)
         {
             int side = Math.Max(h, w);
-            int left = (side - w) / 2, top = (side - h) / 2;
+            int left = (side - w) / 2,
+                top = (side - h) / 2;
             x = F.pad(x, [left, side - w - left, top, side - h - top]);
         }
         return ImageOps.Resize(x, size, size, ResizeFilter.Bilinear);

@@ -1,8 +1,8 @@
 using IdDisentangle.Imaging;
 using IdDisentangle.Models;
-using IdDisentangle.Runtime;
 using IdDisentangle.Networks;
 using IdDisentangle.Runs;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -24,18 +24,37 @@ internal sealed class DisentanglementModel : IDisposable
     public Device Device { get; }
     public string Checkpoint { get; }
 
-    /// <summary>A model from parts already on <paramref name="device"/> (FromRun loads them from a run folder).</summary>
-    public DisentanglementModel(IStyleGenerator g, IdentityEncoder eId, AttributeEncoder eAttr, LatentMapper m, Device device, string checkpoint = "in memory")
+    /// <summary>A model from parts already on <paramref name="device"/> (FromRun loads them from a run
+    /// folder).</summary>
+    public DisentanglementModel(
+        IStyleGenerator g,
+        IdentityEncoder eId,
+        AttributeEncoder eAttr,
+        LatentMapper m,
+        Device device,
+        string checkpoint = "in memory"
+    )
     {
-        Generator = g; _eId = eId; _eAttr = eAttr; _m = m; Device = device; Checkpoint = checkpoint;
+        Generator = g;
+        _eId = eId;
+        _eAttr = eAttr;
+        _m = m;
+        Device = device;
+        Checkpoint = checkpoint;
     }
 
     /// <summary>
     /// Loads <paramref name="runDir"/>'s checkpoint <paramref name="checkpoint"/> (best_id, best_lnd or last; null:
-    /// best_id when present, else last). The generator is the one the run trained with unless <paramref name="generator"/> is given.
+    /// best_id when present, else last). The generator is the one the run trained with unless <paramref
+    /// name="generator"/> is given.
     /// </summary>
-    public static DisentanglementModel FromRun(string runDir, string? checkpoint = null, string? generator = null,
-                                               string? modelsDir = null, string? device = null)
+    public static DisentanglementModel FromRun(
+        string runDir,
+        string? checkpoint = null,
+        string? generator = null,
+        string? modelsDir = null,
+        string? device = null
+    )
     {
         var run = new RunFolder(runDir);
         var config = run.ReadConfig();
@@ -44,7 +63,10 @@ internal sealed class DisentanglementModel : IDisposable
         var dev = TorchRuntime.ResolveDevice(device);
         string genPath = generator ?? config.GeneratorPath;
         if (!File.Exists(genPath))
-            throw new FileNotFoundException($"{genPath}: the run's generator is not there (give another generator file)", genPath);
+            throw new FileNotFoundException(
+                $"{genPath}: the run's generator is not there (give another generator file)",
+                genPath
+            );
         var choice = config.Networks() with
         {
             GeneratorPath = genPath,
@@ -64,7 +86,8 @@ internal sealed class DisentanglementModel : IDisposable
         {
             mod.to(dev);
             mod.eval();
-            foreach (var p in mod.parameters()) p.requires_grad = false;
+            foreach (var p in mod.parameters())
+                p.requires_grad = false;
         }
         return new DisentanglementModel(g, eId, eAttr, m, dev, chosen.Name);
     }
@@ -74,7 +97,8 @@ internal sealed class DisentanglementModel : IDisposable
     {
         var x = images01.dim() == 3 ? images01.unsqueeze(0) : images01;
         int r = Generator.Resolution;
-        if (x.shape[2] != r || x.shape[3] != r) x = ImageOps.Resize(x, r, r, ResizeFilter.Area);
+        if (x.shape[2] != r || x.shape[3] != r)
+            x = ImageOps.Resize(x, r, r, ResizeFilter.Area);
         return x.to(Device);
     }
 
@@ -83,14 +107,17 @@ internal sealed class DisentanglementModel : IDisposable
     public Tensor AttributeCodes(Tensor images01) => _eAttr.call(Fit(images01));
 
     /// <summary>w = M(E_id(identity image), E_attr(attribute image)).</summary>
-    public Tensor MapToW(Tensor idImages01, Tensor attrImages01) => _m.call(IdentityCodes(idImages01), AttributeCodes(attrImages01));
+    public Tensor MapToW(Tensor idImages01, Tensor attrImages01) =>
+        _m.call(IdentityCodes(idImages01), AttributeCodes(attrImages01));
 
     public Tensor WFromCodes(Tensor idCodes, Tensor attrCodes) => _m.call(idCodes, attrCodes);
 
     /// <summary>G(w) in [0,1] (clamped), on the CPU.</summary>
-    public Tensor Render(Tensor w) => GeneratorSampling.ToUnitRange(Generator.Synthesize(w, NoiseMode.Const)).clamp(0, 1).cpu();
+    public Tensor Render(Tensor w) =>
+        GeneratorSampling.ToUnitRange(Generator.Synthesize(w, NoiseMode.Const)).clamp(0, 1).cpu();
 
-    /// <summary>The face with the identity of each id image and the attributes of the matching attribute image.</summary>
+    /// <summary>The face with the identity of each id image and the attributes of the matching attribute
+    /// image.</summary>
     public Tensor Swap(Tensor idImages01, Tensor attrImages01) => Render(MapToW(idImages01, attrImages01));
 
     /// <summary>G(x, x): the model's reconstruction of an image, clamped to [0,1], on the CPU.</summary>
@@ -105,6 +132,9 @@ internal sealed class DisentanglementModel : IDisposable
 
     public void Dispose()
     {
-        _eId.Dispose(); _eAttr.Dispose(); _m.Dispose(); ((IDisposable)Generator).Dispose();
+        _eId.Dispose();
+        _eAttr.Dispose();
+        _m.Dispose();
+        ((IDisposable)Generator).Dispose();
     }
 }

@@ -30,8 +30,13 @@ internal sealed class IdentityEmbedder : IDisposable
     /// <paramref name="detect"/>, the face detector (dlib's landmarks when the network prefers them and the model
     /// store has them).
     /// </summary>
-    public static IdentityEmbedder Load(IdentityNetwork network, ModelStore store, string? weightsFile, Device device,
-                                        bool detect)
+    public static IdentityEmbedder Load(
+        IdentityNetwork network,
+        ModelStore store,
+        string? weightsFile,
+        Device device,
+        bool detect
+    )
     {
         var net = network.Load(store, weightsFile);
         net.to(device);
@@ -76,11 +81,14 @@ internal sealed class IdentityEmbedder : IDisposable
         return torch.cat(rows, 0).MoveToOuterDisposeScope();
     }
 
-    int EmbeddingDim(List<Tensor> rows) => rows.Count > 0 ? (int)rows[0].shape[1] : Network.EmbeddingDim switch
-    {
-        > 0 and var d => d,
-        _ => (int)_net.call(torch.zeros(1, 3, Network.InputSize, Network.InputSize, device: _device)).shape[1],
-    };
+    int EmbeddingDim(List<Tensor> rows) =>
+        rows.Count > 0
+            ? (int)rows[0].shape[1]
+            : Network.EmbeddingDim switch
+            {
+                > 0 and var d => d,
+                _ => (int)_net.call(torch.zeros(1, 3, Network.InputSize, Network.InputSize, device: _device)).shape[1],
+            };
 
     /// <summary>Euclidean distance of two embeddings.</summary>
     public static double Distance(Tensor a, Tensor b) => (a - b).norm().ToDouble();

@@ -15,14 +15,22 @@ internal static class InferenceJobs
     public static List<InputImage> ReadFolder(string dir, Action<string> log)
     {
         var listing = ImageFolder.List(dir);
-        if (listing.Skipped.Count > 0) log($"{dir}: skipped {listing.Skipped.Count} non-image file(s)");
+        if (listing.Skipped.Count > 0)
+            log($"{dir}: skipped {listing.Skipped.Count} non-image file(s)");
         var result = new List<InputImage>();
         foreach (var f in listing.Images)
         {
-            try { result.Add(new InputImage(f, System.IO.Path.GetFileNameWithoutExtension(f), ImageIO.Read(f))); }
-            catch (ImageDecodeException e) { log($"skipped: {e.Message}"); }
+            try
+            {
+                result.Add(new InputImage(f, System.IO.Path.GetFileNameWithoutExtension(f), ImageIO.Read(f)));
+            }
+            catch (ImageDecodeException e)
+            {
+                log($"skipped: {e.Message}");
+            }
         }
-        if (result.Count == 0) throw new InvalidDataException($"{dir}: no readable image");
+        if (result.Count == 0)
+            throw new InvalidDataException($"{dir}: no readable image");
         return result;
     }
 
@@ -44,7 +52,8 @@ internal static class InferenceJobs
 
     static void Write(string path, Tensor image, ISet<string> inputs)
     {
-        if (inputs.Contains(System.IO.Path.GetFullPath(path))) throw new IOException($"{path}: refusing to overwrite an input image");
+        if (inputs.Contains(System.IO.Path.GetFullPath(path)))
+            throw new IOException($"{path}: refusing to overwrite an input image");
         ImageIO.Write(path, image);
     }
 
@@ -55,8 +64,16 @@ internal static class InferenceJobs
     /// Every combination: OUT/attr_{stem}/id_{stem}.png, and OUT/grid.png with the attribute images on the top row,
     /// the identity images in the first column and the results in the cells. Returns the number of results.
     /// </summary>
-    public static int Grid(DisentanglementModel model, IReadOnlyList<InputImage> ids, IReadOnlyList<InputImage> attrs, string outDir,
-        int batchSize = 8, bool reconstruct = false, Action<int>? progress = null, CancellationToken cancellation = default)
+    public static int Grid(
+        DisentanglementModel model,
+        IReadOnlyList<InputImage> ids,
+        IReadOnlyList<InputImage> attrs,
+        string outDir,
+        int batchSize = 8,
+        bool reconstruct = false,
+        Action<int>? progress = null,
+        CancellationToken cancellation = default
+    )
     {
         var inputs = InputSet(ids, attrs);
         using var scope = torch.NewDisposeScope();
@@ -65,19 +82,29 @@ internal static class InferenceJobs
         var idCodes = model.IdentityCodes(idImgs);
         var attrCodes = model.AttributeCodes(attrImgs);
         var results = new Tensor?[ids.Count, attrs.Count];
-        var pairs = (from a in Enumerable.Range(0, attrs.Count) from i in Enumerable.Range(0, ids.Count) select (i, a)).ToList();
+        var pairs = (
+            from a in Enumerable.Range(0, attrs.Count)
+            from i in Enumerable.Range(0, ids.Count)
+            select (i, a)
+        ).ToList();
         for (int s = 0; s < pairs.Count; s += batchSize)
         {
             cancellation.ThrowIfCancellationRequested();
             var chunk = pairs.GetRange(s, Math.Min(batchSize, pairs.Count - s));
-            var w = model.WFromCodes(idCodes.index_select(0, torch.tensor(chunk.Select(p => (long)p.i).ToArray(), device: model.Device)),
-                                     attrCodes.index_select(0, torch.tensor(chunk.Select(p => (long)p.a).ToArray(), device: model.Device)));
+            var w = model.WFromCodes(
+                idCodes.index_select(0, torch.tensor(chunk.Select(p => (long)p.i).ToArray(), device: model.Device)),
+                attrCodes.index_select(0, torch.tensor(chunk.Select(p => (long)p.a).ToArray(), device: model.Device))
+            );
             var images = model.Render(w);
             for (int j = 0; j < chunk.Count; j++)
             {
                 var (i, a) = chunk[j];
                 results[i, a] = images[j].MoveToOuterDisposeScope();
-                Write(System.IO.Path.Combine(outDir, $"attr_{attrs[a].Stem}", $"id_{ids[i].Stem}.png"), images[j], inputs);
+                Write(
+                    System.IO.Path.Combine(outDir, $"attr_{attrs[a].Stem}", $"id_{ids[i].Stem}.png"),
+                    images[j],
+                    inputs
+                );
             }
             progress?.Invoke(chunk.Count);
         }
@@ -86,21 +113,33 @@ internal static class InferenceJobs
         for (int i = 0; i < ids.Count; i++)
         {
             cells.Add(idImgs[i].cpu());
-            for (int a = 0; a < attrs.Count; a++) cells.Add(results[i, a]);
+            for (int a = 0; a < attrs.Count; a++)
+                cells.Add(results[i, a]);
         }
-        var table = ImageGrid.Compose(cells, ids.Count + 1, attrs.Count + 1, new GridLayout
-        {
-            ColumnLabels = ["", .. attrs.Select(x => x.Stem)],
-            RowLabels = ["", .. ids.Select(x => x.Stem)],
-        });
+        var table = ImageGrid.Compose(
+            cells,
+            ids.Count + 1,
+            attrs.Count + 1,
+            new GridLayout
+            {
+                ColumnLabels = ["", .. attrs.Select(x => x.Stem)],
+                RowLabels = ["", .. ids.Select(x => x.Stem)],
+            }
+        );
         Write(System.IO.Path.Combine(outDir, "grid.png"), table, inputs);
         return pairs.Count;
     }
 
-    static (Tensor Ids, Tensor Attrs) Prepare(DisentanglementModel model, IReadOnlyList<InputImage> ids, IReadOnlyList<InputImage> attrs, bool reconstruct)
+    static (Tensor Ids, Tensor Attrs) Prepare(
+        DisentanglementModel model,
+        IReadOnlyList<InputImage> ids,
+        IReadOnlyList<InputImage> attrs,
+        bool reconstruct
+    )
     {
         int r = model.Generator.Resolution;
-        Tensor Stack(IReadOnlyList<InputImage> xs) => torch.stack(xs.Select(x => ImageOps.Resize(x.Image, r, r, ResizeFilter.Area)).ToArray());
+        Tensor Stack(IReadOnlyList<InputImage> xs) =>
+            torch.stack(xs.Select(x => ImageOps.Resize(x.Image, r, r, ResizeFilter.Area)).ToArray());
         var idImgs = Stack(ids);
         var attrImgs = Stack(attrs);
         if (reconstruct)
@@ -112,15 +151,26 @@ internal static class InferenceJobs
         return (idImgs, attrImgs);
     }
 
-    /// <summary>Pairs files that share a stem: OUT/{stem}.png. Returns the stems without a partner (not fatal).</summary>
-    public static (int Written, IReadOnlyList<string> Unmatched) Pairs(DisentanglementModel model, IReadOnlyList<InputImage> ids, IReadOnlyList<InputImage> attrs,
-        string outDir, int batchSize = 8, bool reconstruct = false, Action<int>? progress = null, CancellationToken cancellation = default)
+    /// <summary>Pairs files that share a stem: OUT/{stem}.png. Returns the stems without a partner (not
+    /// fatal).</summary>
+    public static (int Written, IReadOnlyList<string> Unmatched) Pairs(
+        DisentanglementModel model,
+        IReadOnlyList<InputImage> ids,
+        IReadOnlyList<InputImage> attrs,
+        string outDir,
+        int batchSize = 8,
+        bool reconstruct = false,
+        Action<int>? progress = null,
+        CancellationToken cancellation = default
+    )
     {
         var inputs = InputSet(ids, attrs);
         var byStem = attrs.ToDictionary(a => a.Stem, StringComparer.Ordinal);
         var matched = ids.Where(i => byStem.ContainsKey(i.Stem)).ToList();
-        var unmatched = ids.Where(i => !byStem.ContainsKey(i.Stem)).Select(i => $"identity {i.Path}")
-            .Concat(attrs.Where(a => !ids.Any(i => i.Stem == a.Stem)).Select(a => $"attributes {a.Path}")).ToList();
+        var unmatched = ids.Where(i => !byStem.ContainsKey(i.Stem))
+            .Select(i => $"identity {i.Path}")
+            .Concat(attrs.Where(a => !ids.Any(i => i.Stem == a.Stem)).Select(a => $"attributes {a.Path}"))
+            .ToList();
         for (int s = 0; s < matched.Count; s += batchSize)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -129,7 +179,8 @@ internal static class InferenceJobs
             var chunk = matched.GetRange(s, Math.Min(batchSize, matched.Count - s));
             var (idImgs, attrImgs) = Prepare(model, chunk, chunk.Select(c => byStem[c.Stem]).ToList(), reconstruct);
             var images = model.Render(model.MapToW(idImgs, attrImgs));
-            for (int j = 0; j < chunk.Count; j++) Write(System.IO.Path.Combine(outDir, $"{chunk[j].Stem}.png"), images[j], inputs);
+            for (int j = 0; j < chunk.Count; j++)
+                Write(System.IO.Path.Combine(outDir, $"{chunk[j].Stem}.png"), images[j], inputs);
             progress?.Invoke(chunk.Count);
         }
         return (matched.Count, unmatched);
@@ -144,49 +195,70 @@ internal static class InferenceJobs
     /// mapped by M), <paramref name="steps"/> frames including both ends (the paper's loop stops one short of the
     /// end point). Writes OUT/frame_XX.png and OUT/strip.png; returns the frames [steps,3,R,R].
     /// </summary>
-    public static Tensor Interpolate(DisentanglementModel model, IReadOnlyList<InputImage> images, string outDir, int steps = 9,
-                                     InterpolationOptions? options = null)
+    public static Tensor Interpolate(
+        DisentanglementModel model,
+        IReadOnlyList<InputImage> images,
+        string outDir,
+        int steps = 9,
+        InterpolationOptions? options = null
+    )
     {
         options ??= new InterpolationOptions();
-        if (steps < 2) throw new ArgumentOutOfRangeException(nameof(steps), "--steps must be at least 2 (both end points)");
-        var attrs = images.Where(i => i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase)).OrderBy(i => i.Stem, StringComparer.Ordinal).ToList();
-        var ids = images.Where(i => !i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase) && i.Stem.Contains("id", StringComparison.OrdinalIgnoreCase))
-            .OrderBy(i => i.Stem, StringComparer.Ordinal).ToList();
+        if (steps < 2)
+            throw new ArgumentOutOfRangeException(nameof(steps), "--steps must be at least 2 (both end points)");
+        var attrs = images
+            .Where(i => i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase))
+            .OrderBy(i => i.Stem, StringComparer.Ordinal)
+            .ToList();
+        var ids = images
+            .Where(i =>
+                !i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase)
+                && i.Stem.Contains("id", StringComparison.OrdinalIgnoreCase)
+            )
+            .OrderBy(i => i.Stem, StringComparer.Ordinal)
+            .ToList();
         (InputImage, InputImage, InputImage, InputImage) ends = (ids.Count, attrs.Count) switch
         {
             (1, 2) => (ids[0], attrs[0], ids[0], attrs[1]),
             (2, 1) => (ids[0], attrs[0], ids[1], attrs[0]),
             _ => throw new InvalidDataException(
-                $"{System.IO.Path.GetDirectoryName(images.FirstOrDefault()?.Path) ?? "folder"}: needs one 'id' and two 'attr' images, or two 'id' and one 'attr' image (found {ids.Count} id, {attrs.Count} attr)"),
+                $"{System.IO.Path.GetDirectoryName(images.FirstOrDefault()?.Path) ?? "folder"}: needs one 'id' and two 'attr' images, or two 'id' and one 'attr' image (found {ids.Count} id, {attrs.Count} attr)"
+            ),
         };
         var inputs = InputSet(images);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
         var (idImgs, attrImgs) = Prepare(model, [ends.Item1, ends.Item3], [ends.Item2, ends.Item4], reconstruct: false);
-        if (options.LoopFake && !options.RealId) idImgs = model.ReconstructForEncoding(idImgs);
-        if (options.LoopFake && !options.RealAttr) attrImgs = model.ReconstructForEncoding(attrImgs);
+        if (options.LoopFake && !options.RealId)
+            idImgs = model.ReconstructForEncoding(idImgs);
+        if (options.LoopFake && !options.RealAttr)
+            attrImgs = model.ReconstructForEncoding(attrImgs);
         var t = torch.linspace(0, 1, steps, device: model.Device).view(-1, 1);
         Tensor ws;
         if (options.Space == InterpolationSpace.W)
         {
-            var w = model.MapToW(idImgs, attrImgs);                           // the two end codes
+            var w = model.MapToW(idImgs, attrImgs); // the two end codes
             ws = torch.lerp(w[0].unsqueeze(0).expand(steps, -1), w[1].unsqueeze(0).expand(steps, -1), t);
         }
         else
         {
             var zId = model.IdentityCodes(idImgs);
             var zAttr = model.AttributeCodes(attrImgs);
-            ws = model.WFromCodes(torch.lerp(zId[0].unsqueeze(0).expand(steps, -1), zId[1].unsqueeze(0).expand(steps, -1), t),
-                                  torch.lerp(zAttr[0].unsqueeze(0).expand(steps, -1), zAttr[1].unsqueeze(0).expand(steps, -1), t));
+            ws = model.WFromCodes(
+                torch.lerp(zId[0].unsqueeze(0).expand(steps, -1), zId[1].unsqueeze(0).expand(steps, -1), t),
+                torch.lerp(zAttr[0].unsqueeze(0).expand(steps, -1), zAttr[1].unsqueeze(0).expand(steps, -1), t)
+            );
         }
         var frames = model.Render(ws);
-        for (int i = 0; i < steps; i++) Write(System.IO.Path.Combine(outDir, $"frame_{i:00}.png"), frames[i], inputs);
+        for (int i = 0; i < steps; i++)
+            Write(System.IO.Path.Combine(outDir, $"frame_{i:00}.png"), frames[i], inputs);
         Write(System.IO.Path.Combine(outDir, "strip.png"), ImageGrid.Compose(frames, steps), inputs);
         return frames.MoveToOuterDisposeScope();
     }
 }
 
-/// <summary>Where the paper's interpolation is linear: in W (w_space=True, its default) or in the concatenated codes.</summary>
+/// <summary>Where the paper's interpolation is linear: in W (w_space=True, its default) or in the concatenated
+/// codes.</summary>
 internal enum InterpolationSpace
 {
     W,
@@ -196,7 +268,8 @@ internal enum InterpolationSpace
 /// <summary>The paper's interpolation switches (inference.py's loop_fake, real_id, real_attr, w_space).</summary>
 internal sealed record InterpolationOptions
 {
-    /// <summary>Replace generated inputs by their reconstruction G(x, x) before encoding them (the paper's default).</summary>
+    /// <summary>Replace generated inputs by their reconstruction G(x, x) before encoding them (the paper's
+    /// default).</summary>
     public bool LoopFake { get; init; } = true;
 
     /// <summary>The identity images are real photos: never replaced by a reconstruction.</summary>

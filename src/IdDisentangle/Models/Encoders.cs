@@ -22,7 +22,8 @@ internal sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
     /// L2-normalise the codes, as the paper's IDEncoder does before M sees them; false only for runs trained before
     /// this was followed (their mapper saw raw face-api descriptors).
     /// </param>
-    public IdentityEncoder(nn.Module<Tensor, Tensor> network, FaceCrop crop, bool normalize = true) : base(nameof(IdentityEncoder))
+    public IdentityEncoder(nn.Module<Tensor, Tensor> network, FaceCrop crop, bool normalize = true)
+        : base(nameof(IdentityEncoder))
     {
         net = network;
         Normalize = normalize;
@@ -35,7 +36,8 @@ internal sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
         };
         Crop = crop;
         RegisterComponents();
-        foreach (var p in parameters()) p.requires_grad = false;
+        foreach (var p in parameters())
+            p.requires_grad = false;
     }
 
     public FaceCrop Crop { get; }
@@ -44,22 +46,26 @@ internal sealed class IdentityEncoder : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor rgb01)
     {
-        var embedding = net.call(net switch
-        {
-            IrSe50 => IrSe50.Prepare(rgb01, Crop),
-            VggFace2 => VggFace2.Prepare(Crop.Apply(rgb01)),   // the paper's own 10%-90% crop follows any extra crop
-            _ => FaceRecognitionNet.Prepare(rgb01, Crop),
-        });
+        var embedding = net.call(
+            net switch
+            {
+                IrSe50 => IrSe50.Prepare(rgb01, Crop),
+                VggFace2 => VggFace2.Prepare(Crop.Apply(rgb01)), // the paper's own 10%-90% crop follows any extra crop
+                _ => FaceRecognitionNet.Prepare(rgb01, Crop),
+            }
+        );
         return Normalize ? torch.nn.functional.normalize(embedding, dim: 1) : embedding;
     }
 }
 
-/// <summary>E_attr: the trained attribute encoder, an ImageNet-initialised backbone returning its 2048-D pooled feature.</summary>
+/// <summary>E_attr: the trained attribute encoder, an ImageNet-initialised backbone returning its 2048-D pooled
+/// feature.</summary>
 internal sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> backbone;
 
-    public AttributeEncoder(nn.Module<Tensor, Tensor> network, int inputSize = 0) : base(nameof(AttributeEncoder))
+    public AttributeEncoder(nn.Module<Tensor, Tensor> network, int inputSize = 0)
+        : base(nameof(AttributeEncoder))
     {
         backbone = network;
         int native = network switch
@@ -81,10 +87,12 @@ internal sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
     {
         train();
         foreach (var (_, m) in named_modules())
-            if (m is TorchSharp.Modules.BatchNorm2d) m.eval();
+            if (m is TorchSharp.Modules.BatchNorm2d)
+                m.eval();
     }
 
-    /// <summary>The resolution images are resized to (the backbone's native one unless set smaller to save time).</summary>
+    /// <summary>The resolution images are resized to (the backbone's native one unless set smaller to save
+    /// time).</summary>
     public int InputSize { get; }
     public int FeatureDim => 2048;
 
@@ -95,17 +103,20 @@ internal sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>The frozen 68-point landmark network with its preprocessing: [N,3,H,W] in [0,1] -> [N,68,2] in its 112-px input units.</summary>
+/// <summary>The frozen 68-point landmark network with its preprocessing: [N,3,H,W] in [0,1] -> [N,68,2] in its 112-px
+/// input units.</summary>
 internal sealed class LandmarkEncoder : nn.Module<Tensor, Tensor>
 {
     readonly FaceLandmark68Net net;
 
-    public LandmarkEncoder(FaceLandmark68Net network, FaceCrop crop) : base(nameof(LandmarkEncoder))
+    public LandmarkEncoder(FaceLandmark68Net network, FaceCrop crop)
+        : base(nameof(LandmarkEncoder))
     {
         net = network;
         Crop = crop;
         RegisterComponents();
-        foreach (var p in parameters()) p.requires_grad = false;
+        foreach (var p in parameters())
+            p.requires_grad = false;
     }
 
     public FaceCrop Crop { get; }

@@ -21,10 +21,17 @@ internal static class GeneratorSampling
     /// Renders codes [N,D] or [N,L,D] in batches of <paramref name="batchSize"/> on the generator's device, calling
     /// <paramref name="onBatch"/> with the index of the batch's first code and the images on the CPU ([b,3,R,R]).
     /// </summary>
-    public static void Render(IStyleGenerator g, Tensor w, int batchSize, NoiseMode noise,
-        Action<int, Tensor> onBatch, CancellationToken cancellation = default)
+    public static void Render(
+        IStyleGenerator g,
+        Tensor w,
+        int batchSize,
+        NoiseMode noise,
+        Action<int, Tensor> onBatch,
+        CancellationToken cancellation = default
+    )
     {
-        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), "batch size must be positive");
+        if (batchSize <= 0)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), "batch size must be positive");
         int n = (int)w.shape[0];
         using var _ = torch.inference_mode();
         for (int start = 0; start < n; start += batchSize)

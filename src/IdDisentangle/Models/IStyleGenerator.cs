@@ -7,6 +7,7 @@ internal enum NoiseMode
 {
     /// <summary>The fixed noise stored with the generator (deterministic images).</summary>
     Const,
+
     /// <summary>Fresh Gaussian noise at every call.</summary>
     Random,
 }
@@ -20,12 +21,16 @@ internal interface IStyleGenerator
 {
     /// <summary>Output resolution R (images are R x R).</summary>
     int Resolution { get; }
+
     /// <summary>Width of z and w.</summary>
     int StyleDim { get; }
+
     /// <summary>Rows of a W+ code: one style input per synthesis layer.</summary>
     int NumLatents { get; }
+
     /// <summary>The mean w (truncation centre), [StyleDim].</summary>
     Tensor MeanLatent { get; }
+
     /// <summary>The device the weights live on.</summary>
     Device Device { get; }
 

@@ -10,18 +10,34 @@ namespace IdDisentangle.Models;
 /// Size) to its feature maps; <paramref name="FusedFrom"/> is the first resolution whose upscaling is the fused
 /// transposed convolution (the official 'auto' rule: 128).
 /// </summary>
-internal sealed record StyleGan1Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels,
-    int MappingFmaps = 512, int FusedFrom = 128, int TruncationCutoff = 8)
+internal sealed record StyleGan1Config(
+    int Size,
+    int StyleDim,
+    int MappingLayers,
+    IReadOnlyDictionary<int, int> Channels,
+    int MappingFmaps = 512,
+    int FusedFrom = 128,
+    int TruncationCutoff = 8
+)
 {
     public int LogSize => (int)Math.Round(Math.Log2(Size));
+
     /// <summary>Style inputs: two per resolution from 4x4 up.</summary>
     public int NumLatents => LogSize * 2 - 2;
 
-    /// <summary>The official channel rule nf(stage) = min(fmap_base / 2^stage, fmap_max) for the block of resolution 2^(stage+1).</summary>
-    public static StyleGan1Config Official(int size, int fmapBase = 8192, int fmapMax = 512, int mappingLayers = 8, int styleDim = 512)
+    /// <summary>The official channel rule nf(stage) = min(fmap_base / 2^stage, fmap_max) for the block of resolution
+    /// 2^(stage+1).</summary>
+    public static StyleGan1Config Official(
+        int size,
+        int fmapBase = 8192,
+        int fmapMax = 512,
+        int mappingLayers = 8,
+        int styleDim = 512
+    )
     {
         var channels = new Dictionary<int, int>();
-        for (int r = 4, stage = 1; r <= size; r *= 2, stage++) channels[r] = Math.Min(fmapBase >> stage, fmapMax);
+        for (int r = 4, stage = 1; r <= size; r *= 2, stage++)
+            channels[r] = Math.Min(fmapBase >> stage, fmapMax);
         return new StyleGan1Config(size, styleDim, mappingLayers, channels);
     }
 }
@@ -30,7 +46,8 @@ internal sealed record StyleGan1Config(int Size, int StyleDim, int MappingLayers
 /// StyleGAN (Karras, Laine, Aila 2019), the generator the paper maps into, as NVIDIA's networks_stylegan.py
 /// computes it. Mapping f: z -> w, PixelNorm then equalized-lr dense layers (lrmul 0.01, leaky ReLU 0.2). Synthesis
 /// from a learned 4x4 constant; every layer ends with the epilogue noise, bias, leaky ReLU, instance norm and
-/// style modulation x (s0 + 1) + s1 from its own w; each upscale (nearest + conv below <see cref="StyleGan1Config.FusedFrom"/>,
+/// style modulation x (s0 + 1) + s1 from its own w; each upscale (nearest + conv below <see
+/// cref="StyleGan1Config.FusedFrom"/>,
 /// a fused 4x4 transposed conv from there) is followed by a [1,2,1] blur; ToRGB is a 1x1 conv. Weights are kept
 /// as stored and scaled at run time (equalized learning rate), so state dicts hold the official values.
 /// </summary>
@@ -43,22 +60,46 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
     readonly ModuleList<Dense> mapping;
     readonly Parameter @const;
     readonly ModuleList<Layer> layers;
-    readonly Parameter torgb_weight, torgb_bias;
-    readonly Tensor dlatent_avg, blur_kernel;
+    readonly Parameter torgb_weight,
+        torgb_bias;
+    readonly Tensor dlatent_avg,
+        blur_kernel;
 
-    public StyleGan1Generator(StyleGan1Config config) : base(nameof(StyleGan1Generator))
+    public StyleGan1Generator(StyleGan1Config config)
+        : base(nameof(StyleGan1Generator))
     {
         Config = config;
-        mapping = new ModuleList<Dense>(Enumerable.Range(0, config.MappingLayers)
-            .Select(i => new Dense(i == 0 ? config.StyleDim : config.MappingFmaps, i == config.MappingLayers - 1 ? config.StyleDim : config.MappingFmaps, Sqrt2, 0.01)).ToArray());
+        mapping = new ModuleList<Dense>(
+            Enumerable
+                .Range(0, config.MappingLayers)
+                .Select(i => new Dense(
+                    i == 0 ? config.StyleDim : config.MappingFmaps,
+                    i == config.MappingLayers - 1 ? config.StyleDim : config.MappingFmaps,
+                    Sqrt2,
+                    0.01
+                ))
+                .ToArray()
+        );
         int c4 = config.Channels[4];
         @const = new Parameter(torch.ones(1, c4, 4, 4));
-        var list = new List<Layer> { new(0, c4, 0, config.StyleDim, LayerKind.Const), new(c4, c4, 3, config.StyleDim, LayerKind.Conv) };
+        var list = new List<Layer>
+        {
+            new(0, c4, 0, config.StyleDim, LayerKind.Const),
+            new(c4, c4, 3, config.StyleDim, LayerKind.Conv),
+        };
         int cin = c4;
         for (int r = 8; r <= config.Size; r *= 2)
         {
             int cout = config.Channels[r];
-            list.Add(new Layer(cin, cout, 3, config.StyleDim, r >= config.FusedFrom ? LayerKind.FusedUp : LayerKind.NearestUp));
+            list.Add(
+                new Layer(
+                    cin,
+                    cout,
+                    3,
+                    config.StyleDim,
+                    r >= config.FusedFrom ? LayerKind.FusedUp : LayerKind.NearestUp
+                )
+            );
             list.Add(new Layer(cout, cout, 3, config.StyleDim, LayerKind.Conv));
             cin = cout;
         }
@@ -93,32 +134,43 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
     public Tensor Map(Tensor z)
     {
         if (Config.MappingLayers == 0)
-            throw new InvalidOperationException("this StyleGAN file holds only the synthesis network: it renders W+ codes but cannot map z (use a file with G_mapping)");
+            throw new InvalidOperationException(
+                "this StyleGAN file holds only the synthesis network: it renders W+ codes but cannot map z (use a file with G_mapping)"
+            );
         var x = z * torch.rsqrt(z.square().mean([1], keepdim: true) + 1e-8);
-        foreach (var d in mapping) x = F.leaky_relu(d.forward(x), 0.2);
+        foreach (var d in mapping)
+            x = F.leaky_relu(d.forward(x), 0.2);
         return x;
     }
 
-    /// <summary>The official truncation: layers below the cutoff (8) move towards dlatent_avg by psi; a w [N,D] becomes W+.</summary>
+    /// <summary>The official truncation: layers below the cutoff (8) move towards dlatent_avg by psi; a w [N,D] becomes
+    /// W+.</summary>
     public Tensor Truncate(Tensor w, double psi, int? cutoff = null) =>
         TruncateLayers(ToWPlus(w), MeanLatent, psi, cutoff ?? Config.TruncationCutoff);
 
     /// <summary>W+ layers below <paramref name="cutoff"/> moved towards <paramref name="mean"/> by psi.</summary>
     internal static Tensor TruncateLayers(Tensor wPlus, Tensor mean, double psi, int cutoff)
     {
-        if (psi == 1.0) return wPlus;
+        if (psi == 1.0)
+            return wPlus;
         var layer = torch.arange(wPlus.shape[1], device: wPlus.device).view(1, -1, 1);
-        var coefs = torch.where(layer < cutoff, torch.tensor(psi, dtype: wPlus.dtype, device: wPlus.device),
-                                torch.tensor(1.0, dtype: wPlus.dtype, device: wPlus.device));
+        var coefs = torch.where(
+            layer < cutoff,
+            torch.tensor(psi, dtype: wPlus.dtype, device: wPlus.device),
+            torch.tensor(1.0, dtype: wPlus.dtype, device: wPlus.device)
+        );
         return torch.lerp(mean.to(wPlus.dtype), wPlus, coefs);
     }
 
-    public Tensor ToWPlus(Tensor w) => w.dim() switch
-    {
-        2 => w.unsqueeze(1).expand(-1, NumLatents, -1),
-        3 => w,
-        _ => throw new ArgumentException($"w must be [N,{StyleDim}] or [N,{NumLatents},{StyleDim}], got [{string.Join(",", w.shape)}]"),
-    };
+    public Tensor ToWPlus(Tensor w) =>
+        w.dim() switch
+        {
+            2 => w.unsqueeze(1).expand(-1, NumLatents, -1),
+            3 => w,
+            _ => throw new ArgumentException(
+                $"w must be [N,{StyleDim}] or [N,{NumLatents},{StyleDim}], got [{string.Join(",", w.shape)}]"
+            ),
+        };
 
     public override Tensor forward(Tensor w) => Synthesize(w, NoiseMode.Const);
 
@@ -139,9 +191,10 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 LayerKind.Conv => layer.Conv(x),
                 _ => Blur(layer.Conv(x)),
             };
-            var nz = noise == NoiseMode.Const
-                ? get_buffer($"noise_{i}")!.to(x.dtype, x.device)
-                : torch.randn(n, 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device);
+            var nz =
+                noise == NoiseMode.Const
+                    ? get_buffer($"noise_{i}")!.to(x.dtype, x.device)
+                    : torch.randn(n, 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device);
             x = layer.Epilogue(x, nz, wp.select(1, i));
         }
         double gain = 1.0 / Math.Sqrt(torgb_weight.shape[1]);
@@ -154,15 +207,25 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
         return F.conv2d(x, blur_kernel.to(x.dtype, x.device).expand(c, 1, 3, 3), padding: [1, 1], groups: c);
     }
 
-    internal enum LayerKind { Const, Conv, NearestUp, FusedUp }
+    internal enum LayerKind
+    {
+        Const,
+        Conv,
+        NearestUp,
+        FusedUp,
+    }
 
-    /// <summary>An equalized-lr dense layer: weight [out,in] scaled by gain / sqrt(in) * lrmul, bias by lrmul.</summary>
+    /// <summary>An equalized-lr dense layer: weight [out,in] scaled by gain / sqrt(in) * lrmul, bias by
+    /// lrmul.</summary>
     internal sealed class Dense : nn.Module<Tensor, Tensor>
     {
-        readonly Parameter weight, bias;
-        readonly double scale, lrmul;
+        readonly Parameter weight,
+            bias;
+        readonly double scale,
+            lrmul;
 
-        public Dense(int inDim, int outDim, double gain, double lrmul) : base(nameof(Dense))
+        public Dense(int inDim, int outDim, double gain, double lrmul)
+            : base(nameof(Dense))
         {
             weight = new Parameter(torch.zeros(outDim, inDim));
             bias = new Parameter(torch.zeros(outDim));
@@ -179,11 +242,13 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
     internal sealed class Layer : nn.Module
     {
         readonly Parameter? weight;
-        readonly Parameter noise_strength, bias;
+        readonly Parameter noise_strength,
+            bias;
         readonly Dense style;
         readonly double wscale;
 
-        public Layer(int cin, int cout, int kernel, int styleDim, LayerKind kind) : base(nameof(Layer))
+        public Layer(int cin, int cout, int kernel, int styleDim, LayerKind kind)
+            : base(nameof(Layer))
         {
             Kind = kind;
             if (kind != LayerKind.Const)

@@ -10,26 +10,55 @@ namespace IdDisentangle.Models;
 /// checkpoints used by pSp, e4e and the PyTorch port of the paper). Channels maps a resolution (4, 8, ... Size)
 /// to its feature width.
 /// </summary>
-internal sealed record StyleGan2Config(int Size, int StyleDim, int MappingLayers, IReadOnlyDictionary<int, int> Channels, double MappingLrMul = 0.01)
+internal sealed record StyleGan2Config(
+    int Size,
+    int StyleDim,
+    int MappingLayers,
+    IReadOnlyDictionary<int, int> Channels,
+    double MappingLrMul = 0.01
+)
 {
     public int LogSize => (int)Math.Round(Math.Log2(Size));
-    /// <summary>Style inputs of the synthesis network: two per resolution from 8 up, plus conv1 and to_rgb1 at 4.</summary>
+
+    /// <summary>Style inputs of the synthesis network: two per resolution from 8 up, plus conv1 and to_rgb1 at
+    /// 4.</summary>
     public int NumLatents => LogSize * 2 - 2;
+
     /// <summary>Noise inputs: one per styled convolution.</summary>
     public int NumNoises => (LogSize - 2) * 2 + 1;
 
-    /// <summary>The standard configuration: 512 channels up to 32 px, then 256, 128, 64, 32, 16 times the multiplier.</summary>
-    public static StyleGan2Config Standard(int size, int styleDim = 512, int mappingLayers = 8, int channelMultiplier = 2, int divisor = 1)
+    /// <summary>The standard configuration: 512 channels up to 32 px, then 256, 128, 64, 32, 16 times the
+    /// multiplier.</summary>
+    public static StyleGan2Config Standard(
+        int size,
+        int styleDim = 512,
+        int mappingLayers = 8,
+        int channelMultiplier = 2,
+        int divisor = 1
+    )
     {
-        if (size < 8 || (size & (size - 1)) != 0) throw new ArgumentException($"size must be a power of two >= 8, got {size}");
+        if (size < 8 || (size & (size - 1)) != 0)
+            throw new ArgumentException($"size must be a power of two >= 8, got {size}");
         var ch = new Dictionary<int, int>
         {
-            [4] = 512, [8] = 512, [16] = 512, [32] = 512, [64] = 256 * channelMultiplier, [128] = 128 * channelMultiplier,
-            [256] = 64 * channelMultiplier, [512] = 32 * channelMultiplier, [1024] = 16 * channelMultiplier,
+            [4] = 512,
+            [8] = 512,
+            [16] = 512,
+            [32] = 512,
+            [64] = 256 * channelMultiplier,
+            [128] = 128 * channelMultiplier,
+            [256] = 64 * channelMultiplier,
+            [512] = 32 * channelMultiplier,
+            [1024] = 16 * channelMultiplier,
         };
-        for (int r = 2048; r <= size; r *= 2) ch[r] = Math.Max(8 * channelMultiplier, ch[r / 2] / 2);
-        return new StyleGan2Config(size, styleDim, mappingLayers,
-            ch.Where(p => p.Key <= size).ToDictionary(p => p.Key, p => Math.Max(1, p.Value / divisor)));
+        for (int r = 2048; r <= size; r *= 2)
+            ch[r] = Math.Max(8 * channelMultiplier, ch[r / 2] / 2);
+        return new StyleGan2Config(
+            size,
+            styleDim,
+            mappingLayers,
+            ch.Where(p => p.Key <= size).ToDictionary(p => p.Key, p => Math.Max(1, p.Value / divisor))
+        );
     }
 }
 
@@ -49,12 +78,14 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     readonly ModuleList<ToRgb> to_rgbs;
     readonly NoiseBuffers noises;
 
-    public StyleGan2Generator(StyleGan2Config config) : base(nameof(StyleGan2Generator))
+    public StyleGan2Generator(StyleGan2Config config)
+        : base(nameof(StyleGan2Generator))
     {
         Config = config;
         int D = config.StyleDim;
         var layers = new List<nn.Module<Tensor, Tensor>> { new PixelNorm() };
-        for (int i = 0; i < config.MappingLayers; i++) layers.Add(new EqualLinear(D, D, lrMul: config.MappingLrMul, activate: true));
+        for (int i = 0; i < config.MappingLayers; i++)
+            layers.Add(new EqualLinear(D, D, lrMul: config.MappingLrMul, activate: true));
         style = new ModuleList<nn.Module<Tensor, Tensor>>(layers.ToArray());
 
         int c4 = config.Channels[4];
@@ -96,14 +127,19 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     public Tensor MeanLatent
     {
         get => get_buffer("mean_latent")!;
-        set { using var _ = torch.no_grad(); MeanLatent.copy_(value.detach().reshape(StyleDim)); }
+        set
+        {
+            using var _ = torch.no_grad();
+            MeanLatent.copy_(value.detach().reshape(StyleDim));
+        }
     }
 
     /// <summary>Mapping network f: z -> w (PixelNorm, then MappingLayers equalized-lr dense layers).</summary>
     public Tensor Map(Tensor z)
     {
         var x = z;
-        foreach (var layer in style) x = layer.call(x);
+        foreach (var layer in style)
+            x = layer.call(x);
         return x;
     }
 
@@ -113,20 +149,28 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     /// </summary>
     public Tensor Truncate(Tensor w, double psi, int? cutoff = null) =>
         cutoff is { } c ? StyleGan1Generator.TruncateLayers(ToWPlus(w), MeanLatent, psi, c)
-        : psi == 1.0 ? w : torch.lerp(MeanLatent, w, psi);
+        : psi == 1.0 ? w
+        : torch.lerp(MeanLatent, w, psi);
 
-    public Tensor ToWPlus(Tensor w) => w.dim() switch
-    {
-        2 => w.unsqueeze(1).expand(-1, NumLatents, -1),
-        3 when w.shape[1] == NumLatents => w,
-        _ => throw new ArgumentException($"expected w [N,{StyleDim}] or W+ [N,{NumLatents},{StyleDim}], got [{string.Join(",", w.shape)}]"),
-    };
+    public Tensor ToWPlus(Tensor w) =>
+        w.dim() switch
+        {
+            2 => w.unsqueeze(1).expand(-1, NumLatents, -1),
+            3 when w.shape[1] == NumLatents => w,
+            _ => throw new ArgumentException(
+                $"expected w [N,{StyleDim}] or W+ [N,{NumLatents},{StyleDim}], got [{string.Join(",", w.shape)}]"
+            ),
+        };
 
     /// <summary>Style mixing: layers before <paramref name="injectIndex"/> take w1, the rest w2.</summary>
     public Tensor Mix(Tensor w1, Tensor w2, int injectIndex)
     {
-        if (injectIndex < 0 || injectIndex > NumLatents) throw new ArgumentOutOfRangeException(nameof(injectIndex));
-        return torch.cat([ToWPlus(w1).narrow(1, 0, injectIndex), ToWPlus(w2).narrow(1, injectIndex, NumLatents - injectIndex)], 1);
+        if (injectIndex < 0 || injectIndex > NumLatents)
+            throw new ArgumentOutOfRangeException(nameof(injectIndex));
+        return torch.cat(
+            [ToWPlus(w1).narrow(1, 0, injectIndex), ToWPlus(w2).narrow(1, injectIndex, NumLatents - injectIndex)],
+            1
+        );
     }
 
     /// <summary>The forward pass renders with the stored noise; use <see cref="Synthesize"/> to choose.</summary>
@@ -137,20 +181,24 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         var latent = ToWPlus(w);
         long n = latent.shape[0];
         // Without autograd a batch is rendered one sample at a time: the modulated weight of one sample is cheap to
-        // build, it saves two full passes over every activation, and peak memory stays that of one image (bench/README.md).
+        // build, it saves two full passes over every activation, and peak memory stays that of one image
+        // (bench/README.md).
         if (n > 1 && !torch.is_grad_enabled())
         {
             var parts = new Tensor[n];
-            for (int i = 0; i < n; i++) parts[i] = Synthesize(latent.narrow(0, i, 1), noise);
+            for (int i = 0; i < n; i++)
+                parts[i] = Synthesize(latent.narrow(0, i, 1), noise);
             var all = torch.cat(parts, 0);
-            foreach (var p in parts) p.Dispose();
+            foreach (var p in parts)
+                p.Dispose();
             return all;
         }
         Tensor? Noise(int i) => noise == NoiseMode.Const ? noises[i] : null;
 
         // Activations are kept channels-last (NHWC strides): oneDNN's convolutions and the depthwise FIR filters
         // run markedly faster on CPU in that layout, and elementwise ops preserve it.
-        Tensor x, skip;
+        Tensor x,
+            skip;
         using (var scope = torch.NewDisposeScope())
         {
             x = ChannelsLast(input.forward(n));
@@ -176,7 +224,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         }
         x.Dispose();
         var image = skip.contiguous();
-        if (!ReferenceEquals(image, skip)) skip.Dispose();
+        if (!ReferenceEquals(image, skip))
+            skip.Dispose();
         return image;
     }
 
@@ -200,11 +249,14 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     /// </summary>
     internal sealed class EqualLinear : nn.Module<Tensor, Tensor>
     {
-        readonly Parameter weight, bias;
-        readonly double scale, lrMul;
+        readonly Parameter weight,
+            bias;
+        readonly double scale,
+            lrMul;
         readonly bool activate;
 
-        public EqualLinear(int inDim, int outDim, double biasInit = 0, double lrMul = 1, bool activate = false) : base(nameof(EqualLinear))
+        public EqualLinear(int inDim, int outDim, double biasInit = 0, double lrMul = 1, bool activate = false)
+            : base(nameof(EqualLinear))
         {
             weight = new Parameter(torch.randn(outDim, inDim).div_(lrMul));
             bias = new Parameter(torch.full(outDim, biasInit));
@@ -217,7 +269,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         public override Tensor forward(Tensor x)
         {
-            if (!activate) return F.linear(x, weight * scale, bias * lrMul);
+            if (!activate)
+                return F.linear(x, weight * scale, bias * lrMul);
             return FusedLeakyRelu(F.linear(x, weight * scale), bias * lrMul);
         }
     }
@@ -243,14 +296,28 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         readonly Parameter weight;
         internal readonly EqualLinear modulation;
         readonly Blur? blur;
-        readonly int kernel, outCh, inCh;
+        readonly int kernel,
+            outCh,
+            inCh;
         readonly double scale;
-        readonly bool demodulate, upsample;
+        readonly bool demodulate,
+            upsample;
 
-        public ModulatedConv2d(int inCh, int outCh, int kernel, int styleDim, bool demodulate = true, bool upsample = false) : base(nameof(ModulatedConv2d))
+        public ModulatedConv2d(
+            int inCh,
+            int outCh,
+            int kernel,
+            int styleDim,
+            bool demodulate = true,
+            bool upsample = false
+        )
+            : base(nameof(ModulatedConv2d))
         {
-            this.kernel = kernel; this.outCh = outCh; this.inCh = inCh;
-            this.demodulate = demodulate; this.upsample = upsample;
+            this.kernel = kernel;
+            this.outCh = outCh;
+            this.inCh = inCh;
+            this.demodulate = demodulate;
+            this.upsample = upsample;
             scale = 1.0 / Math.Sqrt(inCh * kernel * kernel);
             weight = new Parameter(torch.randn([1, outCh, inCh, kernel, kernel]));
             modulation = new EqualLinear(styleDim, inCh, biasInit: 1);
@@ -268,8 +335,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
             long n = x.shape[0];
-            var s = modulation.forward(style);                       // [N, in]
-            var w = weight.squeeze(0) * scale;                       // [out, in, k, k]
+            var s = modulation.forward(style); // [N, in]
+            var w = weight.squeeze(0) * scale; // [out, in, k, k]
             Tensor y;
             if (n == 1)
             {
@@ -283,31 +350,37 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 y = Convolve(x * s.view(n, inCh, 1, 1), w);
                 if (demodulate)
                 {
-                    var wsq = w.square().sum([2, 3]);                // [out, in]
+                    var wsq = w.square().sum([2, 3]); // [out, in]
                     var d = (torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8) * gain).view(n, outCh, 1, 1);
                     y = torch.is_grad_enabled() ? y * d : y.mul_(d);
                 }
-                else if (gain != 1.0) y = torch.is_grad_enabled() ? y * gain : y.mul_(gain);
+                else if (gain != 1.0)
+                    y = torch.is_grad_enabled() ? y * gain : y.mul_(gain);
             }
             return y;
         }
 
         // Demodulation is a per-channel scale, so it commutes with the per-channel blur that follows upsampling.
-        Tensor Convolve(Tensor x, Tensor w) => upsample
-            ? blur!.forward(F.conv_transpose2d(x, w.transpose(0, 1), strides: [2, 2]))
-            : F.conv2d(x, w, padding: [kernel / 2, kernel / 2]);
+        Tensor Convolve(Tensor x, Tensor w) =>
+            upsample
+                ? blur!.forward(F.conv_transpose2d(x, w.transpose(0, 1), strides: [2, 2]))
+                : F.conv2d(x, w, padding: [kernel / 2, kernel / 2]);
     }
 
-    /// <summary>upfirdn2d with the [1,3,3,1] kernel (outer product, normalised, times factor^2) and no resampling.</summary>
+    /// <summary>upfirdn2d with the [1,3,3,1] kernel (outer product, normalised, times factor^2) and no
+    /// resampling.</summary>
     internal sealed class Blur : nn.Module<Tensor, Tensor>
     {
         readonly Tensor kernel;
-        readonly int pad0, pad1;
+        readonly int pad0,
+            pad1;
 
-        public Blur(int upsampleFactor, int pad0, int pad1) : base(nameof(Blur))
+        public Blur(int upsampleFactor, int pad0, int pad1)
+            : base(nameof(Blur))
         {
             kernel = MakeKernel() * (upsampleFactor * upsampleFactor);
-            this.pad0 = pad0; this.pad1 = pad1;
+            this.pad0 = pad0;
+            this.pad1 = pad1;
             register_buffer("kernel", kernel);
         }
 
@@ -316,7 +389,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             long c = x.shape[1];
             // upfirdn2d convolves (flipped kernel); conv2d correlates.
             var k = kernel.flip(0, 1).to(x.dtype).expand(c, 1, -1, -1);
-            if (pad0 == pad1) return F.conv2d(x, k, padding: [pad0, pad0], groups: c);
+            if (pad0 == pad1)
+                return F.conv2d(x, k, padding: [pad0, pad0], groups: c);
             return F.conv2d(F.pad(x, [pad0, pad1, pad0, pad1]), k, groups: c);
         }
     }
@@ -329,7 +403,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         readonly Tensor kernel;
 
-        public Upsample() : base(nameof(Upsample))
+        public Upsample()
+            : base(nameof(Upsample))
         {
             kernel = MakeKernel() * 4;
             register_buffer("kernel", kernel);
@@ -338,7 +413,13 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public override Tensor forward(Tensor x)
         {
             long c = x.shape[1];
-            return F.conv_transpose2d(x, kernel.to(x.dtype).expand(c, 1, -1, -1), strides: [2, 2], padding: [1, 1], groups: c);
+            return F.conv_transpose2d(
+                x,
+                kernel.to(x.dtype).expand(c, 1, -1, -1),
+                strides: [2, 2],
+                padding: [1, 1],
+                groups: c
+            );
         }
     }
 
@@ -354,19 +435,20 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         internal readonly Parameter weight;
 
-        public NoiseInjection() : base(nameof(NoiseInjection))
+        public NoiseInjection()
+            : base(nameof(NoiseInjection))
         {
             weight = new Parameter(torch.zeros(1));
             register_parameter("weight", weight);
         }
-
     }
 
     internal sealed class ConstantInput : nn.Module
     {
         internal readonly Parameter input;
 
-        public ConstantInput(int channels, int size = 4) : base(nameof(ConstantInput))
+        public ConstantInput(int channels, int size = 4)
+            : base(nameof(ConstantInput))
         {
             input = new Parameter(torch.randn(1, channels, size, size));
             register_parameter("input", input);
@@ -384,7 +466,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         readonly NoiseInjection noise;
         readonly BiasHolder activate;
 
-        public StyledConv(int inCh, int outCh, int kernel, int styleDim, bool upsample) : base(nameof(StyledConv))
+        public StyledConv(int inCh, int outCh, int kernel, int styleDim, bool upsample)
+            : base(nameof(StyledConv))
         {
             conv = new ModulatedConv2d(inCh, outCh, kernel, styleDim, demodulate: true, upsample: upsample);
             noise = new NoiseInjection();
@@ -413,21 +496,24 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         internal readonly Parameter bias;
 
-        public BiasHolder(int channels) : base("FusedLeakyReLU")
+        public BiasHolder(int channels)
+            : base("FusedLeakyReLU")
         {
             bias = new Parameter(torch.zeros(channels));
             register_parameter("bias", bias);
         }
     }
 
-    /// <summary>Modulated 1x1 conv to RGB (no demodulation) plus bias, plus the upsampled skip of the previous resolution.</summary>
+    /// <summary>Modulated 1x1 conv to RGB (no demodulation) plus bias, plus the upsampled skip of the previous
+    /// resolution.</summary>
     internal sealed class ToRgb : nn.Module
     {
         readonly ModulatedConv2d conv;
         readonly Parameter bias;
         readonly Upsample? upsample;
 
-        public ToRgb(int inCh, int styleDim, bool upsample) : base(nameof(ToRgb))
+        public ToRgb(int inCh, int styleDim, bool upsample)
+            : base(nameof(ToRgb))
         {
             conv = new ModulatedConv2d(inCh, 3, 1, styleDim, demodulate: false);
             bias = new Parameter(torch.zeros(1, 3, 1, 1));
@@ -443,17 +529,20 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor forward(Tensor x, Tensor style, Tensor? skip)
         {
             var y = conv.forward(x, style).add_(bias);
-            if (skip is not null && upsample is not null) y.add_(upsample.forward(skip));
+            if (skip is not null && upsample is not null)
+                y.add_(upsample.forward(skip));
             return y;
         }
     }
 
-    /// <summary>The fixed per-layer noise inputs, buffers <c>noise_0</c> .. <c>noise_{n-1}</c>, noise_i at 2^((i+5)/2) px.</summary>
+    /// <summary>The fixed per-layer noise inputs, buffers <c>noise_0</c> .. <c>noise_{n-1}</c>, noise_i at 2^((i+5)/2)
+    /// px.</summary>
     internal sealed class NoiseBuffers : nn.Module
     {
         readonly int count;
 
-        public NoiseBuffers(int count) : base("noises")
+        public NoiseBuffers(int count)
+            : base("noises")
         {
             this.count = count;
             for (int i = 0; i < count; i++)

@@ -5,8 +5,10 @@ namespace IdDisentangle.Networks;
 /// <summary>The 68-point landmark models: face-api.js's net (the landmark loss's) and dlib's shape predictor.</summary>
 internal sealed class LandmarkNetwork
 {
-    /// <summary>face-api.js's landmark net (MIT): what L_lnd uses; places alignment about 2 px less precisely.</summary>
+    /// <summary>face-api.js's landmark net (MIT): what L_lnd uses; places alignment about 2 px less
+    /// precisely.</summary>
     public static readonly LandmarkNetwork FaceApi = new("faceapi", AlignmentLandmarks.FaceApi, ["face-api"]);
+
     /// <summary>dlib's shape predictor, the model FFHQ was aligned with (non-commercial license).</summary>
     public static readonly LandmarkNetwork Dlib = new("dlib", AlignmentLandmarks.Dlib, []);
 
@@ -30,8 +32,12 @@ internal sealed class LandmarkNetwork
 
     /// <summary>The entry named <paramref name="name"/>; an unknown name is an error listing the choices.</summary>
     public static LandmarkNetwork Parse(string name) =>
-        All.FirstOrDefault(n => string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase)
-                                || n._aliases.Contains(name, StringComparer.OrdinalIgnoreCase))
-        ?? throw new NetworkChoiceException($"landmark model '{name}': use {string.Join(" or ", All.Select(n => n.Name))}",
-                                           All.Select(n => n.Name).ToList());
+        All.FirstOrDefault(n =>
+            string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase)
+            || n._aliases.Contains(name, StringComparer.OrdinalIgnoreCase)
+        )
+        ?? throw new NetworkChoiceException(
+            $"landmark model '{name}': use {string.Join(" or ", All.Select(n => n.Name))}",
+            All.Select(n => n.Name).ToList()
+        );
 }

@@ -12,8 +12,14 @@ namespace IdDisentangle.Networks;
 /// frozen generator, E_id (identity network and its weights), E_attr (backbone and input size), M between them,
 /// and the face crop of the face networks ("ffhq" or "none").
 /// </summary>
-internal sealed record NetworkChoice(string GeneratorPath, IdentityNetwork Identity, string? IdentityWeights,
-                                   AttributeBackbone AttrBackbone, int AttrInputSize, string FaceCrop)
+internal sealed record NetworkChoice(
+    string GeneratorPath,
+    IdentityNetwork Identity,
+    string? IdentityWeights,
+    AttributeBackbone AttrBackbone,
+    int AttrInputSize,
+    string FaceCrop
+)
 {
     /// <summary>The generator, frozen, on <paramref name="device"/>.</summary>
     public static IStyleGenerator LoadGenerator(string path, Device device, out GeneratorLoadReport report)
@@ -22,11 +28,13 @@ internal sealed record NetworkChoice(string GeneratorPath, IdentityNetwork Ident
         var module = (nn.Module)g;
         module.to(device);
         module.eval();
-        foreach (var p in module.parameters()) p.requires_grad = false;
+        foreach (var p in module.parameters())
+            p.requires_grad = false;
         return g;
     }
 
-    /// <summary>E_id, frozen; <paramref name="normalize"/> as the paper's IDEncoder (false only for old runs).</summary>
+    /// <summary>E_id, frozen; <paramref name="normalize"/> as the paper's IDEncoder (false only for old
+    /// runs).</summary>
     public IdentityEncoder IdentityEncoder(ModelStore store, bool normalize = true) =>
         Identity.Encoder(store, IdentityWeights, FaceCrop, normalize);
 

@@ -1,50 +1,60 @@
 using System.Diagnostics;
 using System.Text;
 using IdDisentangle.Data;
+using IdDisentangle.Faces;
 using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
-using IdDisentangle.Models;
 using IdDisentangle.IO;
+using IdDisentangle.Models;
+using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
-using IdDisentangle.Runs;
-using IdDisentangle.Faces;
 
 namespace IdDisentangle.Reporting;
 
 internal sealed record DemoOptions
 {
     public string OutDir { get; init; } = Path.Combine("results", "demo");
+
     /// <summary>A generator file; null: $IDDIS_GENERATOR, else a small untrained StyleGAN2.</summary>
     public string? Generator { get; init; }
     public long Steps { get; init; } = 150;
     public int Images { get; init; } = 240;
     public int TestImages { get; init; } = 40;
     public int BatchSize { get; init; } = 6;
-    /// <summary>Resolution the attribute backbone sees; 0: its native one, except 149 px with the untrained 64-px generator (keeps the demo within 10 minutes on 2 cores).</summary>
+
+    /// <summary>Resolution the attribute backbone sees; 0: its native one, except 149 px with the untrained 64-px
+    /// generator (keeps the demo within 10 minutes on 2 cores).</summary>
     public int AttrInputSize { get; init; }
     public string? Photos { get; init; }
     public string? ModelsDir { get; init; }
     public string? Device { get; init; }
     public int Threads { get; init; }
+
     /// <summary>The command line that does a stage by hand, shown in the report (none by default).</summary>
     public Func<DemoWork, string> DescribeCommand { get; init; } = _ => "";
 }
 
-/// <summary>What a stage of the demo does, in the library's terms; the CLI turns it into the command that does it by hand.</summary>
+/// <summary>What a stage of the demo does, in the library's terms; the CLI turns it into the command that does it by
+/// hand.</summary>
 internal abstract record DemoWork
 {
     /// <summary>Fetch and convert every pretrained network into the model store.</summary>
     public sealed record FetchNetworks(string? ModelsDir) : DemoWork;
+
     /// <summary>Choose the generator (given, from the environment, or an untrained one written by the demo).</summary>
     public sealed record ChooseGenerator : DemoWork;
+
     public sealed record GenerateData(string Generator, DatasetGenerationOptions Options) : DemoWork;
+
     public sealed record Train(TrainingConfig Config) : DemoWork;
+
     /// <summary>Identity swaps of held-out images with a run's checkpoint.</summary>
     public sealed record Infer(string RunDir, string OutDir) : DemoWork;
+
     public sealed record Report(string OutDir) : DemoWork;
 }
 
@@ -59,25 +69,35 @@ internal sealed record DemoStage(string Name, string Summary, double Seconds, st
 internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, double, double>? progress = null)
 {
     public const string UntrainedDisclaimer =
-        "This demo ran with an UNTRAINED StyleGAN2 (deterministic random weights): it does not produce faces, so the " +
-        "pictures below are coloured textures and the identity and landmark numbers mean little. Use a pretrained FFHQ " +
-        "generator for real results: the FFHQ 256x256 StyleGAN2 checkpoint of pSp/e4e/the paper's PyTorch port " +
-        "(stylegan2-ffhq-256.pt, '550000.pt') or NVIDIA's FFHQ 1024 config-f converted to rosinality's layout " +
-        "(stylegan2-ffhq-config-f.pt), published on the authors' Google Drive and Hugging Face pages; then run " +
-        "'iddis demo --generator FILE' (or set IDDIS_GENERATOR=FILE).";
+        "This demo ran with an UNTRAINED StyleGAN2 (deterministic random weights): it does not produce faces, so the "
+        + "pictures below are coloured textures and the identity and landmark numbers mean little. Use a pretrained FFHQ "
+        + "generator for real results: the FFHQ 256x256 StyleGAN2 checkpoint of pSp/e4e/the paper's PyTorch port "
+        + "(stylegan2-ffhq-256.pt, '550000.pt') or NVIDIA's FFHQ 1024 config-f converted to rosinality's layout "
+        + "(stylegan2-ffhq-config-f.pt), published on the authors' Google Drive and Hugging Face pages; then run "
+        + "'iddis demo --generator FILE' (or set IDDIS_GENERATOR=FILE).";
 
-    const string GeneratorDir = "generator", DatasetDir = "dataset", RunName = "train", SwapsDir = "swaps";
-    const string HtmlReport = "index.html", MarkdownReport = "report.md";
+    const string GeneratorDir = "generator",
+        DatasetDir = "dataset",
+        RunName = "train",
+        SwapsDir = "swaps";
+    const string HtmlReport = "index.html",
+        MarkdownReport = "report.md";
 
     readonly List<DemoStage> _stages = [];
 
     /// <summary>Deletes what a demo run left in <paramref name="outDir"/>, so the next one starts over.</summary>
     public static void Clear(string outDir)
     {
-        foreach (var p in new[] { DatasetDir, RunName, SwapsDir, GeneratorDir, HtmlReport, MarkdownReport }.Select(p => Path.Combine(outDir, p)))
+        foreach (
+            var p in new[] { DatasetDir, RunName, SwapsDir, GeneratorDir, HtmlReport, MarkdownReport }.Select(p =>
+                Path.Combine(outDir, p)
+            )
+        )
         {
-            if (Directory.Exists(p)) Directory.Delete(p, true);
-            else if (File.Exists(p)) File.Delete(p);
+            if (Directory.Exists(p))
+                Directory.Delete(p, true);
+            else if (File.Exists(p))
+                File.Delete(p);
         }
     }
 
@@ -96,94 +116,188 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
         var store = new ModelStore(o.ModelsDir) { Observer = new StageFetchObserver("fetch networks", log, progress) };
 
         // Everything later stages and the commands a user tries next need, dlib's model for photos included.
-        Stage("fetch networks", new DemoWork.FetchNetworks(o.ModelsDir), () =>
-        {
-            var converted = PretrainedNetworks.FetchAll(store, log: log, cancellation: cancellation);
-            return $"model store {store.Root} complete ({converted.Count} converted now)";
-        });
+        Stage(
+            "fetch networks",
+            new DemoWork.FetchNetworks(o.ModelsDir),
+            () =>
+            {
+                var converted = PretrainedNetworks.FetchAll(store, log: log, cancellation: cancellation);
+                return $"model store {store.Root} complete ({converted.Count} converted now)";
+            }
+        );
 
         string generator = "";
-        Stage("generator", new DemoWork.ChooseGenerator(), () =>
-        {
-            string? given = GeneratorFiles.Default(o.Generator);
-            if (given is not null)
+        Stage(
+            "generator",
+            new DemoWork.ChooseGenerator(),
+            () =>
             {
-                if (!File.Exists(given)) throw new FileNotFoundException($"{given}: no such generator file", given);
-                generator = given;
-                return $"pretrained generator {given}";
+                string? given = GeneratorFiles.Default(o.Generator);
+                if (given is not null)
+                {
+                    if (!File.Exists(given))
+                        throw new FileNotFoundException($"{given}: no such generator file", given);
+                    generator = given;
+                    return $"pretrained generator {given}";
+                }
+                UntrainedGenerator = true;
+                generator = Path.Combine(o.OutDir, GeneratorDir, "untrained_stylegan2_64.pt");
+                if (!File.Exists(generator))
+                {
+                    torch.manual_seed(20201201);
+                    using var g = new StyleGan2Generator(StyleGan2Config.Standard(64, mappingLayers: 4, divisor: 8));
+                    using (torch.no_grad())
+                        g.MeanLatent = g.Map(torch.randn(10_000, g.StyleDim)).mean([0]);
+                    StyleGan2Weights.Save(g, generator);
+                }
+                return "UNTRAINED StyleGAN2, 64x64, deterministic random weights (not a face model)";
             }
-            UntrainedGenerator = true;
-            generator = Path.Combine(o.OutDir, GeneratorDir, "untrained_stylegan2_64.pt");
-            if (!File.Exists(generator))
-            {
-                torch.manual_seed(20201201);
-                using var g = new StyleGan2Generator(StyleGan2Config.Standard(64, mappingLayers: 4, divisor: 8));
-                using (torch.no_grad())
-                    g.MeanLatent = g.Map(torch.randn(10_000, g.StyleDim)).mean([0]);
-                StyleGan2Weights.Save(g, generator);
-            }
-            return "UNTRAINED StyleGAN2, 64x64, deterministic random weights (not a face model)";
-        });
+        );
 
         string dataset = Path.Combine(o.OutDir, DatasetDir);
-        var generation = new DatasetGenerationOptions { OutDir = dataset, NumImages = o.Images, Truncation = 0.7 };
-        Stage("generate data", new DemoWork.GenerateData(generator, generation), () =>
+        var generation = new DatasetGenerationOptions
         {
-            using var g = (IDisposable)GeneratorFiles.Load(generator, out _);
-            long written = DatasetGenerator.Generate((IStyleGenerator)g, generation,
-                (k, _) => progress?.Invoke("generate data", k + 1, o.Images), cancellation);
-            return $"{o.Images} images ({written} written now) in {dataset}";
-        });
+            OutDir = dataset,
+            NumImages = o.Images,
+            Truncation = 0.7,
+        };
+        Stage(
+            "generate data",
+            new DemoWork.GenerateData(generator, generation),
+            () =>
+            {
+                using var g = (IDisposable)GeneratorFiles.Load(generator, out _);
+                long written = DatasetGenerator.Generate(
+                    (IStyleGenerator)g,
+                    generation,
+                    (k, _) => progress?.Invoke("generate data", k + 1, o.Images),
+                    cancellation
+                );
+                return $"{o.Images} images ({written} written now) in {dataset}";
+            }
+        );
 
         int resolution;
-        using (var g = (IDisposable)GeneratorFiles.Load(generator, out _)) resolution = ((IStyleGenerator)g).Resolution;
+        using (var g = (IDisposable)GeneratorFiles.Load(generator, out _))
+            resolution = ((IStyleGenerator)g).Resolution;
         bool smallImages = resolution < MsSsim.MinimumSize;
-        int attrInput = o.AttrInputSize > 0 ? o.AttrInputSize : UntrainedGenerator ? 149 : 0;
+        int attrInput =
+            o.AttrInputSize > 0 ? o.AttrInputSize
+            : UntrainedGenerator ? 149
+            : 0;
         var config = new TrainingConfig
         {
-            Name = RunName, DatasetDir = dataset, GeneratorPath = generator, ResultsDir = o.OutDir, BatchSize = o.BatchSize,
-            NumSteps = o.Steps, TrainDataSize = o.Images - o.TestImages, TestSize = Math.Clamp(o.TestImages / o.BatchSize, 1, 4),
-            TestFrequency = (int)Math.Max(1, o.Steps / 4), PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
-            AttrInputSize = attrInput, FaceCrop = UntrainedGenerator ? "none" : "ffhq", ModelsDir = o.ModelsDir, Device = o.Device, Threads = o.Threads,
+            Name = RunName,
+            DatasetDir = dataset,
+            GeneratorPath = generator,
+            ResultsDir = o.OutDir,
+            BatchSize = o.BatchSize,
+            NumSteps = o.Steps,
+            TrainDataSize = o.Images - o.TestImages,
+            TestSize = Math.Clamp(o.TestImages / o.BatchSize, 1, 4),
+            TestFrequency = (int)Math.Max(1, o.Steps / 4),
+            PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
+            AttrInputSize = attrInput,
+            FaceCrop = UntrainedGenerator ? "none" : "ffhq",
+            ModelsDir = o.ModelsDir,
+            Device = o.Device,
+            Threads = o.Threads,
         };
-        Stage("train", new DemoWork.Train(config), () =>
-        {
-            using var trainer = new Trainer(config, log);
-            var r = trainer.Run(resume: true, cancellation, (n, _) => progress?.Invoke("train", n + 1, o.Steps));
-            return $"{r.LastStep} steps ({r.StopReason})";
-        });
+        Stage(
+            "train",
+            new DemoWork.Train(config),
+            () =>
+            {
+                using var trainer = new Trainer(config, log);
+                var r = trainer.Run(resume: true, cancellation, (n, _) => progress?.Invoke("train", n + 1, o.Steps));
+                return $"{r.LastStep} steps ({r.StopReason})";
+            }
+        );
 
         string swaps = Path.Combine(o.OutDir, SwapsDir);
-        Stage("infer", new DemoWork.Infer(config.RunDir, swaps), () =>
-        {
-            using var model = DisentanglementModel.FromRun(config.RunDir, checkpoint: RunFolder.Last, modelsDir: o.ModelsDir, device: o.Device);
-            var layout = new DatasetLayout(dataset);
-            var held = layout.Indices().Where(k => k >= config.TrainDataSize).Take(8).ToList();
-            var inputs = held.Select(k => new InputImage(layout.ImagePath(k), $"{k:00000}", ImageIO.Read(layout.ImagePath(k)))).ToList();
-            int ids = Math.Min(4, inputs.Count / 2);
-            int n = InferenceJobs.Grid(model, inputs.Take(ids).ToList(), inputs.Skip(ids).Take(4).ToList(), Path.Combine(swaps, "generated"));
-            string interp = Path.Combine(swaps, "interpolation");
-            InferenceJobs.Interpolate(model, [inputs[0] with { Stem = "id" }, inputs[1] with { Stem = "attr_a" }, inputs[2] with { Stem = "attr_b" }], interp, steps: 7);
-            string text = $"{n} identity swaps of held-out generated faces; an attribute interpolation";
-            if (o.Photos is not null)
+        Stage(
+            "infer",
+            new DemoWork.Infer(config.RunDir, swaps),
+            () =>
             {
-                // Real photos are FFHQ-aligned first, as 'iddis infer' does.
-                using var aligner = FaceAligner.Load(new ModelStore(o.ModelsDir), model.Device, model.Generator.Resolution);
-                var photos = aligner.Align(InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList(), log);
-                if (photos.Count == 0) throw new InvalidDataException($"{o.Photos}: no face found in any photo (--photos)");
-                int m = InferenceJobs.Grid(model, photos, photos, Path.Combine(swaps, "photos"));
-                text += $"; {m} swaps among {photos.Count} aligned photos";
+                using var model = DisentanglementModel.FromRun(
+                    config.RunDir,
+                    checkpoint: RunFolder.Last,
+                    modelsDir: o.ModelsDir,
+                    device: o.Device
+                );
+                var layout = new DatasetLayout(dataset);
+                var held = layout.Indices().Where(k => k >= config.TrainDataSize).Take(8).ToList();
+                var inputs = held.Select(k => new InputImage(
+                        layout.ImagePath(k),
+                        $"{k:00000}",
+                        ImageIO.Read(layout.ImagePath(k))
+                    ))
+                    .ToList();
+                int ids = Math.Min(4, inputs.Count / 2);
+                int n = InferenceJobs.Grid(
+                    model,
+                    inputs.Take(ids).ToList(),
+                    inputs.Skip(ids).Take(4).ToList(),
+                    Path.Combine(swaps, "generated")
+                );
+                string interp = Path.Combine(swaps, "interpolation");
+                InferenceJobs.Interpolate(
+                    model,
+                    [
+                        inputs[0] with
+                        {
+                            Stem = "id",
+                        },
+                        inputs[1] with
+                        {
+                            Stem = "attr_a",
+                        },
+                        inputs[2] with
+                        {
+                            Stem = "attr_b",
+                        },
+                    ],
+                    interp,
+                    steps: 7
+                );
+                string text = $"{n} identity swaps of held-out generated faces; an attribute interpolation";
+                if (o.Photos is not null)
+                {
+                    // Real photos are FFHQ-aligned first, as 'iddis infer' does.
+                    using var aligner = FaceAligner.Load(
+                        new ModelStore(o.ModelsDir),
+                        model.Device,
+                        model.Generator.Resolution
+                    );
+                    var photos = aligner.Align(InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList(), log);
+                    if (photos.Count == 0)
+                        throw new InvalidDataException($"{o.Photos}: no face found in any photo (--photos)");
+                    int m = InferenceJobs.Grid(model, photos, photos, Path.Combine(swaps, "photos"));
+                    text += $"; {m} swaps among {photos.Count} aligned photos";
+                }
+                return text;
             }
-            return text;
-        });
+        );
 
         string report = "";
-        Stage("report", new DemoWork.Report(o.OutDir), () =>
-        {
-            report = DemoReport.Write(o.OutDir, config, _stages, UntrainedGenerator, Path.Combine(swaps, "generated", "grid.png"),
-                Path.Combine(swaps, "interpolation", "strip.png"), o.Photos is null ? null : Path.Combine(swaps, "photos", "grid.png"));
-            return report;
-        });
+        Stage(
+            "report",
+            new DemoWork.Report(o.OutDir),
+            () =>
+            {
+                report = DemoReport.Write(
+                    o.OutDir,
+                    config,
+                    _stages,
+                    UntrainedGenerator,
+                    Path.Combine(swaps, "generated", "grid.png"),
+                    Path.Combine(swaps, "interpolation", "strip.png"),
+                    o.Photos is null ? null : Path.Combine(swaps, "photos", "grid.png")
+                );
+                return report;
+            }
+        );
         return report;
 
         void Stage(string name, DemoWork what, Func<string> work)
@@ -198,58 +312,92 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
     }
 }
 
-/// <summary>The demo's report: a self-contained index.html (images embedded) and report.md with the same numbers.</summary>
+/// <summary>The demo's report: a self-contained index.html (images embedded) and report.md with the same
+/// numbers.</summary>
 internal static class DemoReport
 {
-    public static string Write(string outDir, TrainingConfig config, IReadOnlyList<DemoStage> stages, bool untrained,
-        string gridPng, string stripPng, string? photosPng)
+    public static string Write(
+        string outDir,
+        TrainingConfig config,
+        IReadOnlyList<DemoStage> stages,
+        bool untrained,
+        string gridPng,
+        string stripPng,
+        string? photosPng
+    )
     {
         string metrics = new RunFolder(config.RunDir).MetricsFile;
         var losses = Plots.ReadSeries(metrics, "step", k => k.StartsWith("l_", StringComparison.Ordinal) || k == "r1");
         var validation = Plots.ReadSeries(metrics, "validation", _ => true);
         validation.Remove("step");
         var plots = new List<(string Title, byte[] Png)>();
-        foreach (var (name, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal)) plots.Add(($"{name} per step", Plots.Line(LossTitle(name), name, pts)));
-        foreach (var (name, pts) in validation.OrderBy(p => p.Key, StringComparer.Ordinal)) plots.Add(($"validation {name}", Plots.Line($"validation: {name}", name, pts)));
+        foreach (var (name, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal))
+            plots.Add(($"{name} per step", Plots.Line(LossTitle(name), name, pts)));
+        foreach (var (name, pts) in validation.OrderBy(p => p.Key, StringComparer.Ordinal))
+            plots.Add(($"validation {name}", Plots.Line($"validation: {name}", name, pts)));
 
         var html = new StringBuilder();
-        html.Append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IdDisentangle demo</title><style>")
+        html.Append(
+                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IdDisentangle demo</title><style>"
+            )
             .Append("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}")
             .Append(".warn{background:#fff3cd;border:2px solid #e0a800;padding:1em;border-radius:6px}")
             .Append("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}")
-            .Append("code{background:#f4f4f4;padding:2px 4px;word-break:break-all}.plots img{margin:4px}img{max-width:100%}")
+            .Append(
+                "code{background:#f4f4f4;padding:2px 4px;word-break:break-all}.plots img{margin:4px}img{max-width:100%}"
+            )
             .Append("</style></head><body><h1>IdDisentangle demo</h1>");
-        if (untrained) html.Append($"<p class=\"warn\" id=\"untrained\"><strong>Untrained generator.</strong> {Escape(Demo.UntrainedDisclaimer)}</p>");
-        html.Append("<p>Face identity disentanglement via latent space mapping (Nitzan et al. 2020): an identity encoder reads image A, an attribute encoder image B, and a mapper places the pair in the generator's W space.</p>");
-        html.Append("<h2>Stages</h2><table><tr><th>stage</th><th>result</th><th>seconds</th><th>command to run it by hand</th></tr>");
-        foreach (var s in stages) html.Append($"<tr><td>{Escape(s.Name)}</td><td>{Escape(s.Summary)}</td><td>{s.Seconds:F1}</td><td><code>{Escape(s.Command)}</code></td></tr>");
+        if (untrained)
+            html.Append(
+                $"<p class=\"warn\" id=\"untrained\"><strong>Untrained generator.</strong> {Escape(Demo.UntrainedDisclaimer)}</p>"
+            );
+        html.Append(
+            "<p>Face identity disentanglement via latent space mapping (Nitzan et al. 2020): an identity encoder reads image A, an attribute encoder image B, and a mapper places the pair in the generator's W space.</p>"
+        );
+        html.Append(
+            "<h2>Stages</h2><table><tr><th>stage</th><th>result</th><th>seconds</th><th>command to run it by hand</th></tr>"
+        );
+        foreach (var s in stages)
+            html.Append(
+                $"<tr><td>{Escape(s.Name)}</td><td>{Escape(s.Summary)}</td><td>{s.Seconds:F1}</td><td><code>{Escape(s.Command)}</code></td></tr>"
+            );
         html.Append("</table>");
-        html.Append("<h2>Identity swaps (held-out generated images)</h2><p>Top row: attribute images; first column: identity images; cells: results.</p>");
+        html.Append(
+            "<h2>Identity swaps (held-out generated images)</h2><p>Top row: attribute images; first column: identity images; cells: results.</p>"
+        );
         html.Append(Img(gridPng, "identity swap grid"));
         html.Append("<h2>Attribute interpolation</h2>").Append(Img(stripPng, "interpolation strip"));
-        if (photosPng is not null) html.Append("<h2>Photos</h2>").Append(Img(photosPng, "photo swap grid"));
+        if (photosPng is not null)
+            html.Append("<h2>Photos</h2>").Append(Img(photosPng, "photo swap grid"));
         html.Append("<h2>Training curves</h2><div class=\"plots\">");
-        foreach (var (title, png) in plots) html.Append($"<img alt=\"{Escape(title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">");
+        foreach (var (title, png) in plots)
+            html.Append($"<img alt=\"{Escape(title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">");
         html.Append("</div>");
         var last = validation.ToDictionary(p => p.Key, p => p.Value.LastOrDefault().Value);
         if (last.Count > 0)
         {
             html.Append("<h2>Last validation</h2><table>");
-            foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal)) html.Append($"<tr><td>{Escape(k)}</td><td>{v:G5}</td></tr>");
+            foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal))
+                html.Append($"<tr><td>{Escape(k)}</td><td>{v:G5}</td></tr>");
             html.Append("</table>");
         }
-        html.Append($"<p>Run folder: <code>{Escape(config.RunDir)}</code> (metrics.jsonl, TensorBoard events, checkpoints).</p></body></html>");
+        html.Append(
+            $"<p>Run folder: <code>{Escape(config.RunDir)}</code> (metrics.jsonl, TensorBoard events, checkpoints).</p></body></html>"
+        );
         string index = Demo.HtmlReportPath(outDir);
         IO.AtomicFile.WriteAllText(index, html.ToString());
 
         var md = new StringBuilder("# IdDisentangle demo\n\n");
-        if (untrained) md.Append("> **Untrained generator.** ").Append(Demo.UntrainedDisclaimer).Append("\n\n");
+        if (untrained)
+            md.Append("> **Untrained generator.** ").Append(Demo.UntrainedDisclaimer).Append("\n\n");
         md.Append("| stage | result | seconds | command |\n|---|---|---|---|\n");
-        foreach (var s in stages) md.Append($"| {s.Name} | {s.Summary.Replace("|", "\\|")} | {s.Seconds:F1} | `{s.Command}` |\n");
+        foreach (var s in stages)
+            md.Append($"| {s.Name} | {s.Summary.Replace("|", "\\|")} | {s.Seconds:F1} | `{s.Command}` |\n");
         if (last.Count > 0)
         {
             md.Append("\n## Last validation\n\n| metric | value |\n|---|---|\n");
-            foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal)) md.Append($"| {k} | {v:G5} |\n");
+            foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal))
+                md.Append($"| {k} | {v:G5} |\n");
         }
         md.Append("\n## Last losses\n\n| term | last | mean of last 10 |\n|---|---|---|\n");
         foreach (var (k, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -259,31 +407,40 @@ internal static class DemoReport
         return index;
     }
 
-    static string LossTitle(string key) => key switch
-    {
-        "l_id" => "L_id (identity)",
-        "l_lnd" => "L_lnd (landmarks)",
-        "l_rec" => "L_rec (reconstruction, same steps)",
-        "l_adv_m" => "mapper adversarial loss",
-        "l_d" => "D_W logistic loss",
-        "r1" => "R1 penalty",
-        "l_total" => "total non-adversarial loss",
-        _ => key,
-    };
+    static string LossTitle(string key) =>
+        key switch
+        {
+            "l_id" => "L_id (identity)",
+            "l_lnd" => "L_lnd (landmarks)",
+            "l_rec" => "L_rec (reconstruction, same steps)",
+            "l_adv_m" => "mapper adversarial loss",
+            "l_d" => "D_W logistic loss",
+            "r1" => "R1 penalty",
+            "l_total" => "total non-adversarial loss",
+            _ => key,
+        };
 
     static string Img(string path, string alt) =>
-        File.Exists(path) ? $"<img alt=\"{Escape(alt)}\" src=\"data:image/png;base64,{Convert.ToBase64String(File.ReadAllBytes(path))}\">" : $"<p>(missing {Escape(path)})</p>";
+        File.Exists(path)
+            ? $"<img alt=\"{Escape(alt)}\" src=\"data:image/png;base64,{Convert.ToBase64String(File.ReadAllBytes(path))}\">"
+            : $"<p>(missing {Escape(path)})</p>";
 
     static string Escape(string s) => System.Net.WebUtility.HtmlEncode(s);
 }
 
 /// <summary>Shows the demo's downloads on the bar of the stage that makes them.</summary>
-sealed class StageFetchObserver(string stage, Action<string> log, Action<string, double, double>? progress) : IModelFetchObserver
+sealed class StageFetchObserver(string stage, Action<string> log, Action<string, double, double>? progress)
+    : IModelFetchObserver
 {
     public T Fetch<T>(string description, Func<IProgress<DownloadProgress>?, T> fetch)
     {
         log($"fetching {description}");
-        return fetch(progress is null ? null
-            : new ImmediateProgress<DownloadProgress>(p => progress(stage, p.Received, p.Total ?? Math.Max(1, p.Received))));
+        return fetch(
+            progress is null
+                ? null
+                : new ImmediateProgress<DownloadProgress>(p =>
+                    progress(stage, p.Received, p.Total ?? Math.Max(1, p.Received))
+                )
+        );
     }
 }

@@ -6,20 +6,27 @@ namespace IdDisentangle.Reporting;
 internal static class Plots
 {
     /// <summary>Series name -> (step, value) points, from one record type ("step" or "validation").</summary>
-    public static Dictionary<string, List<(double Step, double Value)>> ReadSeries(string metricsJsonl, string type, Func<string, bool> keep)
+    public static Dictionary<string, List<(double Step, double Value)>> ReadSeries(
+        string metricsJsonl,
+        string type,
+        Func<string, bool> keep
+    )
     {
         var series = new Dictionary<string, List<(double, double)>>();
-        if (!File.Exists(metricsJsonl)) return series;
+        if (!File.Exists(metricsJsonl))
+            return series;
         foreach (var line in File.ReadLines(metricsJsonl))
         {
             using var doc = JsonDocument.Parse(line);
             var root = doc.RootElement;
-            if (root.GetProperty("type").GetString() != type) continue;
+            if (root.GetProperty("type").GetString() != type)
+                continue;
             double step = root.GetProperty("step").GetDouble();
             foreach (var p in root.EnumerateObject())
                 if (p.Value.ValueKind == JsonValueKind.Number && keep(p.Name))
                 {
-                    if (!series.TryGetValue(p.Name, out var list)) series[p.Name] = list = [];
+                    if (!series.TryGetValue(p.Name, out var list))
+                        series[p.Name] = list = [];
                     list.Add((step, p.Value.GetDouble()));
                 }
         }
@@ -27,7 +34,13 @@ internal static class Plots
     }
 
     /// <summary>One line plot (PNG) of a series, with a moving average when it is long and noisy.</summary>
-    public static byte[] Line(string title, string yLabel, IReadOnlyList<(double Step, double Value)> points, int width = 480, int height = 300)
+    public static byte[] Line(
+        string title,
+        string yLabel,
+        IReadOnlyList<(double Step, double Value)> points,
+        int width = 480,
+        int height = 300
+    )
     {
         var plot = new ScottPlot.Plot();
         var xs = points.Select(p => p.Step).ToArray();
@@ -38,7 +51,8 @@ internal static class Plots
         if (points.Count >= 20)
         {
             int k = Math.Max(3, points.Count / 20);
-            var smooth = ys.Select((_, i) => ys.Skip(Math.Max(0, i - k + 1)).Take(Math.Min(k, i + 1)).Average()).ToArray();
+            var smooth = ys.Select((_, i) => ys.Skip(Math.Max(0, i - k + 1)).Take(Math.Min(k, i + 1)).Average())
+                .ToArray();
             raw.Color = raw.Color.WithAlpha(0.35);
             var s = plot.Add.Scatter(xs, smooth);
             s.LegendText = $"mean of {k}";

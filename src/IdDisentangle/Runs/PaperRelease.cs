@@ -12,7 +12,13 @@ using static TorchSharp.torch;
 namespace IdDisentangle.Runs;
 
 /// <summary>The files of the paper's released checkpoint, as found in a folder.</summary>
-internal sealed record ReleaseFiles(string AttrEncoder, string Mapper, string? Discriminator, string Generator, string IdentityModel);
+internal sealed record ReleaseFiles(
+    string AttrEncoder,
+    string Mapper,
+    string? Discriminator,
+    string Generator,
+    string IdentityModel
+);
 
 /// <summary>
 /// The authors' released 256x256 checkpoint: <c>AttrEncoder.h5</c> (Keras InceptionV3 weights),
@@ -25,26 +31,39 @@ internal sealed record ReleaseFiles(string AttrEncoder, string Mapper, string? D
 /// </summary>
 internal static class PaperRelease
 {
-    /// <summary>Finds the release's files in <paramref name="dir"/>; several candidates for one role are an error naming them, unless a preference picks one.</summary>
+    /// <summary>Finds the release's files in <paramref name="dir"/>; several candidates for one role are an error
+    /// naming them, unless a preference picks one.</summary>
     public static ReleaseFiles Find(string dir, string? mapperPreference = null)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such folder (--dir)");
-        var files = Directory.GetFiles(dir).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
+        if (!Directory.Exists(dir))
+            throw new DirectoryNotFoundException($"{dir}: no such folder (--dir)");
+        var files = Directory
+            .GetFiles(dir)
+            .Select(Path.GetFileName)
+            .OfType<string>()
+            .Order(StringComparer.Ordinal)
+            .ToList();
         string One(string role, string pattern, bool required = true, string? prefer = null)
         {
             var found = files.Where(f => Regex.IsMatch(f, pattern, RegexOptions.IgnoreCase)).ToList();
             if (found.Count > 1 && prefer is not null)
             {
                 var preferred = found.Where(f => f.Contains(prefer, StringComparison.OrdinalIgnoreCase)).ToList();
-                if (preferred.Count == 1) found = preferred;
+                if (preferred.Count == 1)
+                    found = preferred;
             }
-            if (found.Count > 1 && found.Any(f => Regex.IsMatch(f, @"^[A-Za-z_]+\.h5$"))) found = found.Where(f => Regex.IsMatch(f, @"^[A-Za-z_]+\.h5$")).ToList();
+            if (found.Count > 1 && found.Any(f => Regex.IsMatch(f, @"^[A-Za-z_]+\.h5$")))
+                found = found.Where(f => Regex.IsMatch(f, @"^[A-Za-z_]+\.h5$")).ToList();
             return found.Count switch
             {
                 1 => Path.Combine(dir, found[0]),
                 0 when !required => "",
-                0 => throw new FileNotFoundException($"{dir}: no {role} file (expected a name like {pattern.Replace("\\", "")})"),
-                _ => throw new InvalidDataException($"{dir}: several {role} files ({string.Join(", ", found)}); pick one with --mapper-suffix or remove the others"),
+                0 => throw new FileNotFoundException(
+                    $"{dir}: no {role} file (expected a name like {pattern.Replace("\\", "")})"
+                ),
+                _ => throw new InvalidDataException(
+                    $"{dir}: several {role} files ({string.Join(", ", found)}); pick one with --mapper-suffix or remove the others"
+                ),
             };
         }
         string discriminator = One("W discriminator", @"^W_D.*\.h5$", required: false, prefer: mapperPreference);
@@ -53,7 +72,8 @@ internal static class PaperRelease
             One("latent mapping network", @"^LatentMappingNetwork.*\.h5$", prefer: mapperPreference),
             discriminator.Length > 0 ? discriminator : null,
             One("generator", @"^stylegan.*\.(h5|pkl|pt)$"),
-            One("identity model", @"^vggface2.*\.h5$"));
+            One("identity model", @"^vggface2.*\.h5$")
+        );
     }
 
     /// <summary>Keras InceptionV3 weights (any nesting and names) into <paramref name="net"/>, by order.</summary>
@@ -61,19 +81,28 @@ internal static class PaperRelease
     {
         var all = KerasHdf5File.Read(path).AllWeights.ToList();
         var renamed = new Dictionary<string, Tensor>();
-        int convs = 0, bns = 0;
+        int convs = 0,
+            bns = 0;
         string? currentBn = null;
         foreach (var (name, value) in all)
         {
             string variable = Regex.Replace(name[(name.LastIndexOf('/') + 1)..], ":0$", "");
             string owner = name.Contains('/') ? name[..name.LastIndexOf('/')] : "";
-            if (variable == "kernel" && value.dim() == 4) renamed[$"conv2d_{++convs}/kernel"] = value;
+            if (variable == "kernel" && value.dim() == 4)
+                renamed[$"conv2d_{++convs}/kernel"] = value;
             else if (variable is "gamma" or "beta" or "moving_mean" or "moving_variance")
             {
-                if (owner != currentBn) { currentBn = owner; bns++; }
+                if (owner != currentBn)
+                {
+                    currentBn = owner;
+                    bns++;
+                }
                 renamed[$"batch_normalization_{bns}/{variable}"] = value;
             }
-            else throw new WeightMismatchException($"{path}: {name} is neither a convolution kernel nor a batch-norm variable of an InceptionV3");
+            else
+                throw new WeightMismatchException(
+                    $"{path}: {name} is neither a convolution kernel nor a batch-norm variable of an InceptionV3"
+                );
         }
         net.LoadKeras(renamed, path);
     }
@@ -89,14 +118,17 @@ internal static class PaperRelease
             for (int i = 0; i < ws.Count; i += 2)
             {
                 if (i + 1 >= ws.Count || ws[i].Value.dim() != 2 || ws[i + 1].Value.dim() != 1)
-                    throw new WeightMismatchException($"{path}: layer {layer.Name} is not a list of dense (kernel, bias) pairs");
+                    throw new WeightMismatchException(
+                        $"{path}: layer {layer.Name} is not a list of dense (kernel, bias) pairs"
+                    );
                 result.Add((ws[i].Value, ws[i + 1].Value));
             }
         }
         return result;
     }
 
-    /// <summary>Copies dense layers into a module made of nn.Linear layers named layers.0, layers.1, ... (LatentMapper, WDiscriminator).</summary>
+    /// <summary>Copies dense layers into a module made of nn.Linear layers named layers.0, layers.1, ... (LatentMapper,
+    /// WDiscriminator).</summary>
     public static void LoadDense(nn.Module module, string path)
     {
         var dense = DenseLayers(path);
@@ -129,35 +161,63 @@ internal static class PaperRelease
         using var mapper = new LatentMapper(identity.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);
         LoadDense(mapper, files.Mapper);
         using var d = new WDiscriminator(g.StyleDim);
-        if (files.Discriminator is not null) LoadDense(d, files.Discriminator);
+        if (files.Discriminator is not null)
+            LoadDense(d, files.Discriminator);
 
         string full = Path.GetFullPath(runDir);
         var config = new TrainingConfig
         {
-            Name = Path.GetFileName(full), ResultsDir = Path.GetDirectoryName(full)!,
+            Name = Path.GetFileName(full),
+            ResultsDir = Path.GetDirectoryName(full)!,
             GeneratorPath = Path.GetFullPath(files.Generator),
-            Identity = IdentityNetwork.VggFace2.Name, IdentityWeights = Path.GetFullPath(files.IdentityModel),
-            AttrBackbone = AttributeBackbone.InceptionV3.Name, FaceCrop = "ffhq",
+            Identity = IdentityNetwork.VggFace2.Name,
+            IdentityWeights = Path.GetFullPath(files.IdentityModel),
+            AttrBackbone = AttributeBackbone.InceptionV3.Name,
+            FaceCrop = "ffhq",
         };
-        run.WriteConfig(config, new Dictionary<string, object?>
-        {
-            ["imported_from"] = new
+        run.WriteConfig(
+            config,
+            new Dictionary<string, object?>
             {
-                attr_encoder = Path.GetFullPath(files.AttrEncoder), mapper = Path.GetFullPath(files.Mapper),
-                w_discriminator = files.Discriminator is null ? null : Path.GetFullPath(files.Discriminator),
-            },
-            ["generator"] = new { path = config.GeneratorPath, kind = report.Kind, resolution = g.Resolution, style_dim = g.StyleDim },
-        });
+                ["imported_from"] = new
+                {
+                    attr_encoder = Path.GetFullPath(files.AttrEncoder),
+                    mapper = Path.GetFullPath(files.Mapper),
+                    w_discriminator = files.Discriminator is null ? null : Path.GetFullPath(files.Discriminator),
+                },
+                ["generator"] = new
+                {
+                    path = config.GeneratorPath,
+                    kind = report.Kind,
+                    resolution = g.Resolution,
+                    style_dim = g.StyleDim,
+                },
+            }
+        );
         // The paper's IDEncoder L2-normalises what M sees.
-        var state = new CheckpointState(0, 0, double.NegativeInfinity, double.PositiveInfinity, 0, config.Identity,
-                                        identity.EmbeddingDim, config.AttrBackbone, eAttr.InputSize, config.FaceCrop,
-                                        NormalizedIdentity: true);
-        run.SaveCheckpoint(RunFolder.Last, state, new Dictionary<CheckpointPart, Action<string>>
-        {
-            [CheckpointPart.AttributeEncoder] = path => StateDicts.SaveSafetensors(eAttr, path),
-            [CheckpointPart.Mapper] = path => StateDicts.SaveSafetensors(mapper, path),
-            [CheckpointPart.WDiscriminator] = path => StateDicts.SaveSafetensors(d, path),
-        });
+        var state = new CheckpointState(
+            0,
+            0,
+            double.NegativeInfinity,
+            double.PositiveInfinity,
+            0,
+            config.Identity,
+            identity.EmbeddingDim,
+            config.AttrBackbone,
+            eAttr.InputSize,
+            config.FaceCrop,
+            NormalizedIdentity: true
+        );
+        run.SaveCheckpoint(
+            RunFolder.Last,
+            state,
+            new Dictionary<CheckpointPart, Action<string>>
+            {
+                [CheckpointPart.AttributeEncoder] = path => StateDicts.SaveSafetensors(eAttr, path),
+                [CheckpointPart.Mapper] = path => StateDicts.SaveSafetensors(mapper, path),
+                [CheckpointPart.WDiscriminator] = path => StateDicts.SaveSafetensors(d, path),
+            }
+        );
         return $"{Path.GetFileName(files.Mapper)} with {Path.GetFileName(files.AttrEncoder)}";
     }
 
@@ -168,11 +228,21 @@ internal static class PaperRelease
     public static string ImportCached(string releaseDir, ModelStore store, Action<string>? log = null)
     {
         var files = Find(releaseDir);
-        string identity = string.Join("|", new[] { files.AttrEncoder, files.Mapper, files.Discriminator ?? "", files.Generator, files.IdentityModel }
-            .Select(f => f.Length == 0 ? "" : $"{Path.GetFullPath(f)}:{File.GetLastWriteTimeUtc(f).Ticks}"));
+        string identity = string.Join(
+            "|",
+            new[]
+            {
+                files.AttrEncoder,
+                files.Mapper,
+                files.Discriminator ?? "",
+                files.Generator,
+                files.IdentityModel,
+            }.Select(f => f.Length == 0 ? "" : $"{Path.GetFullPath(f)}:{File.GetLastWriteTimeUtc(f).Ticks}")
+        );
         string key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..16].ToLowerInvariant();
         string run = Path.Combine(store.Root, "releases", key);
-        if (!new RunFolder(run).HasCheckpoint(RunFolder.Last)) Import(files, run, overwrite: true, log);
+        if (!new RunFolder(run).HasCheckpoint(RunFolder.Last))
+            Import(files, run, overwrite: true, log);
         return run;
     }
 }

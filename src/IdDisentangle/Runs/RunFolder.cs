@@ -10,8 +10,10 @@ internal enum CheckpointPart
     AttributeEncoder,
     Mapper,
     WDiscriminator,
+
     /// <summary>Adam of the main objective over E_attr and M.</summary>
     OptimizerMain,
+
     /// <summary>Adam of M's adversarial loss over E_attr and M.</summary>
     OptimizerAdversarial,
     OptimizerWDiscriminator,
@@ -35,16 +37,22 @@ internal sealed class RunFolder(string path)
 {
     /// <summary>The checkpoint written every 500 steps and at the end; the only one with optimiser states.</summary>
     public const string Last = "last";
+
     /// <summary>The checkpoint of the highest identity similarity in validation.</summary>
     public const string BestId = "best_id";
+
     /// <summary>The checkpoint of the lowest landmark error in validation.</summary>
     public const string BestLandmarks = "best_lnd";
 
-    const string ConfigFile = "config.json", StateFile = "state.json", WeightsDir = "weights";
+    const string ConfigFile = "config.json",
+        StateFile = "state.json",
+        WeightsDir = "weights";
 
     /// <summary>How state.json is (de)serialised: best metrics start at +/- infinity.</summary>
-    static readonly JsonSerializerOptions StateJson =
-        new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    static readonly JsonSerializerOptions StateJson = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     public string Path { get; } = path;
     public string ImagesDir => System.IO.Path.Combine(Path, "images");
@@ -53,16 +61,17 @@ internal sealed class RunFolder(string path)
     public string LogFile => System.IO.Path.Combine(Path, "log.txt");
     public string ConfigPath => System.IO.Path.Combine(Path, ConfigFile);
 
-    internal static string FileName(CheckpointPart part) => part switch
-    {
-        CheckpointPart.AttributeEncoder => "e_attr.safetensors",
-        CheckpointPart.Mapper => "mapper.safetensors",
-        CheckpointPart.WDiscriminator => "w_discriminator.safetensors",
-        CheckpointPart.OptimizerMain => "optimizer_main.safetensors",
-        CheckpointPart.OptimizerAdversarial => "optimizer_adversarial.safetensors",
-        CheckpointPart.OptimizerWDiscriminator => "optimizer_w_discriminator.safetensors",
-        _ => throw new ArgumentOutOfRangeException(nameof(part)),
-    };
+    internal static string FileName(CheckpointPart part) =>
+        part switch
+        {
+            CheckpointPart.AttributeEncoder => "e_attr.safetensors",
+            CheckpointPart.Mapper => "mapper.safetensors",
+            CheckpointPart.WDiscriminator => "w_discriminator.safetensors",
+            CheckpointPart.OptimizerMain => "optimizer_main.safetensors",
+            CheckpointPart.OptimizerAdversarial => "optimizer_adversarial.safetensors",
+            CheckpointPart.OptimizerWDiscriminator => "optimizer_w_discriminator.safetensors",
+            _ => throw new ArgumentOutOfRangeException(nameof(part)),
+        };
 
     string CheckpointDir(string name) => System.IO.Path.Combine(Path, WeightsDir, name);
 
@@ -79,13 +88,18 @@ internal sealed class RunFolder(string path)
             Directory.CreateDirectory(d);
     }
 
-    /// <summary>Writes config.json: the run's settings under "config" and what else <paramref name="details"/> holds.</summary>
+    /// <summary>Writes config.json: the run's settings under "config" and what else <paramref name="details"/>
+    /// holds.</summary>
     public void WriteConfig(TrainingConfig config, IReadOnlyDictionary<string, object?> details)
     {
         var doc = new Dictionary<string, object?> { ["config"] = config };
-        foreach (var (k, v) in details) doc[k] = v;
+        foreach (var (k, v) in details)
+            doc[k] = v;
         Directory.CreateDirectory(Path);
-        AtomicFile.WriteAllText(ConfigPath, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(
+            ConfigPath,
+            JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true })
+        );
     }
 
     /// <summary>The settings the run was made with.</summary>
@@ -97,7 +111,7 @@ internal sealed class RunFolder(string path)
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(ConfigPath));
             return doc.RootElement.GetProperty("config").Deserialize<TrainingConfig>()
-                   ?? throw new InvalidDataException($"{ConfigPath}: no training configuration");
+                ?? throw new InvalidDataException($"{ConfigPath}: no training configuration");
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException)
         {
@@ -127,7 +141,8 @@ internal sealed class RunFolder(string path)
         foreach (var candidate in new[] { Last, Last + ".old", Last + ".new" })
         {
             string dir = CheckpointDir(candidate);
-            if (File.Exists(System.IO.Path.Combine(dir, StateFile))) return new Checkpoint(candidate, dir, ReadState(dir));
+            if (File.Exists(System.IO.Path.Combine(dir, StateFile)))
+                return new Checkpoint(candidate, dir, ReadState(dir));
         }
         return null;
     }
@@ -138,7 +153,7 @@ internal sealed class RunFolder(string path)
         try
         {
             return JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(file), StateJson)
-                   ?? throw new InvalidDataException($"{file}: empty checkpoint state");
+                ?? throw new InvalidDataException($"{file}: empty checkpoint state");
         }
         catch (JsonException e)
         {
@@ -150,12 +165,19 @@ internal sealed class RunFolder(string path)
     /// Writes checkpoint <paramref name="name"/> atomically: each part through its writer (given the file path),
     /// then state.json, then the complete folder replaces the old one.
     /// </summary>
-    public void SaveCheckpoint(string name, CheckpointState state, IReadOnlyDictionary<CheckpointPart, Action<string>> parts)
+    public void SaveCheckpoint(
+        string name,
+        CheckpointState state,
+        IReadOnlyDictionary<CheckpointPart, Action<string>> parts
+    )
     {
-        string final = CheckpointDir(name), fresh = final + ".new";
-        if (Directory.Exists(fresh)) Directory.Delete(fresh, true);
+        string final = CheckpointDir(name),
+            fresh = final + ".new";
+        if (Directory.Exists(fresh))
+            Directory.Delete(fresh, true);
         Directory.CreateDirectory(fresh);
-        foreach (var (part, write) in parts) write(System.IO.Path.Combine(fresh, FileName(part)));
+        foreach (var (part, write) in parts)
+            write(System.IO.Path.Combine(fresh, FileName(part)));
         AtomicFile.WriteAllText(System.IO.Path.Combine(fresh, StateFile), JsonSerializer.Serialize(state, StateJson));
         AtomicFile.ReplaceDirectory(fresh, final);
     }

@@ -11,8 +11,17 @@ internal sealed class DeviceUnavailableException(string message) : Exception(mes
 
 /// <summary>What the deep-learning runtime offers on this machine.</summary>
 internal sealed record RuntimeInfo(
-    string TorchSharpVersion, string LibTorchVersion, string Backend, int Threads, int InteropThreads,
-    bool CudaAvailable, int CudaDevices, string DefaultDevice, string ProcessArchitecture, string OS);
+    string TorchSharpVersion,
+    string LibTorchVersion,
+    string Backend,
+    int Threads,
+    int InteropThreads,
+    bool CudaAvailable,
+    int CudaDevices,
+    string DefaultDevice,
+    string ProcessArchitecture,
+    string OS
+);
 
 /// <summary>Device selection and runtime facts for TorchSharp.</summary>
 internal static class TorchRuntime
@@ -24,18 +33,22 @@ internal static class TorchRuntime
     public static Device ResolveDevice(string? name)
     {
         string n = (name ?? "auto").Trim().ToLowerInvariant();
-        if (n is "" or "auto") return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
-        if (n == "cpu") return torch.CPU;
+        if (n is "" or "auto")
+            return torch.cuda.is_available() ? torch.CUDA : torch.CPU;
+        if (n == "cpu")
+            return torch.CPU;
         if (n == "cuda" || n.StartsWith("cuda:", StringComparison.Ordinal))
         {
             if (!torch.cuda.is_available())
                 throw new DeviceUnavailableException(
-                    $"--device {n}: CUDA is not available (this build uses {Backend()}; build with -p:TorchBackend=cuda on a machine with an NVIDIA driver, or use --device cpu)");
+                    $"--device {n}: CUDA is not available (this build uses {Backend()}; build with -p:TorchBackend=cuda on a machine with an NVIDIA driver, or use --device cpu)"
+                );
             int index = 0;
             if (n.Length > 4 && (!int.TryParse(n[5..], out index) || index < 0))
                 throw new ArgumentException($"--device {name}: malformed device (cpu, cuda or cuda:N)");
             int count = torch.cuda.device_count();
-            if (index >= count) throw new DeviceUnavailableException($"--device {n}: only {count} CUDA device(s) present");
+            if (index >= count)
+                throw new DeviceUnavailableException($"--device {n}: only {count} CUDA device(s) present");
             return torch.device(DeviceType.CUDA, index);
         }
         throw new ArgumentException($"--device {name}: unknown device (cpu, cuda, cuda:N or auto)");
@@ -50,7 +63,8 @@ internal static class TorchRuntime
     /// </summary>
     public static void Initialize()
     {
-        if (Interlocked.Exchange(ref _initialized, 1) == 1) return;
+        if (Interlocked.Exchange(ref _initialized, 1) == 1)
+            return;
         NnpackDisabled = DisableNnpack();
     }
 
@@ -68,8 +82,14 @@ internal static class TorchRuntime
         {
             Initialize();
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or TypeInitializationException
-                                       or BadImageFormatException or InvalidOperationException)
+        catch (Exception e)
+            when (e
+                    is DllNotFoundException
+                        or EntryPointNotFoundException
+                        or TypeInitializationException
+                        or BadImageFormatException
+                        or InvalidOperationException
+            )
         {
             // libtorch could not be loaded here; the first real use reports why, with TorchSharp's own message.
         }
@@ -78,12 +98,18 @@ internal static class TorchRuntime
     static bool DisableNnpack()
     {
         torch.InitializeDeviceType(DeviceType.CPU); // loads libtorch through TorchSharp's own resolver
-        string library = OperatingSystem.IsWindows() ? "torch_cpu.dll" : OperatingSystem.IsMacOS() ? "libtorch_cpu.dylib" : "libtorch_cpu.so";
-        if (!NativeLibrary.TryLoad(library, typeof(torch).Assembly, null, out var handle)) return false;
+        string library =
+            OperatingSystem.IsWindows() ? "torch_cpu.dll"
+            : OperatingSystem.IsMacOS() ? "libtorch_cpu.dylib"
+            : "libtorch_cpu.so";
+        if (!NativeLibrary.TryLoad(library, typeof(torch).Assembly, null, out var handle))
+            return false;
         // at::globalContext() and at::Context::setUserEnabledNNPACK(bool) (Itanium ABI: 'this' is the first argument).
-        if (!NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var globalContext)
+        if (
+            !NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var globalContext)
             || !NativeLibrary.TryGetExport(handle, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setNnpack)
-            || !NativeLibrary.TryGetExport(handle, "_ZNK2at7Context17userEnabledNNPACKEv", out var getNnpack))
+            || !NativeLibrary.TryGetExport(handle, "_ZNK2at7Context17userEnabledNNPACKEv", out var getNnpack)
+        )
             return false;
         unsafe
         {
@@ -96,13 +122,19 @@ internal static class TorchRuntime
     /// <summary>Sets libtorch's intra-op thread count; 0 or less keeps the default (one per core).</summary>
     public static void SetThreads(int threads)
     {
-        if (threads > 0) torch.set_num_threads(threads);
+        if (threads > 0)
+            torch.set_num_threads(threads);
     }
 
     /// <summary>Which TorchSharp runtime package this build links: cpu or cuda.</summary>
     public static string Backend() =>
-        AppDomain.CurrentDomain.GetAssemblies().Any(a => a.GetName().Name?.Contains("cuda", StringComparison.OrdinalIgnoreCase) == true)
-        || NativeFilePresent("libtorch_cuda.so") || NativeFilePresent("torch_cuda.dll") ? "TorchSharp-cuda" : "TorchSharp-cpu";
+        AppDomain
+            .CurrentDomain.GetAssemblies()
+            .Any(a => a.GetName().Name?.Contains("cuda", StringComparison.OrdinalIgnoreCase) == true)
+        || NativeFilePresent("libtorch_cuda.so")
+        || NativeFilePresent("torch_cuda.dll")
+            ? "TorchSharp-cuda"
+            : "TorchSharp-cpu";
 
     static bool NativeFilePresent(string file) =>
         Directory.Exists(AppContext.BaseDirectory)
@@ -111,15 +143,25 @@ internal static class TorchRuntime
     public static RuntimeInfo Describe()
     {
         var asm = typeof(torch).Assembly;
-        string tsVersion = asm.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
-                           ?? asm.GetName().Version?.ToString() ?? "?";
+        string tsVersion =
+            asm.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+            ?? asm.GetName().Version?.ToString()
+            ?? "?";
         int plus = tsVersion.IndexOf('+');
-        if (plus > 0) tsVersion = tsVersion[..plus];
+        if (plus > 0)
+            tsVersion = tsVersion[..plus];
         bool cuda = torch.cuda.is_available();
         return new RuntimeInfo(
-            tsVersion, torch.__version__, Backend(), torch.get_num_threads(), torch.get_num_interop_threads(),
-            cuda, cuda ? torch.cuda.device_count() : 0, cuda ? "cuda" : "cpu",
+            tsVersion,
+            torch.__version__,
+            Backend(),
+            torch.get_num_threads(),
+            torch.get_num_interop_threads(),
+            cuda,
+            cuda ? torch.cuda.device_count() : 0,
+            cuda ? "cuda" : "cpu",
             System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString(),
-            System.Runtime.InteropServices.RuntimeInformation.OSDescription);
+            System.Runtime.InteropServices.RuntimeInformation.OSDescription
+        );
     }
 }

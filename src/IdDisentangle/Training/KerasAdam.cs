@@ -16,10 +16,16 @@ namespace IdDisentangle.Training;
 internal sealed class KerasAdam : IDisposable
 {
     readonly Parameter[] _params;
-    readonly Tensor[] _m, _v;
+    readonly Tensor[] _m,
+        _v;
 
-    public KerasAdam(IEnumerable<Parameter> parameters, double learningRate, double beta1 = 0.9, double beta2 = 0.999,
-                     double epsilon = 1e-7)
+    public KerasAdam(
+        IEnumerable<Parameter> parameters,
+        double learningRate,
+        double beta1 = 0.9,
+        double beta2 = 0.999,
+        double epsilon = 1e-7
+    )
     {
         _params = parameters.Where(p => p.requires_grad).ToArray();
         using (torch.no_grad())
@@ -42,7 +48,8 @@ internal sealed class KerasAdam : IDisposable
 
     public void ZeroGrad()
     {
-        foreach (var p in _params) p.grad = null;
+        foreach (var p in _params)
+            p.grad = null;
     }
 
     /// <summary>One update from the parameters' own gradients.</summary>
@@ -58,12 +65,17 @@ internal sealed class KerasAdam : IDisposable
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         // The scalars live as long as the loop: an implicit conversion's temporary can be collected mid-call.
-        using Scalar b1 = Beta1.ToScalar(), b2 = Beta2.ToScalar(), oneMinusB1 = (1 - Beta1).ToScalar(),
-            oneMinusB2 = (1 - Beta2).ToScalar(), eps = Epsilon.ToScalar(), minusLr = (-lrT).ToScalar();
+        using Scalar b1 = Beta1.ToScalar(),
+            b2 = Beta2.ToScalar(),
+            oneMinusB1 = (1 - Beta1).ToScalar(),
+            oneMinusB2 = (1 - Beta2).ToScalar(),
+            eps = Epsilon.ToScalar(),
+            minusLr = (-lrT).ToScalar();
         for (int i = 0; i < _params.Length; i++)
         {
             var g = gradients[i];
-            if (g is null) continue;
+            if (g is null)
+                continue;
             _m[i].mul_(b1).add_(g, alpha: oneMinusB1);
             _v[i].mul_(b2).addcmul_(g, g, value: oneMinusB2);
             _params[i].addcdiv_(_m[i], _v[i].sqrt().add_(eps), value: minusLr);
@@ -74,7 +86,11 @@ internal sealed class KerasAdam : IDisposable
     public void Save(string path)
     {
         var tensors = new Dictionary<string, Tensor> { ["iterations"] = torch.tensor(new[] { Iterations }) };
-        for (int i = 0; i < _params.Length; i++) { tensors[$"m.{i}"] = _m[i]; tensors[$"v.{i}"] = _v[i]; }
+        for (int i = 0; i < _params.Length; i++)
+        {
+            tensors[$"m.{i}"] = _m[i];
+            tensors[$"v.{i}"] = _v[i];
+        }
         var cpu = tensors.ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous());
         AtomicFile.Write(path, s => TorchSharp.PyBridge.Safetensors.SaveStateDict(s, cpu, leaveOpen: true));
     }
@@ -87,19 +103,26 @@ internal sealed class KerasAdam : IDisposable
         using var noGrad = torch.no_grad();
         for (int i = 0; i < _params.Length; i++)
         {
-            if (!tensors.TryGetValue($"m.{i}", out var m) || !tensors.TryGetValue($"v.{i}", out var v)
-                || !m.shape.SequenceEqual(_params[i].shape) || !v.shape.SequenceEqual(_params[i].shape))
+            if (
+                !tensors.TryGetValue($"m.{i}", out var m)
+                || !tensors.TryGetValue($"v.{i}", out var v)
+                || !m.shape.SequenceEqual(_params[i].shape)
+                || !v.shape.SequenceEqual(_params[i].shape)
+            )
                 throw new InvalidDataException(
-                    $"{path}: moment {i} does not fit parameter {i} [{string.Join(",", _params[i].shape)}]");
+                    $"{path}: moment {i} does not fit parameter {i} [{string.Join(",", _params[i].shape)}]"
+                );
             _m[i].copy_(m);
             _v[i].copy_(v);
         }
         Iterations = it.item<long>();
-        foreach (var t in tensors.Values) t.Dispose();
+        foreach (var t in tensors.Values)
+            t.Dispose();
     }
 
     public void Dispose()
     {
-        foreach (var t in _m.Concat(_v)) t.Dispose();
+        foreach (var t in _m.Concat(_v))
+            t.Dispose();
     }
 }

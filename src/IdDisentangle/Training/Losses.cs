@@ -1,18 +1,19 @@
+using IdDisentangle.Runs;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
-
-using IdDisentangle.Runs;
 
 namespace IdDisentangle.Training;
 
 /// <summary>The terms of the paper's objective, as small functions. Images are in [0,1] unless said.</summary>
 internal static class Losses
 {
-    /// <summary>Landmark points the landmark loss keeps: 17..67 (the jawline 0..16 is dropped, it follows identity).</summary>
+    /// <summary>Landmark points the landmark loss keeps: 17..67 (the jawline 0..16 is dropped, it follows
+    /// identity).</summary>
     public const int FirstNonJawPoint = 17;
 
-    /// <summary>L_id = mean | E_id(out)/|E_id(out)| - E_id(I_id)/|E_id(I_id)| |, the L1 between L2-normalised embeddings.</summary>
+    /// <summary>L_id = mean | E_id(out)/|E_id(out)| - E_id(I_id)/|E_id(I_id)| |, the L1 between L2-normalised
+    /// embeddings.</summary>
     public static Tensor Identity(Tensor embeddingOut, Tensor embeddingId) =>
         (F.normalize(embeddingOut, dim: 1) - F.normalize(embeddingId, dim: 1)).abs().mean();
 
@@ -21,8 +22,12 @@ internal static class Losses
     /// units (inputs [N,68,2]).
     /// </summary>
     public static Tensor Landmarks(Tensor landmarksOut, Tensor landmarksAttr) =>
-        (landmarksOut.narrow(1, FirstNonJawPoint, landmarksOut.shape[1] - FirstNonJawPoint)
-         - landmarksAttr.narrow(1, FirstNonJawPoint, landmarksAttr.shape[1] - FirstNonJawPoint)).square().mean();
+        (
+            landmarksOut.narrow(1, FirstNonJawPoint, landmarksOut.shape[1] - FirstNonJawPoint)
+            - landmarksAttr.narrow(1, FirstNonJawPoint, landmarksAttr.shape[1] - FirstNonJawPoint)
+        )
+            .square()
+            .mean();
 
     /// <summary>
     /// The pixel weights of the L1 term, the paper's inverse_gaussian_image: g, a Gaussian centred on the image
@@ -32,7 +37,8 @@ internal static class Losses
     /// </summary>
     public static Tensor InverseGaussianMask(int size, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
-        double sigma = (int)(80.0 * size / 256.0), centre = (size - 1) / 2.0;
+        double sigma = (int)(80.0 * size / 256.0),
+            centre = (size - 1) / 2.0;
         var d = torch.arange(size, dtype: ScalarType.Float64) - centre;
         var g = torch.exp(-(d.square().view(-1, 1) + d.square().view(1, -1)) / (2 * sigma * sigma));
         g = g / g.sum();
@@ -48,11 +54,13 @@ internal static class Losses
     public static Tensor MaskedL1(Tensor a, Tensor b, Tensor mask) =>
         ((a - b).abs().mean([1], keepdim: true) * mask).sum();
 
-    /// <summary>L_rec (same-identity steps): 0.84 (1 - MS-SSIM(out, target)) + 0.16 masked L1, or the masked L1 alone.</summary>
+    /// <summary>L_rec (same-identity steps): 0.84 (1 - MS-SSIM(out, target)) + 0.16 masked L1, or the masked L1
+    /// alone.</summary>
     public static Tensor Reconstruction(Tensor output, Tensor target, Tensor mask, PixelLoss kind = PixelLoss.MsSsimL1)
     {
         var l1 = MaskedL1(output, target, mask);
-        if (kind == PixelLoss.L1) return l1;
+        if (kind == PixelLoss.L1)
+            return l1;
         return 0.84 * (1 - MsSsim.Compute(output, target).mean()) + 0.16 * l1;
     }
 
@@ -60,9 +68,11 @@ internal static class Losses
     /// Non-saturating adversarial loss of the encoders and mapper: lambda_gan softplus(-D(M(...))), the paper's
     /// BinaryCrossentropy(from_logits) against ones (lambda_gan 1, or 0.5 with --unified).
     /// </summary>
-    public static Tensor GeneratorAdversarial(Tensor fakeLogits, double lambdaGan = 1) => F.softplus(-fakeLogits).mean() * lambdaGan;
+    public static Tensor GeneratorAdversarial(Tensor fakeLogits, double lambdaGan = 1) =>
+        F.softplus(-fakeLogits).mean() * lambdaGan;
 
-    /// <summary>Logistic loss of D_W: lambda_gan (softplus(D(w_fake)) + softplus(-D(w_real))), StyleGAN's D_logistic.</summary>
+    /// <summary>Logistic loss of D_W: lambda_gan (softplus(D(w_fake)) + softplus(-D(w_real))), StyleGAN's
+    /// D_logistic.</summary>
     public static Tensor DiscriminatorLogistic(Tensor realLogits, Tensor fakeLogits, double lambdaGan = 1) =>
         (F.softplus(fakeLogits).mean() + F.softplus(-realLogits).mean()) * lambdaGan;
 

@@ -26,35 +26,51 @@ internal static class MsSsim
     /// <summary>MS-SSIM of two batches [N,C,H,W] with values in [0, maxVal]: one value per image, [N].</summary>
     public static Tensor Compute(Tensor a, Tensor b, double maxVal = 1.0, double k1 = 0.01, double k2 = 0.03)
     {
-        if (!a.shape.SequenceEqual(b.shape)) throw new ArgumentException($"MS-SSIM of images of different shapes [{string.Join(",", a.shape)}] and [{string.Join(",", b.shape)}]");
-        long h = a.shape[2], w = a.shape[3];
+        if (!a.shape.SequenceEqual(b.shape))
+            throw new ArgumentException(
+                $"MS-SSIM of images of different shapes [{string.Join(",", a.shape)}] and [{string.Join(",", b.shape)}]"
+            );
+        long h = a.shape[2],
+            w = a.shape[3];
         if (Math.Min(h, w) < MinimumSize)
             throw new ArgumentException(
-                $"MS-SSIM (TensorFlow's definition) needs images of at least {MinimumSize} px: at {h}x{w} the coarsest of its 5 scales is smaller than the 11 px window; use the L1 pixel loss at this resolution");
+                $"MS-SSIM (TensorFlow's definition) needs images of at least {MinimumSize} px: at {h}x{w} the coarsest of its 5 scales is smaller than the 11 px window; use the L1 pixel loss at this resolution"
+            );
         long c = a.shape[1];
         var window = GaussianWindow(a.dtype, a.device).expand(c, 1, WindowSize, WindowSize);
-        double c1 = Math.Pow(k1 * maxVal, 2), c2 = Math.Pow(k2 * maxVal, 2);
-        var x = a; var y = b;
+        double c1 = Math.Pow(k1 * maxVal, 2),
+            c2 = Math.Pow(k2 * maxVal, 2);
+        var x = a;
+        var y = b;
         var terms = new List<Tensor>();
         Tensor ssim = null!;
         for (int scale = 0; scale < Weights.Length; scale++)
         {
-            if (scale > 0) { x = Downsample(x); y = Downsample(y); }
+            if (scale > 0)
+            {
+                x = Downsample(x);
+                y = Downsample(y);
+            }
             Tensor Filter(Tensor t) => F.conv2d(t, window, groups: c);
-            var mx = Filter(x); var my = Filter(y);
-            var num0 = mx * my * 2; var den0 = mx.square() + my.square();
+            var mx = Filter(x);
+            var my = Filter(y);
+            var num0 = mx * my * 2;
+            var den0 = mx.square() + my.square();
             var luminance = (num0 + c1) / (den0 + c1);
-            var num1 = Filter(x * y) * 2; var den1 = Filter(x.square() + y.square());
+            var num1 = Filter(x * y) * 2;
+            var den1 = Filter(x.square() + y.square());
             var cs = (num1 - num0 + c2) / (den1 - den0 + c2);
-            ssim = (luminance * cs).mean([2, 3]);                     // [N, C]
-            if (scale < Weights.Length - 1) terms.Add(F.relu(cs.mean([2, 3])).pow(Weights[scale]));
+            ssim = (luminance * cs).mean([2, 3]); // [N, C]
+            if (scale < Weights.Length - 1)
+                terms.Add(F.relu(cs.mean([2, 3])).pow(Weights[scale]));
         }
         terms.Add(F.relu(ssim).pow(Weights[^1]));
-        var product = terms.Aggregate((p, t) => p * t);               // [N, C]
+        var product = terms.Aggregate((p, t) => p * t); // [N, C]
         return product.mean([1]);
     }
 
-    /// <summary>The 11x11 window: exp(-(dx^2 + dy^2) / (2 sigma^2)) normalised to sum 1 (TensorFlow takes a softmax).</summary>
+    /// <summary>The 11x11 window: exp(-(dx^2 + dy^2) / (2 sigma^2)) normalised to sum 1 (TensorFlow takes a
+    /// softmax).</summary>
     static Tensor GaussianWindow(ScalarType dtype, Device device)
     {
         var coords = torch.arange(WindowSize, dtype: ScalarType.Float64) - (WindowSize - 1) / 2.0;
@@ -63,11 +79,14 @@ internal static class MsSsim
         return torch.softmax(g2.flatten(), 0).view(1, 1, WindowSize, WindowSize).to(dtype, device);
     }
 
-    /// <summary>2x2 average pooling; an odd side is first padded at its end by repeating the last row/column (TensorFlow's SYMMETRIC pad of 1).</summary>
+    /// <summary>2x2 average pooling; an odd side is first padded at its end by repeating the last row/column
+    /// (TensorFlow's SYMMETRIC pad of 1).</summary>
     static Tensor Downsample(Tensor t)
     {
-        long ph = t.shape[2] % 2, pw = t.shape[3] % 2;
-        if (ph != 0 || pw != 0) t = F.pad(t, [0, pw, 0, ph], PaddingModes.Replicate);
+        long ph = t.shape[2] % 2,
+            pw = t.shape[3] % 2;
+        if (ph != 0 || pw != 0)
+            t = F.pad(t, [0, pw, 0, ph], PaddingModes.Replicate);
         return F.avg_pool2d(t, 2, 2);
     }
 
@@ -76,8 +95,10 @@ internal static class MsSsim
         for (int s = 1; ; s++)
         {
             int side = s;
-            for (int k = 1; k < Weights.Length; k++) side = (side + 1) / 2;
-            if (side >= WindowSize) return s;
+            for (int k = 1; k < Weights.Length; k++)
+                side = (side + 1) / 2;
+            if (side >= WindowSize)
+                return s;
         }
     }
 }

@@ -16,7 +16,8 @@ namespace IdDisentangle.Training;
 /// </summary>
 internal sealed class Trainer : IDisposable
 {
-    const int CheckpointEvery = 500, MaxNonFiniteSteps = 10;
+    const int CheckpointEvery = 500,
+        MaxNonFiniteSteps = 10;
 
     readonly TrainingConfig _c;
     readonly Action<string> _log;
@@ -25,7 +26,8 @@ internal sealed class Trainer : IDisposable
     readonly RunFolder _run;
     SummaryWriter? _tb;
     long _stepIndex;
-    double _bestId = double.NegativeInfinity, _bestLnd = double.PositiveInfinity;
+    double _bestId = double.NegativeInfinity,
+        _bestLnd = double.PositiveInfinity;
     int _notImproved;
 
     /// <summary>Builds the networks and the optimisers, and indexes the data set.</summary>
@@ -33,8 +35,10 @@ internal sealed class Trainer : IDisposable
     {
         _c = config;
         _log = log ?? (_ => { });
-        if (config.CrossFrequency <= 0) throw new ArgumentException("the cross-step frequency must be positive");
-        if (config.BatchSize <= 0) throw new ArgumentException("the batch size must be positive");
+        if (config.CrossFrequency <= 0)
+            throw new ArgumentException("the cross-step frequency must be positive");
+        if (config.BatchSize <= 0)
+            throw new ArgumentException("the batch size must be positive");
         var device = TorchRuntime.ResolveDevice(config.Device);
         TorchRuntime.SetThreads(config.Threads);
         _run = new RunFolder(config.RunDir);
@@ -46,18 +50,24 @@ internal sealed class Trainer : IDisposable
 
     /// <summary>What training changes, by the name of its checkpoint file.</summary>
     internal IReadOnlyList<(string File, nn.Module Module)> TrainedNetworks =>
-        _step.TrainedNetworks.Select(t => (Path.GetFileNameWithoutExtension(RunFolder.FileName(t.Part)), t.Module)).ToList();
+        _step
+            .TrainedNetworks.Select(t => (Path.GetFileNameWithoutExtension(RunFolder.FileName(t.Part)), t.Module))
+            .ToList();
 
     internal Batch LoadBatch(long n) => _data.Load(n);
 
     internal Dictionary<string, double> TrainStep(long n, Batch b) => _step.Run(n, b, _log);
 
     /// <summary>Trains from the current step (0, or the resumed one) up to NumSteps, or until cancelled.</summary>
-    public TrainingResult Run(bool resume, CancellationToken cancellation = default,
-                              Action<long, IReadOnlyDictionary<string, double>>? onStep = null)
+    public TrainingResult Run(
+        bool resume,
+        CancellationToken cancellation = default,
+        Action<long, IReadOnlyDictionary<string, double>>? onStep = null
+    )
     {
         _run.Create();
-        if (resume && LoadCheckpoint()) _log($"resumed at step {_stepIndex}");
+        if (resume && LoadCheckpoint())
+            _log($"resumed at step {_stepIndex}");
         else if (!resume && _run.HasCheckpoint(RunFolder.Last))
             throw new IOException($"{_run.Path} already holds a run: resume it, or choose another name");
         WriteConfig();
@@ -69,15 +79,21 @@ internal sealed class Trainer : IDisposable
         try
         {
             // The paper tests before the step whose number is a multiple of the frequency, step 0 included.
-            if (_stepIndex == 0 && ShouldValidate) lastValidation = Validate();
+            if (_stepIndex == 0 && ShouldValidate)
+                lastValidation = Validate();
             while (_stepIndex < _c.NumSteps)
             {
-                if (cancellation.IsCancellationRequested) { reason = StopReason.Cancelled; break; }
+                if (cancellation.IsCancellationRequested)
+                {
+                    reason = StopReason.Cancelled;
+                    break;
+                }
                 var batch = next!.Result;
                 long n = _stepIndex;
                 next = n + 1 < _c.NumSteps ? Task.Run(() => _data.Load(n + 1)) : null; // the loader runs ahead
                 Dictionary<string, double> metrics;
-                using (batch) metrics = _step.Run(n, batch, _log);
+                using (batch)
+                    metrics = _step.Run(n, batch, _log);
                 _stepIndex = n + 1;
                 RecordStep(n, metrics);
                 onStep?.Invoke(n, metrics);
@@ -89,14 +105,23 @@ internal sealed class Trainer : IDisposable
                 if (ShouldValidate && _stepIndex % _c.TestFrequency == 0)
                 {
                     lastValidation = Validate();
-                    if (_c.NotImprovedExit > 0 && _notImproved > _c.NotImprovedExit) { reason = StopReason.NotImproving; break; }
+                    if (_c.NotImprovedExit > 0 && _notImproved > _c.NotImprovedExit)
+                    {
+                        reason = StopReason.NotImproving;
+                        break;
+                    }
                 }
-                if (_stepIndex % CheckpointEvery == 0) SaveCheckpoint(RunFolder.Last);
+                if (_stepIndex % CheckpointEvery == 0)
+                    SaveCheckpoint(RunFolder.Last);
             }
         }
         finally
         {
-            try { next?.Wait(); } catch (AggregateException) { }
+            try
+            {
+                next?.Wait();
+            }
+            catch (AggregateException) { }
             SaveCheckpoint(RunFolder.Last);
             _tb = null;
         }
@@ -117,7 +142,8 @@ internal sealed class Trainer : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        _step.EAttr.eval(); _step.M.eval();
+        _step.EAttr.eval();
+        _step.M.eval();
         var eId = _step.EId;
         var rng = new Random(HashCode.Combine(_c.Seed, _stepIndex, "validation"));
         bool real = _data.Real.Count > 0;
@@ -125,20 +151,25 @@ internal sealed class Trainer : IDisposable
         var sums = new Dictionary<string, List<double>>();
         void Add(string key, Tensor perImage)
         {
-            if (!sums.TryGetValue(key, out var list)) sums[key] = list = [];
+            if (!sums.TryGetValue(key, out var list))
+                sums[key] = list = [];
             list.AddRange(perImage.to(ScalarType.Float64).cpu().data<double>());
         }
         Tensor Stack(IEnumerable<Tensor?> images) =>
             torch.stack(images.Select(i => i ?? torch.zeros(3, r, r)).ToArray()).to(_step.DType, _step.Device);
-        List<long> Pick(List<long> pool) => Enumerable.Range(0, _c.BatchSize).Select(_ => pool[rng.Next(pool.Count)]).ToList();
+        List<long> Pick(List<long> pool) =>
+            Enumerable.Range(0, _c.BatchSize).Select(_ => pool[rng.Next(pool.Count)]).ToList();
 
-        Tensor? shownIds = null, shownAttrs = null, shownOut = null;
+        Tensor? shownIds = null,
+            shownAttrs = null,
+            shownOut = null;
         for (int batch = 0; batch < _c.TestSize; batch++)
         {
             var idKeys = Pick(_data.Test);
             var ids = Stack(idKeys.Select(_data.Image));
             Tensor attrs;
-            if (real) attrs = Stack(Pick(_data.Real).Select(_data.RealImage));
+            if (real)
+                attrs = Stack(Pick(_data.Real).Select(_data.RealImage));
             else
             {
                 var pool = _data.Test.Where(k => !idKeys.Contains(k)).ToList();
@@ -154,10 +185,12 @@ internal sealed class Trainer : IDisposable
             int kept = 68 - Losses.FirstNonJawPoint;
             var lndAttr = _step.Landmarks.call(attrs).narrow(1, Losses.FirstNonJawPoint, kept);
             var lndOut = _step.Landmarks.call(output).narrow(1, Losses.FirstNonJawPoint, kept);
-            Add("landmarks_mse", (lndAttr - lndOut).square().mean([1, 2]));   // MSE over x, y, then mean over points
+            Add("landmarks_mse", (lndAttr - lndOut).square().mean([1, 2])); // MSE over x, y, then mean over points
             AddReconstruction("fake_rec", ids, zId);
-            if (real) AddReconstruction("real_rec", attrs, attrId);
-            if (batch == 0) (shownIds, shownAttrs, shownOut) = (ids, attrs, output);
+            if (real)
+                AddReconstruction("real_rec", attrs, attrId);
+            if (batch == 0)
+                (shownIds, shownAttrs, shownOut) = (ids, attrs, output);
 
             void AddReconstruction(string prefix, Tensor images, Tensor codes)
             {
@@ -172,19 +205,40 @@ internal sealed class Trainer : IDisposable
         v["score"] = v["id_sim_id_out"] - v["id_sim_attr_out"];
         v["real_attributes"] = real ? 1 : 0;
         var line = new Dictionary<string, object> { ["type"] = "validation", ["step"] = _stepIndex };
-        foreach (var (k, x) in v) { line[k] = x; _tb?.add_scalar($"validation/{k}", (float)x, (int)_stepIndex); }
+        foreach (var (k, x) in v)
+        {
+            line[k] = x;
+            _tb?.add_scalar($"validation/{k}", (float)x, (int)_stepIndex);
+        }
         _run.AppendMetrics(line);
         _log($"step {_stepIndex} validation: " + string.Join(", ", v.Select(p => $"{p.Key} {p.Value:F4}")));
 
         int shown = Math.Min(6, (int)shownIds!.shape[0]);
-        var cells = torch.cat([shownIds[..shown], shownAttrs![..shown], shownOut![..shown]], 0).to(ScalarType.Float32).cpu();
+        var cells = torch
+            .cat([shownIds[..shown], shownAttrs![..shown], shownOut![..shown]], 0)
+            .to(ScalarType.Float32)
+            .cpu();
         var grid = ImageGrid.Compose(cells, shown, new GridLayout { RowLabels = ["identity", "attributes", "output"] });
         ImageIO.Write(_run.ValidationImage(_stepIndex), grid);
         _tb?.add_img("validation/identity_attributes_output", grid, (int)_stepIndex, dataformats: "CHW");
 
-        var (counter, bestLnd, bestId) = CountNotImproved(_notImproved, v["landmarks_mse"], _bestLnd, v["id_sim_id_out"], _bestId);
-        if (bestLnd) { _bestLnd = v["landmarks_mse"]; SaveCheckpoint(RunFolder.BestLandmarks); }
-        if (bestId) { _bestId = Math.Abs(v["id_sim_id_out"]); SaveCheckpoint(RunFolder.BestId); }
+        var (counter, bestLnd, bestId) = CountNotImproved(
+            _notImproved,
+            v["landmarks_mse"],
+            _bestLnd,
+            v["id_sim_id_out"],
+            _bestId
+        );
+        if (bestLnd)
+        {
+            _bestLnd = v["landmarks_mse"];
+            SaveCheckpoint(RunFolder.BestLandmarks);
+        }
+        if (bestId)
+        {
+            _bestId = Math.Abs(v["id_sim_id_out"]);
+            SaveCheckpoint(RunFolder.BestId);
+        }
         _notImproved = counter;
         return v;
     }
@@ -194,10 +248,17 @@ internal sealed class Trainer : IDisposable
     /// similarity resets it, and no higher identity similarity adds one (even after a landmark improvement).
     /// </summary>
     internal static (int Counter, bool BestLandmarks, bool BestId) CountNotImproved(
-        int counter, double landmarksMse, double bestLandmarks, double idSimilarity, double bestId)
+        int counter,
+        double landmarksMse,
+        double bestLandmarks,
+        double idSimilarity,
+        double bestId
+    )
     {
-        bool lnd = landmarksMse < bestLandmarks, id = Math.Abs(idSimilarity) > bestId;
-        if (lnd) counter = 0;
+        bool lnd = landmarksMse < bestLandmarks,
+            id = Math.Abs(idSimilarity) > bestId;
+        if (lnd)
+            counter = 0;
         counter = id ? 0 : counter + 1;
         return (counter, lnd, id);
     }
@@ -205,33 +266,48 @@ internal sealed class Trainer : IDisposable
     void RecordStep(long n, Dictionary<string, double> metrics)
     {
         foreach (var (k, v) in metrics)
-            if (k.StartsWith("l_", StringComparison.Ordinal) || k == "r1") _tb?.add_scalar($"train/{k}", (float)v, (int)n);
+            if (k.StartsWith("l_", StringComparison.Ordinal) || k == "r1")
+                _tb?.add_scalar($"train/{k}", (float)v, (int)n);
         var line = new Dictionary<string, object> { ["type"] = "step", ["step"] = n };
-        foreach (var (k, v) in metrics) line[k] = v;
+        foreach (var (k, v) in metrics)
+            line[k] = v;
         _run.AppendMetrics(line);
         if (n % 50 == 0)
-            _run.AppendLog($"{DateTime.UtcNow:O} step {n}: " + string.Join(", ", metrics.Select(p => $"{p.Key} {p.Value:G5}")));
+            _run.AppendLog(
+                $"{DateTime.UtcNow:O} step {n}: " + string.Join(", ", metrics.Select(p => $"{p.Key} {p.Value:G5}"))
+            );
     }
 
     void WriteConfig()
     {
         var g = _step.G;
-        _run.WriteConfig(_c, new Dictionary<string, object?>
-        {
-            ["generator"] = new
+        _run.WriteConfig(
+            _c,
+            new Dictionary<string, object?>
             {
-                path = Path.GetFullPath(_c.GeneratorPath), sha256 = Sha256(_c.GeneratorPath),
-                resolution = g.Resolution, style_dim = g.StyleDim,
-            },
-            ["dataset"] = new { path = Path.GetFullPath(_c.DatasetDir), train_images = _data.Train.Count, test_images = _data.Test.Count },
-            ["identity_weights_sha256"] = _c.IdentityWeights is null ? null : Sha256(_c.IdentityWeights),
-            ["versions"] = new
-            {
-                iddisentangle = typeof(Trainer).Assembly.GetName().Version?.ToString(),
-                torchsharp = TorchRuntime.Describe().TorchSharpVersion, libtorch = torch.__version__,
-            },
-            ["device"] = _step.Device.ToString(),
-        });
+                ["generator"] = new
+                {
+                    path = Path.GetFullPath(_c.GeneratorPath),
+                    sha256 = Sha256(_c.GeneratorPath),
+                    resolution = g.Resolution,
+                    style_dim = g.StyleDim,
+                },
+                ["dataset"] = new
+                {
+                    path = Path.GetFullPath(_c.DatasetDir),
+                    train_images = _data.Train.Count,
+                    test_images = _data.Test.Count,
+                },
+                ["identity_weights_sha256"] = _c.IdentityWeights is null ? null : Sha256(_c.IdentityWeights),
+                ["versions"] = new
+                {
+                    iddisentangle = typeof(Trainer).Assembly.GetName().Version?.ToString(),
+                    torchsharp = TorchRuntime.Describe().TorchSharpVersion,
+                    libtorch = torch.__version__,
+                },
+                ["device"] = _step.Device.ToString(),
+            }
+        );
     }
 
     static string Sha256(string path)
@@ -240,24 +316,43 @@ internal sealed class Trainer : IDisposable
         return Convert.ToHexString(SHA256.HashData(fs)).ToLowerInvariant();
     }
 
-    /// <summary>The best checkpoints keep the networks only; "last" also keeps the optimiser states, for resuming.</summary>
+    /// <summary>The best checkpoints keep the networks only; "last" also keeps the optimiser states, for
+    /// resuming.</summary>
     void SaveCheckpoint(string name)
     {
-        var state = new CheckpointState(_stepIndex, _step.NanStreak, _bestId, _bestLnd, _notImproved,
-                                        _step.Networks.Identity.Name, _step.EId.EmbeddingDim,
-                                        _step.Networks.AttrBackbone.Name, _step.EAttr.InputSize, _c.FaceCrop,
-                                        NormalizedIdentity: true);
+        var state = new CheckpointState(
+            _stepIndex,
+            _step.NanStreak,
+            _bestId,
+            _bestLnd,
+            _notImproved,
+            _step.Networks.Identity.Name,
+            _step.EId.EmbeddingDim,
+            _step.Networks.AttrBackbone.Name,
+            _step.EAttr.InputSize,
+            _c.FaceCrop,
+            NormalizedIdentity: true
+        );
         _run.SaveCheckpoint(name, state, _step.CheckpointWriters(optimizers: name == RunFolder.Last));
     }
 
     bool LoadCheckpoint()
     {
         var checkpoint = _run.FindResumable();
-        if (checkpoint is null) return false;
+        if (checkpoint is null)
+            return false;
         if (!_step.Load(checkpoint))
-            _log($"{checkpoint.Directory}: optimiser state of an older version (PyTorch Adam); the Adam moments start afresh");
+            _log(
+                $"{checkpoint.Directory}: optimiser state of an older version (PyTorch Adam); the Adam moments start afresh"
+            );
         var s = checkpoint.State;
-        (_stepIndex, _step.NanStreak, _bestId, _bestLnd, _notImproved) = (s.Step, s.NanStreak, s.BestId, s.BestLandmarks, s.NotImproved);
+        (_stepIndex, _step.NanStreak, _bestId, _bestLnd, _notImproved) = (
+            s.Step,
+            s.NanStreak,
+            s.BestId,
+            s.BestLandmarks,
+            s.NotImproved
+        );
         return true;
     }
 

@@ -7,10 +7,16 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Training;
 
-/// <summary>One training batch: identity images, attribute images and the generator's own w of the latter (D_W's real samples).</summary>
+/// <summary>One training batch: identity images, attribute images and the generator's own w of the latter (D_W's real
+/// samples).</summary>
 internal sealed record Batch(Tensor IdImages, Tensor AttrImages, Tensor RealW, bool Cross) : IDisposable
 {
-    public void Dispose() { IdImages.Dispose(); AttrImages.Dispose(); RealW.Dispose(); }
+    public void Dispose()
+    {
+        IdImages.Dispose();
+        AttrImages.Dispose();
+        RealW.Dispose();
+    }
 }
 
 /// <summary>
@@ -36,12 +42,17 @@ internal sealed class TrainingData
         Test = all.Where(k => k >= config.TrainDataSize).ToList();
         Real = config.TestRealAttr ? _data.RealIndices().Where(k => k >= config.TrainDataSize).ToList() : [];
         if (config.TestRealAttr && Real.Count == 0 && Test.Count > 0 && config.TestFrequency > 0)
-            log($"note: {_data.RealDir} has no held-out real photos (index {config.TrainDataSize} on): " +
-                "validation uses generated attribute images");
+            log(
+                $"note: {_data.RealDir} has no held-out real photos (index {config.TrainDataSize} on): "
+                    + "validation uses generated attribute images"
+            );
         if (Train.Count < 2)
-            throw new ArgumentException($"{config.DatasetDir}: {Train.Count} training image(s) below the training " +
-                                        $"data size {config.TrainDataSize}; at least 2 are needed");
-        if (Test.Count == 0) log($"warning: no images at or after index {config.TrainDataSize}: validation is skipped");
+            throw new ArgumentException(
+                $"{config.DatasetDir}: {Train.Count} training image(s) below the training "
+                    + $"data size {config.TrainDataSize}; at least 2 are needed"
+            );
+        if (Test.Count == 0)
+            log($"warning: no images at or after index {config.TrainDataSize}: validation is skipped");
     }
 
     public List<long> All { get; }
@@ -60,8 +71,12 @@ internal sealed class TrainingData
         var ids = DrawImages(rng, Train, []);
         var attrs = cross ? DrawImages(rng, Train, ids.Select(p => p.Key)) : ids;
         var real = DrawWs(rng, All);
-        return new Batch(torch.stack(ids.Select(p => p.Value)), torch.stack(attrs.Select(p => p.Value)),
-                         torch.stack(real), cross);
+        return new Batch(
+            torch.stack(ids.Select(p => p.Value)),
+            torch.stack(attrs.Select(p => p.Value)),
+            torch.stack(real),
+            cross
+        );
     }
 
     /// <summary>
@@ -78,8 +93,10 @@ internal sealed class TrainingData
             CheckAttempts(++attempts);
             long k = pool[rng.Next(pool.Count)];
             bool strict = attempts <= 20 * _c.BatchSize; // a tiny or damaged data set may not offer B distinct images
-            if (strict && (excluded.Contains(k) || images.Any(p => p.Key == k))) continue;
-            if (Image(k) is { } img) images.Add(new(k, img));
+            if (strict && (excluded.Contains(k) || images.Any(p => p.Key == k)))
+                continue;
+            if (Image(k) is { } img)
+                images.Add(new(k, img));
         }
         return images;
     }
@@ -92,7 +109,8 @@ internal sealed class TrainingData
         while (ws.Count < _c.BatchSize)
         {
             CheckAttempts(++attempts);
-            if (W(pool[rng.Next(pool.Count)]) is { } w) ws.Add(w);
+            if (W(pool[rng.Next(pool.Count)]) is { } w)
+                ws.Add(w);
         }
         return ws;
     }
@@ -132,7 +150,7 @@ internal sealed class TrainingData
         try
         {
             using var all = Npy.Read(_data.WPath(k));
-            return (all.dim() == 2 ? all[0] : all).to(ScalarType.Float32).clone();  // row 0: the first layer's code
+            return (all.dim() == 2 ? all[0] : all).to(ScalarType.Float32).clone(); // row 0: the first layer's code
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {

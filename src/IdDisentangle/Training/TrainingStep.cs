@@ -22,7 +22,9 @@ internal sealed class TrainingStep : IDisposable
     readonly TrainingConfig _c;
     readonly ScalarType _dtype;
     readonly Tensor _mask;
-    readonly KerasAdam _optMain, _optAdv, _optD;
+    readonly KerasAdam _optMain,
+        _optAdv,
+        _optD;
 
     /// <summary>
     /// Assembles the networks in libtorch's default dtype (float32 unless set otherwise: the parity test against
@@ -35,10 +37,13 @@ internal sealed class TrainingStep : IDisposable
         Device = device;
         var choice = Networks = config.Networks();
         G = NetworkChoice.LoadGenerator(config.GeneratorPath, device, out var report);
-        foreach (var n in report.Notes) log("generator: " + n);
+        foreach (var n in report.Notes)
+            log("generator: " + n);
         if (config.ReconstructionLoss && config.PixelLoss == PixelLoss.MsSsimL1 && G.Resolution < MsSsim.MinimumSize)
-            throw new ArgumentException($"the generator renders {G.Resolution}x{G.Resolution}, below MS-SSIM's " +
-                                        $"minimum of {MsSsim.MinimumSize} px: use the L1 pixel loss (--pixel-loss l1)");
+            throw new ArgumentException(
+                $"the generator renders {G.Resolution}x{G.Resolution}, below MS-SSIM's "
+                    + $"minimum of {MsSsim.MinimumSize} px: use the L1 pixel loss (--pixel-loss l1)"
+            );
 
         var store = new ModelStore(config.ModelsDir);
         EId = choice.IdentityEncoder(store, normalize: true);
@@ -47,8 +52,10 @@ internal sealed class TrainingStep : IDisposable
         torch.manual_seed(config.Seed);
         M = NetworkChoice.Mapper(EId, EAttr, G);
         D = new WDiscriminator(G.StyleDim);
-        foreach (var mod in new nn.Module[] { EId, Landmarks, EAttr, M, D }) mod.to(device);
-        EId.eval(); Landmarks.eval();
+        foreach (var mod in new nn.Module[] { EId, Landmarks, EAttr, M, D })
+            mod.to(device);
+        EId.eval();
+        Landmarks.eval();
 
         // E_attr and M for the main objective, E_attr and M again (own moments) for the adversarial loss, D_W.
         double lr = config.EffectiveLearningRate(G.Resolution);
@@ -78,10 +85,14 @@ internal sealed class TrainingStep : IDisposable
     public IReadOnlyList<(CheckpointPart Part, nn.Module Module)> TrainedNetworks =>
         [(CheckpointPart.AttributeEncoder, EAttr), (CheckpointPart.Mapper, M), (CheckpointPart.WDiscriminator, D)];
 
-    /// <summary>The writers of a checkpoint's parts: the networks, and with <paramref name="optimizers"/> the Adams.</summary>
+    /// <summary>The writers of a checkpoint's parts: the networks, and with <paramref name="optimizers"/> the
+    /// Adams.</summary>
     public Dictionary<CheckpointPart, Action<string>> CheckpointWriters(bool optimizers)
     {
-        var parts = TrainedNetworks.ToDictionary(t => t.Part, t => (Action<string>)(path => StateDicts.SaveSafetensors(t.Module, path)));
+        var parts = TrainedNetworks.ToDictionary(
+            t => t.Part,
+            t => (Action<string>)(path => StateDicts.SaveSafetensors(t.Module, path))
+        );
         if (optimizers)
         {
             parts[CheckpointPart.OptimizerMain] = _optMain.Save;
@@ -94,8 +105,10 @@ internal sealed class TrainingStep : IDisposable
     /// <summary>Loads the networks and, when the checkpoint has them, the Adams; false when it has none.</summary>
     public bool Load(Checkpoint checkpoint)
     {
-        foreach (var (part, module) in TrainedNetworks) module.load_safetensors(checkpoint.PathOf(part));
-        if (!checkpoint.Has(CheckpointPart.OptimizerMain)) return false;
+        foreach (var (part, module) in TrainedNetworks)
+            module.load_safetensors(checkpoint.PathOf(part));
+        if (!checkpoint.Has(CheckpointPart.OptimizerMain))
+            return false;
         _optMain.Load(checkpoint.PathOf(CheckpointPart.OptimizerMain));
         _optAdv.Load(checkpoint.PathOf(CheckpointPart.OptimizerAdversarial));
         _optD.Load(checkpoint.PathOf(CheckpointPart.OptimizerWDiscriminator));
@@ -114,28 +127,34 @@ internal sealed class TrainingStep : IDisposable
         double lambdaGan = _c.Unified ? _c.LambdaGan : 1.0;
         var idImg = b.IdImages.to(_dtype, Device);
         var attrImg = b.Cross ? b.AttrImages.to(_dtype, Device) : idImg;
-        EAttr.TrainWithStoredNormStatistics(); M.train();
+        EAttr.TrainWithStoredNormStatistics();
+        M.train();
 
-        Tensor zId, lndAttr;
+        Tensor zId,
+            lndAttr;
         using (torch.no_grad())
         {
-            zId = EId.call(idImg);                                              // unit vectors, as the paper's IDEncoder
+            zId = EId.call(idImg); // unit vectors, as the paper's IDEncoder
             lndAttr = _c.LandmarksLoss ? Landmarks.call(attrImg) : torch.zeros(1);
         }
         var w = M.call(zId, EAttr.call(attrImg));
-        var output = G.Synthesize(w, NoiseMode.Const).add(1).div(2);              // [0,1]
+        var output = G.Synthesize(w, NoiseMode.Const).add(1).div(2); // [0,1]
 
-        var metrics = new Dictionary<string, double> { ["cross"] = b.Cross ? 1 : 0, ["adversarial"] = adversarial ? 1 : 0 };
+        var metrics = new Dictionary<string, double>
+        {
+            ["cross"] = b.Cross ? 1 : 0,
+            ["adversarial"] = adversarial ? 1 : 0,
+        };
         Tensor total = torch.zeros(1, dtype: _dtype, device: Device);
         if (_c.IdLoss)
         {
-            var lId = Losses.Identity(EId.call(output), zId);                  // L_id
+            var lId = Losses.Identity(EId.call(output), zId); // L_id
             total = total + _c.LambdaId * lId;
             metrics["l_id"] = lId.ToDouble();
         }
         if (_c.LandmarksLoss)
         {
-            var lLnd = Losses.Landmarks(Landmarks.call(output), lndAttr);      // L_lnd
+            var lLnd = Losses.Landmarks(Landmarks.call(output), lndAttr); // L_lnd
             total = total + _c.LambdaLnd * lLnd;
             metrics["l_lnd"] = lLnd.ToDouble();
         }
@@ -148,7 +167,7 @@ internal sealed class TrainingStep : IDisposable
         Tensor? gAdv = null;
         if (adversarial)
         {
-            gAdv = Losses.GeneratorAdversarial(D.call(w), lambdaGan);          // lambda_gan L_adv, its own optimiser
+            gAdv = Losses.GeneratorAdversarial(D.call(w), lambdaGan); // lambda_gan L_adv, its own optimiser
             metrics["l_adv_m"] = gAdv.ToDouble();
         }
         metrics["l_total"] = total.ToDouble();
@@ -167,12 +186,13 @@ internal sealed class TrainingStep : IDisposable
         if (gAdv is not null)
             advGrads = torch.autograd.grad([gAdv], generatorParams, retain_graph: true, allow_unused: true).ToArray();
         _optMain.ZeroGrad();
-        if (total.requires_grad)  // the paper skips the update when the objective is 0 (only L_rec on a cross step)
+        if (total.requires_grad) // the paper skips the update when the objective is 0 (only L_rec on a cross step)
         {
             total.backward();
             _optMain.Step();
         }
-        if (advGrads is not null) _optAdv.Step(advGrads);
+        if (advGrads is not null)
+            _optAdv.Step(advGrads);
         if (adversarial)
         {
             var realW = b.RealW.to(_dtype, Device).detach().requires_grad_();
@@ -196,7 +216,9 @@ internal sealed class TrainingStep : IDisposable
 
     public void Dispose()
     {
-        foreach (var m in new IDisposable[] { EId, Landmarks, EAttr, M, D, (IDisposable)G, _mask, _optMain, _optAdv, _optD })
+        foreach (
+            var m in new IDisposable[] { EId, Landmarks, EAttr, M, D, (IDisposable)G, _mask, _optMain, _optAdv, _optD }
+        )
             m.Dispose();
     }
 }

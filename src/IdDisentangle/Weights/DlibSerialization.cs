@@ -20,7 +20,8 @@ internal sealed class DlibReader(byte[] data, string source)
     {
         byte control = Next("an integer");
         int size = control & 0x0F;
-        if (size is 0 or > 8) throw Error($"invalid integer control byte 0x{control:x2}");
+        if (size is 0 or > 8)
+            throw Error($"invalid integer control byte 0x{control:x2}");
         ulong value = ReadLittleEndian(size);
         return (control & 0x80) != 0 ? -(long)value : (long)value;
     }
@@ -29,7 +30,8 @@ internal sealed class DlibReader(byte[] data, string source)
     {
         byte control = Next("an unsigned integer");
         int size = control & 0x8F;
-        if (size is 0 or > 8) throw Error($"invalid unsigned integer control byte 0x{control:x2}");
+        if (size is 0 or > 8)
+            throw Error($"invalid unsigned integer control byte 0x{control:x2}");
         return ReadLittleEndian(size);
     }
 
@@ -37,15 +39,18 @@ internal sealed class DlibReader(byte[] data, string source)
     public int ReadCount(string what, long limit = int.MaxValue)
     {
         ulong n = ReadUInt64();
-        if (n > (ulong)limit) throw Error($"{what} {n} is out of range (at most {limit})");
+        if (n > (ulong)limit)
+            throw Error($"{what} {n} is out of range (at most {limit})");
         return (int)n;
     }
 
     public float ReadSingle()
     {
-        if (_pos >= data.Length) throw Error("unexpected end of file reading a floating point number");
+        if (_pos >= data.Length)
+            throw Error("unexpected end of file reading a floating point number");
         // The binary form starts with an integer control byte, whose bits 0x70 are always clear; ASCII digits are not.
-        if ((data[_pos] & 0x70) != 0) return ReadAsciiSingle();
+        if ((data[_pos] & 0x70) != 0)
+            return ReadAsciiSingle();
         long mantissa = ReadInt64();
         long exponent = ReadInt64();
         return exponent switch
@@ -60,7 +65,8 @@ internal sealed class DlibReader(byte[] data, string source)
     float ReadAsciiSingle()
     {
         int end = Array.IndexOf(data, (byte)' ', _pos);
-        if (end < 0) throw Error("unterminated ASCII floating point number");
+        if (end < 0)
+            throw Error("unterminated ASCII floating point number");
         string text = System.Text.Encoding.ASCII.GetString(data, _pos, end - _pos);
         _pos = end + 1;
         return text switch
@@ -68,34 +74,43 @@ internal sealed class DlibReader(byte[] data, string source)
             "inf" => float.PositiveInfinity,
             "ninf" => float.NegativeInfinity,
             "NaN" => float.NaN,
-            _ => float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) ? v : throw Error($"invalid ASCII floating point number '{text}'"),
+            _ => float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v)
+                ? v
+                : throw Error($"invalid ASCII floating point number '{text}'"),
         };
     }
 
     /// <summary>A dlib::matrix&lt;float,0,1&gt; (column vector).</summary>
     public float[] ReadColumnVector(string what)
     {
-        long rows = Math.Abs(ReadInt64()), cols = Math.Abs(ReadInt64());
-        if (cols != 1 || rows > 1 << 24) throw Error($"{what}: expected a column vector, found a {rows}x{cols} matrix");
+        long rows = Math.Abs(ReadInt64()),
+            cols = Math.Abs(ReadInt64());
+        if (cols != 1 || rows > 1 << 24)
+            throw Error($"{what}: expected a column vector, found a {rows}x{cols} matrix");
         var v = new float[rows];
-        for (int i = 0; i < v.Length; i++) v[i] = ReadSingle();
+        for (int i = 0; i < v.Length; i++)
+            v[i] = ReadSingle();
         return v;
     }
 
     ulong ReadLittleEndian(int size)
     {
-        if (_pos + size > data.Length) throw Error("unexpected end of file");
+        if (_pos + size > data.Length)
+            throw Error("unexpected end of file");
         ulong value = 0;
-        for (int i = size - 1; i >= 0; i--) value = (value << 8) | data[_pos + i];
+        for (int i = size - 1; i >= 0; i--)
+            value = (value << 8) | data[_pos + i];
         _pos += size;
         return value;
     }
 
     byte Next(string what)
     {
-        if (_pos >= data.Length) throw Error($"unexpected end of file reading {what}");
+        if (_pos >= data.Length)
+            throw Error($"unexpected end of file reading {what}");
         return data[_pos++];
     }
 
-    public InvalidDataException Error(string message) => new($"{Source}: {message} (byte {_pos}); not a dlib file of the expected kind, or damaged");
+    public InvalidDataException Error(string message) =>
+        new($"{Source}: {message} (byte {_pos}); not a dlib file of the expected kind, or damaged");
 }

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Weights;
 
-/// <summary>Loading face-api.js's TensorFlow.js weights (names and layouts of its manifests) into the face-api nets.</summary>
+/// <summary>Loading face-api.js's TensorFlow.js weights (names and layouts of its manifests) into the face-api
+/// nets.</summary>
 internal static class FaceApiWeights
 {
     public static void LoadTfjs(this FaceLandmark68Net net, IReadOnlyDictionary<string, Tensor> tf, string file)
@@ -16,7 +17,8 @@ internal static class FaceApiWeights
         {
             for (int c = 0; c < 4; c++)
             {
-                string tfp = $"dense{b}/conv{c}", p = $"dense.{b}.conv{c}";
+                string tfp = $"dense{b}/conv{c}",
+                    p = $"dense.{b}.conv{c}";
                 if (b == 0 && c == 0)
                     sd[$"{p}.weight"] = TfjsWeights.ConvFilter(Take($"{tfp}/filters"));
                 else
@@ -65,14 +67,18 @@ internal static class FaceApiWeights
         sd["conv0.bias"] = src.Take("MobilenetV1/Conv2d_0_pointwise/convolution_bn_offset");
         for (int i = 1; i <= 13; i++)
         {
-            string d = $"MobilenetV1/Conv2d_{i}_depthwise", p = $"pairs.{i - 1}";
+            string d = $"MobilenetV1/Conv2d_{i}_depthwise",
+                p = $"pairs.{i - 1}";
             // Inference batch norm folded into the depthwise filter: one multiply-add less per pixel, same function.
-            var scale = src.Take($"{d}/BatchNorm/gamma").to_type(ScalarType.Float64) /
-                        torch.sqrt(src.Take($"{d}/BatchNorm/moving_variance").to_type(ScalarType.Float64) + Epsilon);
+            var scale =
+                src.Take($"{d}/BatchNorm/gamma").to_type(ScalarType.Float64)
+                / torch.sqrt(src.Take($"{d}/BatchNorm/moving_variance").to_type(ScalarType.Float64) + Epsilon);
             var filter = TfjsWeights.DepthwiseFilter(src.Take($"{d}/depthwise_weights")).to_type(ScalarType.Float64);
             sd[$"{p}.depthwise.weight"] = (filter * scale.view(-1, 1, 1, 1)).to_type(ScalarType.Float32);
-            sd[$"{p}.depthwise.bias"] = (src.Take($"{d}/BatchNorm/beta").to_type(ScalarType.Float64)
-                                         - src.Take($"{d}/BatchNorm/moving_mean").to_type(ScalarType.Float64) * scale).to_type(ScalarType.Float32);
+            sd[$"{p}.depthwise.bias"] = (
+                src.Take($"{d}/BatchNorm/beta").to_type(ScalarType.Float64)
+                - src.Take($"{d}/BatchNorm/moving_mean").to_type(ScalarType.Float64) * scale
+            ).to_type(ScalarType.Float32);
             sd[$"{p}.pointwise.weight"] = TfjsWeights.ConvFilter(src.Take($"MobilenetV1/Conv2d_{i}_pointwise/weights"));
             sd[$"{p}.pointwise.bias"] = src.Take($"MobilenetV1/Conv2d_{i}_pointwise/convolution_bn_offset");
         }
@@ -91,12 +97,19 @@ internal static class FaceApiWeights
         }
         var extraDim = src.Take("Output/extra_dim");
         if (!extraDim.shape.SequenceEqual(new long[] { 1, SsdMobilenetV1.Anchors, 4 }))
-            throw new WeightMismatchException($"{file}: Output/extra_dim has shape [{string.Join(",", extraDim.shape)}], expected [1,{SsdMobilenetV1.Anchors},4]");
+            throw new WeightMismatchException(
+                $"{file}: Output/extra_dim has shape [{string.Join(",", extraDim.shape)}], expected [1,{SsdMobilenetV1.Anchors},4]"
+            );
         sd["anchors"] = extraDim.view(SsdMobilenetV1.Anchors, 4);
         // The export also carries the graph's constants (resize size, reshape and slice bounds, concat axes,
         // preprocessing scalars), all with at most 4 elements; the structure above already encodes them.
         foreach (var (name, t) in tf)
-            if (!sd.ContainsKey(name) && t.numel() <= 4 && !name.EndsWith("/weights", StringComparison.Ordinal) && !name.EndsWith("/biases", StringComparison.Ordinal))
+            if (
+                !sd.ContainsKey(name)
+                && t.numel() <= 4
+                && !name.EndsWith("/weights", StringComparison.Ordinal)
+                && !name.EndsWith("/biases", StringComparison.Ordinal)
+            )
                 src.Take(name);
         src.RequireAllUsed();
         StateDicts.Assign(net, sd, file);

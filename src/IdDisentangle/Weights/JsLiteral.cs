@@ -14,9 +14,14 @@ internal sealed class JsLiteral
     readonly string _s;
     int _i;
 
-    JsLiteral(string s, int start) { _s = s; _i = start; }
+    JsLiteral(string s, int start)
+    {
+        _s = s;
+        _i = start;
+    }
 
-    /// <summary>Parses the literal that starts at <paramref name="start"/>; <paramref name="end"/> is where it stopped.</summary>
+    /// <summary>Parses the literal that starts at <paramref name="start"/>; <paramref name="end"/> is where it
+    /// stopped.</summary>
     public static JsonNode? Parse(string source, int start, out int end)
     {
         var p = new JsLiteral(source, start);
@@ -28,21 +33,34 @@ internal sealed class JsLiteral
     JsonNode? Value()
     {
         Skip();
-        if (_i >= _s.Length) throw Error("unexpected end");
+        if (_i >= _s.Length)
+            throw Error("unexpected end");
         char c = _s[_i];
         switch (c)
         {
-            case '{': return Object();
-            case '[': return Array();
-            case '"' or '\'': return JsonValue.Create(String());
+            case '{':
+                return Object();
+            case '[':
+                return Array();
+            case '"' or '\'':
+                return JsonValue.Create(String());
             case '!':
                 _i++;
                 Skip();
-                if (_s[_i] == '0') { _i++; return JsonValue.Create(true); }
-                if (_s[_i] == '1') { _i++; return JsonValue.Create(false); }
+                if (_s[_i] == '0')
+                {
+                    _i++;
+                    return JsonValue.Create(true);
+                }
+                if (_s[_i] == '1')
+                {
+                    _i++;
+                    return JsonValue.Create(false);
+                }
                 throw Error("unsupported '!' expression");
         }
-        if (c == '-' || c == '+' || c == '.' || char.IsDigit(c)) return JsonValue.Create(Number());
+        if (c == '-' || c == '+' || c == '.' || char.IsDigit(c))
+            return JsonValue.Create(Number());
         string word = Identifier();
         return word switch
         {
@@ -60,15 +78,25 @@ internal sealed class JsLiteral
         while (true)
         {
             Skip();
-            if (_s[_i] == '}') { _i++; return o; }
-            string key = _s[_i] is '"' or '\'' ? String() : char.IsDigit(_s[_i]) ? Number().ToString(CultureInfo.InvariantCulture) : Identifier();
+            if (_s[_i] == '}')
+            {
+                _i++;
+                return o;
+            }
+            string key =
+                _s[_i] is '"' or '\'' ? String()
+                : char.IsDigit(_s[_i]) ? Number().ToString(CultureInfo.InvariantCulture)
+                : Identifier();
             Skip();
-            if (_s[_i] != ':') throw Error("expected ':'");
+            if (_s[_i] != ':')
+                throw Error("expected ':'");
             _i++;
             o[key] = Value();
             Skip();
-            if (_s[_i] == ',') _i++;
-            else if (_s[_i] != '}') throw Error("expected ',' or '}'");
+            if (_s[_i] == ',')
+                _i++;
+            else if (_s[_i] != '}')
+                throw Error("expected ',' or '}'");
         }
     }
 
@@ -79,11 +107,17 @@ internal sealed class JsLiteral
         while (true)
         {
             Skip();
-            if (_s[_i] == ']') { _i++; return a; }
+            if (_s[_i] == ']')
+            {
+                _i++;
+                return a;
+            }
             a.Add(Value());
             Skip();
-            if (_s[_i] == ',') _i++;
-            else if (_s[_i] != ']') throw Error("expected ',' or ']'");
+            if (_s[_i] == ',')
+                _i++;
+            else if (_s[_i] != ']')
+                throw Error("expected ',' or ']'");
         }
     }
 
@@ -94,15 +128,30 @@ internal sealed class JsLiteral
         while (_s[_i] != q)
         {
             char c = _s[_i++];
-            if (c != '\\') { sb.Append(c); continue; }
+            if (c != '\\')
+            {
+                sb.Append(c);
+                continue;
+            }
             char e = _s[_i++];
             switch (e)
             {
-                case 'n': sb.Append('\n'); break;
-                case 't': sb.Append('\t'); break;
-                case 'r': sb.Append('\r'); break;
-                case 'u': sb.Append((char)Convert.ToInt32(_s.Substring(_i, 4), 16)); _i += 4; break;
-                default: sb.Append(e); break;
+                case 'n':
+                    sb.Append('\n');
+                    break;
+                case 't':
+                    sb.Append('\t');
+                    break;
+                case 'r':
+                    sb.Append('\r');
+                    break;
+                case 'u':
+                    sb.Append((char)Convert.ToInt32(_s.Substring(_i, 4), 16));
+                    _i += 4;
+                    break;
+                default:
+                    sb.Append(e);
+                    break;
             }
         }
         _i++;
@@ -112,22 +161,31 @@ internal sealed class JsLiteral
     double Number()
     {
         int start = _i;
-        while (_i < _s.Length && (char.IsDigit(_s[_i]) || _s[_i] is '.' or 'e' or 'E' or '-' or '+')) _i++;
+        while (_i < _s.Length && (char.IsDigit(_s[_i]) || _s[_i] is '.' or 'e' or 'E' or '-' or '+'))
+            _i++;
         string text = _s[start.._i];
-        return double.Parse(text.StartsWith('.') ? "0" + text : text.StartsWith("-.") ? "-0" + text[1..] : text, CultureInfo.InvariantCulture);
+        return double.Parse(
+            text.StartsWith('.') ? "0" + text
+                : text.StartsWith("-.") ? "-0" + text[1..]
+                : text,
+            CultureInfo.InvariantCulture
+        );
     }
 
     string Identifier()
     {
         int start = _i;
-        while (_i < _s.Length && (char.IsLetterOrDigit(_s[_i]) || _s[_i] is '_' or '$')) _i++;
-        if (_i == start) throw Error($"unexpected character '{_s[_i]}'");
+        while (_i < _s.Length && (char.IsLetterOrDigit(_s[_i]) || _s[_i] is '_' or '$'))
+            _i++;
+        if (_i == start)
+            throw Error($"unexpected character '{_s[_i]}'");
         return _s[start.._i];
     }
 
     void Skip()
     {
-        while (_i < _s.Length && char.IsWhiteSpace(_s[_i])) _i++;
+        while (_i < _s.Length && char.IsWhiteSpace(_s[_i]))
+            _i++;
     }
 
     InvalidDataException Error(string what) => new($"JavaScript literal at offset {_i}: {what}");

@@ -17,6 +17,7 @@ internal sealed class KerasHdf5File
 {
     public required string Path { get; init; }
     public required IReadOnlyList<KerasLayer> Layers { get; init; }
+
     /// <summary>The model's architecture (complete model files only).</summary>
     public string? ModelConfig { get; init; }
 
@@ -38,14 +39,19 @@ internal sealed class KerasHdf5File
 
     public static KerasHdf5File Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
-        if (!IsHdf5(path)) throw new InvalidDataException($"{path}: not an HDF5 file");
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"{path}: no such file", path);
+        if (!IsHdf5(path))
+            throw new InvalidDataException($"{path}: not an HDF5 file");
         using var file = H5File.OpenRead(path);
         IH5Group root = file;
         string? config = file.AttributeExists("model_config") ? ReadString(file.Attribute("model_config")) : null;
-        if (file.LinkExists("model_weights")) root = file.Group("model_weights");
+        if (file.LinkExists("model_weights"))
+            root = file.Group("model_weights");
         if (!root.AttributeExists("layer_names"))
-            throw new InvalidDataException($"{path}: an HDF5 file without Keras layer_names (not a Keras weights or model file)");
+            throw new InvalidDataException(
+                $"{path}: an HDF5 file without Keras layer_names (not a Keras weights or model file)"
+            );
         var layers = new List<KerasLayer>();
         foreach (string layerName in ReadStrings(root.Attribute("layer_names")))
         {
@@ -59,7 +65,12 @@ internal sealed class KerasHdf5File
                 }
             layers.Add(new KerasLayer(layerName, weights));
         }
-        return new KerasHdf5File { Path = path, Layers = layers, ModelConfig = config };
+        return new KerasHdf5File
+        {
+            Path = path,
+            Layers = layers,
+            ModelConfig = config,
+        };
     }
 
     static Tensor ReadTensor(IH5Dataset ds, string path, string name)
@@ -72,7 +83,9 @@ internal sealed class KerasHdf5File
             (H5DataTypeClass.FloatingPoint, 8) => torch.tensor(ds.Read<double[]>()).to(ScalarType.Float32),
             (H5DataTypeClass.FixedPoint, 8) => torch.tensor(ds.Read<long[]>()),
             (H5DataTypeClass.FixedPoint, 4) => torch.tensor(ds.Read<int[]>()).to(ScalarType.Int64),
-            _ => throw new InvalidDataException($"{path}: weight {name} has an unsupported HDF5 type ({type.Class}, {type.Size} bytes)"),
+            _ => throw new InvalidDataException(
+                $"{path}: weight {name} has an unsupported HDF5 type ({type.Class}, {type.Size} bytes)"
+            ),
         };
         return shape.Length == 0 ? t.reshape([]) : t.reshape(shape);
     }
@@ -81,14 +94,19 @@ internal sealed class KerasHdf5File
     {
         // h5py writes names as fixed-length byte strings or variable-length strings; PureHDF reads both as string[].
         // Keras stores an empty name list as an empty float array.
-        if (a.Space.Dimensions.Aggregate(1UL, (x, y) => x * y) == 0 || a.Type.Class is not (H5DataTypeClass.String or H5DataTypeClass.VariableLength)) return [];
+        if (
+            a.Space.Dimensions.Aggregate(1UL, (x, y) => x * y) == 0
+            || a.Type.Class is not (H5DataTypeClass.String or H5DataTypeClass.VariableLength)
+        )
+            return [];
         var values = a.Read<string[]>();
         return values.Select(v => v.TrimEnd('\0')).ToArray();
     }
 
     static string ReadString(IH5Attribute a)
     {
-        if (a.Space.Rank == 0) return a.Read<string>().TrimEnd('\0');
+        if (a.Space.Rank == 0)
+            return a.Read<string>().TrimEnd('\0');
         return string.Concat(a.Read<string[]>());
     }
 }

@@ -25,20 +25,27 @@ internal static class StateDicts
         var target = module.state_dict();
         var missing = target.Keys.Where(k => !source.ContainsKey(k)).ToList();
         var unexpected = source.Keys.Where(k => !target.ContainsKey(k)).ToList();
-        var mismatched = target.Keys.Where(source.ContainsKey)
+        var mismatched = target
+            .Keys.Where(source.ContainsKey)
             .Where(k => !target[k].shape.SequenceEqual(source[k].shape))
-            .Select(k => $"{k} (file [{string.Join(",", source[k].shape)}], network [{string.Join(",", target[k].shape)}])")
+            .Select(k =>
+                $"{k} (file [{string.Join(",", source[k].shape)}], network [{string.Join(",", target[k].shape)}])"
+            )
             .ToList();
         if (missing.Count + unexpected.Count + mismatched.Count > 0)
         {
             var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing {missing.Count} key(s): {Summarise(missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected {unexpected.Count} key(s): {Summarise(unexpected)}");
-            if (mismatched.Count > 0) parts.Add($"{mismatched.Count} shape mismatch(es): {Summarise(mismatched)}");
+            if (missing.Count > 0)
+                parts.Add($"missing {missing.Count} key(s): {Summarise(missing)}");
+            if (unexpected.Count > 0)
+                parts.Add($"unexpected {unexpected.Count} key(s): {Summarise(unexpected)}");
+            if (mismatched.Count > 0)
+                parts.Add($"{mismatched.Count} shape mismatch(es): {Summarise(mismatched)}");
             throw new WeightMismatchException($"{file}: does not fit {module.GetName()}: {string.Join("; ", parts)}");
         }
         using var _ = torch.no_grad();
-        foreach (var (k, t) in target) t.copy_(source[k]);
+        foreach (var (k, t) in target)
+            t.copy_(source[k]);
     }
 
     static string Summarise(IReadOnlyList<string> items, int max = 8) =>

@@ -30,10 +30,13 @@ internal static partial class StyleGan1Weights
         var g = new StyleGan1Generator(config);
         Assign(g, canonical, path);
         g.eval();
-        foreach (var p in g.parameters()) p.requires_grad = false;
+        foreach (var p in g.parameters())
+            p.requires_grad = false;
         bool hasAvg = canonical.ContainsKey("dlatent_avg");
         if (config.MappingLayers == 0)
-            notes.Add("synthesis network only: renders W+ codes (inference, training on an existing dataset); sampling z needs a file with the mapping");
+            notes.Add(
+                "synthesis network only: renders W+ codes (inference, training on an existing dataset); sampling z needs a file with the mapping"
+            );
         else if (!hasAvg)
         {
             using (torch.no_grad())
@@ -48,12 +51,14 @@ internal static partial class StyleGan1Weights
         return g;
     }
 
-    /// <summary>The pickle's Gs variables, named component/variable (mapping/Dense0/weight, synthesis/4x4/Conv/weight, dlatent_avg).</summary>
+    /// <summary>The pickle's Gs variables, named component/variable (mapping/Dense0/weight, synthesis/4x4/Conv/weight,
+    /// dlatent_avg).</summary>
     static Dictionary<string, Tensor> ReadPickle(string path)
     {
         var globals = NumpyPickle.Globals().Append(PickleGlobal.PlainClass("dnnlib.tflib.network", "Network"));
         object? root;
-        using (var fs = File.OpenRead(path)) root = new PickleReader(path, globals).Load(fs);
+        using (var fs = File.OpenRead(path))
+            root = new PickleReader(path, globals).Load(fs);
         var gs = root switch
         {
             PyTuple { Count: 3 } t when t[2] is PyObject o => o,
@@ -63,14 +68,16 @@ internal static partial class StyleGan1Weights
         var result = new Dictionary<string, Tensor>();
         void Collect(PyObject network, string prefix)
         {
-            var state = network.State as PyDict ?? throw new InvalidDataException($"{path}: a Network without its state");
+            var state =
+                network.State as PyDict ?? throw new InvalidDataException($"{path}: a Network without its state");
             if (state.GetOrNull("variables") is List<object?> vars)
                 foreach (var v in vars)
                     if (v is PyTuple { Count: 2 } pair && pair[0] is string name && pair[1] is NumpyArray a)
                         result[prefix + name] = a.ToTensor();
             if (state.GetOrNull("components") is PyDict components)
                 foreach (var (k, v) in components)
-                    if (k is string cname && v is PyObject child) Collect(child, prefix + cname + "/");
+                    if (k is string cname && v is PyObject child)
+                        Collect(child, prefix + cname + "/");
         }
         Collect(gs, "");
         return result;
@@ -79,10 +86,17 @@ internal static partial class StyleGan1Weights
     static Dictionary<string, Tensor> ReadHdf5(string path) =>
         KerasHdf5File.Read(path).AllWeights.ToDictionary(w => w.Name, w => w.Value);
 
-    [GeneratedRegex(@"(?<![A-Za-z])Dense(\d+)/(kernel|weight|bias)")] private static partial Regex DenseRx();
-    [GeneratedRegex(@"(?:^|/)noise(\d+)(?:/|:|$)")] private static partial Regex NoiseRx();
-    [GeneratedRegex(@"(?:^|/)(\d+)x\1/(Const|Conv0_up|Conv1|Conv)/(.*)$")] private static partial Regex BlockRx();
-    [GeneratedRegex(@"ToRGB_lod(\d+)/(kernel|weight|bias)")] private static partial Regex ToRgbRx();
+    [GeneratedRegex(@"(?<![A-Za-z])Dense(\d+)/(kernel|weight|bias)")]
+    private static partial Regex DenseRx();
+
+    [GeneratedRegex(@"(?:^|/)noise(\d+)(?:/|:|$)")]
+    private static partial Regex NoiseRx();
+
+    [GeneratedRegex(@"(?:^|/)(\d+)x\1/(Const|Conv0_up|Conv1|Conv)/(.*)$")]
+    private static partial Regex BlockRx();
+
+    [GeneratedRegex(@"ToRGB_lod(\d+)/(kernel|weight|bias)")]
+    private static partial Regex ToRgbRx();
 
     /// <summary>
     /// Names in either layout to one canonical set: mapping/Dense{i}/weight|bias, synthesis/noise{i},
@@ -96,18 +110,27 @@ internal static partial class StyleGan1Weights
         var unknown = new List<string>();
         void Put(string key, Tensor value, string from)
         {
-            if (!result.TryAdd(key, value)) throw new InvalidDataException($"{path}: both {from} and another variable map to {key}");
+            if (!result.TryAdd(key, value))
+                throw new InvalidDataException($"{path}: both {from} and another variable map to {key}");
         }
         foreach (var (name, value) in raw)
         {
             string n = name.Replace(":0", "");
             Match m;
-            if (n.EndsWith("dlatent_avg", StringComparison.Ordinal)) Put("dlatent_avg", value, name);
-            else if ((m = DenseRx().Match(n)).Success) Put($"mapping/Dense{m.Groups[1].Value}/{(m.Groups[2].Value == "bias" ? "bias" : "weight")}", value, name);
+            if (n.EndsWith("dlatent_avg", StringComparison.Ordinal))
+                Put("dlatent_avg", value, name);
+            else if ((m = DenseRx().Match(n)).Success)
+                Put(
+                    $"mapping/Dense{m.Groups[1].Value}/{(m.Groups[2].Value == "bias" ? "bias" : "weight")}",
+                    value,
+                    name
+                );
             else if ((m = ToRgbRx().Match(n)).Success)
             {
-                if (m.Groups[1].Value == "0") Put($"synthesis/torgb/{(m.Groups[2].Value == "bias" ? "bias" : "weight")}", value, name);
-                else ignored.Add(name);
+                if (m.Groups[1].Value == "0")
+                    Put($"synthesis/torgb/{(m.Groups[2].Value == "bias" ? "bias" : "weight")}", value, name);
+                else
+                    ignored.Add(name);
             }
             else if ((m = BlockRx().Match(n)).Success)
             {
@@ -122,31 +145,53 @@ internal static partial class StyleGan1Weights
                     "kernel" or "weight" => "weight",
                     _ => "",
                 };
-                if (variable.Length == 0) unknown.Add(name);
-                else Put($"synthesis/{m.Groups[1].Value}x{m.Groups[1].Value}/{m.Groups[2].Value}/{variable}", value, name);
+                if (variable.Length == 0)
+                    unknown.Add(name);
+                else
+                    Put(
+                        $"synthesis/{m.Groups[1].Value}x{m.Groups[1].Value}/{m.Groups[2].Value}/{variable}",
+                        value,
+                        name
+                    );
             }
-            else if ((m = NoiseRx().Match(n)).Success) Put($"synthesis/noise{m.Groups[1].Value}", value, name);
-            else if (n.EndsWith("lod", StringComparison.Ordinal)) ignored.Add(name);
-            else unknown.Add(name);
+            else if ((m = NoiseRx().Match(n)).Success)
+                Put($"synthesis/noise{m.Groups[1].Value}", value, name);
+            else if (n.EndsWith("lod", StringComparison.Ordinal))
+                ignored.Add(name);
+            else
+                unknown.Add(name);
         }
-        if (unknown.Count > 0) throw new WeightMismatchException($"{path}: variables that are not part of a StyleGAN generator: {string.Join(", ", unknown.Take(8))}");
-        if (ignored.Count > 0) notes.Add($"ignored progressive-growing leftovers: {string.Join(", ", ignored)}");
+        if (unknown.Count > 0)
+            throw new WeightMismatchException(
+                $"{path}: variables that are not part of a StyleGAN generator: {string.Join(", ", unknown.Take(8))}"
+            );
+        if (ignored.Count > 0)
+            notes.Add($"ignored progressive-growing leftovers: {string.Join(", ", ignored)}");
         return result;
     }
 
     static StyleGan1Config InferConfig(Dictionary<string, Tensor> w, string path)
     {
-        var resolutions = w.Keys.Select(k => Regex.Match(k, @"^synthesis/(\d+)x\d+/")).Where(m => m.Success)
-            .Select(m => int.Parse(m.Groups[1].Value)).Distinct().Order().ToList();
+        var resolutions = w
+            .Keys.Select(k => Regex.Match(k, @"^synthesis/(\d+)x\d+/"))
+            .Where(m => m.Success)
+            .Select(m => int.Parse(m.Groups[1].Value))
+            .Distinct()
+            .Order()
+            .ToList();
         if (resolutions.Count == 0 || resolutions[0] != 4)
             throw new WeightMismatchException($"{path}: no 4x4 block; not a StyleGAN synthesis network");
         int size = resolutions[^1];
         for (int r = 4; r <= size; r *= 2)
-            if (!resolutions.Contains(r)) throw new WeightMismatchException($"{path}: the {r}x{r} block is missing");
+            if (!resolutions.Contains(r))
+                throw new WeightMismatchException($"{path}: the {r}x{r} block is missing");
         var channels = new Dictionary<int, int>();
         channels[4] = (int)Need(w, "synthesis/4x4/Const/const", path).shape[1];
-        for (int r = 8; r <= size; r *= 2) channels[r] = (int)Need(w, $"synthesis/{r}x{r}/Conv1/weight", path).shape[3];
-        int mappingLayers = w.Keys.Count(k => k.StartsWith("mapping/Dense", StringComparison.Ordinal) && k.EndsWith("/weight", StringComparison.Ordinal));
+        for (int r = 8; r <= size; r *= 2)
+            channels[r] = (int)Need(w, $"synthesis/{r}x{r}/Conv1/weight", path).shape[3];
+        int mappingLayers = w.Keys.Count(k =>
+            k.StartsWith("mapping/Dense", StringComparison.Ordinal) && k.EndsWith("/weight", StringComparison.Ordinal)
+        );
         int styleDim = (int)Need(w, "synthesis/4x4/Const/style_weight", path).shape[0];
         int fmaps = mappingLayers > 1 ? (int)Need(w, "mapping/Dense0/weight", path).shape[1] : styleDim;
         return new StyleGan1Config(size, styleDim, mappingLayers, channels, MappingFmaps: fmaps);
@@ -161,7 +206,11 @@ internal static partial class StyleGan1Weights
         var c = g.Config;
         var sd = new Dictionary<string, Tensor>();
         var used = new HashSet<string>();
-        Tensor Take(string key) { used.Add(key); return Need(w, key, path); }
+        Tensor Take(string key)
+        {
+            used.Add(key);
+            return Need(w, key, path);
+        }
         for (int i = 0; i < c.MappingLayers; i++)
         {
             sd[$"mapping.{i}.weight"] = Take($"mapping/Dense{i}/weight").t().contiguous();
@@ -169,11 +218,13 @@ internal static partial class StyleGan1Weights
         }
         sd["const"] = Take("synthesis/4x4/Const/const");
         var layerNames = new List<string> { "4x4/Const", "4x4/Conv" };
-        for (int r = 8; r <= c.Size; r *= 2) layerNames.AddRange([$"{r}x{r}/Conv0_up", $"{r}x{r}/Conv1"]);
+        for (int r = 8; r <= c.Size; r *= 2)
+            layerNames.AddRange([$"{r}x{r}/Conv0_up", $"{r}x{r}/Conv1"]);
         for (int i = 0; i < layerNames.Count; i++)
         {
             string p = $"synthesis/{layerNames[i]}";
-            if (i > 0) sd[$"layers.{i}.weight"] = TfjsWeights.ConvFilter(Take($"{p}/weight"));
+            if (i > 0)
+                sd[$"layers.{i}.weight"] = TfjsWeights.ConvFilter(Take($"{p}/weight"));
             sd[$"layers.{i}.noise_strength"] = Take($"{p}/noise_strength");
             sd[$"layers.{i}.bias"] = Take($"{p}/bias");
             sd[$"layers.{i}.style.weight"] = Take($"{p}/style_weight").t().contiguous();
@@ -185,7 +236,8 @@ internal static partial class StyleGan1Weights
         sd["dlatent_avg"] = w.TryGetValue("dlatent_avg", out var avg) ? avg : torch.zeros(c.StyleDim);
         used.Add("dlatent_avg");
         var extra = w.Keys.Where(k => !used.Contains(k)).ToList();
-        if (extra.Count > 0) throw new WeightMismatchException($"{path}: unexpected variables {string.Join(", ", extra.Take(8))}");
+        if (extra.Count > 0)
+            throw new WeightMismatchException($"{path}: unexpected variables {string.Join(", ", extra.Take(8))}");
         StateDicts.Assign(g, sd, path);
     }
 }

@@ -44,7 +44,9 @@ internal static partial class StyleGan2Weights
         else
         {
             string keys = root is PyDict rd ? string.Join(", ", rd.Keys.Take(10)) : root?.GetType().Name ?? "None";
-            throw new WeightMismatchException($"{path}: not a StyleGAN2 generator checkpoint (expected a g_ema state dict or a bare state dict; found {keys})");
+            throw new WeightMismatchException(
+                $"{path}: not a StyleGAN2 generator checkpoint (expected a g_ema state dict or a bare state dict; found {keys})"
+            );
         }
 
         var tensors = TorchCheckpoint.Tensors(stateDict);
@@ -53,9 +55,11 @@ internal static partial class StyleGan2Weights
         var g = new StyleGan2Generator(config);
         StateDicts.Assign(g, tensors, path);
         g.eval();
-        foreach (var p in g.parameters()) p.requires_grad = false;
+        foreach (var p in g.parameters())
+            p.requires_grad = false;
 
-        if (latentAvg is not null) g.MeanLatent = latentAvg.to(ScalarType.Float32);
+        if (latentAvg is not null)
+            g.MeanLatent = latentAvg.to(ScalarType.Float32);
         else
         {
             using var _ = torch.no_grad();
@@ -73,15 +77,33 @@ internal static partial class StyleGan2Weights
     /// <summary>Reads the configuration off rosinality state-dict tensors.</summary>
     public static StyleGan2Config InferConfig(IReadOnlyDictionary<string, Tensor> sd, string file)
     {
-        Tensor Need(string key) => sd.TryGetValue(key, out var t) ? t
-            : throw new WeightMismatchException($"{file}: not a StyleGAN2 generator in the rosinality layout: missing {key}");
+        Tensor Need(string key) =>
+            sd.TryGetValue(key, out var t)
+                ? t
+                : throw new WeightMismatchException(
+                    $"{file}: not a StyleGAN2 generator in the rosinality layout: missing {key}"
+                );
         int styleDim = (int)Need("style.1.weight").shape[1];
-        int mapping = sd.Keys.Select(k => MappingKey().Match(k)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(0).Max();
-        int rgbs = sd.Keys.Select(k => ToRgbKey().Match(k)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).DefaultIfEmpty(-1).Max() + 1;
-        if (rgbs == 0) throw new WeightMismatchException($"{file}: no to_rgbs.* tensors: not a StyleGAN2 generator in the rosinality layout");
+        int mapping = sd
+            .Keys.Select(k => MappingKey().Match(k))
+            .Where(m => m.Success)
+            .Select(m => int.Parse(m.Groups[1].Value))
+            .DefaultIfEmpty(0)
+            .Max();
+        int rgbs =
+            sd.Keys.Select(k => ToRgbKey().Match(k))
+                .Where(m => m.Success)
+                .Select(m => int.Parse(m.Groups[1].Value))
+                .DefaultIfEmpty(-1)
+                .Max() + 1;
+        if (rgbs == 0)
+            throw new WeightMismatchException(
+                $"{file}: no to_rgbs.* tensors: not a StyleGAN2 generator in the rosinality layout"
+            );
         int logSize = rgbs + 2;
         var channels = new Dictionary<int, int> { [4] = (int)Need("conv1.conv.weight").shape[1] };
-        for (int i = 3; i <= logSize; i++) channels[1 << i] = (int)Need($"convs.{2 * (i - 3)}.conv.weight").shape[1];
+        for (int i = 3; i <= logSize; i++)
+            channels[1 << i] = (int)Need($"convs.{2 * (i - 3)}.conv.weight").shape[1];
         return new StyleGan2Config(1 << logSize, styleDim, mapping, channels);
     }
 
@@ -94,6 +116,9 @@ internal static partial class StyleGan2Weights
         TorchCheckpoint.Save(path, new Dictionary<string, object> { ["g_ema"] = sd, ["latent_avg"] = g.MeanLatent });
     }
 
-    [GeneratedRegex(@"^style\.(\d+)\.weight$")] private static partial Regex MappingKey();
-    [GeneratedRegex(@"^to_rgbs\.(\d+)\.")] private static partial Regex ToRgbKey();
+    [GeneratedRegex(@"^style\.(\d+)\.weight$")]
+    private static partial Regex MappingKey();
+
+    [GeneratedRegex(@"^to_rgbs\.(\d+)\.")]
+    private static partial Regex ToRgbKey();
 }

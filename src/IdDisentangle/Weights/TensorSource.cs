@@ -16,7 +16,8 @@ internal sealed class TensorSource(IReadOnlyDictionary<string, Tensor> tensors, 
 
     public Tensor Take(string name)
     {
-        if (!tensors.TryGetValue(name, out var t)) throw new WeightMismatchException($"{File}: missing weight {name}");
+        if (!tensors.TryGetValue(name, out var t))
+            throw new WeightMismatchException($"{File}: missing weight {name}");
         _used.Add(name);
         return t;
     }
@@ -25,6 +26,8 @@ internal sealed class TensorSource(IReadOnlyDictionary<string, Tensor> tensors, 
     {
         var unused = tensors.Keys.Where(k => !_used.Contains(k)).ToList();
         if (unused.Count > 0)
-            throw new WeightMismatchException($"{File}: unexpected weights {string.Join(", ", unused.Take(8))}{(unused.Count > 8 ? $", ... ({unused.Count - 8} more)" : "")}");
+            throw new WeightMismatchException(
+                $"{File}: unexpected weights {string.Join(", ", unused.Take(8))}{(unused.Count > 8 ? $", ... ({unused.Count - 8} more)" : "")}"
+            );
     }
 }

@@ -15,69 +15,97 @@ internal static class TfjsWeights
 {
     public static Dictionary<string, Tensor> Load(string manifestPath)
     {
-        if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath}: no such weights manifest", manifestPath);
+        if (!File.Exists(manifestPath))
+            throw new FileNotFoundException($"{manifestPath}: no such weights manifest", manifestPath);
         var root = JsonNode.Parse(File.ReadAllText(manifestPath));
-        var groups = root as JsonArray ?? root?["weightsManifest"] as JsonArray
-                     ?? throw new InvalidDataException($"{manifestPath}: not a TensorFlow.js weights manifest");
+        var groups =
+            root as JsonArray
+            ?? root?["weightsManifest"] as JsonArray
+            ?? throw new InvalidDataException($"{manifestPath}: not a TensorFlow.js weights manifest");
         string dir = Path.GetDirectoryName(Path.GetFullPath(manifestPath))!;
-        return Decode(groups, shard =>
-        {
-            string path = Path.Combine(dir, shard);
-            if (!File.Exists(path)) throw new FileNotFoundException($"{manifestPath}: missing weight shard {path}", path);
-            return File.ReadAllBytes(path);
-        }, manifestPath);
+        return Decode(
+            groups,
+            shard =>
+            {
+                string path = Path.Combine(dir, shard);
+                if (!File.Exists(path))
+                    throw new FileNotFoundException($"{manifestPath}: missing weight shard {path}", path);
+                return File.ReadAllBytes(path);
+            },
+            manifestPath
+        );
     }
 
-    /// <summary>Decodes the weights of manifest <paramref name="groups"/>, reading each shard by its manifest path.</summary>
-    public static Dictionary<string, Tensor> Decode(JsonArray groups, Func<string, byte[]> readShard, string manifestPath)
+    /// <summary>Decodes the weights of manifest <paramref name="groups"/>, reading each shard by its manifest
+    /// path.</summary>
+    public static Dictionary<string, Tensor> Decode(
+        JsonArray groups,
+        Func<string, byte[]> readShard,
+        string manifestPath
+    )
     {
         var result = new Dictionary<string, Tensor>();
         foreach (var group in groups)
         {
-            var paths = group?["paths"] as JsonArray ?? throw new InvalidDataException($"{manifestPath}: weight group without paths");
+            var paths =
+                group?["paths"] as JsonArray
+                ?? throw new InvalidDataException($"{manifestPath}: weight group without paths");
             byte[] data = paths.SelectMany(p => readShard((string)p!)).ToArray();
             int offset = 0;
-            var weights = group!["weights"] as JsonArray ?? throw new InvalidDataException($"{manifestPath}: weight group without weights");
+            var weights =
+                group!["weights"] as JsonArray
+                ?? throw new InvalidDataException($"{manifestPath}: weight group without weights");
             foreach (var w in weights)
             {
                 string name = (string)w!["name"]!;
                 long[] shape = (w["shape"] as JsonArray)!.Select(e => (long)(double)e!).ToArray();
                 long count = shape.Aggregate(1L, (a, b) => a * b);
                 string dtype = (string)w["dtype"]!;
-                // int32 entries are graph constants (shapes, slice bounds) that converted TF graphs carry along; they are
+                // int32 entries are graph constants (shapes, slice bounds) that converted TF graphs carry along; they
+                // are
                 // decoded so the offsets stay right and returned as float values.
-                if (dtype is not ("float32" or "int32")) throw new InvalidDataException($"{manifestPath}: {name} has dtype {dtype}; only float32 and int32 weights are supported");
+                if (dtype is not ("float32" or "int32"))
+                    throw new InvalidDataException(
+                        $"{manifestPath}: {name} has dtype {dtype}; only float32 and int32 weights are supported"
+                    );
                 float[] values = new float[count];
                 if (w["quantization"] is JsonObject q)
                 {
                     string qtype = (string)q["dtype"]!;
                     // TensorFlow.js dequantizes in double precision, then stores float32.
-                    double scale = q["scale"] is { } sc ? (double)sc : 1, min = q["min"] is { } mn ? (double)mn : 0;
+                    double scale = q["scale"] is { } sc ? (double)sc : 1,
+                        min = q["min"] is { } mn ? (double)mn : 0;
                     switch (qtype)
                     {
                         case "uint8":
                             Need(data, offset, count, manifestPath, name);
-                            for (long i = 0; i < count; i++) values[i] = (float)(data[offset + i] * scale + min);
+                            for (long i = 0; i < count; i++)
+                                values[i] = (float)(data[offset + i] * scale + min);
                             offset += (int)count;
                             break;
                         case "uint16":
                             Need(data, offset, count * 2, manifestPath, name);
-                            for (long i = 0; i < count; i++) values[i] = (float)(BitConverter.ToUInt16(data, offset + (int)(2 * i)) * scale + min);
+                            for (long i = 0; i < count; i++)
+                                values[i] = (float)(BitConverter.ToUInt16(data, offset + (int)(2 * i)) * scale + min);
                             offset += (int)(count * 2);
                             break;
                         case "float16":
                             Need(data, offset, count * 2, manifestPath, name);
-                            for (long i = 0; i < count; i++) values[i] = (float)BitConverter.ToHalf(data, offset + (int)(2 * i));
+                            for (long i = 0; i < count; i++)
+                                values[i] = (float)BitConverter.ToHalf(data, offset + (int)(2 * i));
                             offset += (int)(count * 2);
                             break;
                         default:
-                            throw new InvalidDataException($"{manifestPath}: {name} uses unsupported quantization {qtype}");
+                            throw new InvalidDataException(
+                                $"{manifestPath}: {name} uses unsupported quantization {qtype}"
+                            );
                     }
                 }
                 else if (dtype == "int32")
                 {
                     Need(data, offset, count * 4, manifestPath, name);
-                    for (long i = 0; i < count; i++) values[i] = BitConverter.ToInt32(data, offset + (int)(4 * i));
+                    for (long i = 0; i < count; i++)
+                        values[i] = BitConverter.ToInt32(data, offset + (int)(4 * i));
                     offset += (int)(count * 4);
                 }
                 else
@@ -86,18 +114,23 @@ internal static class TfjsWeights
                     Buffer.BlockCopy(data, offset, values, 0, (int)(count * 4));
                     offset += (int)(count * 4);
                 }
-                if (dtype == "int32") for (long i = 0; i < count; i++) values[i] = MathF.Round(values[i]);
+                if (dtype == "int32")
+                    for (long i = 0; i < count; i++)
+                        values[i] = MathF.Round(values[i]);
                 result[name] = torch.tensor(values).reshape(shape);
             }
             if (offset != data.Length)
-                throw new InvalidDataException($"{manifestPath}: the shards hold {data.Length} bytes but the manifest describes {offset}");
+                throw new InvalidDataException(
+                    $"{manifestPath}: the shards hold {data.Length} bytes but the manifest describes {offset}"
+                );
         }
         return result;
     }
 
     static void Need(byte[] data, int offset, long bytes, string file, string name)
     {
-        if (offset + bytes > data.Length) throw new InvalidDataException($"{file}: weight data ends before {name}");
+        if (offset + bytes > data.Length)
+            throw new InvalidDataException($"{file}: weight data ends before {name}");
     }
 
     /// <summary>A TensorFlow conv filter [kh,kw,in,out] as a PyTorch one [out,in,kh,kw].</summary>

@@ -18,10 +18,17 @@ internal static class TorchCheckpoint
 {
     static readonly (string Name, ScalarType Type, int Size)[] StorageTypes =
     [
-        ("FloatStorage", ScalarType.Float32, 4), ("DoubleStorage", ScalarType.Float64, 8), ("HalfStorage", ScalarType.Float16, 2),
-        ("BFloat16Storage", ScalarType.BFloat16, 2), ("LongStorage", ScalarType.Int64, 8), ("IntStorage", ScalarType.Int32, 4),
-        ("ShortStorage", ScalarType.Int16, 2), ("CharStorage", ScalarType.Int8, 1), ("ByteStorage", ScalarType.Byte, 1),
-        ("BoolStorage", ScalarType.Bool, 1), ("UntypedStorage", ScalarType.Byte, 1),
+        ("FloatStorage", ScalarType.Float32, 4),
+        ("DoubleStorage", ScalarType.Float64, 8),
+        ("HalfStorage", ScalarType.Float16, 2),
+        ("BFloat16Storage", ScalarType.BFloat16, 2),
+        ("LongStorage", ScalarType.Int64, 8),
+        ("IntStorage", ScalarType.Int32, 4),
+        ("ShortStorage", ScalarType.Int16, 2),
+        ("CharStorage", ScalarType.Int8, 1),
+        ("ByteStorage", ScalarType.Byte, 1),
+        ("BoolStorage", ScalarType.Bool, 1),
+        ("UntypedStorage", ScalarType.Byte, 1),
     ];
 
     sealed record StorageType(ScalarType Type, int Size);
@@ -31,17 +38,63 @@ internal static class TorchCheckpoint
         foreach (var (name, type, size) in StorageTypes)
         {
             var st = new StorageType(type, size);
-            yield return new PickleGlobal { Module = "torch", Name = name, Tag = st };
+            yield return new PickleGlobal
+            {
+                Module = "torch",
+                Name = name,
+                Tag = st,
+            };
         }
-        yield return new PickleGlobal { Module = "torch._utils", Name = "_rebuild_tensor_v2", Call = RebuildTensor };
-        yield return new PickleGlobal { Module = "torch._utils", Name = "_rebuild_tensor", Call = RebuildTensor };
-        yield return new PickleGlobal { Module = "torch._utils", Name = "_rebuild_parameter", Call = a => a[0] };
-        yield return new PickleGlobal { Module = "torch._utils", Name = "_rebuild_parameter_with_state", Call = a => a[0] };
-        yield return new PickleGlobal { Module = "collections", Name = "OrderedDict", Call = _ => new PyDict(), New = _ => new PyDict() };
-        yield return new PickleGlobal { Module = "torch", Name = "Size", Call = a => a.Length > 0 && a[0] is PyTuple t ? t : new PyTuple([]) };
+        yield return new PickleGlobal
+        {
+            Module = "torch._utils",
+            Name = "_rebuild_tensor_v2",
+            Call = RebuildTensor,
+        };
+        yield return new PickleGlobal
+        {
+            Module = "torch._utils",
+            Name = "_rebuild_tensor",
+            Call = RebuildTensor,
+        };
+        yield return new PickleGlobal
+        {
+            Module = "torch._utils",
+            Name = "_rebuild_parameter",
+            Call = a => a[0],
+        };
+        yield return new PickleGlobal
+        {
+            Module = "torch._utils",
+            Name = "_rebuild_parameter_with_state",
+            Call = a => a[0],
+        };
+        yield return new PickleGlobal
+        {
+            Module = "collections",
+            Name = "OrderedDict",
+            Call = _ => new PyDict(),
+            New = _ => new PyDict(),
+        };
+        yield return new PickleGlobal
+        {
+            Module = "torch",
+            Name = "Size",
+            Call = a => a.Length > 0 && a[0] is PyTuple t ? t : new PyTuple([]),
+        };
         yield return PickleGlobal.PlainClass("argparse", "Namespace");
-        yield return new PickleGlobal { Module = "builtins", Name = "set", Call = a => new HashSet<object?>(a.Length > 0 && a[0] is List<object?> l ? l : []) };
-        yield return new PickleGlobal { Module = "torch", Name = "device", Call = a => string.Join(":", a) };
+        yield return new PickleGlobal
+        {
+            Module = "builtins",
+            Name = "set",
+            Call = a => new HashSet<object?>(a.Length > 0 && a[0] is List<object?> l ? l : []),
+        };
+        yield return new PickleGlobal
+        {
+            Module = "torch",
+            Name = "device",
+            Call = a => string.Join(":", a),
+        };
     }
 
     /// <summary>The storage behind one or more tensors, as a flat tensor of its element type.</summary>
@@ -57,45 +110,64 @@ internal static class TorchCheckpoint
         long offset = Convert.ToInt64(a[1]);
         long[] size = ((PyTuple)a[2]!).Items.Select(Convert.ToInt64).ToArray();
         long[] stride = ((PyTuple)a[3]!).Items.Select(Convert.ToInt64).ToArray();
-        if (size.Length == 0) return storage.Data.narrow(0, offset, 1).reshape([]).clone();
+        if (size.Length == 0)
+            return storage.Data.narrow(0, offset, 1).reshape([]).clone();
         return storage.Data.as_strided(size, stride, offset).contiguous();
     }
 
-    /// <summary>Loads the object tree of a <c>torch.save</c> file: dictionaries, lists, tuples, scalars and tensors (on the CPU).</summary>
+    /// <summary>Loads the object tree of a <c>torch.save</c> file: dictionaries, lists, tuples, scalars and tensors (on
+    /// the CPU).</summary>
     public static object? Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"{path}: no such file", path);
         using var fs = File.OpenRead(path);
         Span<byte> head = stackalloc byte[4];
         int n = fs.Read(head);
         fs.Position = 0;
-        if (n == 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4) return LoadZip(fs, path);
-        if (n >= 2 && head[0] == 0x80) return LoadLegacy(fs, path);
-        throw new InvalidDataException($"{path}: not a PyTorch file (neither the zip format nor the legacy pickle format)");
+        if (n == 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4)
+            return LoadZip(fs, path);
+        if (n >= 2 && head[0] == 0x80)
+            return LoadLegacy(fs, path);
+        throw new InvalidDataException(
+            $"{path}: not a PyTorch file (neither the zip format nor the legacy pickle format)"
+        );
     }
 
     static object? LoadZip(Stream stream, string path)
     {
         using var zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
-        var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
-                  ?? throw new InvalidDataException($"{path}: zip file without a data.pkl: not a torch.save file");
+        var pkl =
+            zip.Entries.FirstOrDefault(e =>
+                e.FullName.EndsWith("data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1
+            ) ?? throw new InvalidDataException($"{path}: zip file without a data.pkl: not a torch.save file");
         string prefix = pkl.FullName[..^"data.pkl".Length];
         var storages = new Dictionary<string, Storage>();
         object? Persistent(object? pid)
         {
             // ('storage', storage_type, key, location, numel)
-            if (pid is not PyTuple { Count: >= 5 } t || t[0] as string != "storage" || (t[1] as PickleGlobal)?.Tag is not StorageType type)
+            if (
+                pid is not PyTuple { Count: >= 5 } t
+                || t[0] as string != "storage"
+                || (t[1] as PickleGlobal)?.Tag is not StorageType type
+            )
                 throw new InvalidDataException($"{path}: unexpected persistent id {pid}");
             string key = Convert.ToString(t[2], System.Globalization.CultureInfo.InvariantCulture)!;
-            if (storages.TryGetValue(key, out var s)) return s;
+            if (storages.TryGetValue(key, out var s))
+                return s;
             long numel = Convert.ToInt64(t[4]);
-            var entry = zip.GetEntry(prefix + "data/" + key) ?? throw new InvalidDataException($"{path}: missing storage data/{key}");
+            var entry =
+                zip.GetEntry(prefix + "data/" + key)
+                ?? throw new InvalidDataException($"{path}: missing storage data/{key}");
             var bytes = new byte[entry.Length];
-            using (var es = entry.Open()) es.ReadExactly(bytes);
+            using (var es = entry.Open())
+                es.ReadExactly(bytes);
             long count = numel;
-            if (count * type.Size > bytes.Length) throw new InvalidDataException($"{path}: storage data/{key} is shorter than its {count} elements");
+            if (count * type.Size > bytes.Length)
+                throw new InvalidDataException($"{path}: storage data/{key} is shorter than its {count} elements");
             var data = torch.empty(count, type.Type);
-            if (count > 0) data.bytes = bytes.AsSpan(0, (int)(count * type.Size));
+            if (count > 0)
+                data.bytes = bytes.AsSpan(0, (int)(count * type.Size));
             s = new Storage(data);
             storages[key] = s;
             return s;
@@ -110,8 +182,13 @@ internal static class TorchCheckpoint
     {
         var meta = new PickleReader(path, []);
         object? magic = meta.Load(stream);
-        if (magic is not System.Numerics.BigInteger big || big != System.Numerics.BigInteger.Parse("119547037146038801333356"))
-            throw new InvalidDataException($"{path}: not a PyTorch file (a pickle, but without torch.save's magic number)");
+        if (
+            magic is not System.Numerics.BigInteger big
+            || big != System.Numerics.BigInteger.Parse("119547037146038801333356")
+        )
+            throw new InvalidDataException(
+                $"{path}: not a PyTorch file (a pickle, but without torch.save's magic number)"
+            );
         meta.Load(stream); // protocol version
         meta.Load(stream); // sys_info
         var pending = new Dictionary<string, (StorageType Type, long Numel)>();
@@ -119,25 +196,37 @@ internal static class TorchCheckpoint
         object? Persistent(object? pid)
         {
             // ('storage', storage_type, root_key, location, numel, view_metadata)
-            if (pid is not PyTuple { Count: >= 5 } t || t[0] as string != "storage" || (t[1] as PickleGlobal)?.Tag is not StorageType type)
+            if (
+                pid is not PyTuple { Count: >= 5 } t
+                || t[0] as string != "storage"
+                || (t[1] as PickleGlobal)?.Tag is not StorageType type
+            )
                 throw new InvalidDataException($"{path}: unexpected persistent id {pid}");
-            if (t.Count > 5 && t[5] is not null) throw new InvalidDataException($"{path}: storage views of the legacy format are not supported");
+            if (t.Count > 5 && t[5] is not null)
+                throw new InvalidDataException($"{path}: storage views of the legacy format are not supported");
             string key = Convert.ToString(t[2], System.Globalization.CultureInfo.InvariantCulture)!;
             pending[key] = (type, Convert.ToInt64(t[4]));
-            return storages.TryGetValue(key, out var s) ? s : storages[key] = new Storage(torch.empty(Convert.ToInt64(t[4]), type.Type));
+            return storages.TryGetValue(key, out var s)
+                ? s
+                : storages[key] = new Storage(torch.empty(Convert.ToInt64(t[4]), type.Type));
         }
         var reader = new PickleReader(path, Globals(), Persistent);
         object? result = reader.Load(stream);
-        var keys = new PickleReader(path, []).Load(stream) as List<object?> ?? throw new InvalidDataException($"{path}: missing storage key list");
+        var keys =
+            new PickleReader(path, []).Load(stream) as List<object?>
+            ?? throw new InvalidDataException($"{path}: missing storage key list");
         var br = new BinaryReader(stream);
         foreach (var k in keys)
         {
             string key = Convert.ToString(k, System.Globalization.CultureInfo.InvariantCulture)!;
             long numel = br.ReadInt64();
-            if (!pending.TryGetValue(key, out var info)) throw new InvalidDataException($"{path}: unknown storage {key}");
+            if (!pending.TryGetValue(key, out var info))
+                throw new InvalidDataException($"{path}: unknown storage {key}");
             var bytes = br.ReadBytes((int)(numel * info.Type.Size));
-            if (bytes.Length != numel * info.Type.Size) throw new InvalidDataException($"{path}: truncated storage {key}");
-            if (numel > 0) storages[key].Data.bytes = bytes;
+            if (bytes.Length != numel * info.Type.Size)
+                throw new InvalidDataException($"{path}: truncated storage {key}");
+            if (numel > 0)
+                storages[key].Data.bytes = bytes;
         }
         return result;
     }
@@ -159,7 +248,9 @@ internal static class TorchCheckpoint
             o[k] = v switch
             {
                 IReadOnlyDictionary<string, object> nested => ToPickleable(nested),
-                IReadOnlyDictionary<string, Tensor> tensors => ToPickleable(tensors.ToDictionary(p => p.Key, p => (object)p.Value)),
+                IReadOnlyDictionary<string, Tensor> tensors => ToPickleable(
+                    tensors.ToDictionary(p => p.Key, p => (object)p.Value)
+                ),
                 Tensor t => t.detach().cpu().contiguous(),
                 _ => v,
             };

@@ -7,7 +7,8 @@ namespace IdDisentangle.Weights;
 internal static class VggFace2Weights
 {
     /// <summary>
-    /// Rebuilds the Keras graph of <paramref name="path"/> up to <paramref name="embeddingLayer"/> (by default the layer
+    /// Rebuilds the Keras graph of <paramref name="path"/> up to <paramref name="embeddingLayer"/> (by default the
+    /// layer
     /// feeding the classifier).
     /// </summary>
     public static VggFace2 Load(string path, string? embeddingLayer = "second-to-last") =>

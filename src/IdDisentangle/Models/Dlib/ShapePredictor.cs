@@ -12,7 +12,8 @@ internal sealed class IntensityImage
 {
     public IntensityImage(byte[] pixels, int width, int height)
     {
-        if (pixels.Length != (long)width * height) throw new ArgumentException($"{pixels.Length} pixels for a {width}x{height} image");
+        if (pixels.Length != (long)width * height)
+            throw new ArgumentException($"{pixels.Length} pixels for a {width}x{height} image");
         Pixels = pixels;
         Width = width;
         Height = height;
@@ -30,10 +31,12 @@ internal sealed class IntensityImage
         return FromRgbBytes((image.to(CPU).to(ScalarType.Float32) * 255f).round_());
     }
 
-    /// <summary>From an RGB image [3,H,W] already holding whole byte values 0..255 (any device and float type).</summary>
+    /// <summary>From an RGB image [3,H,W] already holding whole byte values 0..255 (any device and float
+    /// type).</summary>
     public static IntensityImage FromRgbBytes(Tensor image)
     {
-        if (image.dim() != 3 || image.shape[0] != 3) throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
+        if (image.dim() != 3 || image.shape[0] != 3)
+            throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var bytes = image.to(CPU).clamp(0, 255).to(ScalarType.Int32);
@@ -77,18 +80,30 @@ internal sealed class ShapePredictor
 
     public ShapePredictor(float[] meanShape, IReadOnlyList<CascadeLevel> levels)
     {
-        if (meanShape.Length == 0 || meanShape.Length % 2 != 0) throw new ArgumentException($"a shape needs an even number of coordinates, got {meanShape.Length}");
+        if (meanShape.Length == 0 || meanShape.Length % 2 != 0)
+            throw new ArgumentException($"a shape needs an even number of coordinates, got {meanShape.Length}");
         foreach (var (level, l) in levels.Select((x, i) => (x, i)))
         {
             int pixels = level.Anchors.Length;
-            if (level.OffsetX.Length != pixels || level.OffsetY.Length != pixels) throw new ArgumentException($"cascade level {l}: {pixels} anchors but {level.OffsetX.Length} offsets");
-            if (level.Anchors.Any(a => a < 0 || a >= meanShape.Length / 2)) throw new ArgumentException($"cascade level {l}: an anchor is not a landmark");
+            if (level.OffsetX.Length != pixels || level.OffsetY.Length != pixels)
+                throw new ArgumentException($"cascade level {l}: {pixels} anchors but {level.OffsetX.Length} offsets");
+            if (level.Anchors.Any(a => a < 0 || a >= meanShape.Length / 2))
+                throw new ArgumentException($"cascade level {l}: an anchor is not a landmark");
             foreach (var tree in level.Trees)
             {
-                if (tree.Leaves.Length != tree.Thresholds.Length + 1 || (tree.Leaves.Length & (tree.Leaves.Length - 1)) != 0)
-                    throw new ArgumentException($"cascade level {l}: a tree with {tree.Thresholds.Length} splits and {tree.Leaves.Length} leaves is not complete");
-                if (tree.FirstPixel.Concat(tree.SecondPixel).Any(p => p < 0 || p >= pixels)) throw new ArgumentException($"cascade level {l}: a split reads a pixel the level does not sample");
-                if (tree.Leaves.Any(v => v.Length != meanShape.Length)) throw new ArgumentException($"cascade level {l}: a leaf is not a shape increment of {meanShape.Length} values");
+                if (
+                    tree.Leaves.Length != tree.Thresholds.Length + 1
+                    || (tree.Leaves.Length & (tree.Leaves.Length - 1)) != 0
+                )
+                    throw new ArgumentException(
+                        $"cascade level {l}: a tree with {tree.Thresholds.Length} splits and {tree.Leaves.Length} leaves is not complete"
+                    );
+                if (tree.FirstPixel.Concat(tree.SecondPixel).Any(p => p < 0 || p >= pixels))
+                    throw new ArgumentException($"cascade level {l}: a split reads a pixel the level does not sample");
+                if (tree.Leaves.Any(v => v.Length != meanShape.Length))
+                    throw new ArgumentException(
+                        $"cascade level {l}: a leaf is not a shape increment of {meanShape.Length} values"
+                    );
             }
         }
         _meanShape = meanShape;
@@ -107,7 +122,8 @@ internal sealed class ShapePredictor
     {
         var shape = (float[])_meanShape.Clone();
         // The box's corners map (0,0) and (1,1) to the top-left and bottom-right pixel centres.
-        double sx = box.Right - box.Left, sy = box.Bottom - box.Top;
+        double sx = box.Right - box.Left,
+            sy = box.Bottom - box.Top;
         var values = new float[_levels.Max(l => l.Anchors.Length)];
         foreach (var level in _levels)
         {
@@ -117,20 +133,28 @@ internal sealed class ShapePredictor
                 int anchor = level.Anchors[i];
                 float u = a * level.OffsetX[i] - b * level.OffsetY[i] + shape[2 * anchor];
                 float v = b * level.OffsetX[i] + a * level.OffsetY[i] + shape[2 * anchor + 1];
-                long x = (long)Math.Floor(box.Left + sx * u + 0.5), y = (long)Math.Floor(box.Top + sy * v + 0.5);
-                values[i] = x >= 0 && y >= 0 && x < image.Width && y < image.Height ? image.Pixels[y * image.Width + x] : 0;
+                long x = (long)Math.Floor(box.Left + sx * u + 0.5),
+                    y = (long)Math.Floor(box.Top + sy * v + 0.5);
+                values[i] =
+                    x >= 0 && y >= 0 && x < image.Width && y < image.Height ? image.Pixels[y * image.Width + x] : 0;
             }
             foreach (var tree in level.Trees)
             {
-                int node = 0, splits = tree.Thresholds.Length;
+                int node = 0,
+                    splits = tree.Thresholds.Length;
                 while (node < splits)
-                    node = values[tree.FirstPixel[node]] - values[tree.SecondPixel[node]] > tree.Thresholds[node] ? 2 * node + 1 : 2 * node + 2;
+                    node =
+                        values[tree.FirstPixel[node]] - values[tree.SecondPixel[node]] > tree.Thresholds[node]
+                            ? 2 * node + 1
+                            : 2 * node + 2;
                 var leaf = tree.Leaves[node - splits];
-                for (int k = 0; k < shape.Length; k++) shape[k] += leaf[k];
+                for (int k = 0; k < shape.Length; k++)
+                    shape[k] += leaf[k];
             }
         }
         var points = new PixelPoint[PartCount];
-        for (int p = 0; p < points.Length; p++) points[p] = new PixelPoint(box.Left + sx * shape[2 * p], box.Top + sy * shape[2 * p + 1]);
+        for (int p = 0; p < points.Length; p++)
+            points[p] = new PixelPoint(box.Left + sx * shape[2 * p], box.Top + sy * shape[2 * p + 1]);
         return points;
     }
 
@@ -141,18 +165,30 @@ internal sealed class ShapePredictor
     (float A, float B) SimilarityToCurrent(float[] shape)
     {
         int n = PartCount;
-        double mfx = 0, mfy = 0, mtx = 0, mty = 0;
+        double mfx = 0,
+            mfy = 0,
+            mtx = 0,
+            mty = 0;
         for (int i = 0; i < n; i++)
         {
-            mfx += _meanShape[2 * i]; mfy += _meanShape[2 * i + 1];
-            mtx += shape[2 * i]; mty += shape[2 * i + 1];
+            mfx += _meanShape[2 * i];
+            mfy += _meanShape[2 * i + 1];
+            mtx += shape[2 * i];
+            mty += shape[2 * i + 1];
         }
-        mfx /= n; mfy /= n; mtx /= n; mty /= n;
-        double dot = 0, cross = 0, norm = 0;
+        mfx /= n;
+        mfy /= n;
+        mtx /= n;
+        mty /= n;
+        double dot = 0,
+            cross = 0,
+            norm = 0;
         for (int i = 0; i < n; i++)
         {
-            double fx = _meanShape[2 * i] - mfx, fy = _meanShape[2 * i + 1] - mfy;
-            double tx = shape[2 * i] - mtx, ty = shape[2 * i + 1] - mty;
+            double fx = _meanShape[2 * i] - mfx,
+                fy = _meanShape[2 * i + 1] - mfy;
+            double tx = shape[2 * i] - mtx,
+                ty = shape[2 * i + 1] - mty;
             dot += fx * tx + fy * ty;
             cross += fx * ty - fy * tx;
             norm += fx * fx + fy * fy;

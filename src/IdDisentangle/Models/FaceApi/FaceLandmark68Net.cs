@@ -17,12 +17,18 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
     public const int Points = 68;
 
     readonly ModuleList<DenseBlock> dense;
-    readonly Parameter fc_weight, fc_bias;
+    readonly Parameter fc_weight,
+        fc_bias;
 
-    public FaceLandmark68Net() : base(nameof(FaceLandmark68Net))
+    public FaceLandmark68Net()
+        : base(nameof(FaceLandmark68Net))
     {
         dense = new ModuleList<DenseBlock>(
-            new DenseBlock(3, 32, first: true), new DenseBlock(32, 64), new DenseBlock(64, 128), new DenseBlock(128, 256));
+            new DenseBlock(3, 32, first: true),
+            new DenseBlock(32, 64),
+            new DenseBlock(64, 128),
+            new DenseBlock(128, 256)
+        );
         fc_weight = new Parameter(torch.zeros(256, 2 * Points));
         fc_bias = new Parameter(torch.zeros(2 * Points));
         register_module("dense", dense);
@@ -40,9 +46,12 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
     /// <summary>[N,3,112,112] RGB 0..255 -> landmarks [N,68,2] (x, y) in input pixels.</summary>
     public override Tensor forward(Tensor rgb255)
     {
-        var mean = torch.tensor(FaceRecognitionNet.MeanRgb, dtype: rgb255.dtype, device: rgb255.device).view(1, 3, 1, 1);
+        var mean = torch
+            .tensor(FaceRecognitionNet.MeanRgb, dtype: rgb255.dtype, device: rgb255.device)
+            .view(1, 3, 1, 1);
         var x = (rgb255 - mean) / 255f;
-        foreach (var block in dense) x = block.forward(x);
+        foreach (var block in dense)
+            x = block.forward(x);
         x = F.avg_pool2d(x, 7, 2);
         var relative = x.flatten(1).matmul(fc_weight) + fc_bias;
         return relative.view(-1, Points, 2) * InputSize;
@@ -51,9 +60,11 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
     /// <summary>Plain 3x3 conv + bias (the first layer of the first block).</summary>
     internal sealed class PlainConv : nn.Module<Tensor, int, Tensor>
     {
-        readonly Parameter weight, bias;
+        readonly Parameter weight,
+            bias;
 
-        public PlainConv(int cin, int cout) : base(nameof(PlainConv))
+        public PlainConv(int cin, int cout)
+            : base(nameof(PlainConv))
         {
             weight = new Parameter(torch.zeros(cout, cin, 3, 3));
             bias = new Parameter(torch.zeros(cout));
@@ -67,9 +78,12 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
     /// <summary>Depthwise 3x3 (TensorFlow 'SAME'), pointwise 1x1, bias.</summary>
     internal sealed class SeparableConv : nn.Module<Tensor, int, Tensor>
     {
-        readonly Parameter depthwise, pointwise, bias;
+        readonly Parameter depthwise,
+            pointwise,
+            bias;
 
-        public SeparableConv(int cin, int cout) : base(nameof(SeparableConv))
+        public SeparableConv(int cin, int cout)
+            : base(nameof(SeparableConv))
         {
             depthwise = new Parameter(torch.zeros(cin, 1, 3, 3));
             pointwise = new Parameter(torch.zeros(cout, cin, 1, 1));
@@ -83,12 +97,17 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
             F.conv2d(TfOps.Conv2dSame(x, depthwise, null, stride, groups: x.shape[1]), pointwise, bias);
     }
 
-    /// <summary>out1 = relu(conv0(x)) at half resolution; each later conv sees the ReLU of the sum of all before it.</summary>
+    /// <summary>out1 = relu(conv0(x)) at half resolution; each later conv sees the ReLU of the sum of all before
+    /// it.</summary>
     internal sealed class DenseBlock : nn.Module<Tensor, Tensor>
     {
-        readonly nn.Module<Tensor, int, Tensor> conv0, conv1, conv2, conv3;
+        readonly nn.Module<Tensor, int, Tensor> conv0,
+            conv1,
+            conv2,
+            conv3;
 
-        public DenseBlock(int cin, int cout, bool first = false) : base(nameof(DenseBlock))
+        public DenseBlock(int cin, int cout, bool first = false)
+            : base(nameof(DenseBlock))
         {
             conv0 = first ? new PlainConv(cin, cout) : new SeparableConv(cin, cout);
             conv1 = new SeparableConv(cout, cout);

@@ -4,7 +4,8 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace IdDisentangle.Models.FaceApi;
 
-/// <summary>TensorFlow's padding rules, so networks trained in TensorFlow compute exactly what they did there.</summary>
+/// <summary>TensorFlow's padding rules, so networks trained in TensorFlow compute exactly what they did
+/// there.</summary>
 internal static class TfOps
 {
     /// <summary>
@@ -13,7 +14,8 @@ internal static class TfOps
     /// </summary>
     public static Tensor PadSame(Tensor x, int kernel, int stride) => PadSame(x, [kernel, kernel], [stride, stride]);
 
-    /// <summary>'SAME' padding for a window of kernel[0] x kernel[1] and strides (rows, columns), filled with <paramref name="value"/>.</summary>
+    /// <summary>'SAME' padding for a window of kernel[0] x kernel[1] and strides (rows, columns), filled with <paramref
+    /// name="value"/>.</summary>
     public static Tensor PadSame(Tensor x, int[] kernel, int[] stride, double value = 0)
     {
         (long before, long after) Pads(long size, int k, int s)
@@ -24,7 +26,8 @@ internal static class TfOps
         }
         var (top, bottom) = Pads(x.shape[2], kernel[0], stride[0]);
         var (left, right) = Pads(x.shape[3], kernel[1], stride[1]);
-        if (top == 0 && bottom == 0 && left == 0 && right == 0) return x;
+        if (top == 0 && bottom == 0 && left == 0 && right == 0)
+            return x;
         return F.pad(x, [left, right, top, bottom], value: value);
     }
 
@@ -38,8 +41,10 @@ internal static class TfOps
     /// </summary>
     public static Tensor ResizeBilinearLegacy(Tensor x, int height, int width)
     {
-        long h = x.shape[^2], w = x.shape[^1];
-        if (h == height && w == width) return x;
+        long h = x.shape[^2],
+            w = x.shape[^1];
+        if (h == height && w == width)
+            return x;
         var ry = InterpolationMatrix(h, height, x.device);
         var rx = InterpolationMatrix(w, width, x.device);
         return ry.to(x.dtype).matmul(x).matmul(rx.to(x.dtype).t());
@@ -52,7 +57,8 @@ internal static class TfOps
         for (int i = 0; i < output; i++)
         {
             double src = i * scale;
-            long lo = (long)Math.Floor(src), hi = Math.Min(lo + 1, input - 1);
+            long lo = (long)Math.Floor(src),
+                hi = Math.Min(lo + 1, input - 1);
             double frac = src - lo;
             m[i * input + lo] += (float)(1 - frac);
             m[i * input + hi] += (float)frac;

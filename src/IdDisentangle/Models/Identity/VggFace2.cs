@@ -11,6 +11,7 @@ namespace IdDisentangle.Models.Identity;
 internal sealed class VggFace2 : nn.Module<Tensor, Tensor>
 {
     public const int InputSize = 224;
+
     /// <summary>The VGGFace2 training set's mean, in BGR order and 0..255 units.</summary>
     public static readonly float[] MeanBgr = [91.4953f, 103.8827f, 131.0912f];
 
@@ -18,14 +19,17 @@ internal sealed class VggFace2 : nn.Module<Tensor, Tensor>
 
     /// <param name="embeddingNet">The imported network up to its embedding layer.</param>
     /// <param name="source">The file it came from, for errors.</param>
-    public VggFace2(nn.Module<Tensor, Tensor> embeddingNet, string source) : base(nameof(VggFace2))
+    public VggFace2(nn.Module<Tensor, Tensor> embeddingNet, string source)
+        : base(nameof(VggFace2))
     {
         net = embeddingNet;
         register_module("net", net);
         using var noGrad = torch.no_grad();
         using var probe = net.forward(torch.zeros(1, 3, InputSize, InputSize));
         if (probe.dim() != 2)
-            throw new InvalidDataException($"{source}: the network gives [{string.Join(",", probe.shape)}], not an embedding vector");
+            throw new InvalidDataException(
+                $"{source}: the network gives [{string.Join(",", probe.shape)}], not an embedding vector"
+            );
         EmbeddingDim = (int)probe.shape[1];
     }
 
@@ -33,12 +37,17 @@ internal sealed class VggFace2 : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The paper's preprocessing of [N,3,H,W] in [0,1]: rows and columns 10%-90% (the face of an FFHQ-aligned
-    /// image), bilinear resize to 256, centre crop 224, 0..255, RGB to BGR, minus <see cref="MeanBgr"/>. Differentiable.
+    /// image), bilinear resize to 256, centre crop 224, 0..255, RGB to BGR, minus <see cref="MeanBgr"/>.
+    /// Differentiable.
     /// </summary>
     public static Tensor Prepare(Tensor rgb01)
     {
-        long h = rgb01.shape[2], w = rgb01.shape[3];
-        long y0 = (long)(0.1 * h), y1 = (long)(0.9 * h), x0 = (long)(0.1 * w), x1 = (long)(0.9 * w);
+        long h = rgb01.shape[2],
+            w = rgb01.shape[3];
+        long y0 = (long)(0.1 * h),
+            y1 = (long)(0.9 * h),
+            x0 = (long)(0.1 * w),
+            x1 = (long)(0.9 * w);
         var x = rgb01[.., .., (int)y0..(int)y1, (int)x0..(int)x1];
         x = Imaging.ImageOps.Resize(x, 256, 256, Imaging.ResizeFilter.Bilinear);
         int o = (256 - InputSize) / 2;

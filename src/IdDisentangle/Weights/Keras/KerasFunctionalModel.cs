@@ -24,8 +24,9 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
     sealed record Node(string Name, string Class, JsonObject Config, string[] Inputs);
 
     readonly List<Node> _nodes = [];
-    readonly string _input, _output;
-    readonly Dictionary<string, Tensor> _weights = [];   // registered as parameters, by layer name + '.' + variable
+    readonly string _input,
+        _output;
+    readonly Dictionary<string, Tensor> _weights = []; // registered as parameters, by layer name + '.' + variable
 
     public string File { get; }
     public IReadOnlyList<string> LayerNames => _nodes.Select(n => n.Name).ToList();
@@ -33,16 +34,28 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Loads <paramref name="path"/>. <paramref name="outputLayer"/>: the layer whose output <see cref="forward"/>
-    /// returns (null: the model's output layer; "second-to-last": the layer feeding it, such as an embedding before a classifier).
+    /// returns (null: the model's output layer; "second-to-last": the layer feeding it, such as an embedding before a
+    /// classifier).
     /// </summary>
-    public KerasFunctionalModel(string path, string? outputLayer = null) : base(nameof(KerasFunctionalModel))
+    public KerasFunctionalModel(string path, string? outputLayer = null)
+        : base(nameof(KerasFunctionalModel))
     {
         File = path;
         var h5 = KerasHdf5File.Read(path);
-        if (h5.ModelConfig is null) throw new InvalidDataException($"{path}: a weights-only Keras file; a complete model file (model.save) is needed to build the network");
-        var root = JsonNode.Parse(h5.ModelConfig)?.AsObject() ?? throw new InvalidDataException($"{path}: model_config is not JSON");
-        var config = root["config"]?.AsObject() ?? throw new InvalidDataException($"{path}: model_config without config");
-        var layers = config["layers"]?.AsArray() ?? throw new UnsupportedKerasLayerException($"{path}: model_config has no layer list (a Sequential or subclassed model?)");
+        if (h5.ModelConfig is null)
+            throw new InvalidDataException(
+                $"{path}: a weights-only Keras file; a complete model file (model.save) is needed to build the network"
+            );
+        var root =
+            JsonNode.Parse(h5.ModelConfig)?.AsObject()
+            ?? throw new InvalidDataException($"{path}: model_config is not JSON");
+        var config =
+            root["config"]?.AsObject() ?? throw new InvalidDataException($"{path}: model_config without config");
+        var layers =
+            config["layers"]?.AsArray()
+            ?? throw new UnsupportedKerasLayerException(
+                $"{path}: model_config has no layer list (a Sequential or subclassed model?)"
+            );
         foreach (var l in layers)
         {
             var obj = l!.AsObject();
@@ -50,16 +63,22 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
             string cls = (string)obj["class_name"]!;
             _nodes.Add(new Node(name, cls, obj["config"]!.AsObject(), InboundNames(obj, path)));
         }
-        string Ref(JsonNode? n) => n is JsonArray a && a.Count > 0 && a[0] is JsonArray inner ? (string)inner[0]! : (string)((JsonArray)n!)[0]!;
+        string Ref(JsonNode? n) =>
+            n is JsonArray a && a.Count > 0 && a[0] is JsonArray inner
+                ? (string)inner[0]!
+                : (string)((JsonArray)n!)[0]!;
         _input = Ref(config["input_layers"]);
         string modelOutput = Ref(config["output_layers"]);
         _output = outputLayer switch
         {
             null => modelOutput,
             "second-to-last" => _nodes.First(n => n.Name == modelOutput).Inputs.Single(),
-            _ => _nodes.Any(n => n.Name == outputLayer) ? outputLayer : throw new ArgumentException($"{path}: no layer named {outputLayer}"),
+            _ => _nodes.Any(n => n.Name == outputLayer)
+                ? outputLayer
+                : throw new ArgumentException($"{path}: no layer named {outputLayer}"),
         };
-        foreach (var node in _nodes) Validate(node, path);
+        foreach (var node in _nodes)
+            Validate(node, path);
 
         var byLayer = h5.Layers.ToDictionary(l => l.Name, l => l.Weights);
         foreach (var node in _nodes)
@@ -68,7 +87,9 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
             w ??= [];
             string[] names = WeightNames(node);
             if (w.Count != names.Length)
-                throw new WeightMismatchException($"{path}: layer {node.Name} ({node.Class}) has {w.Count} weights in the file, the architecture needs {names.Length}");
+                throw new WeightMismatchException(
+                    $"{path}: layer {node.Name} ({node.Class}) has {w.Count} weights in the file, the architecture needs {names.Length}"
+                );
             for (int i = 0; i < names.Length; i++)
             {
                 var t = Convert(node, names[i], w[i].Value);
@@ -84,65 +105,108 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
 
     static string[] InboundNames(JsonObject layer, string path)
     {
-        if (layer["inbound_nodes"] is not JsonArray nodes || nodes.Count == 0) return [];
-        if (nodes.Count > 1) throw new UnsupportedKerasLayerException($"{path}: layer {layer["name"]} is called more than once (shared layers are not supported)");
-        if (nodes[0] is JsonArray calls) return calls.Select(c => (string)c!.AsArray()[0]!).ToArray();
-        throw new UnsupportedKerasLayerException($"{path}: layer {layer["name"]} uses an inbound_nodes format this importer does not read (Keras 2 lists expected)");
+        if (layer["inbound_nodes"] is not JsonArray nodes || nodes.Count == 0)
+            return [];
+        if (nodes.Count > 1)
+            throw new UnsupportedKerasLayerException(
+                $"{path}: layer {layer["name"]} is called more than once (shared layers are not supported)"
+            );
+        if (nodes[0] is JsonArray calls)
+            return calls.Select(c => (string)c!.AsArray()[0]!).ToArray();
+        throw new UnsupportedKerasLayerException(
+            $"{path}: layer {layer["name"]} uses an inbound_nodes format this importer does not read (Keras 2 lists expected)"
+        );
     }
 
     static void Validate(Node n, string path)
     {
         switch (n.Class)
         {
-            case "InputLayer" or "Conv2D" or "BatchNormalization" or "Activation" or "ReLU" or "ZeroPadding2D" or "MaxPooling2D" or "AveragePooling2D"
-                or "GlobalAveragePooling2D" or "GlobalMaxPooling2D" or "Add" or "Concatenate" or "Multiply" or "Dense" or "Flatten" or "Dropout":
+            case "InputLayer"
+            or "Conv2D"
+            or "BatchNormalization"
+            or "Activation"
+            or "ReLU"
+            or "ZeroPadding2D"
+            or "MaxPooling2D"
+            or "AveragePooling2D"
+            or "GlobalAveragePooling2D"
+            or "GlobalMaxPooling2D"
+            or "Add"
+            or "Concatenate"
+            or "Multiply"
+            or "Dense"
+            or "Flatten"
+            or "Dropout":
                 break;
             case "Lambda":
-                if (!IsL2Normalize(n)) throw new UnsupportedKerasLayerException($"{path}: Lambda layer {n.Name} is not an L2 normalisation; arbitrary Python code cannot be imported");
+                if (!IsL2Normalize(n))
+                    throw new UnsupportedKerasLayerException(
+                        $"{path}: Lambda layer {n.Name} is not an L2 normalisation; arbitrary Python code cannot be imported"
+                    );
                 break;
             default:
-                throw new UnsupportedKerasLayerException($"{path}: layer {n.Name} has type {n.Class}, which this importer does not support");
+                throw new UnsupportedKerasLayerException(
+                    $"{path}: layer {n.Name} has type {n.Class}, which this importer does not support"
+                );
         }
         if (n.Class == "Conv2D" && n.Config["dilation_rate"] is JsonArray d && d.Any(v => (int)v! != 1))
             throw new UnsupportedKerasLayerException($"{path}: Conv2D {n.Name} is dilated, which is not supported");
         if (n.Config["data_format"] is JsonValue df && (string)df! == "channels_first")
-            throw new UnsupportedKerasLayerException($"{path}: layer {n.Name} is channels_first; only channels_last models are supported");
+            throw new UnsupportedKerasLayerException(
+                $"{path}: layer {n.Name} is channels_first; only channels_last models are supported"
+            );
     }
 
-    /// <summary>A Lambda's code is marshalled Python; it is recognised (never run) by its name or the l2_normalize it calls.</summary>
+    /// <summary>A Lambda's code is marshalled Python; it is recognised (never run) by its name or the l2_normalize it
+    /// calls.</summary>
     static bool IsL2Normalize(Node n)
     {
         string text = n.Name + " " + n.Config.ToJsonString();
         if (n.Config["function"] is JsonArray f && f.Count > 0 && f[0] is JsonValue code)
         {
-            try { text += System.Text.Encoding.Latin1.GetString(System.Convert.FromBase64String(((string)code!).Trim())); }
+            try
+            {
+                text += System.Text.Encoding.Latin1.GetString(System.Convert.FromBase64String(((string)code!).Trim()));
+            }
             catch (FormatException) { }
         }
-        return text.Contains("l2_normalize", StringComparison.OrdinalIgnoreCase) || text.Contains("l2_norm", StringComparison.OrdinalIgnoreCase) ||
-               text.Contains("l2norm", StringComparison.OrdinalIgnoreCase);
+        return text.Contains("l2_normalize", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("l2_norm", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("l2norm", StringComparison.OrdinalIgnoreCase);
     }
 
-    static string[] WeightNames(Node n) => n.Class switch
-    {
-        "Conv2D" or "Dense" => Bool(n, "use_bias", true) ? ["kernel", "bias"] : ["kernel"],
-        "BatchNormalization" => [.. Bool(n, "scale", true) ? new[] { "gamma" } : [], .. Bool(n, "center", true) ? new[] { "beta" } : [], "moving_mean", "moving_variance"],
-        _ => [],
-    };
+    static string[] WeightNames(Node n) =>
+        n.Class switch
+        {
+            "Conv2D" or "Dense" => Bool(n, "use_bias", true) ? ["kernel", "bias"] : ["kernel"],
+            "BatchNormalization" =>
+            [
+                .. Bool(n, "scale", true) ? new[] { "gamma" } : [],
+                .. Bool(n, "center", true) ? new[] { "beta" } : [],
+                "moving_mean",
+                "moving_variance",
+            ],
+            _ => [],
+        };
 
     static bool Bool(Node n, string key, bool fallback) => n.Config[key] is JsonValue v ? (bool)v! : fallback;
-    static int[] Pair(JsonNode? v, int fallback) => v switch
-    {
-        JsonArray a => a.Select(x => (int)x!).ToArray(),
-        JsonValue s => [(int)s!, (int)s!],
-        _ => [fallback, fallback],
-    };
 
-    static Tensor Convert(Node n, string name, Tensor t) => (n.Class, name) switch
-    {
-        ("Conv2D", "kernel") => TfjsWeights.ConvFilter(t),   // [kh,kw,in,out] -> [out,in,kh,kw]
-        ("Dense", "kernel") => t.t(),                        // [in,out] -> [out,in]
-        _ => t,
-    };
+    static int[] Pair(JsonNode? v, int fallback) =>
+        v switch
+        {
+            JsonArray a => a.Select(x => (int)x!).ToArray(),
+            JsonValue s => [(int)s!, (int)s!],
+            _ => [fallback, fallback],
+        };
+
+    static Tensor Convert(Node n, string name, Tensor t) =>
+        (n.Class, name) switch
+        {
+            ("Conv2D", "kernel") => TfjsWeights.ConvFilter(t), // [kh,kw,in,out] -> [out,in,kh,kw]
+            ("Dense", "kernel") => t.t(), // [in,out] -> [out,in]
+            _ => t,
+        };
 
     Tensor W(Node n, string name) => _weights[$"{n.Name}.{name}"];
 
@@ -151,10 +215,21 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
         var values = new Dictionary<string, Tensor>();
         foreach (var n in _nodes)
         {
-            if (n.Class == "InputLayer") { values[n.Name] = input; continue; }
-            var xs = n.Inputs.Select(i => values.TryGetValue(i, out var v) ? v : throw new InvalidDataException($"{File}: layer {n.Name} reads {i} before it is computed")).ToArray();
+            if (n.Class == "InputLayer")
+            {
+                values[n.Name] = input;
+                continue;
+            }
+            var xs = n
+                .Inputs.Select(i =>
+                    values.TryGetValue(i, out var v)
+                        ? v
+                        : throw new InvalidDataException($"{File}: layer {n.Name} reads {i} before it is computed")
+                )
+                .ToArray();
             values[n.Name] = Apply(n, xs);
-            if (n.Name == _output) return values[n.Name];
+            if (n.Name == _output)
+                return values[n.Name];
         }
         return values[_output];
     }
@@ -167,12 +242,14 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
         {
             case "Conv2D":
             {
-                int[] k = Pair(c["kernel_size"], 1), s = Pair(c["strides"], 1);
+                int[] k = Pair(c["kernel_size"], 1),
+                    s = Pair(c["strides"], 1);
                 var w = W(n, "kernel");
                 var b = Bool(n, "use_bias", true) ? W(n, "bias") : null;
-                var y = (string?)c["padding"] == "same"
-                    ? F.conv2d(PadSame(x, k, s, 0), w, b, strides: [s[0], s[1]])
-                    : F.conv2d(x, w, b, strides: [s[0], s[1]]);
+                var y =
+                    (string?)c["padding"] == "same"
+                        ? F.conv2d(PadSame(x, k, s, 0), w, b, strides: [s[0], s[1]])
+                        : F.conv2d(x, w, b, strides: [s[0], s[1]]);
                 return Activate(y, (string?)c["activation"], n);
             }
             case "BatchNormalization":
@@ -180,50 +257,82 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
                 double eps = c["epsilon"] is JsonValue e ? (double)e! : 1e-3;
                 var mean = W(n, "moving_mean");
                 var scale = torch.rsqrt(W(n, "moving_variance") + eps);
-                if (Bool(n, "scale", true)) scale = scale * W(n, "gamma");
+                if (Bool(n, "scale", true))
+                    scale = scale * W(n, "gamma");
                 var shift = -mean * scale;
-                if (Bool(n, "center", true)) shift = shift + W(n, "beta");
+                if (Bool(n, "center", true))
+                    shift = shift + W(n, "beta");
                 return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1);
             }
-            case "Activation": return Activate(x, (string?)c["activation"], n);
-            case "ReLU": return F.relu(x);
+            case "Activation":
+                return Activate(x, (string?)c["activation"], n);
+            case "ReLU":
+                return F.relu(x);
             case "ZeroPadding2D":
             {
-                int t, b, l, r;
+                int t,
+                    b,
+                    l,
+                    r;
                 switch (c["padding"])
                 {
                     case JsonArray a when a.Count == 2 && a[0] is JsonArray:
-                        (t, b) = ((int)a[0]![0]!, (int)a[0]![1]!); (l, r) = ((int)a[1]![0]!, (int)a[1]![1]!); break;
+                        (t, b) = ((int)a[0]![0]!, (int)a[0]![1]!);
+                        (l, r) = ((int)a[1]![0]!, (int)a[1]![1]!);
+                        break;
                     case JsonArray a when a.Count == 2:
-                        (t, b, l, r) = ((int)a[0]!, (int)a[0]!, (int)a[1]!, (int)a[1]!); break;
+                        (t, b, l, r) = ((int)a[0]!, (int)a[0]!, (int)a[1]!, (int)a[1]!);
+                        break;
                     case JsonValue v:
-                        t = b = l = r = (int)v!; break;
-                    default: throw new UnsupportedKerasLayerException($"{File}: ZeroPadding2D {n.Name} has an unreadable padding");
+                        t = b = l = r = (int)v!;
+                        break;
+                    default:
+                        throw new UnsupportedKerasLayerException(
+                            $"{File}: ZeroPadding2D {n.Name} has an unreadable padding"
+                        );
                 }
                 return F.pad(x, [l, r, t, b]);
             }
             case "MaxPooling2D" or "AveragePooling2D":
             {
-                int[] k = Pair(c["pool_size"], 2), s = c["strides"] is null ? k : Pair(c["strides"], k[0]);
+                int[] k = Pair(c["pool_size"], 2),
+                    s = c["strides"] is null ? k : Pair(c["strides"], k[0]);
                 bool max = n.Class == "MaxPooling2D";
                 if ((string?)c["padding"] == "same")
                 {
-                    if (max) return F.max_pool2d(PadSame(x, k, s, double.NegativeInfinity), [k[0], k[1]], [s[0], s[1]]);
+                    if (max)
+                        return F.max_pool2d(PadSame(x, k, s, double.NegativeInfinity), [k[0], k[1]], [s[0], s[1]]);
                     // TensorFlow's average pool divides by the pixels inside the image only.
                     var ones = torch.ones(1, 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device);
-                    return F.avg_pool2d(PadSame(x, k, s, 0), [k[0], k[1]], [s[0], s[1]]) / F.avg_pool2d(PadSame(ones, k, s, 0), [k[0], k[1]], [s[0], s[1]]);
+                    return F.avg_pool2d(PadSame(x, k, s, 0), [k[0], k[1]], [s[0], s[1]])
+                        / F.avg_pool2d(PadSame(ones, k, s, 0), [k[0], k[1]], [s[0], s[1]]);
                 }
                 return max ? F.max_pool2d(x, [k[0], k[1]], [s[0], s[1]]) : F.avg_pool2d(x, [k[0], k[1]], [s[0], s[1]]);
             }
-            case "GlobalAveragePooling2D": return x.mean([2, 3]);
-            case "GlobalMaxPooling2D": return x.amax([2, 3]);
-            case "Add": return xs.Skip(1).Aggregate(x, (a, b) => a + b);
-            case "Multiply": return xs.Skip(1).Aggregate(x, (a, b) => a * b);
+            case "GlobalAveragePooling2D":
+                return x.mean([2, 3]);
+            case "GlobalMaxPooling2D":
+                return x.amax([2, 3]);
+            case "Add":
+                return xs.Skip(1).Aggregate(x, (a, b) => a + b);
+            case "Multiply":
+                return xs.Skip(1).Aggregate(x, (a, b) => a * b);
             case "Concatenate":
             {
                 int axis = c["axis"] is JsonValue ax ? (int)ax! : -1;
                 // Keras's channel axis (-1 or 3 in NHWC) is axis 1 here; a rank-2 input keeps its axis.
-                int dim = x.dim() == 4 ? axis switch { -1 or 3 => 1, 1 => 2, 2 => 3, _ => throw new UnsupportedKerasLayerException($"{File}: Concatenate {n.Name} on axis {axis}") } : axis;
+                int dim =
+                    x.dim() == 4
+                        ? axis switch
+                        {
+                            -1 or 3 => 1,
+                            1 => 2,
+                            2 => 3,
+                            _ => throw new UnsupportedKerasLayerException(
+                                $"{File}: Concatenate {n.Name} on axis {axis}"
+                            ),
+                        }
+                        : axis;
                 return torch.cat(xs, dim);
             }
             case "Flatten":
@@ -233,25 +342,30 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
                 var y = F.linear(x, W(n, "kernel"), Bool(n, "use_bias", true) ? W(n, "bias") : null);
                 return Activate(y, (string?)c["activation"], n);
             }
-            case "Dropout": return x;
+            case "Dropout":
+                return x;
             case "Lambda":
             {
                 long dim = x.dim() == 4 ? 1 : x.dim() - 1;
-                return x / torch.sqrt(torch.clamp_min(x.square().sum([dim], keepdim: true), 1e-12));  // tf.nn.l2_normalize, epsilon 1e-12
+                return x / torch.sqrt(torch.clamp_min(x.square().sum([dim], keepdim: true), 1e-12)); // tf.nn.l2_normalize, epsilon 1e-12
             }
-            default: throw new UnsupportedKerasLayerException($"{File}: layer {n.Name} has type {n.Class}");
+            default:
+                throw new UnsupportedKerasLayerException($"{File}: layer {n.Name} has type {n.Class}");
         }
     }
 
-    Tensor Activate(Tensor x, string? activation, Node n) => activation switch
-    {
-        null or "linear" => x,
-        "relu" => F.relu(x),
-        "sigmoid" => torch.sigmoid(x),
-        "tanh" => torch.tanh(x),
-        "softmax" => F.softmax(x, x.dim() == 4 ? 1 : -1),
-        _ => throw new UnsupportedKerasLayerException($"{File}: layer {n.Name} uses activation {activation}, which is not supported"),
-    };
+    Tensor Activate(Tensor x, string? activation, Node n) =>
+        activation switch
+        {
+            null or "linear" => x,
+            "relu" => F.relu(x),
+            "sigmoid" => torch.sigmoid(x),
+            "tanh" => torch.tanh(x),
+            "softmax" => F.softmax(x, x.dim() == 4 ? 1 : -1),
+            _ => throw new UnsupportedKerasLayerException(
+                $"{File}: layer {n.Name} uses activation {activation}, which is not supported"
+            ),
+        };
 
     static Tensor PadSame(Tensor x, int[] k, int[] s, double value) => Models.FaceApi.TfOps.PadSame(x, k, s, value);
 }

@@ -15,17 +15,26 @@ internal sealed class NumpyDType(string code) : IPickleBuildable
 
     public void SetState(object? state)
     {
-        if (state is PyTuple { Count: >= 2 } t && t[1] is string order && order.Length == 1) ByteOrder = order[0];
+        if (state is PyTuple { Count: >= 2 } t && t[1] is string order && order.Length == 1)
+            ByteOrder = order[0];
     }
 
-    public int ItemSize => Code.Length > 1 && int.TryParse(Code[1..], out int n) ? n : Code switch { "?" or "b1" => 1, _ => 0 };
+    public int ItemSize =>
+        Code.Length > 1 && int.TryParse(Code[1..], out int n)
+            ? n
+            : Code switch
+            {
+                "?" or "b1" => 1,
+                _ => 0,
+            };
 
     public override string ToString() => $"{ByteOrder}{Code}";
 }
 
 /// <summary>
 /// A numpy array as pickled: <c>numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')</c>, then BUILD with
-/// (version, shape, dtype, is_fortran, raw bytes). Object arrays (whose data would be more pickled objects) are refused.
+/// (version, shape, dtype, is_fortran, raw bytes). Object arrays (whose data would be more pickled objects) are
+/// refused.
 /// </summary>
 internal sealed class NumpyArray : IPickleBuildable
 {
@@ -36,8 +45,11 @@ internal sealed class NumpyArray : IPickleBuildable
 
     public void SetState(object? state)
     {
-        if (state is not PyTuple { Count: 5 } t) throw new InvalidDataException("numpy array state is not (version, shape, dtype, fortran, data)");
-        Shape = (t[1] as PyTuple ?? throw new InvalidDataException("numpy array shape is not a tuple")).Items.Select(Convert.ToInt64).ToArray();
+        if (state is not PyTuple { Count: 5 } t)
+            throw new InvalidDataException("numpy array state is not (version, shape, dtype, fortran, data)");
+        Shape = (t[1] as PyTuple ?? throw new InvalidDataException("numpy array shape is not a tuple"))
+            .Items.Select(Convert.ToInt64)
+            .ToArray();
         DType = t[2] as NumpyDType ?? throw new InvalidDataException("numpy array without a dtype");
         FortranOrder = t[3] is true;
         Data = t[4] switch
@@ -62,18 +74,31 @@ internal sealed class NumpyArray : IPickleBuildable
         var values = new float[count];
         bool big = DType.ByteOrder == '>';
         int size = DType.ItemSize;
-        if (Data.Length != count * size) throw new InvalidDataException($"numpy array [{string.Join(",", Shape)}] of {DType}: {Data.Length} bytes of data, expected {count * size}");
+        if (Data.Length != count * size)
+            throw new InvalidDataException(
+                $"numpy array [{string.Join(",", Shape)}] of {DType}: {Data.Length} bytes of data, expected {count * size}"
+            );
         var span = Data.AsSpan();
         for (long i = 0; i < count; i++)
         {
             var item = span.Slice((int)(i * size), size);
             values[i] = (DType.Code[0], size) switch
             {
-                ('f', 4) => big ? BinaryPrimitives.ReadSingleBigEndian(item) : BinaryPrimitives.ReadSingleLittleEndian(item),
-                ('f', 8) => (float)(big ? BinaryPrimitives.ReadDoubleBigEndian(item) : BinaryPrimitives.ReadDoubleLittleEndian(item)),
-                ('f', 2) => (float)(big ? BinaryPrimitives.ReadHalfBigEndian(item) : BinaryPrimitives.ReadHalfLittleEndian(item)),
-                ('i', 4) => big ? BinaryPrimitives.ReadInt32BigEndian(item) : BinaryPrimitives.ReadInt32LittleEndian(item),
-                ('i', 8) => big ? BinaryPrimitives.ReadInt64BigEndian(item) : BinaryPrimitives.ReadInt64LittleEndian(item),
+                ('f', 4) => big
+                    ? BinaryPrimitives.ReadSingleBigEndian(item)
+                    : BinaryPrimitives.ReadSingleLittleEndian(item),
+                ('f', 8) => (float)(
+                    big ? BinaryPrimitives.ReadDoubleBigEndian(item) : BinaryPrimitives.ReadDoubleLittleEndian(item)
+                ),
+                ('f', 2) => (float)(
+                    big ? BinaryPrimitives.ReadHalfBigEndian(item) : BinaryPrimitives.ReadHalfLittleEndian(item)
+                ),
+                ('i', 4) => big
+                    ? BinaryPrimitives.ReadInt32BigEndian(item)
+                    : BinaryPrimitives.ReadInt32LittleEndian(item),
+                ('i', 8) => big
+                    ? BinaryPrimitives.ReadInt64BigEndian(item)
+                    : BinaryPrimitives.ReadInt64LittleEndian(item),
                 ('u', 1) or ('b', 1) => item[0],
                 ('i', 1) => (sbyte)item[0],
                 _ => throw new InvalidDataException($"numpy dtype {DType} is not supported"),
@@ -81,7 +106,9 @@ internal sealed class NumpyArray : IPickleBuildable
         }
         var shape = FortranOrder ? Shape.Reverse().ToArray() : Shape;
         var t = torch.tensor(values).reshape(shape);
-        return FortranOrder ? t.permute(Enumerable.Range(0, Shape.Length).Reverse().Select(i => (long)i).ToArray()).contiguous() : t;
+        return FortranOrder
+            ? t.permute(Enumerable.Range(0, Shape.Length).Reverse().Select(i => (long)i).ToArray()).contiguous()
+            : t;
     }
 
     public override string ToString() => $"ndarray[{string.Join(",", Shape)}] {DType}";
@@ -98,26 +125,49 @@ internal static class NumpyPickle
         {
             yield return new PickleGlobal
             {
-                Module = core, Name = "_reconstruct",
-                Call = a => a.Length > 0 && a[0] is PickleGlobal { Tag: var tag } && ReferenceEquals(tag, NdarrayTag)
-                    ? new NumpyArray()
-                    : throw new PickleSecurityException($"{core}._reconstruct of something other than numpy.ndarray"),
+                Module = core,
+                Name = "_reconstruct",
+                Call = a =>
+                    a.Length > 0 && a[0] is PickleGlobal { Tag: var tag } && ReferenceEquals(tag, NdarrayTag)
+                        ? new NumpyArray()
+                        : throw new PickleSecurityException(
+                            $"{core}._reconstruct of something other than numpy.ndarray"
+                        ),
             };
             yield return new PickleGlobal
             {
-                Module = core, Name = "scalar",
-                Call = a => a.Length == 2 && a[0] is NumpyDType d
-                    ? NumpyArray.Scalar(d, a[1] switch { byte[] b => b, string s => s.Select(c => (byte)c).ToArray(), _ => throw new PickleSecurityException("numpy scalar of an object type") })
-                    : throw new InvalidDataException("numpy scalar without dtype and bytes"),
+                Module = core,
+                Name = "scalar",
+                Call = a =>
+                    a.Length == 2 && a[0] is NumpyDType d
+                        ? NumpyArray.Scalar(
+                            d,
+                            a[1] switch
+                            {
+                                byte[] b => b,
+                                string s => s.Select(c => (byte)c).ToArray(),
+                                _ => throw new PickleSecurityException("numpy scalar of an object type"),
+                            }
+                        )
+                        : throw new InvalidDataException("numpy scalar without dtype and bytes"),
             };
         }
-        yield return new PickleGlobal { Module = "numpy", Name = "ndarray", Tag = NdarrayTag };
         yield return new PickleGlobal
         {
-            Module = "numpy", Name = "dtype",
-            Call = a => a.Length > 0 && a[0] is string code && code is not ("O8" or "O4" or "O")
-                ? new NumpyDType(code)
-                : throw new PickleSecurityException($"numpy dtype '{(a.Length > 0 ? a[0] : "")}' is not a plain numeric type"),
+            Module = "numpy",
+            Name = "ndarray",
+            Tag = NdarrayTag,
+        };
+        yield return new PickleGlobal
+        {
+            Module = "numpy",
+            Name = "dtype",
+            Call = a =>
+                a.Length > 0 && a[0] is string code && code is not ("O8" or "O4" or "O")
+                    ? new NumpyDType(code)
+                    : throw new PickleSecurityException(
+                        $"numpy dtype '{(a.Length > 0 ? a[0] : "")}' is not a plain numeric type"
+                    ),
         };
     }
 }

@@ -6,9 +6,13 @@ internal sealed class PyTuple(object?[] items) : IEquatable<PyTuple>
     public object?[] Items { get; } = items;
     public int Count => Items.Length;
     public object? this[int i] => Items[i];
+
     public bool Equals(PyTuple? other) => other is not null && Items.SequenceEqual(other.Items);
+
     public override bool Equals(object? obj) => Equals(obj as PyTuple);
+
     public override int GetHashCode() => Items.Aggregate(17, (h, x) => h * 31 + (x?.GetHashCode() ?? 0));
+
     public override string ToString() => "(" + string.Join(", ", Items) + ")";
 }
 
@@ -31,7 +35,9 @@ internal sealed class PyObject(string module, string name)
     public string Name { get; } = name;
     public object?[] NewArgs { get; set; } = [];
     public object? State { get; set; }
-    public PyDict Attributes => State as PyDict ?? (State is PyTuple { Count: 2 } t && t[0] is PyDict d ? d : new PyDict());
+    public PyDict Attributes =>
+        State as PyDict ?? (State is PyTuple { Count: 2 } t && t[0] is PyDict d ? d : new PyDict());
+
     public override string ToString() => $"{Module}.{Name}";
 }
 
@@ -46,22 +52,29 @@ internal sealed class PickleGlobal
 {
     public required string Module { get; init; }
     public required string Name { get; init; }
+
     /// <summary>REDUCE: the global called with positional arguments.</summary>
     public Func<object?[], object?>? Call { get; init; }
+
     /// <summary>NEWOBJ: cls.__new__(cls, *args).</summary>
     public Func<object?[], object?>? New { get; init; }
-    /// <summary>What the global stands for when it is used as a value (a storage type in a persistent id, say).</summary>
+
+    /// <summary>What the global stands for when it is used as a value (a storage type in a persistent id,
+    /// say).</summary>
     public object? Tag { get; init; }
+
     public override string ToString() => $"{Module}.{Name}";
 
-    /// <summary>A plain class whose instances are data: <c>__new__</c> and <c>__setstate__</c> give a <see cref="PyObject"/>.</summary>
-    public static PickleGlobal PlainClass(string module, string name) => new()
-    {
-        Module = module,
-        Name = name,
-        New = args => new PyObject(module, name) { NewArgs = args },
-        Call = args => new PyObject(module, name) { NewArgs = args },
-    };
+    /// <summary>A plain class whose instances are data: <c>__new__</c> and <c>__setstate__</c> give a <see
+    /// cref="PyObject"/>.</summary>
+    public static PickleGlobal PlainClass(string module, string name) =>
+        new()
+        {
+            Module = module,
+            Name = name,
+            New = args => new PyObject(module, name) { NewArgs = args },
+            Call = args => new PyObject(module, name) { NewArgs = args },
+        };
 }
 
 /// <summary>A pickle that is malformed, or that names something outside the allowed set of globals.</summary>

@@ -31,7 +31,8 @@ internal sealed class PickleReader
     /// <summary>Decodes one pickle from <paramref name="stream"/> (up to its STOP).</summary>
     public object? Load(Stream stream) => new Machine(this, stream).Run();
 
-    /// <summary>The pickle virtual machine's state while one stream is read: the stack, the marks and the memo.</summary>
+    /// <summary>The pickle virtual machine's state while one stream is read: the stack, the marks and the
+    /// memo.</summary>
     sealed class Machine(PickleReader owner, Stream stream)
     {
         readonly BinaryReader _r = new(stream, Encoding.UTF8, leaveOpen: true);
@@ -44,10 +45,19 @@ internal sealed class PickleReader
             while (true)
             {
                 int op = stream.ReadByte();
-                if (op < 0) throw owner.Malformed("unexpected end of data (no STOP)");
-                if ((PickleOpcode)op == PickleOpcode.Stop) return _stack.Count == 1 ? _stack[0] : Pop();
-                if (!(Control((PickleOpcode)op) || Scalar((PickleOpcode)op) || Container((PickleOpcode)op)
-                      || Memo((PickleOpcode)op) || Object((PickleOpcode)op)))
+                if (op < 0)
+                    throw owner.Malformed("unexpected end of data (no STOP)");
+                if ((PickleOpcode)op == PickleOpcode.Stop)
+                    return _stack.Count == 1 ? _stack[0] : Pop();
+                if (
+                    !(
+                        Control((PickleOpcode)op)
+                        || Scalar((PickleOpcode)op)
+                        || Container((PickleOpcode)op)
+                        || Memo((PickleOpcode)op)
+                        || Object((PickleOpcode)op)
+                    )
+                )
                     throw owner.Malformed($"unknown opcode 0x{op:x2} at byte {stream.Position - 1}");
             }
         }
@@ -56,13 +66,26 @@ internal sealed class PickleReader
         {
             switch (op)
             {
-                case PickleOpcode.Proto: _r.ReadByte(); break;
-                case PickleOpcode.Frame: _r.ReadInt64(); break;
-                case PickleOpcode.Mark: _marks.Push(_stack.Count); break;
-                case PickleOpcode.Pop: Pop(); break;
-                case PickleOpcode.PopMark: PopMark(); break;
-                case PickleOpcode.Dup: Push(Peek()); break;
-                default: return false;
+                case PickleOpcode.Proto:
+                    _r.ReadByte();
+                    break;
+                case PickleOpcode.Frame:
+                    _r.ReadInt64();
+                    break;
+                case PickleOpcode.Mark:
+                    _marks.Push(_stack.Count);
+                    break;
+                case PickleOpcode.Pop:
+                    Pop();
+                    break;
+                case PickleOpcode.PopMark:
+                    PopMark();
+                    break;
+                case PickleOpcode.Dup:
+                    Push(Peek());
+                    break;
+                default:
+                    return false;
             }
             return true;
         }
@@ -74,7 +97,12 @@ internal sealed class PickleReader
                 PickleOpcode.None => null,
                 PickleOpcode.NewTrue => true,
                 PickleOpcode.NewFalse => false,
-                PickleOpcode.Int => Line() switch { "01" => true, "00" => false, var s => ParseInteger(s) },
+                PickleOpcode.Int => Line() switch
+                {
+                    "01" => true,
+                    "00" => false,
+                    var s => ParseInteger(s),
+                },
                 PickleOpcode.BinInt => (long)_r.ReadInt32(),
                 PickleOpcode.BinInt1 => (long)_r.ReadByte(),
                 PickleOpcode.BinInt2 => (long)_r.ReadUInt16(),
@@ -95,7 +123,8 @@ internal sealed class PickleReader
                 PickleOpcode.BinBytes8 or PickleOpcode.ByteArray8 => Bytes(_r.ReadInt64()),
                 _ => NotMine,
             };
-            if (ReferenceEquals(value, NotMine)) return false;
+            if (ReferenceEquals(value, NotMine))
+                return false;
             Push(value);
             return true;
         }
@@ -104,29 +133,79 @@ internal sealed class PickleReader
         {
             switch (op)
             {
-                case PickleOpcode.EmptyTuple: Push(new PyTuple([])); break;
-                case PickleOpcode.Tuple: Push(new PyTuple(PopMark().ToArray())); break;
-                case PickleOpcode.Tuple1: Push(new PyTuple(PopN(1))); break;
-                case PickleOpcode.Tuple2: Push(new PyTuple(PopN(2))); break;
-                case PickleOpcode.Tuple3: Push(new PyTuple(PopN(3))); break;
-                case PickleOpcode.EmptyList: Push(new List<object?>()); break;
-                case PickleOpcode.List: Push(PopMark()); break;
-                case PickleOpcode.Append: { var v = Pop(); AsList(Peek()).Add(v); break; }
-                case PickleOpcode.Appends: { var items = PopMark(); AsList(Peek()).AddRange(items); break; }
-                case PickleOpcode.EmptyDict: Push(new PyDict()); break;
-                case PickleOpcode.Dict: { var d = new PyDict(); AddPairs(d, PopMark()); Push(d); break; }
-                case PickleOpcode.SetItem: { var v = Pop(); var k = Pop(); AsDict(Peek())[Key(k)] = v; break; }
-                case PickleOpcode.SetItems: { var items = PopMark(); AddPairs(AsDict(Peek()), items); break; }
-                case PickleOpcode.EmptySet: Push(new HashSet<object?>()); break;
+                case PickleOpcode.EmptyTuple:
+                    Push(new PyTuple([]));
+                    break;
+                case PickleOpcode.Tuple:
+                    Push(new PyTuple(PopMark().ToArray()));
+                    break;
+                case PickleOpcode.Tuple1:
+                    Push(new PyTuple(PopN(1)));
+                    break;
+                case PickleOpcode.Tuple2:
+                    Push(new PyTuple(PopN(2)));
+                    break;
+                case PickleOpcode.Tuple3:
+                    Push(new PyTuple(PopN(3)));
+                    break;
+                case PickleOpcode.EmptyList:
+                    Push(new List<object?>());
+                    break;
+                case PickleOpcode.List:
+                    Push(PopMark());
+                    break;
+                case PickleOpcode.Append:
+                {
+                    var v = Pop();
+                    AsList(Peek()).Add(v);
+                    break;
+                }
+                case PickleOpcode.Appends:
+                {
+                    var items = PopMark();
+                    AsList(Peek()).AddRange(items);
+                    break;
+                }
+                case PickleOpcode.EmptyDict:
+                    Push(new PyDict());
+                    break;
+                case PickleOpcode.Dict:
+                {
+                    var d = new PyDict();
+                    AddPairs(d, PopMark());
+                    Push(d);
+                    break;
+                }
+                case PickleOpcode.SetItem:
+                {
+                    var v = Pop();
+                    var k = Pop();
+                    AsDict(Peek())[Key(k)] = v;
+                    break;
+                }
+                case PickleOpcode.SetItems:
+                {
+                    var items = PopMark();
+                    AddPairs(AsDict(Peek()), items);
+                    break;
+                }
+                case PickleOpcode.EmptySet:
+                    Push(new HashSet<object?>());
+                    break;
                 case PickleOpcode.AddItems:
                 {
                     var items = PopMark();
-                    if (Peek() is not HashSet<object?> set) throw owner.Malformed("ADDITEMS on a non-set");
-                    foreach (var i in items) set.Add(i);
+                    if (Peek() is not HashSet<object?> set)
+                        throw owner.Malformed("ADDITEMS on a non-set");
+                    foreach (var i in items)
+                        set.Add(i);
                     break;
                 }
-                case PickleOpcode.FrozenSet: Push(new HashSet<object?>(PopMark())); break;
-                default: return false;
+                case PickleOpcode.FrozenSet:
+                    Push(new HashSet<object?>(PopMark()));
+                    break;
+                default:
+                    return false;
             }
             return true;
         }
@@ -135,14 +214,29 @@ internal sealed class PickleReader
         {
             switch (op)
             {
-                case PickleOpcode.Get: Push(MemoGet(ParseInteger(Line()))); break;
-                case PickleOpcode.BinGet: Push(MemoGet(_r.ReadByte())); break;
-                case PickleOpcode.LongBinGet: Push(MemoGet(_r.ReadUInt32())); break;
-                case PickleOpcode.Put: _memo[Convert.ToInt64(ParseInteger(Line()))] = Peek(); break;
-                case PickleOpcode.BinPut: _memo[_r.ReadByte()] = Peek(); break;
-                case PickleOpcode.LongBinPut: _memo[_r.ReadUInt32()] = Peek(); break;
-                case PickleOpcode.Memoize: _memo[_memo.Count] = Peek(); break;
-                default: return false;
+                case PickleOpcode.Get:
+                    Push(MemoGet(ParseInteger(Line())));
+                    break;
+                case PickleOpcode.BinGet:
+                    Push(MemoGet(_r.ReadByte()));
+                    break;
+                case PickleOpcode.LongBinGet:
+                    Push(MemoGet(_r.ReadUInt32()));
+                    break;
+                case PickleOpcode.Put:
+                    _memo[Convert.ToInt64(ParseInteger(Line()))] = Peek();
+                    break;
+                case PickleOpcode.BinPut:
+                    _memo[_r.ReadByte()] = Peek();
+                    break;
+                case PickleOpcode.LongBinPut:
+                    _memo[_r.ReadUInt32()] = Peek();
+                    break;
+                case PickleOpcode.Memoize:
+                    _memo[_memo.Count] = Peek();
+                    break;
+                default:
+                    return false;
             }
             return true;
         }
@@ -153,7 +247,8 @@ internal sealed class PickleReader
             {
                 case PickleOpcode.Global:
                 {
-                    string module = Line(), name = Line();
+                    string module = Line(),
+                        name = Line();
                     Push(owner.ResolveGlobal(module, name));
                     break;
                 }
@@ -161,23 +256,29 @@ internal sealed class PickleReader
                 {
                     var name = Pop() as string;
                     var module = Pop() as string;
-                    if (name is null || module is null) throw owner.Malformed("STACK_GLOBAL without module and name strings");
+                    if (name is null || module is null)
+                        throw owner.Malformed("STACK_GLOBAL without module and name strings");
                     Push(owner.ResolveGlobal(module, name));
                     break;
                 }
                 case PickleOpcode.Reduce:
                 {
                     var args = Pop() as PyTuple ?? throw owner.Malformed("REDUCE arguments are not a tuple");
-                    var g = Pop() as PickleGlobal ?? throw owner.Malformed("REDUCE on something that is not an allowed global");
+                    var g =
+                        Pop() as PickleGlobal
+                        ?? throw owner.Malformed("REDUCE on something that is not an allowed global");
                     Push((g.Call ?? throw owner.Refused(g, "called"))(args.Items));
                     break;
                 }
                 case PickleOpcode.NewObj or PickleOpcode.NewObjEx:
                 {
                     string what = op == PickleOpcode.NewObj ? "NEWOBJ" : "NEWOBJ_EX";
-                    if (op == PickleOpcode.NewObjEx) Pop(); // kwargs
+                    if (op == PickleOpcode.NewObjEx)
+                        Pop(); // kwargs
                     var args = Pop() as PyTuple ?? throw owner.Malformed($"{what} arguments are not a tuple");
-                    var g = Pop() as PickleGlobal ?? throw owner.Malformed($"{what} on something that is not an allowed class");
+                    var g =
+                        Pop() as PickleGlobal
+                        ?? throw owner.Malformed($"{what} on something that is not an allowed class");
                     Push((g.New ?? throw owner.Refused(g, "instantiated"))(args.Items));
                     break;
                 }
@@ -186,20 +287,36 @@ internal sealed class PickleReader
                     var state = Pop();
                     switch (Peek())
                     {
-                        case IPickleBuildable b: b.SetState(state); break;
-                        case PyObject o: o.State = state; break;
-                        case PyDict d: d.State = state; break;
-                        case var other: throw owner.Malformed($"BUILD on {other?.GetType().Name ?? "None"}");
+                        case IPickleBuildable b:
+                            b.SetState(state);
+                            break;
+                        case PyObject o:
+                            o.State = state;
+                            break;
+                        case PyDict d:
+                            d.State = state;
+                            break;
+                        case var other:
+                            throw owner.Malformed($"BUILD on {other?.GetType().Name ?? "None"}");
                     }
                     break;
                 }
-                case PickleOpcode.PersId: Push(owner.Persistent(Line())); break;
-                case PickleOpcode.BinPersId: Push(owner.Persistent(Pop())); break;
+                case PickleOpcode.PersId:
+                    Push(owner.Persistent(Line()));
+                    break;
+                case PickleOpcode.BinPersId:
+                    Push(owner.Persistent(Pop()));
+                    break;
                 case PickleOpcode.Inst or PickleOpcode.Obj:
-                    throw new PickleSecurityException($"{owner._name}: old-style class instantiation (INST/OBJ) is not accepted");
+                    throw new PickleSecurityException(
+                        $"{owner._name}: old-style class instantiation (INST/OBJ) is not accepted"
+                    );
                 case PickleOpcode.Ext1 or PickleOpcode.Ext2 or PickleOpcode.Ext4:
-                    throw new PickleSecurityException($"{owner._name}: the pickle extension registry (EXT) is not accepted");
-                default: return false;
+                    throw new PickleSecurityException(
+                        $"{owner._name}: the pickle extension registry (EXT) is not accepted"
+                    );
+                default:
+                    return false;
             }
             return true;
         }
@@ -210,7 +327,8 @@ internal sealed class PickleReader
 
         object? Pop()
         {
-            if (_stack.Count == 0) throw owner.Malformed("stack underflow");
+            if (_stack.Count == 0)
+                throw owner.Malformed("stack underflow");
             var v = _stack[^1];
             _stack.RemoveAt(_stack.Count - 1);
             return v;
@@ -220,7 +338,8 @@ internal sealed class PickleReader
         object?[] PopN(int n)
         {
             var items = new object?[n];
-            for (int i = n - 1; i >= 0; i--) items[i] = Pop();
+            for (int i = n - 1; i >= 0; i--)
+                items[i] = Pop();
             return items;
         }
 
@@ -228,7 +347,8 @@ internal sealed class PickleReader
 
         List<object?> PopMark()
         {
-            if (_marks.Count == 0) throw owner.Malformed("missing MARK");
+            if (_marks.Count == 0)
+                throw owner.Malformed("missing MARK");
             int m = _marks.Pop();
             var items = _stack.GetRange(m, _stack.Count - m);
             _stack.RemoveRange(m, _stack.Count - m);
@@ -237,7 +357,8 @@ internal sealed class PickleReader
 
         static void AddPairs(PyDict d, List<object?> items)
         {
-            for (int i = 0; i + 1 < items.Count; i += 2) d[Key(items[i])] = items[i + 1];
+            for (int i = 0; i + 1 < items.Count; i += 2)
+                d[Key(items[i])] = items[i + 1];
         }
 
         string Line()
@@ -246,17 +367,21 @@ internal sealed class PickleReader
             while (true)
             {
                 int b = stream.ReadByte();
-                if (b < 0) throw owner.Malformed("unexpected end of data");
-                if (b == '\n') return sb.ToString();
+                if (b < 0)
+                    throw owner.Malformed("unexpected end of data");
+                if (b == '\n')
+                    return sb.ToString();
                 sb.Append((char)b);
             }
         }
 
         byte[] Bytes(long n)
         {
-            if (n < 0 || n > Array.MaxLength) throw owner.Malformed($"invalid length {n}");
+            if (n < 0 || n > Array.MaxLength)
+                throw owner.Malformed($"invalid length {n}");
             var b = _r.ReadBytes((int)n);
-            if (b.Length != n) throw owner.Malformed("unexpected end of data");
+            if (b.Length != n)
+                throw owner.Malformed("unexpected end of data");
             return b;
         }
 
@@ -266,28 +391,33 @@ internal sealed class PickleReader
             return _memo.TryGetValue(k, out var v) ? v! : throw owner.Malformed($"memo key {k} not found");
         }
 
-        List<object?> AsList(object? o) => o as List<object?> ?? throw owner.Malformed($"APPEND to {o?.GetType().Name ?? "None"}");
+        List<object?> AsList(object? o) =>
+            o as List<object?> ?? throw owner.Malformed($"APPEND to {o?.GetType().Name ?? "None"}");
 
-        PyDict AsDict(object? o) => o switch
-        {
-            PyDict d => d,
-            PyObject p => p.State as PyDict ?? (PyDict)(p.State = new PyDict()),
-            _ => throw owner.Malformed($"SETITEM on {o?.GetType().Name ?? "None"}"),
-        };
+        PyDict AsDict(object? o) =>
+            o switch
+            {
+                PyDict d => d,
+                PyObject p => p.State as PyDict ?? (PyDict)(p.State = new PyDict()),
+                _ => throw owner.Malformed($"SETITEM on {o?.GetType().Name ?? "None"}"),
+            };
     }
 
     object? Persistent(object? pid) =>
-        _persistentLoad is null ? throw new PickleSecurityException($"{_name}: unexpected persistent reference {pid}") : _persistentLoad(pid);
+        _persistentLoad is null
+            ? throw new PickleSecurityException($"{_name}: unexpected persistent reference {pid}")
+            : _persistentLoad(pid);
 
     PickleGlobal ResolveGlobal(string module, string name)
     {
-        if (_globals.TryGetValue((module, name), out var g)) return g;
+        if (_globals.TryGetValue((module, name), out var g))
+            return g;
         throw new PickleSecurityException(
-            $"{_name}: refuses '{module}.{name}': this file would need Python code or an object type that is not a tensor, an array or a plain container (nothing in it was executed)");
+            $"{_name}: refuses '{module}.{name}': this file would need Python code or an object type that is not a tensor, an array or a plain container (nothing in it was executed)"
+        );
     }
 
-    PickleSecurityException Refused(PickleGlobal g, string how) =>
-        new($"{_name}: '{g}' may not be {how} here");
+    PickleSecurityException Refused(PickleGlobal g, string how) => new($"{_name}: '{g}' may not be {how} here");
 
     InvalidDataException Malformed(string what) => new($"{_name}: malformed pickle: {what}");
 
@@ -295,13 +425,15 @@ internal sealed class PickleReader
 
     static object ParseInteger(string s)
     {
-        if (long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)) return l;
+        if (long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l))
+            return l;
         return BigInteger.Parse(s, CultureInfo.InvariantCulture);
     }
 
     static object DecodeLong(byte[] bytes)
     {
-        if (bytes.Length == 0) return 0L;
+        if (bytes.Length == 0)
+            return 0L;
         var big = new BigInteger(bytes, isUnsigned: false, isBigEndian: false);
         return big >= long.MinValue && big <= long.MaxValue ? (long)big : big;
     }
@@ -309,10 +441,10 @@ internal sealed class PickleReader
     static string UnquoteString(string s)
     {
         s = s.Trim();
-        if (s.Length >= 2 && (s[0] == '\'' || s[0] == '"') && s[^1] == s[0]) s = s[1..^1];
+        if (s.Length >= 2 && (s[0] == '\'' || s[0] == '"') && s[^1] == s[0])
+            s = s[1..^1];
         return Unescape(s);
     }
 
-    static string Unescape(string s) =>
-        s.Contains('\\') ? System.Text.RegularExpressions.Regex.Unescape(s) : s;
+    static string Unescape(string s) => s.Contains('\\') ? System.Text.RegularExpressions.Regex.Unescape(s) : s;
 }
