@@ -46,6 +46,23 @@ internal static class CliHost
         }
     }
 
+    /// <summary>The option that sets each setting the library reports by concept.</summary>
+    static string Flag(Setting setting) =>
+        setting switch
+        {
+            Setting.Device => "--device",
+            Setting.Shard => "--shard",
+            Setting.NumImages => "--num-images",
+            Setting.BatchSize => "--batch-size",
+            Setting.InterpolationSteps => "--steps",
+            Setting.PixelLoss => "--pixel-loss",
+            Setting.ReleaseFolder => "--release/--dir",
+            Setting.ReleaseChoice => "--mapper-suffix",
+            Setting.PackageFolder => "--from",
+            Setting.Photos => "--photos",
+            _ => SettingException.Describe(setting),
+        };
+
     /// <summary>A one-line message for failures a user can act on; null lets unexpected bugs show their
     /// stack.</summary>
     static string? ToUserMessage(Exception e) =>
@@ -53,8 +70,8 @@ internal static class CliHost
         {
             OperationCanceledException => "cancelled",
             CommandParseException or CommandRuntimeException => e.Message,
-            DeviceUnavailableException
-            or ImageDecodeException
+            SettingException setting => setting.MessageNaming(Flag(setting.Setting)),
+            ImageDecodeException
             or NpyFormatException
             or FileNotFoundException
             or DirectoryNotFoundException

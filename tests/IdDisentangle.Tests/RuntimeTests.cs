@@ -68,7 +68,8 @@ public class RuntimeTests
         Assert.Equal(DeviceType.CPU, TorchRuntime.ResolveDevice(null).type);
         Assert.Equal(DeviceType.CPU, TorchRuntime.ResolveDevice("cpu").type);
         var e = Assert.Throws<DeviceUnavailableException>(() => TorchRuntime.ResolveDevice("cuda"));
-        Assert.Contains("--device cuda", e.Message);
+        Assert.Contains("device cuda", e.Message);
+        Assert.Equal(Setting.Device, e.Setting);
         Assert.Contains("not available", e.Message);
         Assert.Throws<ArgumentException>(() => TorchRuntime.ResolveDevice("tpu"));
     }

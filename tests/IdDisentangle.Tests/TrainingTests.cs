@@ -1,6 +1,7 @@
 using System.Text.Json;
 using IdDisentangle.Data;
 using IdDisentangle.Runs;
+using IdDisentangle.Runtime;
 using IdDisentangle.Training;
 using IdDisentangle.Weights;
 
@@ -282,7 +283,9 @@ public class TrainingTests
     {
         TestModels.RequireFaceApi();
         var c = Tiny("msssim") with { PixelLoss = PixelLoss.MsSsimL1 };
-        var e = Assert.Throws<ArgumentException>(() => new Trainer(c));
-        Assert.Contains("--pixel-loss l1", e.Message);
+        var e = Assert.Throws<SettingException>(() => new Trainer(c));
+        Assert.Equal(Setting.PixelLoss, e.Setting);
+        Assert.Contains("use l1", e.Message);
+        Assert.StartsWith("--pixel-loss ms-ssim-l1: the generator renders", e.MessageNaming("--pixel-loss"));
     }
 }

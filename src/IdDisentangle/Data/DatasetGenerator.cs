@@ -1,6 +1,7 @@
 using IdDisentangle.Imaging;
 using IdDisentangle.IO;
 using IdDisentangle.Models;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,8 +24,10 @@ internal readonly record struct Shard(int Index, int Count)
             || i < 0
             || i >= n
         )
-            throw new ArgumentException(
-                $"--shard {text}: expected i/n with 0 <= i < n (e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
+            throw new SettingException(
+                Setting.Shard,
+                text,
+                "expected i/n with 0 <= i < n (e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)"
             );
         return new Shard(i, n);
     }
@@ -84,9 +87,9 @@ internal static class DatasetGenerator
     )
     {
         if (o.NumImages <= 0)
-            throw new ArgumentOutOfRangeException(nameof(o), "--num-images must be positive");
+            throw new SettingException(Setting.NumImages, o.NumImages.ToString(), "must be positive");
         if (o.BatchSize <= 0)
-            throw new ArgumentOutOfRangeException(nameof(o), "--batch-size must be positive");
+            throw new SettingException(Setting.BatchSize, o.BatchSize.ToString(), "must be positive");
         var layout = new DatasetLayout(o.OutDir);
         layout.RemoveLeftovers();
         var (start, end) = o.Shard.Range(o.NumImages);

@@ -1,4 +1,5 @@
 using IdDisentangle.Imaging;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -205,7 +206,7 @@ internal static class InferenceJobs
     {
         options ??= new InterpolationOptions();
         if (steps < 2)
-            throw new ArgumentOutOfRangeException(nameof(steps), "--steps must be at least 2 (both end points)");
+            throw new SettingException(Setting.InterpolationSteps, steps.ToString(), "at least 2 (both end points)");
         var attrs = images
             .Where(i => i.Stem.Contains("attr", StringComparison.OrdinalIgnoreCase))
             .OrderBy(i => i.Stem, StringComparer.Ordinal)

@@ -272,7 +272,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                     );
                     var photos = aligner.Align(InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList(), log);
                     if (photos.Count == 0)
-                        throw new InvalidDataException($"{o.Photos}: no face found in any photo (--photos)");
+                        throw new SettingException(Setting.Photos, o.Photos, "no face found in any photo");
                     int m = InferenceJobs.Grid(model, photos, photos, Path.Combine(swaps, "photos"));
                     text += $"; {m} swaps among {photos.Count} aligned photos";
                 }

@@ -36,7 +36,7 @@ internal static class PaperRelease
     public static ReleaseFiles Find(string dir, string? mapperPreference = null)
     {
         if (!Directory.Exists(dir))
-            throw new DirectoryNotFoundException($"{dir}: no such folder (--dir)");
+            throw new SettingException(Setting.ReleaseFolder, dir, "no such folder");
         var files = Directory
             .GetFiles(dir)
             .Select(Path.GetFileName)
@@ -61,8 +61,10 @@ internal static class PaperRelease
                 0 => throw new FileNotFoundException(
                     $"{dir}: no {role} file (expected a name like {pattern.Replace("\\", "")})"
                 ),
-                _ => throw new InvalidDataException(
-                    $"{dir}: several {role} files ({string.Join(", ", found)}); pick one with --mapper-suffix or remove the others"
+                _ => throw new SettingException(
+                    Setting.ReleaseChoice,
+                    null,
+                    $"{dir} holds several {role} files ({string.Join(", ", found)}); choose one or remove the others"
                 ),
             };
         }

@@ -6,9 +6,6 @@ using static TorchSharp.torch;
 
 namespace IdDisentangle.Runtime;
 
-/// <summary>A device that was asked for but cannot be used here.</summary>
-internal sealed class DeviceUnavailableException(string message) : Exception(message);
-
 /// <summary>What the deep-learning runtime offers on this machine.</summary>
 internal sealed record RuntimeInfo(
     string TorchSharpVersion,
@@ -41,17 +38,19 @@ internal static class TorchRuntime
         {
             if (!torch.cuda.is_available())
                 throw new DeviceUnavailableException(
-                    $"--device {n}: CUDA is not available (this build uses {Backend()}; build with -p:TorchBackend=cuda on a machine with an NVIDIA driver, or use --device cpu)"
+                    n,
+                    $"CUDA is not available (this build uses {Backend()}; build with -p:TorchBackend=cuda on a "
+                        + "machine with an NVIDIA driver, or use the CPU)"
                 );
             int index = 0;
             if (n.Length > 4 && (!int.TryParse(n[5..], out index) || index < 0))
-                throw new ArgumentException($"--device {name}: malformed device (cpu, cuda or cuda:N)");
+                throw new SettingException(Setting.Device, name, "malformed device (cpu, cuda or cuda:N)");
             int count = torch.cuda.device_count();
             if (index >= count)
-                throw new DeviceUnavailableException($"--device {n}: only {count} CUDA device(s) present");
+                throw new DeviceUnavailableException(n, $"only {count} CUDA device(s) present");
             return torch.device(DeviceType.CUDA, index);
         }
-        throw new ArgumentException($"--device {name}: unknown device (cpu, cuda, cuda:N or auto)");
+        throw new SettingException(Setting.Device, name, "unknown device (cpu, cuda, cuda:N or auto)");
     }
 
     /// <summary>

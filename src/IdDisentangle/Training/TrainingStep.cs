@@ -40,9 +40,11 @@ internal sealed class TrainingStep : IDisposable
         foreach (var n in report.Notes)
             log("generator: " + n);
         if (config.ReconstructionLoss && config.PixelLoss == PixelLoss.MsSsimL1 && G.Resolution < MsSsim.MinimumSize)
-            throw new ArgumentException(
+            throw new SettingException(
+                Setting.PixelLoss,
+                "ms-ssim-l1",
                 $"the generator renders {G.Resolution}x{G.Resolution}, below MS-SSIM's "
-                    + $"minimum of {MsSsim.MinimumSize} px: use the L1 pixel loss (--pixel-loss l1)"
+                    + $"minimum of {MsSsim.MinimumSize} px: use l1"
             );
 
         var store = new ModelStore(config.ModelsDir);

