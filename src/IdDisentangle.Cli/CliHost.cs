@@ -33,6 +33,19 @@ internal static class CliHost
         );
         try
         {
+            // Spectre.Console.Cli rejects "--n" as an invalid long option without naming it.
+            if (
+                args.FirstOrDefault(a =>
+                    a.Length == 3 && a.StartsWith("--", StringComparison.Ordinal) && char.IsLetter(a[2])
+                ) is
+                { } oneLetter
+            )
+            {
+                AnsiConsole.MarkupLine(
+                    $"[red]error:[/] {oneLetter}: one-letter options take one dash ({oneLetter[1..]})"
+                );
+                return 2;
+            }
             return await app.RunAsync(args, cts.Token);
         }
         catch (Exception e) when (ToUserMessage(e) is { } message)

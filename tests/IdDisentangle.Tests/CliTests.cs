@@ -12,6 +12,34 @@ public class CliTests
         Assert.Equal(0, await CliApp.RunAsync(["doctor", "--device", "cpu", "--models-dir", store]));
     }
 
+    /// <summary>Bad values are named by their flag: the registry's choices, the library's settings, "--n".</summary>
+    [Fact]
+    public async Task BadOptionValuesAreNamedByTheirFlag()
+    {
+        string generator = TestPaths.Fixture("stylegan2", "generator.pt");
+        string outDir = Path.Combine(TestPaths.NewTempDir(), "out");
+        var (code, text) = await CliCapture.RunAsync("embed", "--net", "bogus", "a.png", "--out", "e.npy");
+        Assert.Equal(2, code);
+        Assert.Contains("--net bogus: expected faceapi, irse50 or vggface2", text);
+        (code, text) = await CliCapture.RunAsync(
+            "generate-data",
+            "--generator",
+            generator,
+            "--num-images",
+            "4",
+            "--shard",
+            "5/2",
+            "--out",
+            outDir
+        );
+        Assert.Equal(1, code);
+        Assert.Contains("--shard 5/2: expected i/n", text);
+        (code, text) = await CliCapture.RunAsync("sample", "--generator", generator, "--n", "2", "--out", outDir);
+        Assert.Equal(2, code);
+        Assert.Contains("--n: one-letter options take one dash (-n)", text);
+        Assert.False(Directory.Exists(outDir));
+    }
+
     [Fact]
     public async Task OfflineCommandsSayHowToFetchInsteadOfDownloading()
     {
