@@ -71,7 +71,7 @@ public class RuntimeTests
         Assert.Contains("device cuda", e.Message);
         Assert.Equal(Setting.Device, e.Setting);
         Assert.Contains("not available", e.Message);
-        Assert.Throws<ArgumentException>(() => TorchRuntime.ResolveDevice("tpu"));
+        Assert.Equal(Setting.Device, Assert.Throws<SettingException>(() => TorchRuntime.ResolveDevice("tpu")).Setting);
     }
 
     /// <summary>

@@ -156,54 +156,29 @@ internal sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
     {
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
-        using var net = PretrainedNetworks.Landmarks68(new ModelStore(s.ModelsDir));
-        net.to(device);
+        using var locator = LandmarkLocator.Load(
+            LandmarkNetwork.Parse(s.Net),
+            s.Detect,
+            new ModelStore(s.ModelsDir),
+            device
+        );
         var (files, images) = CliCommon.ReadImages(s.Images);
         if (files.Count == 0)
         {
             AnsiConsole.MarkupLine("[red]error:[/] no readable image");
             return 1;
         }
-        using var scope = torch.NewDisposeScope();
-        using var _ = torch.inference_mode();
         var all = new List<Tensor>();
-        using var detector = s.Detect
-            ? FaceDetector.Load(
-                new ModelStore(s.ModelsDir),
-                device,
-                dlibLandmarks: LandmarkNetwork.Parse(s.Net) == LandmarkNetwork.Dlib
-            )
-            : null;
         for (int i = 0; i < files.Count; i++)
         {
-            var mapped = new float[2 * FaceLandmark68Net.Points];
-            if (detector is not null)
-            {
-                var face = detector.Detect(images[i]).MaxBy(f => f.Box.Area);
-                if (face is null)
-                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(files[i])}: no face found; its points are NaN[/]");
-                for (int k = 0; k < FaceLandmark68Net.Points; k++)
-                    (mapped[2 * k], mapped[2 * k + 1]) = face is null
-                        ? (float.NaN, float.NaN)
-                        : ((float)face.Landmarks[k].X, (float)face.Landmarks[k].Y);
-            }
-            else
-            {
-                var input = SquareFit.Apply(images[i].unsqueeze(0), FaceLandmark68Net.InputSize, out var fit);
-                var xy = net.forward(input.to(device) * 255).cpu()[0].data<float>().ToArray();
-                for (int k = 0; k < xy.Length; k += 2)
-                {
-                    var (x, y) = fit.ToImage(xy[k], xy[k + 1]);
-                    mapped[k] = (float)x;
-                    mapped[k + 1] = (float)y;
-                }
-            }
-            all.Add(torch.tensor(mapped).view(FaceLandmark68Net.Points, 2));
+            cancellation.ThrowIfCancellationRequested();
+            var image = new InputImage(files[i], Path.GetFileNameWithoutExtension(files[i]), images[i]);
+            all.Add(locator.Locate(image, m => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(m)}[/]")));
             if (s.Draw is not null)
-            {
-                string dest = Path.Combine(s.Draw, Path.GetFileNameWithoutExtension(files[i]) + "_landmarks.png");
-                ImageIO.Write(dest, DrawPoints(images[i], mapped));
-            }
+                ImageIO.Write(
+                    Path.Combine(s.Draw, image.Stem + "_landmarks.png"),
+                    LandmarkLocator.Draw(images[i], all[^1])
+                );
         }
         Npy.Write(s.Out, torch.stack(all));
         AnsiConsole.MarkupLine(
@@ -211,25 +186,5 @@ internal sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
                 + (s.Draw is null ? "" : $" and drawings to [blue]{Markup.Escape(s.Draw)}[/]")
         );
         return 0;
-    }
-
-    static Tensor DrawPoints(Tensor image, float[] xy)
-    {
-        using var bmp = SkiaTensors.ToBitmap(image);
-        using (var canvas = new SKCanvas(bmp))
-        using (
-            var paint = new SKPaint
-            {
-                Color = new SKColor(0, 230, 0),
-                IsAntialias = true,
-                Style = SKPaintStyle.Fill,
-            }
-        )
-        {
-            float r = Math.Max(1.5f, Math.Max(bmp.Width, bmp.Height) / 160f);
-            for (int k = 0; k < xy.Length; k += 2)
-                canvas.DrawCircle(xy[k], xy[k + 1], r, paint);
-        }
-        return SkiaTensors.FromBitmap(bmp);
     }
 }

@@ -3,6 +3,7 @@ using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.IO;
 using IdDisentangle.Models;
+using IdDisentangle.Networks;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using Spectre.Console;
@@ -86,86 +87,32 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
     {
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
-        string genPath = CliCommon.GeneratorPath(s.Generator);
-        var g = GeneratorFiles.Load(genPath, out var report);
-        CliCommon.PrintGeneratorReport(report, g);
-        ((nn.Module)g).to(device);
-
-        using var scope = torch.NewDisposeScope();
-        Tensor w;
-        using (torch.inference_mode())
+        using var g = (IDisposable)
+            NetworkChoice.LoadGenerator(CliCommon.GeneratorPath(s.Generator), device, out var report);
+        var generator = (IStyleGenerator)g;
+        CliCommon.PrintGeneratorReport(report, generator);
+        var request = new SampleRequest
         {
-            if (s.W is not null)
-            {
-                w = Npy.Read(s.W).to(ScalarType.Float32);
-                bool ok =
-                    (w.dim() == 2 && w.shape[1] == g.StyleDim)
-                    || (w.dim() == 3 && w.shape[1] == g.NumLatents && w.shape[2] == g.StyleDim);
-                if (!ok)
-                    throw new ArgumentException(
-                        $"{s.W}: w codes must be [N,{g.StyleDim}] or [N,{g.NumLatents},{g.StyleDim}], got [{string.Join(",", w.shape)}]"
-                    );
-            }
-            else
-            {
-                var z = s.Z is not null
-                    ? Npy.Read(s.Z).to(ScalarType.Float32)
-                    : GeneratorSampling.SampleZ(s.Count!.Value, g.StyleDim, s.Seed);
-                if (z.dim() != 2 || z.shape[1] != g.StyleDim)
-                    throw new ArgumentException(
-                        $"{s.Z}: z codes must be [N,{g.StyleDim}], got [{string.Join(",", z.shape)}]"
-                    );
-                w = g.Map(z.to(device)).cpu();
-            }
-            w = g.Truncate(w.to(device), s.Truncation, s.TruncationCutoff).cpu();
-        }
-
+            WFile = s.W,
+            ZFile = s.Z,
+            Count = s.Count,
+            Seed = s.Seed,
+            Truncation = s.Truncation,
+            TruncationCutoff = s.TruncationCutoff,
+            Noise = s.Noise == "random" ? NoiseMode.Random : NoiseMode.Const,
+            BatchSize = s.BatchSize,
+            SaveTensor = s.SaveTensor,
+        };
+        using var w = SampleJob.Codes(generator, request);
         int n = (int)w.shape[0];
-        Directory.CreateDirectory(s.Out);
-        var mode = s.Noise == "random" ? NoiseMode.Random : NoiseMode.Const;
-        var raw = s.SaveTensor ? new List<Tensor>() : null;
-        var forGrid = new List<Tensor>();
         ConsoleProgress.Run(
             "render",
             n,
             "img",
-            progress =>
-                GeneratorSampling.Render(
-                    g,
-                    w,
-                    s.BatchSize,
-                    mode,
-                    (start, images) =>
-                    {
-                        var unit = GeneratorSampling.ToUnitRange(images);
-                        ImageIO.WriteBatch(
-                            Enumerable
-                                .Range(start, (int)images.shape[0])
-                                .Select(i => Path.Combine(s.Out, $"{i:000000}.png"))
-                                .ToList(),
-                            unit
-                        );
-                        raw?.Add(images.detach().clone().MoveToOuterDisposeScope());
-                        if (forGrid.Count < 64)
-                            forGrid.Add(
-                                unit.narrow(0, 0, Math.Min(unit.shape[0], 64 - forGrid.Count))
-                                    .clone()
-                                    .MoveToOuterDisposeScope()
-                            );
-                        progress.Advance(images.shape[0]);
-                    },
-                    cancellation
-                )
+            progress => SampleJob.Render(generator, w, request, s.Out, k => progress.Advance(k), cancellation)
         );
-
-        Npy.Write(Path.Combine(s.Out, "w.npy"), w);
-        var gridImages = torch.cat(forGrid, 0);
-        int cols = (int)Math.Ceiling(Math.Sqrt(gridImages.shape[0]));
-        ImageIO.Write(Path.Combine(s.Out, "grid.png"), ImageGrid.Compose(gridImages, cols));
-        if (raw is not null)
-            Npy.Write(Path.Combine(s.Out, "images.npy"), torch.cat(raw, 0));
         AnsiConsole.MarkupLine(
-            $"wrote {n} image(s), w.npy{(raw is null ? "" : ", images.npy")} and grid.png to [blue]{Markup.Escape(s.Out)}[/]"
+            $"wrote {n} image(s), w.npy{(s.SaveTensor ? ", images.npy" : "")} and grid.png to [blue]{Markup.Escape(s.Out)}[/]"
         );
         return 0;
     }
