@@ -73,6 +73,7 @@ internal static class CliHost
             Setting.ReleaseChoice => "--mapper-suffix",
             Setting.PackageFolder => "--from",
             Setting.Photos => "--photos",
+            Setting.InputFolder => "--input-dir",
             _ => SettingException.Describe(setting),
         };
 

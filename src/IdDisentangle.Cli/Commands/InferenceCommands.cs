@@ -307,46 +307,26 @@ internal sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
-        if (!Directory.Exists(s.InputDir))
-            throw new DirectoryNotFoundException($"{s.InputDir}: no such folder (--input-dir)");
-        var subs = Directory.GetDirectories(s.InputDir).Order(StringComparer.Ordinal).ToList();
-        if (subs.Count == 0)
-            throw new DirectoryNotFoundException($"{s.InputDir}: no subfolders to interpolate (--input-dir)");
+        var folders = InferenceJobs.InterpolationFolders(s.InputDir);
         using var model = s.Load();
         using var faces = s.Faces(model);
         int done = 0;
         ConsoleProgress.Run(
             "interpolations",
-            subs.Count,
+            folders.Count,
             "folder",
             p =>
-            {
-                foreach (var sub in subs)
-                {
-                    cancellation.ThrowIfCancellationRequested();
-                    try
-                    {
-                        var images = faces.Align(
-                            InferenceJobs.ReadFolder(sub, ModelSettings.Log),
-                            ModelSettings.Log,
-                            cancellation: cancellation
-                        );
-                        InferenceJobs.Interpolate(
-                            model,
-                            images,
-                            Path.Combine(s.Out, Path.GetFileName(sub)),
-                            s.Steps,
-                            s.Options
-                        );
-                        done++;
-                    }
-                    catch (InvalidDataException e)
-                    {
-                        ModelSettings.Log($"skipped: {e.Message}");
-                    }
-                    p.Advance(1);
-                }
-            }
+                done = InferenceJobs.InterpolateFolders(
+                    model,
+                    faces,
+                    folders,
+                    s.Out,
+                    s.Steps,
+                    s.Options,
+                    ModelSettings.Log,
+                    () => p.Advance(1),
+                    cancellation
+                )
         );
         AnsiConsole.MarkupLine($"{done} interpolation(s) in [blue]{Markup.Escape(s.Out)}[/]");
         return done > 0 ? 0 : 1;

@@ -1,3 +1,4 @@
+using IdDisentangle.Faces;
 using IdDisentangle.Imaging;
 using IdDisentangle.Runtime;
 using TorchSharp;
@@ -185,6 +186,58 @@ internal static class InferenceJobs
             progress?.Invoke(chunk.Count);
         }
         return (matched.Count, unmatched);
+    }
+
+    /// <summary>The subfolders of <paramref name="inputDir"/>, one interpolation each, in name order.</summary>
+    public static IReadOnlyList<string> InterpolationFolders(string inputDir)
+    {
+        if (!Directory.Exists(inputDir))
+            throw new SettingException(Setting.InputFolder, inputDir, "no such folder");
+        var subs = Directory.GetDirectories(inputDir).Order(StringComparer.Ordinal).ToList();
+        return subs.Count > 0
+            ? subs
+            : throw new SettingException(Setting.InputFolder, inputDir, "no subfolders to interpolate");
+    }
+
+    /// <summary>
+    /// <see cref="Interpolate"/> for each folder (its faces through <paramref name="faces"/>) into OUT/NAME; a folder
+    /// that does not hold one of the two layouts is reported and passed over. Returns the interpolations written.
+    /// </summary>
+    public static int InterpolateFolders(
+        DisentanglementModel model,
+        FaceInputs faces,
+        IReadOnlyList<string> folders,
+        string outDir,
+        int steps,
+        InterpolationOptions options,
+        Action<string> log,
+        Action? progress = null,
+        CancellationToken cancellation = default
+    )
+    {
+        int done = 0;
+        foreach (var folder in folders)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            try
+            {
+                var images = faces.Align(ReadFolder(folder, log), log, cancellation: cancellation);
+                Interpolate(
+                    model,
+                    images,
+                    System.IO.Path.Combine(outDir, System.IO.Path.GetFileName(folder)),
+                    steps,
+                    options
+                );
+                done++;
+            }
+            catch (InvalidDataException e)
+            {
+                log($"skipped: {e.Message}");
+            }
+            progress?.Invoke();
+        }
+        return done;
     }
 
     /// <summary>

@@ -13,6 +13,7 @@ internal enum Setting
     ReleaseChoice,
     PackageFolder,
     Photos,
+    InputFolder,
 }
 
 /// <summary>
@@ -47,6 +48,7 @@ internal class SettingException(Setting setting, string? value, string problem)
             Setting.ReleaseChoice => "release file choice",
             Setting.PackageFolder => "package folder",
             Setting.Photos => "photo folder",
+        Setting.InputFolder => "input folder",
             _ => setting.ToString(),
         };
 }
