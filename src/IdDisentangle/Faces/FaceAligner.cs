@@ -108,23 +108,5 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
         return result;
     }
 
-    /// <summary>Aligns a list of images; <paramref name="progress"/> is called once per input image.</summary>
-    public List<InputImage> Align(
-        IReadOnlyList<InputImage> images,
-        Action<string> log,
-        Action? progress = null,
-        CancellationToken cancellation = default
-    )
-    {
-        var result = new List<InputImage>();
-        foreach (var image in images)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            result.AddRange(Align(image, log));
-            progress?.Invoke();
-        }
-        return result;
-    }
-
     public void Dispose() => detector.Dispose();
 }

@@ -265,12 +265,13 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                 if (o.Photos is not null)
                 {
                     // Real photos are FFHQ-aligned first, as 'iddis infer' does.
-                    using var aligner = FaceAligner.Load(
-                        new ModelStore(o.ModelsDir),
+                    using var faces = new FaceInputs(
+                        model.Generator.Resolution,
                         model.Device,
-                        model.Generator.Resolution
+                        InputAlignment.Align,
+                        modelsDir: o.ModelsDir
                     );
-                    var photos = aligner.Align(InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList(), log);
+                    var photos = faces.Align(InferenceJobs.ReadFolder(o.Photos, log).Take(4).ToList(), log);
                     if (photos.Count == 0)
                         throw new SettingException(Setting.Photos, o.Photos, "no face found in any photo");
                     int m = InferenceJobs.Grid(model, photos, photos, Path.Combine(swaps, "photos"));

@@ -48,7 +48,7 @@ internal class SettingException(Setting setting, string? value, string problem)
             Setting.ReleaseChoice => "release file choice",
             Setting.PackageFolder => "package folder",
             Setting.Photos => "photo folder",
-        Setting.InputFolder => "input folder",
+            Setting.InputFolder => "input folder",
             _ => setting.ToString(),
         };
 }
