@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using IdDisentangle.Data;
 using IdDisentangle.IO;
 using IdDisentangle.Weights;
@@ -98,7 +99,7 @@ public class DatasetTests
                 .ToList();
             Assert.Equal(Enumerable.Range(0, 23), covered);
         }
-        Assert.Throws<ArgumentException>(() => Shard.Parse("3/3"));
+        Assert.Equal(Setting.Shard, Assert.Throws<SettingException>(() => Shard.Parse("3/3")).Setting);
         Assert.Equal(new Shard(2, 5), Shard.Parse("2/5"));
     }
 
