@@ -28,7 +28,7 @@ internal sealed class EmbedCommand : Command<EmbedCommand.Settings>
         [HelpText(
             "Identity network: faceapi (default; 128-D), irse50 (512-D ArcFace, needs --weights model_ir_se50.pth) or vggface2 (the paper's, needs --weights vggface2.h5)"
         )]
-        public string Net { get; init; } = "faceapi";
+        public string Net { get; init; } = IdentityNetwork.FaceApi.Name;
 
         [CommandOption("--weights <FILE>")]
         [HelpText("Weight file of --net irse50 (model_ir_se50.pth) or vggface2 (vggface2.h5)")]
@@ -122,7 +122,7 @@ internal sealed class LandmarksCommand : Command<LandmarksCommand.Settings>
         [HelpText(
             "Landmark model: faceapi (default; face-api.js's net, also what the landmark loss uses) or dlib (dlib's 68-point shape predictor, the points FFHQ was aligned with; needs --detect)"
         )]
-        public string Net { get; init; } = "faceapi";
+        public string Net { get; init; } = LandmarkNetwork.FaceApi.Name;
 
         [CommandOption("--out <FILE>")]
         [HelpText("Write the landmarks [N,68,2] (x, y in image pixels) as .npy")]

@@ -122,7 +122,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
         [CommandOption("--identity <NET>")]
         [HelpText("faceapi, irse50 or vggface2 (the paper's Keras ResNet-50 model file)")]
-        public string Identity { get; init; } = "faceapi";
+        public string Identity { get; init; } = IdentityNetwork.FaceApi.Name;
 
         [CommandOption("--identity-weights <FILE>")]
         [HelpText("model_ir_se50.pth for --identity irse50, vggface2.h5 for --identity vggface2")]
@@ -130,7 +130,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
 
         [CommandOption("--attr-backbone <NET>")]
         [HelpText("inceptionv3 or resnet50")]
-        public string AttrBackbone { get; init; } = "inceptionv3";
+        public string AttrBackbone { get; init; } = AttributeBackbone.InceptionV3.Name;
 
         [CommandOption("--attr-input-size <PX>")]
         [HelpText("Resolution the attribute backbone sees (default: its native one)")]

@@ -76,9 +76,9 @@ internal sealed record TrainingConfig
     public double DiscriminatorLrScale { get; init; } = 0.4;
 
     // ---- networks ----
-    public string Identity { get; init; } = "faceapi";
+    public string Identity { get; init; } = IdentityNetwork.FaceApi.Name;
     public string? IdentityWeights { get; init; }
-    public string AttrBackbone { get; init; } = "inceptionv3";
+    public string AttrBackbone { get; init; } = AttributeBackbone.InceptionV3.Name;
 
     /// <summary>Resolution the attribute backbone sees (0: its native 299 / 224).</summary>
     public int AttrInputSize { get; init; }
