@@ -1,6 +1,6 @@
-using IdDisentangle.Runtime;
 using IdDisentangle.Data;
 using IdDisentangle.IO;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 
 namespace IdDisentangle.Tests;

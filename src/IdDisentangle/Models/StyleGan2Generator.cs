@@ -8,14 +8,16 @@ namespace IdDisentangle.Models;
 /// <summary>
 /// The shape of a StyleGAN2 generator in the layout of rosinality's stylegan2-pytorch (the layout of the FFHQ
 /// checkpoints used by pSp, e4e and the PyTorch port of the paper). Channels maps a resolution (4, 8, ... Size)
-/// to its feature width.
+/// to its feature width. ConvClamp is NVIDIA's conv_clamp (stylegan2-ada-pytorch, the stylegan3 repository): each
+/// styled convolution's activated output and each RGB output are clamped to +-ConvClamp; rosinality's files have none.
 /// </summary>
 internal sealed record StyleGan2Config(
     int Size,
     int StyleDim,
     int MappingLayers,
     IReadOnlyDictionary<int, int> Channels,
-    double MappingLrMul = 0.01
+    double MappingLrMul = 0.01,
+    double? ConvClamp = null
 )
 {
     public int LogSize => (int)Math.Round(Math.Log2(Size));
@@ -90,17 +92,18 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         int c4 = config.Channels[4];
         input = new ConstantInput(c4);
-        conv1 = new StyledConv(c4, c4, 3, D, upsample: false);
-        to_rgb1 = new ToRgb(c4, D, upsample: false);
+        double? clamp = config.ConvClamp;
+        conv1 = new StyledConv(c4, c4, 3, D, upsample: false, clamp);
+        to_rgb1 = new ToRgb(c4, D, upsample: false, clamp);
         convs = new ModuleList<StyledConv>();
         to_rgbs = new ModuleList<ToRgb>();
         int inCh = c4;
         for (int i = 3; i <= config.LogSize; i++)
         {
             int outCh = config.Channels[1 << i];
-            convs.Add(new StyledConv(inCh, outCh, 3, D, upsample: true));
-            convs.Add(new StyledConv(outCh, outCh, 3, D, upsample: false));
-            to_rgbs.Add(new ToRgb(outCh, D, upsample: true));
+            convs.Add(new StyledConv(inCh, outCh, 3, D, upsample: true, clamp));
+            convs.Add(new StyledConv(outCh, outCh, 3, D, upsample: false, clamp));
+            to_rgbs.Add(new ToRgb(outCh, D, upsample: true, clamp));
             inCh = outCh;
         }
         noises = new NoiseBuffers(config.NumNoises);
@@ -465,10 +468,12 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         readonly ModulatedConv2d conv;
         readonly NoiseInjection noise;
         readonly BiasHolder activate;
+        readonly double? clamp;
 
-        public StyledConv(int inCh, int outCh, int kernel, int styleDim, bool upsample)
+        public StyledConv(int inCh, int outCh, int kernel, int styleDim, bool upsample, double? clamp = null)
             : base(nameof(StyledConv))
         {
+            this.clamp = clamp;
             conv = new ModulatedConv2d(inCh, outCh, kernel, styleDim, demodulate: true, upsample: upsample);
             noise = new NoiseInjection();
             activate = new BiasHolder(outCh);
@@ -487,7 +492,9 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             noiseInput ??= torch.randn(y.shape[0], 1, y.shape[2], y.shape[3], dtype: y.dtype, device: y.device);
             y.add_(noiseInput * (noise.weight * Sqrt2));
             y.add_((activate.bias * Sqrt2).view(1, -1, 1, 1));
-            return F.leaky_relu(y, 0.2, inplace: true);
+            y = F.leaky_relu(y, 0.2, inplace: true);
+            // NVIDIA's bias_act clamps after the activation gain; out of place, as leaky ReLU's backward reads y.
+            return clamp is { } c ? y.clamp(-c, c) : y;
         }
     }
 
@@ -512,9 +519,12 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         readonly Parameter bias;
         readonly Upsample? upsample;
 
-        public ToRgb(int inCh, int styleDim, bool upsample)
+        readonly double? clamp;
+
+        public ToRgb(int inCh, int styleDim, bool upsample, double? clamp = null)
             : base(nameof(ToRgb))
         {
+            this.clamp = clamp;
             conv = new ModulatedConv2d(inCh, 3, 1, styleDim, demodulate: false);
             bias = new Parameter(torch.zeros(1, 3, 1, 1));
             register_module("conv", conv);
@@ -529,6 +539,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor forward(Tensor x, Tensor style, Tensor? skip)
         {
             var y = conv.forward(x, style).add_(bias);
+            if (clamp is { } c)
+                y = y.clamp(-c, c);
             if (skip is not null && upsample is not null)
                 y.add_(upsample.forward(skip));
             return y;

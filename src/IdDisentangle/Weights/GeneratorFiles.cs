@@ -58,12 +58,20 @@ internal static class GeneratorFiles
             case Format.PyTorchLegacy:
                 return StyleGan2Weights.Load(path, out report);
             case Format.Pickle:
+                var root = NvidiaPickle.Read(path);
+                var stylegan2 = NvidiaStyleGan2Weights.TryLoad(path, root, out var nvidia);
+                if (stylegan2 is not null)
+                {
+                    report = nvidia!;
+                    return stylegan2;
+                }
+                return StyleGan1Weights.Load(path, out report, root);
             case Format.Hdf5:
                 return StyleGan1Weights.Load(path, out report);
             default:
                 throw new InvalidDataException(
                     $"{path}: not a generator file this tool reads (PyTorch .pt in the rosinality StyleGAN2 layout, "
-                        + "NVIDIA's StyleGAN pickle, or the StyleGAN TF2 port's Keras HDF5 weights)"
+                        + "NVIDIA's StyleGAN2 and StyleGAN pickles, or the StyleGAN TF2 port's Keras HDF5 weights)"
                 );
         }
     }

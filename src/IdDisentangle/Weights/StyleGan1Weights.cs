@@ -15,12 +15,16 @@ namespace IdDisentangle.Weights;
 /// </summary>
 internal static partial class StyleGan1Weights
 {
-    public static StyleGan1Generator Load(string path, out GeneratorLoadReport report)
+    /// <summary>Loads a StyleGAN (v1) file; <paramref name="pickleRoot"/> is the pickle's object tree when the caller has read it.</summary>
+    public static StyleGan1Generator Load(string path, out GeneratorLoadReport report, object? pickleRoot = null)
     {
         var format = GeneratorFiles.Sniff(path);
         var (raw, layout) = format switch
         {
-            GeneratorFiles.Format.Pickle => (ReadPickle(path), "NVIDIA pickle (dnnlib Network Gs)"),
+            GeneratorFiles.Format.Pickle => (
+                ReadPickle(path, pickleRoot ?? NvidiaPickle.Read(path)),
+                "NVIDIA pickle (dnnlib Network Gs)"
+            ),
             GeneratorFiles.Format.Hdf5 => (ReadHdf5(path), "Keras HDF5 (TF2 port)"),
             _ => throw new InvalidDataException($"{path}: not a StyleGAN (v1) pickle or Keras HDF5 file"),
         };
@@ -53,12 +57,8 @@ internal static partial class StyleGan1Weights
 
     /// <summary>The pickle's Gs variables, named component/variable (mapping/Dense0/weight, synthesis/4x4/Conv/weight,
     /// dlatent_avg).</summary>
-    static Dictionary<string, Tensor> ReadPickle(string path)
+    static Dictionary<string, Tensor> ReadPickle(string path, object? root)
     {
-        var globals = NumpyPickle.Globals().Append(PickleGlobal.PlainClass("dnnlib.tflib.network", "Network"));
-        object? root;
-        using (var fs = File.OpenRead(path))
-            root = new PickleReader(path, globals).Load(fs);
         var gs = root switch
         {
             PyTuple { Count: 3 } t when t[2] is PyObject o => o,

@@ -33,7 +33,8 @@ internal static class TorchCheckpoint
 
     sealed record StorageType(ScalarType Type, int Size);
 
-    static IEnumerable<PickleGlobal> Globals()
+    /// <summary>The globals torch.save files use: storages, tensor and parameter rebuilding, OrderedDict, ...</summary>
+    internal static IEnumerable<PickleGlobal> Globals()
     {
         foreach (var (name, type, size) in StorageTypes)
         {
@@ -113,6 +114,17 @@ internal static class TorchCheckpoint
         if (size.Length == 0)
             return storage.Data.narrow(0, offset, 1).reshape([]).clone();
         return storage.Data.as_strided(size, stride, offset).contiguous();
+    }
+
+    /// <summary>
+    /// <c>torch.storage._load_from_bytes</c>: one storage saved by <c>torch.save</c> in the legacy format (how the
+    /// pickles of NVIDIA's persistence module carry their tensors).
+    /// </summary>
+    internal static object StorageFromBytes(byte[] bytes, string name)
+    {
+        using var ms = new MemoryStream(bytes, writable: false);
+        return LoadLegacy(ms, name) as Storage
+            ?? throw new InvalidDataException($"{name}: an embedded torch.save stream that is not a storage");
     }
 
     /// <summary>Loads the object tree of a <c>torch.save</c> file: dictionaries, lists, tuples, scalars and tensors (on
