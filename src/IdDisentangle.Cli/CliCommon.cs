@@ -1,5 +1,6 @@
 using IdDisentangle.Imaging;
 using IdDisentangle.Models;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using Spectre.Console;
 
@@ -8,18 +9,28 @@ namespace IdDisentangle.Cli;
 /// <summary>Small pieces several commands share.</summary>
 internal static class CliCommon
 {
-    /// <summary>The generator file from the option, else $IDDIS_GENERATOR; a clear error when neither is set.</summary>
-    public static string GeneratorPath(string? option)
+    /// <summary>
+    /// The generator file from the option, else $IDDIS_GENERATOR: a file, or the name of a catalogue generator
+    /// (fetched into the model store on first use); a clear error when neither is set.
+    /// </summary>
+    public static string GeneratorPath(string? option, string? modelsDir)
     {
-        string path =
+        string given =
             GeneratorFiles.Default(option)
             ?? throw new ArgumentException(
-                $"--generator FILE is required (or set {GeneratorFiles.EnvironmentVariable})"
+                $"--generator FILE or NAME is required (or set {GeneratorFiles.EnvironmentVariable})"
             );
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"{path}: no such generator file (--generator)", path);
-        return path;
+        try
+        {
+            return GeneratorCatalogue.Resolve(given, new ModelStore(modelsDir), Print);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"--generator {e.Message}", e.FileName, e);
+        }
     }
+
+    static void Print(string message) => AnsiConsole.MarkupLine(Markup.Escape(message));
 
     /// <summary>An error naming <paramref name="option"/> when the registry refuses its value; null when it
     /// parses.</summary>

@@ -14,7 +14,9 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
     public sealed class Settings : ComputeSettings
     {
         [CommandOption("--generator <FILE>")]
-        [HelpText("Generator weights; default: $IDDIS_GENERATOR")]
+        [HelpText(
+            "Generator file (rosinality .pt, NVIDIA .pkl, Keras .h5) or catalogue name (iddis models list); default: $IDDIS_GENERATOR"
+        )]
         public string? Generator { get; init; }
 
         [CommandOption("--num-images <K>")]
@@ -68,7 +70,7 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
         var shard = s.Shard is null ? Shard.Whole : Data.Shard.Parse(s.Shard);
-        string path = CliCommon.GeneratorPath(s.Generator);
+        string path = CliCommon.GeneratorPath(s.Generator, s.ModelsDir);
         var g = GeneratorFiles.Load(path, out var report);
         CliCommon.PrintGeneratorReport(report, g);
         ((torch.nn.Module)g).to(device);

@@ -90,7 +90,8 @@ internal class ModelSettings : FaceAlignmentSettings
         string run = string.IsNullOrWhiteSpace(Release)
             ? Run
             : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), Log);
-        var model = DisentanglementModel.FromRun(run, Checkpoint, Generator, ModelsDir, Device);
+        string? generator = Generator is null ? null : CliCommon.GeneratorPath(Generator, ModelsDir);
+        var model = DisentanglementModel.FromRun(run, Checkpoint, generator, ModelsDir, Device);
         int r = model.Generator.Resolution;
         AnsiConsole.MarkupLine(
             $"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] "

@@ -19,7 +19,9 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
     public sealed class Settings : ComputeSettings
     {
         [CommandOption("--generator <FILE>")]
-        [HelpText("Generator weights (StyleGAN2 .pt in the rosinality layout); default: $IDDIS_GENERATOR")]
+        [HelpText(
+            "Generator file (rosinality .pt, NVIDIA .pkl, Keras .h5) or catalogue name (iddis models list); default: $IDDIS_GENERATOR"
+        )]
         public string? Generator { get; init; }
 
         [CommandOption("-n|--num <N>")]
@@ -88,7 +90,7 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
         using var g = (IDisposable)
-            NetworkChoice.LoadGenerator(CliCommon.GeneratorPath(s.Generator), device, out var report);
+            NetworkChoice.LoadGenerator(CliCommon.GeneratorPath(s.Generator, s.ModelsDir), device, out var report);
         var generator = (IStyleGenerator)g;
         CliCommon.PrintGeneratorReport(report, generator);
         var request = new SampleRequest

@@ -21,7 +21,9 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         public string Dataset { get; init; } = "";
 
         [CommandOption("--generator <FILE>")]
-        [HelpText("Generator weights; default: $IDDIS_GENERATOR")]
+        [HelpText(
+            "Generator file (rosinality .pt, NVIDIA .pkl, Keras .h5) or catalogue name (iddis models list); default: $IDDIS_GENERATOR"
+        )]
         public string? Generator { get; init; }
 
         [CommandOption("--results-dir <DIR>")]
@@ -169,7 +171,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             Name = s.Name,
             DatasetDir = s.Dataset,
-            GeneratorPath = CliCommon.GeneratorPath(s.Generator),
+            GeneratorPath = CliCommon.GeneratorPath(s.Generator, s.ModelsDir),
             ResultsDir = s.ResultsDir,
             BatchSize = s.BatchSize,
             NumSteps = s.NumSteps,

@@ -1,5 +1,6 @@
 using IdDisentangle.Models;
 using IdDisentangle.Networks;
+using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,11 +24,16 @@ public sealed class FaceGenerator : IDisposable
         Description = description;
     }
 
-    /// <summary>Loads a generator file; an unknown format is an error naming the file and the formats read.</summary>
+    /// <summary>
+    /// Loads a generator file, or a generator of the catalogue by name ("ffhq-1024-ada", "ffhq-1024-config-f":
+    /// downloaded into the model store on first use, with its pinned SHA-256, unless offline). An unknown format is
+    /// an error naming the file and the formats read.
+    /// </summary>
     public static FaceGenerator Load(string path, ComputeOptions? compute = null)
     {
-        var device = (compute ?? new ComputeOptions()).Apply();
-        var g = NetworkChoice.LoadGenerator(path, device, out var report);
+        compute ??= new ComputeOptions();
+        var device = compute.Apply();
+        var g = NetworkChoice.LoadGenerator(GeneratorCatalogue.Resolve(path, compute.Store()), device, out var report);
         return new FaceGenerator(g, $"{report.Kind}, {report.Layout}, {g.Resolution}x{g.Resolution}");
     }
 

@@ -135,9 +135,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                 string? given = GeneratorFiles.Default(o.Generator);
                 if (given is not null)
                 {
-                    if (!File.Exists(given))
-                        throw new FileNotFoundException($"{given}: no such generator file", given);
-                    generator = given;
+                    generator = GeneratorCatalogue.Resolve(given, store, log, cancellation);
                     return $"pretrained generator {given}";
                 }
                 UntrainedGenerator = true;
