@@ -74,6 +74,7 @@ internal static class CliHost
             Setting.PackageFolder => "--from",
             Setting.Photos => "--photos",
             Setting.InputFolder => "--input-dir",
+            Setting.OutputSize => "--output-size",
             _ => SettingException.Describe(setting),
         };
 

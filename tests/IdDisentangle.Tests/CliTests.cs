@@ -12,6 +12,43 @@ public class CliTests
         Assert.Equal(0, await CliApp.RunAsync(["doctor", "--device", "cpu", "--models-dir", store]));
     }
 
+    /// <summary>--output-size: the data set's images at that size (the generator's area-downsampled); above its own, an error.</summary>
+    [Fact]
+    public async Task GenerateDataWritesImagesAtTheOutputSize()
+    {
+        string generator = TestPaths.Fixture("stylegan2", "generator.pt");
+        string outDir = Path.Combine(TestPaths.NewTempDir(), "data");
+        var (code, text) = await CliCapture.RunAsync(
+            "generate-data",
+            "--generator",
+            generator,
+            "--num-images",
+            "2",
+            "--output-size",
+            "32",
+            "--out",
+            outDir,
+            "--device",
+            "cpu"
+        );
+        Assert.True(code == 0, text);
+        using var image = IdDisentangle.Imaging.ImageIO.Read(new IdDisentangle.Data.DatasetLayout(outDir).ImagePath(1));
+        Assert.Equal(new long[] { 3, 32, 32 }, image.shape);
+        (code, text) = await CliCapture.RunAsync(
+            "generate-data",
+            "--generator",
+            generator,
+            "--num-images",
+            "2",
+            "--output-size",
+            "128",
+            "--out",
+            outDir
+        );
+        Assert.Equal(1, code);
+        Assert.Contains("--output-size 128: above the generator's resolution 64", text);
+    }
+
     /// <summary>Bad values are named by their flag: the registry's choices, the library's settings, "--n".</summary>
     [Fact]
     public async Task BadOptionValuesAreNamedByTheirFlag()

@@ -76,6 +76,7 @@ public class TrainCommandLineTests
             IdentityWeights = "ir.pth",
             AttrBackbone = "resnet50",
             AttrInputSize = 149,
+            OutputSize = 32,
             FaceCrop = "none",
             ModelsDir = "models",
             Device = "cpu",

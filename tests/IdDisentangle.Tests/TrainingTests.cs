@@ -278,6 +278,37 @@ public class TrainingTests
         );
     }
 
+    /// <summary>
+    /// A generator used below its resolution (--output-size): the data set's images are read at that size,
+    /// training renders the area-downsampled images, and the run's model infers at it; the downsampled images are
+    /// exactly the area average of the full ones.
+    /// </summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public void AGeneratorTrainsAndInfersAtASmallerOutputSize()
+    {
+        TestModels.RequireFaceApi();
+        using var scope = NewDisposeScope();
+        var c = Tiny("output32") with { OutputSize = 32, NumSteps = 2, TestFrequency = 0, AttrInputSize = 75 };
+        using (var t = new Trainer(c))
+            Assert.Equal(2, t.Run(resume: false).LastStep);
+        Assert.All(Steps(c), step => Assert.True(double.IsFinite(step["l_total"].GetDouble())));
+        using var model = IdDisentangle.Inference.DisentanglementModel.FromRun(c.RunDir, "last", device: "cpu");
+        Assert.Equal(32, model.Generator.Resolution);
+        using (no_grad())
+        {
+            var g = Assert.IsType<IdDisentangle.Models.ResizedGenerator>(model.Generator);
+            var w = g.Map(IdDisentangle.Models.GeneratorSampling.SampleZ(2, g.StyleDim, seed: 1));
+            var small = g.Synthesize(w);
+            Assert.Equal(new long[] { 2, 3, 32, 32 }, small.shape);
+            var expected = nn.functional.avg_pool2d(g.Inner.Synthesize(w), 2);
+            Assert.True(TensorAssert.MaxAbsDiff(small, expected) < 1e-5f);
+            Assert.Equal(new long[] { 1, 3, 32, 32 }, model.Swap(rand(1, 3, 64, 64), rand(1, 3, 64, 64)).shape);
+        }
+        var e = Assert.Throws<SettingException>(() => new Trainer(Tiny("output128") with { OutputSize = 128 }));
+        Assert.Equal(Setting.OutputSize, e.Setting);
+    }
+
     [SkippableFact]
     public void MsSsimBelowItsMinimumResolutionIsAClearError()
     {

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using IdDisentangle.Data;
+using IdDisentangle.Networks;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using Spectre.Console;
@@ -37,6 +38,12 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         )]
         public int? TruncationCutoff { get; init; }
 
+        [CommandOption("--output-size <PX>")]
+        [HelpText(
+            "Work at this resolution: the generator's images area-downsampled to it (e.g. 256 with a 1024 generator, as the paper); default: the generator's own"
+        )]
+        public int OutputSize { get; init; }
+
         [CommandOption("--seed <S>")]
         [HelpText("Seed; index k's code depends only on (seed, k)")]
         public long Seed { get; init; }
@@ -71,9 +78,8 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         var device = TorchRuntime.ResolveDevice(s.Device);
         var shard = s.Shard is null ? Shard.Whole : Data.Shard.Parse(s.Shard);
         string path = CliCommon.GeneratorPath(s.Generator, s.ModelsDir);
-        var g = GeneratorFiles.Load(path, out var report);
+        var g = NetworkChoice.LoadGenerator(path, device, out var report, s.OutputSize);
         CliCommon.PrintGeneratorReport(report, g);
-        ((torch.nn.Module)g).to(device);
         var (start, end) = shard.Range(s.NumImages);
         var options = new DatasetGenerationOptions
         {

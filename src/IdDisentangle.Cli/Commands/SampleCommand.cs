@@ -50,6 +50,12 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
         )]
         public int? TruncationCutoff { get; init; }
 
+        [CommandOption("--output-size <PX>")]
+        [HelpText(
+            "Work at this resolution: the generator's images area-downsampled to it (e.g. 256 with a 1024 generator, as the paper); default: the generator's own"
+        )]
+        public int OutputSize { get; init; }
+
         [CommandOption("--noise <MODE>")]
         [HelpText("const (the generator's stored noise) or random")]
         public string Noise { get; init; } = "const";
@@ -90,7 +96,12 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
         TorchRuntime.SetThreads(s.Threads);
         var device = TorchRuntime.ResolveDevice(s.Device);
         using var g = (IDisposable)
-            NetworkChoice.LoadGenerator(CliCommon.GeneratorPath(s.Generator, s.ModelsDir), device, out var report);
+            NetworkChoice.LoadGenerator(
+                CliCommon.GeneratorPath(s.Generator, s.ModelsDir),
+                device,
+                out var report,
+                s.OutputSize
+            );
         var generator = (IStyleGenerator)g;
         CliCommon.PrintGeneratorReport(report, generator);
         var request = new SampleRequest

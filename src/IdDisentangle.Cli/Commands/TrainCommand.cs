@@ -138,6 +138,12 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [HelpText("Resolution the attribute backbone sees (default: its native one)")]
         public int AttrInputSize { get; init; }
 
+        [CommandOption("--output-size <PX>")]
+        [HelpText(
+            "Work at this resolution: the generator's images area-downsampled to it (e.g. 256 with a 1024 generator, as the paper); default: the generator's own"
+        )]
+        public int OutputSize { get; init; }
+
         [CommandOption("--face-crop <CROP>")]
         [HelpText(
             "Crop the identity and landmark nets see: ffhq (each net's crop of an FFHQ-aligned face: rows 70-238, columns 42-210 of 256 for face-api.js, pSp's 35-223 / 32-220 for IR-SE50), ffhq-faceapi, ffhq-arcface or none"
@@ -198,6 +204,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             IdentityWeights = s.IdentityWeights,
             AttrBackbone = s.AttrBackbone,
             AttrInputSize = s.AttrInputSize,
+            OutputSize = s.OutputSize,
             FaceCrop = s.FaceCrop,
             ModelsDir = s.ModelsDir,
             Device = s.Device,
@@ -255,6 +262,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         Add("--identity-weights", c.IdentityWeights, d.IdentityWeights);
         Add("--attr-backbone", c.AttrBackbone, d.AttrBackbone);
         Add("--attr-input-size", c.AttrInputSize, d.AttrInputSize);
+        Add("--output-size", c.OutputSize, d.OutputSize);
         Add("--face-crop", c.FaceCrop, d.FaceCrop);
         Add("--models-dir", c.ModelsDir, d.ModelsDir);
         Add("--device", c.Device, d.Device);

@@ -75,7 +75,7 @@ internal sealed class DisentanglementModel : IDisposable
             AttrInputSize = state.AttrInputSize,
             FaceCrop = state.FaceCrop,
         };
-        var g = NetworkChoice.LoadGenerator(genPath, dev, out _);
+        var g = NetworkChoice.LoadGenerator(genPath, dev, out _, config.OutputSize);
         var store = new ModelStore(modelsDir ?? config.ModelsDir);
         var eId = choice.IdentityEncoder(store, normalize: state.NormalizedIdentity ?? false);
         var eAttr = choice.AttributeEncoder(store, pretrained: false);

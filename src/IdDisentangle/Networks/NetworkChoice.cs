@@ -21,10 +21,29 @@ internal sealed record NetworkChoice(
     string FaceCrop
 )
 {
-    /// <summary>The generator, frozen, on <paramref name="device"/>.</summary>
-    public static IStyleGenerator LoadGenerator(string path, Device device, out GeneratorLoadReport report)
+    /// <summary>
+    /// The generator, frozen, on <paramref name="device"/>; with <paramref name="outputSize"/> below its resolution,
+    /// its images area-downsampled to that size.
+    /// </summary>
+    public static IStyleGenerator LoadGenerator(
+        string path,
+        Device device,
+        out GeneratorLoadReport report,
+        int outputSize = 0
+    )
     {
         var g = GeneratorFiles.Load(path, out report);
+        if (outputSize > g.Resolution)
+        {
+            ((IDisposable)g).Dispose();
+            throw new SettingException(
+                Setting.OutputSize,
+                outputSize.ToString(),
+                $"above the generator's resolution {g.Resolution} ({path})"
+            );
+        }
+        if (outputSize > 0 && outputSize < g.Resolution)
+            g = new ResizedGenerator(g, outputSize);
         var module = (nn.Module)g;
         module.to(device);
         module.eval();

@@ -83,6 +83,12 @@ internal sealed record TrainingConfig
     /// <summary>Resolution the attribute backbone sees (0: its native 299 / 224).</summary>
     public int AttrInputSize { get; init; }
 
+    /// <summary>
+    /// Resolution the method works at: the generator's images area-downsampled to it (0: the generator's own), so
+    /// that a 1024 generator trains and infers at the paper's 256.
+    /// </summary>
+    public int OutputSize { get; init; }
+
     /// <summary>Crop of the face networks' inputs: "ffhq" for FFHQ-aligned faces, "none" for the whole image.</summary>
     public string FaceCrop { get; init; } = "ffhq";
     public string? ModelsDir { get; init; }

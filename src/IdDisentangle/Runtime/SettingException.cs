@@ -14,6 +14,7 @@ internal enum Setting
     PackageFolder,
     Photos,
     InputFolder,
+    OutputSize,
 }
 
 /// <summary>
@@ -49,6 +50,7 @@ internal class SettingException(Setting setting, string? value, string problem)
             Setting.PackageFolder => "package folder",
             Setting.Photos => "photo folder",
             Setting.InputFolder => "input folder",
+            Setting.OutputSize => "output size",
             _ => setting.ToString(),
         };
 }

@@ -36,7 +36,7 @@ internal sealed class TrainingStep : IDisposable
         _dtype = torch.get_default_dtype();
         Device = device;
         var choice = Networks = config.Networks();
-        G = NetworkChoice.LoadGenerator(config.GeneratorPath, device, out var report);
+        G = NetworkChoice.LoadGenerator(config.GeneratorPath, device, out var report, config.OutputSize);
         foreach (var n in report.Notes)
             log("generator: " + n);
         if (config.ReconstructionLoss && config.PixelLoss == PixelLoss.MsSsimL1 && G.Resolution < MsSsim.MinimumSize)
