@@ -71,6 +71,48 @@ internal static class Benchmarks
             ["best_seconds"] = min,
         };
     }
+
+    /// <summary>
+    /// A 1024 generator used at 256 (--output-size 256): the full synthesis then area downsampling, against
+    /// stopping the synthesis at the 256 block (the cost of a 256 generator with the same channels up to 256),
+    /// one image at a time without autograd.
+    /// </summary>
+    public static Dictionary<string, object> OutputSize(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        torch.manual_seed(0);
+        int full = o.Size > 256 ? o.Size : 1024;
+        using var big = new ResizedGenerator(new StyleGan2Generator(StyleGan2Config.Standard(full)), 256);
+        using var early = new StyleGan2Generator(StyleGan2Config.Standard(256));
+        using var scope = torch.NewDisposeScope();
+        var w = big.Map(torch.randn(1, 512)).detach();
+        int iters = o.Iters > 0 ? o.Iters : 3;
+        double Seconds(IStyleGenerator g) =>
+            Measure
+                .Time(
+                    () =>
+                    {
+                        using var _ = torch.inference_mode();
+                        using var s = torch.NewDisposeScope();
+                        g.Synthesize(w);
+                    },
+                    1,
+                    iters
+                )
+                .Median;
+        double downsampled = Seconds(big),
+            stopped = Seconds(early);
+        return new()
+        {
+            ["bench"] = "output-size",
+            ["generator"] = full,
+            ["output"] = 256,
+            ["threads"] = o.Threads,
+            ["full_then_area_ms_per_image"] = downsampled * 1000,
+            ["stop_at_256_ms_per_image"] = stopped * 1000,
+            ["ratio"] = downsampled / stopped,
+        };
+    }
 }
 
 /// <summary>Convolution FLOPs (2 x multiply-adds) of the StyleGAN2 synthesis network, per image.</summary>
