@@ -178,4 +178,57 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
             File.Delete(probe);
         }
     }
+
+    /// <summary>
+    /// A given generator used below its resolution: --output-size makes the data set, the training and the swaps
+    /// at that size, and the report's commands say so (NVIDIA's 1024 models run the same way at 256).
+    /// </summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public async Task AGivenGeneratorRunsAtTheOutputSize()
+    {
+        TestModels.RequireFaceApi();
+        Skip.IfNot(
+            File.Exists(TestModels.Store.PathOf("inceptionv3")),
+            "pretrained networks missing: run 'iddis models fetch'"
+        );
+        string outDir = Path.Combine(TestPaths.NewTempDir(), "demo32");
+        int rc = await IdDisentangle.Cli.CliApp.RunAsync([
+            "demo",
+            "--generator",
+            TestPaths.Fixture("stylegan2", "generator.pt"),
+            "--output-size",
+            "32",
+            "--out",
+            outDir,
+            "--steps",
+            "2",
+            "--images",
+            "12",
+            "--test-images",
+            "6",
+            "--batch-size",
+            "2",
+            "--attr-input-size",
+            "75",
+            "--device",
+            "cpu",
+        ]);
+        Assert.Equal(0, rc);
+        var layout = new IdDisentangle.Data.DatasetLayout(Path.Combine(outDir, "dataset"));
+        using (var image = IdDisentangle.Imaging.ImageIO.Read(layout.ImagePath(0)))
+            Assert.Equal(new long[] { 3, 32, 32 }, image.shape);
+        Assert.Equal(32, new IdDisentangle.Runs.RunFolder(Path.Combine(outDir, "train")).ReadConfig().OutputSize);
+        using (
+            var swap = IdDisentangle.Imaging.ImageIO.Read(
+                Directory
+                    .GetFiles(Path.Combine(outDir, "swaps", "generated"), "*.png", SearchOption.AllDirectories)
+                    .First(f => !f.EndsWith("grid.png"))
+            )
+        )
+            Assert.Equal(32, swap.shape[2]);
+        string report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        Assert.Contains("--output-size 32", report);
+        Assert.DoesNotContain("UNTRAINED", report);
+    }
 }

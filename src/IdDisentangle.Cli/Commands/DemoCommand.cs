@@ -35,6 +35,12 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
         [HelpText("Resolution of the attribute backbone (default: native 299; 149 with the untrained 64-px generator)")]
         public int AttrInputSize { get; init; }
 
+        [CommandOption("--output-size <PX>")]
+        [HelpText(
+            "Resolution to work at (the generator's images area-downsampled); default: the generator's own up to 256, 256 above (NVIDIA's 1024 FFHQ models)"
+        )]
+        public int OutputSize { get; init; }
+
         [CommandOption("--photos <DIR>")]
         [HelpText("Also swap identities among these aligned face photos")]
         public string? Photos { get; init; }
@@ -77,6 +83,7 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
             ModelsDir = s.ModelsDir,
             Device = s.Device,
             Threads = s.Threads,
+            OutputSize = s.OutputSize,
             DescribeCommand = DemoCommandLines.Describe,
         };
         string report = "";

@@ -14,7 +14,8 @@ internal static class DemoCommandLines
             DemoWork.ChooseGenerator => "(none: the file given, $IDDIS_GENERATOR, or the untrained one written here)",
             DemoWork.GenerateData g =>
                 $"iddis generate-data --generator {g.Generator} --num-images {g.Options.NumImages} "
-                    + $"--truncation {g.Options.Truncation} --seed {g.Options.Seed} --out {g.Options.OutDir}",
+                    + $"--truncation {g.Options.Truncation} --seed {g.Options.Seed} --out {g.Options.OutDir}"
+                    + (g.OutputSize > 0 ? $" --output-size {g.OutputSize}" : ""),
             DemoWork.Train t => TrainCommand.CommandLine(t.Config) + " --resume",
             DemoWork.Infer i => $"iddis infer grid --run {i.RunDir} --id-dir IDS --attr-dir ATTRS --out {i.OutDir}",
             DemoWork.Report r => $"iddis demo --out {r.OutDir}",

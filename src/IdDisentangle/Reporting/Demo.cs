@@ -6,6 +6,7 @@ using IdDisentangle.Imaging;
 using IdDisentangle.Inference;
 using IdDisentangle.IO;
 using IdDisentangle.Models;
+using IdDisentangle.Networks;
 using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
 using IdDisentangle.Training;
@@ -29,6 +30,12 @@ internal sealed record DemoOptions
     /// <summary>Resolution the attribute backbone sees; 0: its native one, except 149 px with the untrained 64-px
     /// generator (keeps the demo within 10 minutes on 2 cores).</summary>
     public int AttrInputSize { get; init; }
+
+    /// <summary>
+    /// Resolution the demo works at (the generator's images area-downsampled); 0: the generator's own up to 256, and
+    /// 256 (the paper's) for larger generators such as NVIDIA's 1024 FFHQ models.
+    /// </summary>
+    public int OutputSize { get; init; }
     public string? Photos { get; init; }
     public string? ModelsDir { get; init; }
     public string? Device { get; init; }
@@ -48,7 +55,7 @@ internal abstract record DemoWork
     /// <summary>Choose the generator (given, from the environment, or an untrained one written by the demo).</summary>
     public sealed record ChooseGenerator : DemoWork;
 
-    public sealed record GenerateData(string Generator, DatasetGenerationOptions Options) : DemoWork;
+    public sealed record GenerateData(string Generator, DatasetGenerationOptions Options, int OutputSize) : DemoWork;
 
     public sealed record Train(TrainingConfig Config) : DemoWork;
 
@@ -74,7 +81,9 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
         + "generator for real results: the FFHQ 256x256 StyleGAN2 checkpoint of pSp/e4e/the paper's PyTorch port "
         + "(stylegan2-ffhq-256.pt, '550000.pt') or NVIDIA's FFHQ 1024 config-f converted to rosinality's layout "
         + "(stylegan2-ffhq-config-f.pt), published on the authors' Google Drive and Hugging Face pages; then run "
-        + "'iddis demo --generator FILE' (or set IDDIS_GENERATOR=FILE).";
+        + "'iddis demo --generator FILE' (or set IDDIS_GENERATOR=FILE). With internet access, "
+        + "'iddis demo --generator ffhq-1024-ada' fetches NVIDIA's FFHQ generator (non-commercial licence) and works "
+        + "at 256.";
 
     const string GeneratorDir = "generator",
         DatasetDir = "dataset",
@@ -152,6 +161,10 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
             }
         );
 
+        int native;
+        using (var g = (IDisposable)GeneratorFiles.Load(generator, out _))
+            native = ((IStyleGenerator)g).Resolution;
+        int outputSize = o.OutputSize > 0 ? o.OutputSize : Math.Min(native, 256);
         string dataset = Path.Combine(o.OutDir, DatasetDir);
         var generation = new DatasetGenerationOptions
         {
@@ -161,10 +174,10 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
         };
         Stage(
             "generate data",
-            new DemoWork.GenerateData(generator, generation),
+            new DemoWork.GenerateData(generator, generation, outputSize == native ? 0 : outputSize),
             () =>
             {
-                using var g = (IDisposable)GeneratorFiles.Load(generator, out _);
+                using var g = (IDisposable)NetworkChoice.LoadGenerator(generator, torch.CPU, out _, outputSize);
                 long written = DatasetGenerator.Generate(
                     (IStyleGenerator)g,
                     generation,
@@ -175,10 +188,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
             }
         );
 
-        int resolution;
-        using (var g = (IDisposable)GeneratorFiles.Load(generator, out _))
-            resolution = ((IStyleGenerator)g).Resolution;
-        bool smallImages = resolution < MsSsim.MinimumSize;
+        bool smallImages = outputSize < MsSsim.MinimumSize;
         int attrInput =
             o.AttrInputSize > 0 ? o.AttrInputSize
             : UntrainedGenerator ? 149
@@ -197,6 +207,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
             PixelLoss = smallImages ? PixelLoss.L1 : PixelLoss.MsSsimL1,
             AttrInputSize = attrInput,
             FaceCrop = UntrainedGenerator ? "none" : "ffhq",
+            OutputSize = outputSize == native ? 0 : outputSize,
             ModelsDir = o.ModelsDir,
             Device = o.Device,
             Threads = o.Threads,
