@@ -123,4 +123,26 @@ public class NvidiaStyleGan2Tests
         Assert.Contains("os.system", e.Message);
         Assert.False(File.Exists(marker));
     }
+
+    /// <summary>A StyleGAN3 (alias-free) snapshot is recognised by its synthesis input and refused with a message.</summary>
+    [Fact]
+    public void StyleGan3GeneratorsAreRefusedClearly()
+    {
+        static NvidiaPickle.PersistentObject Module(string cls, PyDict? buffers = null, PyDict? modules = null) =>
+            new(
+                cls,
+                new PyDict
+                {
+                    ["_parameters"] = new PyDict(),
+                    ["_buffers"] = buffers ?? new PyDict(),
+                    ["_modules"] = modules ?? new PyDict(),
+                }
+            );
+        var input = Module("SynthesisInput", buffers: new PyDict { ["freqs"] = zeros(4, 2) });
+        var synthesis = Module("SynthesisNetwork", modules: new PyDict { ["input"] = input });
+        var root = new PyDict { ["G_ema"] = Module("Generator", modules: new PyDict { ["synthesis"] = synthesis }) };
+        var e = Assert.Throws<InvalidDataException>(() => NvidiaStyleGan2Weights.TryLoad("sg3.pkl", root, out _));
+        Assert.Contains("StyleGAN3", e.Message);
+        Assert.Null(NvidiaStyleGan2Weights.TryLoad("other.pkl", new PyDict { ["g_ema"] = new PyDict() }, out _));
+    }
 }

@@ -309,6 +309,58 @@ public class TrainingTests
         Assert.Equal(Setting.OutputSize, e.Setting);
     }
 
+    /// <summary>A 1024 generator (few channels, random weights) makes its data, trains and infers at the paper's 256.</summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public void A1024GeneratorTrainsAndInfersAt256()
+    {
+        TestModels.RequireFaceApi();
+        string root = TestPaths.NewTempDir();
+        string generator = Path.Combine(root, "g1024.pt");
+        torch.manual_seed(5);
+        using (
+            var g = new IdDisentangle.Models.StyleGan2Generator(
+                IdDisentangle.Models.StyleGan2Config.Standard(1024, mappingLayers: 2, divisor: 32)
+            )
+        )
+        {
+            using (no_grad())
+                g.MeanLatent = g.Map(randn(500, g.StyleDim)).mean([0]);
+            IdDisentangle.Weights.StyleGan2Weights.Save(g, generator);
+        }
+        string data = Path.Combine(root, "dataset");
+        var resized = IdDisentangle.Networks.NetworkChoice.LoadGenerator(generator, CPU, out _, outputSize: 256);
+        using (var disposable = (IDisposable)resized)
+            IdDisentangle.Data.DatasetGenerator.Generate(
+                resized,
+                new IdDisentangle.Data.DatasetGenerationOptions
+                {
+                    OutDir = data,
+                    NumImages = 8,
+                    Seed = 2,
+                }
+            );
+        var c = Tiny("g1024") with
+        {
+            DatasetDir = data,
+            GeneratorPath = generator,
+            OutputSize = 256,
+            PixelLoss = PixelLoss.MsSsimL1,
+            TrainDataSize = 6,
+            NumSteps = 2,
+            TestFrequency = 0,
+            BatchSize = 2,
+            FaceCrop = "ffhq",
+        };
+        using (var t = new Trainer(c))
+            Assert.Equal(2, t.Run(resume: false).LastStep);
+        Assert.True(double.IsFinite(Steps(c)[1]["l_rec"].GetDouble())); // step 1: a same step, with MS-SSIM at 256
+        using var model = IdDisentangle.Inference.DisentanglementModel.FromRun(c.RunDir, "last", device: "cpu");
+        Assert.Equal(256, model.Generator.Resolution);
+        using (no_grad())
+            Assert.Equal(new long[] { 1, 3, 256, 256 }, model.Swap(rand(1, 3, 256, 256), rand(1, 3, 256, 256)).shape);
+    }
+
     [SkippableFact]
     public void MsSsimBelowItsMinimumResolutionIsAClearError()
     {
