@@ -24,7 +24,7 @@ internal static class CliCommon
         {
             return GeneratorCatalogue.Resolve(given, new ModelStore(modelsDir), Print);
         }
-        catch (FileNotFoundException e)
+        catch (FileNotFoundException e) when (e is not ModelMissingException)
         {
             throw new FileNotFoundException($"--generator {e.Message}", e.FileName, e);
         }

@@ -11,7 +11,8 @@ internal sealed record CatalogueGenerator(
     long Bytes,
     string Sha256,
     string Description,
-    string Licence
+    string Licence,
+    string LicenceUrl
 )
 {
     /// <summary>The file's name, as published.</summary>
@@ -28,9 +29,7 @@ internal static class GeneratorCatalogue
 {
     public const string MirrorVariable = "IDDIS_GENERATOR_MIRROR";
 
-    const string NvidiaNonCommercial =
-        "NVIDIA Source Code License-NC: non-commercial (research and evaluation) use only; see the LICENSE.txt of "
-        + "github.com/NVlabs/stylegan2-ada-pytorch and github.com/NVlabs/stylegan2";
+    const string NvidiaNonCommercial = "NVIDIA Source Code License-NC (non-commercial use only)";
 
     public static IReadOnlyList<CatalogueGenerator> Entries { get; } =
     [
@@ -40,7 +39,8 @@ internal static class GeneratorCatalogue
             381_624_121,
             "a205a346e86a9ddaae702e118097d014b7b8bd719491396a162cca438f2f524c",
             "FFHQ 1024x1024, StyleGAN2-ADA (stylegan2-ada-pytorch snapshot)",
-            NvidiaNonCommercial
+            NvidiaNonCommercial,
+            "https://github.com/NVlabs/stylegan2-ada-pytorch/blob/main/LICENSE.txt"
         ),
         new(
             "ffhq-1024-config-f",
@@ -48,7 +48,8 @@ internal static class GeneratorCatalogue
             381_673_535,
             "adf127ea7bb8a7788c8bdeda3c9937f7310b669b09ecf799ca53a631ff46948d",
             "FFHQ 1024x1024, StyleGAN2 config-f (TensorFlow pickle)",
-            NvidiaNonCommercial
+            NvidiaNonCommercial,
+            "https://github.com/NVlabs/stylegan2/blob/master/LICENSE.txt"
         ),
     ];
 
@@ -88,7 +89,7 @@ internal static class GeneratorCatalogue
         if (File.Exists(path))
             return path;
         return store.FetchMissing(
-            $"generator {entry.Name} ({entry.Bytes / 1048576.0:F0} MB; licence: {entry.Licence})",
+            $"generator {entry.Name} ({entry.Bytes / 1048576.0:F0} MiB, {entry.Licence})",
             $"run 'iddis models fetch --generator {entry.Name}', or download {entry.Url} and put it at {path}",
             progress => Fetch(entry, store, log, progress, cancellation)
         );
@@ -106,7 +107,7 @@ internal static class GeneratorCatalogue
         string path = PathIn(store, entry.FileName);
         if (File.Exists(path))
             return path;
-        log?.Invoke($"{entry.Name}: {entry.Description}; licence: {entry.Licence}");
+        log?.Invoke($"{entry.Name}: {entry.Description}; licence: {entry.Licence}, {entry.LicenceUrl}");
         Download(UrlOf(entry), entry.Bytes, entry.Sha256, path, progress, cancellation);
         return path;
     }
