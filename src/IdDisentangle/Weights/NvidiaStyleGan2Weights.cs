@@ -51,6 +51,36 @@ internal static class NvidiaPickle
             .Append(PickleGlobal.PlainClass("dnnlib.util", "EasyDict"))
             .Append(PickleGlobal.PlainClass("dnnlib.tflib.network", "Network"));
 
+    /// <summary>The Gs of a TensorFlow (G, D, Gs) tuple of dnnlib Networks (or a lone Network), else null.</summary>
+    public static PyObject? TfGs(object? root) =>
+        root switch
+        {
+            PyTuple { Count: 3 } t when t[2] is PyObject { Name: "Network" } o => o,
+            PyObject { Name: "Network" } o => o,
+            _ => null,
+        };
+
+    /// <summary>A TF Network's variables and its components', named component/variable.</summary>
+    public static Dictionary<string, Tensor> TfVariables(PyObject network)
+    {
+        var result = new Dictionary<string, Tensor>();
+        void Walk(PyObject n, string prefix)
+        {
+            if (n.State is not PyDict state)
+                return;
+            if (state.GetOrNull("variables") is List<object?> vars)
+                foreach (var v in vars)
+                    if (v is PyTuple { Count: 2 } pair && pair[0] is string name && pair[1] is NumpyArray a)
+                        result[prefix + name] = a.ToTensor();
+            if (state.GetOrNull("components") is PyDict components)
+                foreach (var (k, v) in components)
+                    if (k is string cname && v is PyObject child)
+                        Walk(child, prefix + cname + "/");
+        }
+        Walk(network, "");
+        return result;
+    }
+
     public static object? Read(string path)
     {
         using var fs = File.OpenRead(path);
@@ -92,7 +122,11 @@ internal static partial class NvidiaStyleGan2Weights
             sd = FromPyTorch(tensors, path);
             layout = "NVIDIA PyTorch snapshot (G_ema)";
         }
-        else if (TfGs(root) is { } gs && TfVariables(gs) is var vars && vars.Keys.Any(k => k.EndsWith("mod_weight")))
+        else if (
+            NvidiaPickle.TfGs(root) is { } gs
+            && NvidiaPickle.TfVariables(gs) is var vars
+            && vars.Keys.Any(k => k.EndsWith("mod_weight"))
+        )
         {
             sd = FromTensorFlow(vars, path);
             layout = "NVIDIA TensorFlow pickle (Gs)";
@@ -227,35 +261,6 @@ internal static partial class NvidiaStyleGan2Weights
             || (f.to(ScalarType.Float32) - expected).abs().max().ToDouble() > 1e-6
         )
             throw new WeightMismatchException($"{path}: {layer} resamples with another filter than [1,3,3,1]");
-    }
-
-    static PyObject? TfGs(object? root) =>
-        root switch
-        {
-            PyTuple { Count: 3 } t when t[2] is PyObject { Name: "Network" } o => o,
-            PyObject { Name: "Network" } o => o,
-            _ => null,
-        };
-
-    /// <summary>A TF Network's variables and its components', named component/variable.</summary>
-    static Dictionary<string, Tensor> TfVariables(PyObject network)
-    {
-        var result = new Dictionary<string, Tensor>();
-        void Walk(PyObject n, string prefix)
-        {
-            if (n.State is not PyDict state)
-                return;
-            if (state.GetOrNull("variables") is List<object?> vars)
-                foreach (var v in vars)
-                    if (v is PyTuple { Count: 2 } pair && pair[0] is string name && pair[1] is NumpyArray a)
-                        result[prefix + name] = a.ToTensor();
-            if (state.GetOrNull("components") is PyDict components)
-                foreach (var (k, v) in components)
-                    if (k is string cname && v is PyObject child)
-                        Walk(child, prefix + cname + "/");
-        }
-        Walk(network, "");
-        return result;
     }
 
     [GeneratedRegex(@"(?:^|/)(\d+)x\1/(Const|Conv0_up|Conv1|Conv|ToRGB)/(\w+)$")]

@@ -57,31 +57,11 @@ internal static partial class StyleGan1Weights
 
     /// <summary>The pickle's Gs variables, named component/variable (mapping/Dense0/weight, synthesis/4x4/Conv/weight,
     /// dlatent_avg).</summary>
-    static Dictionary<string, Tensor> ReadPickle(string path, object? root)
-    {
-        var gs = root switch
-        {
-            PyTuple { Count: 3 } t when t[2] is PyObject o => o,
-            PyObject o => o,
-            _ => throw new InvalidDataException($"{path}: expected a pickled (G, D, Gs) tuple of dnnlib Networks"),
-        };
-        var result = new Dictionary<string, Tensor>();
-        void Collect(PyObject network, string prefix)
-        {
-            var state =
-                network.State as PyDict ?? throw new InvalidDataException($"{path}: a Network without its state");
-            if (state.GetOrNull("variables") is List<object?> vars)
-                foreach (var v in vars)
-                    if (v is PyTuple { Count: 2 } pair && pair[0] is string name && pair[1] is NumpyArray a)
-                        result[prefix + name] = a.ToTensor();
-            if (state.GetOrNull("components") is PyDict components)
-                foreach (var (k, v) in components)
-                    if (k is string cname && v is PyObject child)
-                        Collect(child, prefix + cname + "/");
-        }
-        Collect(gs, "");
-        return result;
-    }
+    static Dictionary<string, Tensor> ReadPickle(string path, object? root) =>
+        NvidiaPickle.TfVariables(
+            NvidiaPickle.TfGs(root)
+                ?? throw new InvalidDataException($"{path}: expected a pickled (G, D, Gs) tuple of dnnlib Networks")
+        );
 
     static Dictionary<string, Tensor> ReadHdf5(string path) =>
         KerasHdf5File.Read(path).AllWeights.ToDictionary(w => w.Name, w => w.Value);
