@@ -68,9 +68,17 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
     {
         string outDir = await reduced.RunAsync();
         string html = File.ReadAllText(Path.Combine(outDir, "index.html"));
-        foreach (var stage in new[] { "fetch networks", "generator", "generate data", "train", "infer" })
+        foreach (var stage in new[] { "fetch networks", "real faces", "generator", "generate data", "train", "infer" })
             Assert.Contains($"<td>{stage}</td>", html);
         Assert.Contains("id=\"untrained\"", html);
+        // With the untrained generator the real faces come first, before the swaps of textures.
+        int real = html.IndexOf("id=\"real-faces\"", StringComparison.Ordinal);
+        Assert.True(
+            real > 0 && real < html.IndexOf("id=\"swaps\"", StringComparison.Ordinal),
+            "real faces open the page"
+        );
+        Assert.Contains("bbt3.jpg: 5 face(s)", html);
+        Assert.Contains("100.0% of 105 pairs", html);
         Assert.True(
             System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,").Count >= 5,
             "pictures are embedded"
@@ -230,5 +238,22 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
         string report = File.ReadAllText(Path.Combine(outDir, "report.md"));
         Assert.Contains("--output-size 32", report);
         Assert.DoesNotContain("UNTRAINED", report);
+    }
+
+    /// <summary>
+    /// The bundled labelled photos: face-api.js's descriptors put every same-person pair within its 0.6 threshold and
+    /// every pair of different people beyond it.
+    /// </summary>
+    [SkippableFact]
+    public void TheBundledPeopleAreSeparatedByTheIdentityMatrix()
+    {
+        TestModels.RequireFaceApi();
+        string people = Path.Combine(AppContext.BaseDirectory, "DemoPhotos", "people");
+        var m = RealFaces.Identities(people, TestModels.Store, CPU, _ => { });
+        Assert.Equal(15, m.Labels.Count);
+        Assert.Equal(5, m.People.Distinct().Count());
+        Assert.True(m.SameMax < m.Threshold, $"a same-person pair at {m.SameMax}");
+        Assert.True(m.DifferentMin >= m.Threshold, $"two people at {m.DifferentMin}");
+        Assert.Equal(1.0, m.Accuracy);
     }
 }

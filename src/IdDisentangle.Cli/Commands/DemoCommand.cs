@@ -63,6 +63,13 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
         }
     }
 
+    /// <summary>The real photos shipped with the tool (DemoPhotos beside it), or null when absent.</summary>
+    static string? BundledPhotos()
+    {
+        string dir = Path.Combine(AppContext.BaseDirectory, "DemoPhotos");
+        return Directory.Exists(Path.Combine(dir, "people")) ? dir : null;
+    }
+
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
     {
         if (s.Fresh)
@@ -84,9 +91,11 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
             Device = s.Device,
             Threads = s.Threads,
             OutputSize = s.OutputSize,
+            RealFacesDir = BundledPhotos(),
             DescribeCommand = DemoCommandLines.Describe,
         };
         string report = "";
+        IReadOnlyList<(string Title, string Anchor, string Summary)> sections = [];
         AnsiConsole
             .Progress()
             .AutoClear(false)
@@ -111,7 +120,12 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
                     }
                 );
                 report = demo.Run(cancellation);
+                sections = demo.Sections;
             });
+        foreach (var (title, anchor, summary) in sections)
+            AnsiConsole.MarkupLine(
+                $"{Markup.Escape(title)}: [blue]{Markup.Escape(report)}#{Markup.Escape(anchor)}[/] ({Markup.Escape(summary)})"
+            );
         AnsiConsole.MarkupLine(
             $"[green]report:[/] [blue]{Markup.Escape(report)}[/] and [blue]{Markup.Escape(Demo.MarkdownReportPath(s.Out))}[/]"
         );

@@ -19,6 +19,8 @@ internal static class DemoCommandLines
             DemoWork.Train t => TrainCommand.CommandLine(t.Config) + " --resume",
             DemoWork.Infer i => $"iddis infer grid --run {i.RunDir} --id-dir IDS --attr-dir ATTRS --out {i.OutDir}",
             DemoWork.Report r => $"iddis demo --out {r.OutDir}",
+            DemoWork.RealFaces f => $"iddis align --input-dir {f.Dir} --out aligned --all-faces; "
+                + $"iddis landmarks --detect --net dlib {f.Dir}/*.jpg --out landmarks.npy --draw drawn",
             _ => "",
         };
 }

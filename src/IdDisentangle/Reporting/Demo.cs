@@ -37,6 +37,12 @@ internal sealed record DemoOptions
     /// </summary>
     public int OutputSize { get; init; }
     public string? Photos { get; init; }
+
+    /// <summary>
+    /// Real photos for the part that needs no generator: group photos at the top level and labelled face photos in
+    /// people/NAME/ (the CLI passes the bundled ones); null leaves that part out.
+    /// </summary>
+    public string? RealFacesDir { get; init; }
     public string? ModelsDir { get; init; }
     public string? Device { get; init; }
     public int Threads { get; init; }
@@ -63,6 +69,9 @@ internal abstract record DemoWork
     public sealed record Infer(string RunDir, string OutDir) : DemoWork;
 
     public sealed record Report(string OutDir) : DemoWork;
+
+    /// <summary>Detection, landmarks, alignment and identity on real photos.</summary>
+    public sealed record RealFaces(string Dir, string? Photos) : DemoWork;
 }
 
 /// <summary>One stage of the demo: what it did, how long it took, and the command that does it by hand.</summary>
@@ -116,6 +125,9 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
     internal static string HtmlReportPath(string outDir) => Path.Combine(outDir, HtmlReport);
 
     public IReadOnlyList<DemoStage> Stages => _stages;
+
+    /// <summary>The report's sections, in order: title, anchor in index.html, what it shows.</summary>
+    public IReadOnlyList<(string Title, string Anchor, string Summary)> Sections { get; private set; } = [];
     public bool UntrainedGenerator { get; private set; }
 
     public string Run(CancellationToken cancellation = default)
@@ -134,6 +146,31 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                 return $"model store {store.Root} complete ({converted.Count} converted now)";
             }
         );
+
+        RealFacesResult? realFaces = null;
+        if (o.RealFacesDir is not null)
+            Stage(
+                "real faces",
+                new DemoWork.RealFaces(o.RealFacesDir, o.Photos),
+                () =>
+                {
+                    var dirs = new List<string> { o.RealFacesDir };
+                    if (o.Photos is not null)
+                        dirs.Add(o.Photos);
+                    realFaces = RealFaces.Run(
+                        dirs,
+                        Path.Combine(o.RealFacesDir, "people"),
+                        store,
+                        TorchRuntime.ResolveDevice(o.Device),
+                        log,
+                        cancellation
+                    );
+                    var m = realFaces.Matrix;
+                    return $"{realFaces.Annotated.Sum(a => a.Faces)} faces in {realFaces.Annotated.Count} photos; "
+                        + $"identity matrix of {m.Labels.Count} photos of {m.People.Distinct().Count()} people: "
+                        + $"{m.Accuracy * 100:F1}% of {m.Pairs().Count()} pairs decided right at {m.Threshold}";
+                }
+            );
 
         string generator = "";
         Stage(
@@ -303,8 +340,10 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                     UntrainedGenerator,
                     Path.Combine(swaps, "generated", "grid.png"),
                     Path.Combine(swaps, "interpolation", "strip.png"),
-                    o.Photos is null ? null : Path.Combine(swaps, "photos", "grid.png")
+                    o.Photos is null ? null : Path.Combine(swaps, "photos", "grid.png"),
+                    realFaces
                 );
+                Sections = DemoReport.Sections(UntrainedGenerator, realFaces is not null, o.Photos is not null);
                 return report;
             }
         );
@@ -333,7 +372,8 @@ internal static class DemoReport
         bool untrained,
         string gridPng,
         string stripPng,
-        string? photosPng
+        string? photosPng,
+        RealFacesResult? realFaces = null
     )
     {
         string metrics = new RunFolder(config.RunDir).MetricsFile;
@@ -372,14 +412,19 @@ internal static class DemoReport
                 $"<tr><td>{Escape(s.Name)}</td><td>{Escape(s.Summary)}</td><td>{s.Seconds:F1}</td><td><code>{Escape(s.Command)}</code></td></tr>"
             );
         html.Append("</table>");
+        // Real faces open the page when the generator is untrained: the part of the method that works regardless.
+        if (realFaces is not null && untrained)
+            AppendRealFaces(html, realFaces);
         html.Append(
-            "<h2>Identity swaps (held-out generated images)</h2><p>Top row: attribute images; first column: identity images; cells: results.</p>"
+            "<h2 id=\"swaps\">Identity swaps (held-out generated images)</h2><p>Top row: attribute images; first column: identity images; cells: results.</p>"
         );
         html.Append(Img(gridPng, "identity swap grid"));
         html.Append("<h2>Attribute interpolation</h2>").Append(Img(stripPng, "interpolation strip"));
         if (photosPng is not null)
-            html.Append("<h2>Photos</h2>").Append(Img(photosPng, "photo swap grid"));
-        html.Append("<h2>Training curves</h2><div class=\"plots\">");
+            html.Append("<h2 id=\"photos\">Photos</h2>").Append(Img(photosPng, "photo swap grid"));
+        if (realFaces is not null && !untrained)
+            AppendRealFaces(html, realFaces);
+        html.Append("<h2 id=\"curves\">Training curves</h2><div class=\"plots\">");
         foreach (var (title, png) in plots)
             html.Append($"<img alt=\"{Escape(title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">");
         html.Append("</div>");
@@ -409,12 +454,85 @@ internal static class DemoReport
             foreach (var (k, v) in last.OrderBy(p => p.Key, StringComparer.Ordinal))
                 md.Append($"| {k} | {v:G5} |\n");
         }
+        if (realFaces is not null)
+        {
+            var m = realFaces.Matrix;
+            md.Append("\n## Real faces\n\n")
+                .Append(
+                    $"{realFaces.Annotated.Sum(a => a.Faces)} faces detected in {realFaces.Annotated.Count} photos, "
+                )
+                .Append($"{realFaces.AlignedFaces} FFHQ-aligned. Identity matrix: {m.Labels.Count} photos of ")
+                .Append(
+                    $"{m.People.Distinct().Count()} people, {m.Accuracy * 100:F1}% of {m.Pairs().Count()} pairs right at "
+                )
+                .Append(
+                    $"{m.Threshold} (same person up to {m.SameMax:F3}, different people from {m.DifferentMin:F3}).\n"
+                );
+        }
         md.Append("\n## Last losses\n\n| term | last | mean of last 10 |\n|---|---|---|\n");
         foreach (var (k, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal))
             md.Append($"| {k} | {pts[^1].Value:G5} | {pts.TakeLast(10).Average(p => p.Value):G5} |\n");
         md.Append($"\nPictures and curves: `{index}`.\n");
         IO.AtomicFile.WriteAllText(Demo.MarkdownReportPath(outDir), md.ToString());
         return index;
+    }
+
+    /// <summary>The sections of the report, in the order <see cref="Write"/> puts them.</summary>
+    public static IReadOnlyList<(string Title, string Anchor, string Summary)> Sections(
+        bool untrained,
+        bool realFaces,
+        bool photos
+    )
+    {
+        var real = (
+            "real faces",
+            "real-faces",
+            "detection, 68 landmarks, FFHQ alignment and an identity matrix on real photos"
+        );
+        var list = new List<(string, string, string)>();
+        if (realFaces && untrained)
+            list.Add(real);
+        list.Add(
+            (
+                "identity swaps",
+                "swaps",
+                untrained ? "generated by the UNTRAINED generator: textures, not faces" : "held-out generated faces"
+            )
+        );
+        if (photos)
+            list.Add(("photo swaps", "photos", "identity swaps among your aligned photos"));
+        if (realFaces && !untrained)
+            list.Add(real);
+        list.Add(("training curves", "curves", "losses and validation metrics per step"));
+        return list;
+    }
+
+    static void AppendRealFaces(StringBuilder html, RealFacesResult r)
+    {
+        var m = r.Matrix;
+        html.Append("<h2 id=\"real-faces\">Real faces (no generator needed)</h2>")
+            .Append(
+                "<p>Detection (face-api.js's SSD), 68 landmarks and FFHQ alignment, as <code>iddis align</code> does it:</p>"
+            );
+        foreach (var (name, png, faces) in r.Annotated)
+            html.Append(
+                    $"<figure><img alt=\"{Escape(name)}: detected faces and landmarks\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">"
+                )
+                .Append($"<figcaption>{Escape(name)}: {faces} face(s)</figcaption></figure>");
+        if (r.AlignedGrid is not null)
+            html.Append(
+                $"<p>The {r.AlignedFaces} faces, FFHQ-aligned:</p><img alt=\"aligned faces\" src=\"data:image/png;base64,{Convert.ToBase64String(r.AlignedGrid)}\">"
+            );
+        html.Append(
+                $"<p>Identity: face-api.js descriptor distances between {m.Labels.Count} photos of {m.People.Distinct().Count()} people; "
+            )
+            .Append(
+                $"pairs closer than {m.Threshold} are called the same person. {m.Accuracy * 100:F1}% of {m.Pairs().Count()} pairs are decided right "
+            )
+            .Append($"(same person up to {m.SameMax:F3}, different people from {m.DifferentMin:F3}).</p>")
+            .Append(
+                $"<img alt=\"identity matrix\" src=\"data:image/png;base64,{Convert.ToBase64String(r.MatrixPng)}\">"
+            );
     }
 
     static string LossTitle(string key) =>
