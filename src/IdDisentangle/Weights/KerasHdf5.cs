@@ -43,6 +43,23 @@ internal sealed class KerasHdf5File
             throw new FileNotFoundException($"{path}: no such file", path);
         if (!IsHdf5(path))
             throw new InvalidDataException($"{path}: not an HDF5 file");
+        try
+        {
+            return ReadKeras(path);
+        }
+        // PureHDF reports a damaged or truncated file with its own and the runtime's exceptions: one typed error here.
+        catch (Exception e)
+            when (e is not (InvalidDataException or FileNotFoundException or OperationCanceledException))
+        {
+            throw new InvalidDataException(
+                $"{path}: a damaged or truncated HDF5 file ({e.GetType().Name}: {e.Message})",
+                e
+            );
+        }
+    }
+
+    static KerasHdf5File ReadKeras(string path)
+    {
         using var file = H5File.OpenRead(path);
         IH5Group root = file;
         string? config = file.AttributeExists("model_config") ? ReadString(file.Attribute("model_config")) : null;

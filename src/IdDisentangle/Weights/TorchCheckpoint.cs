@@ -138,7 +138,17 @@ internal static class TorchCheckpoint
         int n = fs.Read(head);
         fs.Position = 0;
         if (n == 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4)
-            return LoadZip(fs, path);
+        {
+            try
+            {
+                return LoadZip(fs, path);
+            }
+            // System.IO.Compression names no file: a truncated or damaged archive is reported with its path.
+            catch (InvalidDataException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"{path}: a damaged or truncated PyTorch zip file ({e.Message})", e);
+            }
+        }
         if (n >= 2 && head[0] == 0x80)
             return LoadLegacy(fs, path);
         throw new InvalidDataException(

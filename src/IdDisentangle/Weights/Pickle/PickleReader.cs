@@ -29,7 +29,32 @@ internal sealed class PickleReader
     }
 
     /// <summary>Decodes one pickle from <paramref name="stream"/> (up to its STOP).</summary>
-    public object? Load(Stream stream) => new Machine(this, stream).Run();
+    public object? Load(Stream stream)
+    {
+        long start = stream.CanSeek ? stream.Position : 0;
+        try
+        {
+            return new Machine(this, stream).Run();
+        }
+        catch (EndOfStreamException)
+        {
+            throw Malformed("unexpected end of data (a truncated file?)");
+        }
+        // A damaged pickle can make an allowed global's reconstruction fail in any way: one typed error naming the file.
+        catch (Exception e)
+            when (e
+                    is not (
+                        InvalidDataException
+                        or PickleSecurityException
+                        or OperationCanceledException
+                        or IOException
+                    )
+            )
+        {
+            string at = stream.CanSeek ? $" near byte {stream.Position - start}" : "";
+            throw new InvalidDataException($"{_name}: malformed pickle{at}: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
 
     /// <summary>The pickle virtual machine's state while one stream is read: the stack, the marks and the
     /// memo.</summary>
