@@ -44,6 +44,51 @@ public class InferenceTests
         return (c.RunDir, data);
     });
 
+    /// <summary>
+    /// swap on ordinary photos: the result is the attribute photo at its size with only the face region changed
+    /// (the saved mask says where), or with --crop-only the generator's aligned square.
+    /// </summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public async Task SwapPastesTheFaceBackIntoThePhoto()
+    {
+        Require();
+        string photos = TestPaths.Data("photos-unaligned");
+        string dir = TestPaths.NewTempDir();
+        string outFile = Path.Combine(dir, "swap.png");
+        string[] common =
+        [
+            "swap",
+            "--run",
+            Trained.Value.Run,
+            "--checkpoint",
+            "last",
+            "--id",
+            Path.Combine(photos, "DST_01.jpg"),
+            "--attr",
+            Path.Combine(photos, "DST_02.jpg"),
+            "--landmarks",
+            "face-api",
+            "--device",
+            "cpu",
+        ];
+        var (code, text) = await CliCapture.RunAsync([.. common, "--out", outFile, "--save-crops"]);
+        Assert.True(code == 0, text);
+        Assert.Contains("pasted back", text);
+        using var scope = NewDisposeScope();
+        var photo = ImageIO.Read(Path.Combine(photos, "DST_02.jpg"));
+        var result = ImageIO.Read(outFile);
+        Assert.Equal(photo.shape, result.shape);
+        Assert.Equal(new long[] { 3, 64, 64 }, ImageIO.Read(Path.Combine(dir, "swap_crop.png")).shape);
+        Assert.True(File.Exists(Path.Combine(dir, "swap_mask.png")));
+        var changed = (result - photo).abs().gt(1.5 / 255).any(0);
+        double share = changed.to(ScalarType.Float32).mean().ToDouble();
+        Assert.True(share > 0.002 && share < 0.3, $"{share:P2} of the photo changed");
+        (code, text) = await CliCapture.RunAsync([.. common, "--out", Path.Combine(dir, "crop.png"), "--crop-only"]);
+        Assert.True(code == 0, text);
+        Assert.Equal(new long[] { 3, 64, 64 }, ImageIO.Read(Path.Combine(dir, "crop.png")).shape);
+    }
+
     /// <summary>The public FaceSwapper gives what the model gives, and its interpolation ends at the two
     /// swaps.</summary>
     [SkippableFact]

@@ -345,6 +345,14 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         [CommandOption("--attr <FILE>")]
         [HelpText("Attribute image")]
         public string Attr { get; init; } = "";
+
+        [CommandOption("--crop-only")]
+        [HelpText("Write the generated aligned face only; by default a photo's swapped face is pasted back into it")]
+        public bool CropOnly { get; init; }
+
+        [CommandOption("--save-crops")]
+        [HelpText("Also write the aligned result and the paste-back mask beside --out (STEM_crop.png, STEM_mask.png)")]
+        public bool SaveCrops { get; init; }
     }
 
     public override int Execute(CommandContext context, Settings s, CancellationToken cancellation)
@@ -355,17 +363,39 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         var id = InferenceJobs.ReadImage(s.Id);
         var attr = InferenceJobs.ReadImage(s.Attr);
         using var model = s.Load();
-        List<InputImage> aligned;
-        using (var faces = s.Faces(model))
-            aligned = ModelSettings.Align(faces, [id, attr], cancellation);
+        using var faces = s.Faces(model);
+        var aligned = ModelSettings.Align(faces, [id, attr], cancellation);
         var idFace =
             aligned.FirstOrDefault(f => f.Path == id.Path)
             ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
         var attrFace =
             aligned.LastOrDefault(f => f.Path == attr.Path)
             ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
-        ImageIO.Write(s.Out, InferenceJobs.Swap(model, idFace, attrFace, s.Reconstruct));
-        AnsiConsole.MarkupLine($"wrote [blue]{Markup.Escape(s.Out)}[/]");
+        var swapped = InferenceJobs.Swap(model, idFace, attrFace, s.Reconstruct);
+        var placement = faces.PlacementOf(attrFace);
+        string stem = Path.Combine(
+            Path.GetDirectoryName(Path.GetFullPath(s.Out))!,
+            Path.GetFileNameWithoutExtension(s.Out)
+        );
+        if (placement is null || s.CropOnly)
+            ImageIO.Write(s.Out, swapped);
+        else
+        {
+            var (photo, mask) = InferenceJobs.PasteIntoPhoto(swapped, placement);
+            ImageIO.Write(s.Out, photo);
+            if (s.SaveCrops)
+                ImageIO.Write(stem + "_mask.png", mask.expand(3, -1, -1));
+        }
+        if (s.SaveCrops)
+            ImageIO.Write(stem + "_crop.png", swapped);
+        AnsiConsole.MarkupLine(
+            $"wrote [blue]{Markup.Escape(s.Out)}[/]"
+                + (
+                    placement is not null && !s.CropOnly
+                        ? " (the swapped face pasted back into the attribute photo)"
+                        : ""
+                )
+        );
         return 0;
     }
 }

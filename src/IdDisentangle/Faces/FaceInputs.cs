@@ -33,6 +33,13 @@ internal sealed class FaceInputs(
 ) : IDisposable
 {
     FaceAligner? _aligner;
+    readonly System.Runtime.CompilerServices.ConditionalWeakTable<InputImage, Placement> _placements = new();
+
+    /// <summary>Where an aligned face came from: the photo and the alignment that cut it.</summary>
+    internal sealed record Placement(InputImage Photo, AlignedFace Face);
+
+    /// <summary>The photo and alignment of a face this object aligned; null for an input that passed through.</summary>
+    public Placement? PlacementOf(InputImage face) => _placements.TryGetValue(face, out var p) ? p : null;
 
     /// <summary>The images <see cref="Align"/> will detect faces in (the others pass through).</summary>
     public int CountToAlign(IReadOnlyList<InputImage> images) =>
@@ -63,7 +70,11 @@ internal sealed class FaceInputs(
                 continue;
             }
             _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), device, resolution, allFaces, landmarks);
-            result.AddRange(_aligner.Align(image, log));
+            foreach (var face in _aligner.AlignFaces(image, log))
+            {
+                _placements.Add(face.Face, new Placement(image, face));
+                result.Add(face.Face);
+            }
             progress?.Invoke();
         }
         return result;

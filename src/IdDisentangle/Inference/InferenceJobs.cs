@@ -52,6 +52,17 @@ internal static class InferenceJobs
         return model.Swap(ids, attrs)[0].MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// A face pasted back into the photo it was aligned from (<paramref name="placement"/>): the photo at its size,
+    /// only the face region changed, and the soft mask used ([1,R,R] in the aligned square).
+    /// </summary>
+    public static (Tensor Photo, Tensor Mask) PasteIntoPhoto(Tensor face, FaceInputs.Placement placement)
+    {
+        int r = (int)face.shape[^1];
+        var mask = PasteBack.FaceMask(placement.Face.Detection.Landmarks, placement.Face.Quad, r);
+        return (PasteBack.Paste(placement.Photo.Image, face, placement.Face.Quad, mask), mask);
+    }
+
     static void Write(string path, Tensor image, ISet<string> inputs)
     {
         if (inputs.Contains(System.IO.Path.GetFullPath(path)))
