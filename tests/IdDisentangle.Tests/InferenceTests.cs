@@ -87,6 +87,48 @@ public class InferenceTests
         (code, text) = await CliCapture.RunAsync([.. common, "--out", Path.Combine(dir, "crop.png"), "--crop-only"]);
         Assert.True(code == 0, text);
         Assert.Equal(new long[] { 3, 64, 64 }, ImageIO.Read(Path.Combine(dir, "crop.png")).shape);
+
+        // --all-faces on a group photo: every face replaced, nothing outside the faces' masks touched.
+        string group = Path.Combine(photos, "multi_people.jpg");
+        string all = Path.Combine(dir, "all.png");
+        (code, text) = await CliCapture.RunAsync(
+            "swap",
+            "--run",
+            Trained.Value.Run,
+            "--checkpoint",
+            "last",
+            "--id",
+            Path.Combine(photos, "DST_01.jpg"),
+            "--attr",
+            group,
+            "--landmarks",
+            "face-api",
+            "--all-faces",
+            "--device",
+            "cpu",
+            "--out",
+            all
+        );
+        Assert.True(code == 0, text);
+        var groupPhoto = ImageIO.Read(group);
+        using var aligner = FaceAligner.Load(TestModels.Store, CPU, 64, allFaces: true, AlignmentLandmarks.FaceApi);
+        var faces = aligner.AlignFaces(new InputImage(group, "multi_people", groupPhoto), _ => { });
+        Assert.True(faces.Count >= 3, $"{faces.Count} faces");
+        Assert.Contains($"{faces.Count} face(s) of the attribute photo swapped", text);
+        var covered = zeros(1, groupPhoto.shape[1], groupPhoto.shape[2]);
+        foreach (var face in faces)
+        {
+            var mask = PasteBack.FaceMask(face.Detection.Landmarks, face.Quad, 64);
+            covered = maximum(covered, PasteBack.Paste(zeros_like(groupPhoto), ones(3, 64, 64), face.Quad, mask)[0..1]);
+        }
+        var moved = (ImageIO.Read(all) - groupPhoto).abs().gt(0.5 / 255).any(0, keepdim: true);
+        Assert.Equal(0, (moved & covered.eq(0)).sum().ToInt64());
+        foreach (var face in faces)
+        {
+            var c = face.Detection.Box;
+            var inBox = moved[0, (int)(c.Y + c.Height / 2), (int)c.X..(int)c.Right];
+            Assert.True(inBox.any().item<bool>(), "a face was left as it was");
+        }
     }
 
     /// <summary>The public FaceSwapper gives what the model gives, and its interpolation ends at the two

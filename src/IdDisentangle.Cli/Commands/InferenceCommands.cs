@@ -53,6 +53,12 @@ internal class ModelSettings : FaceAlignmentSettings
     [HelpText("Use this generator instead of the run's")]
     public string? Generator { get; init; }
 
+    [CommandOption("--crop-only")]
+    [HelpText(
+        "Write the generated aligned faces only; by default a result whose attribute image is a photo is pasted back into that photo"
+    )]
+    public bool CropOnly { get; init; }
+
     [CommandOption("--batch-size <B>")]
     [HelpText("Pairs rendered at once")]
     public int BatchSize { get; init; } = 8;
@@ -136,6 +142,10 @@ internal class ModelSettings : FaceAlignmentSettings
         return result;
     }
 
+    /// <summary>How results are written: pasted back into their attribute photo unless --crop-only.</summary>
+    public Func<InputImage, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>? Output(FaceInputs faces) =>
+        CropOnly ? null : InferenceJobs.PasteBackInto(faces);
+
     /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
     public static List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
         images.Count > 0 ? images : throw new InvalidDataException($"{dir}: no face found in any image");
@@ -176,13 +186,12 @@ internal class FolderPairSettings : PairSettings
     /// <summary>Both folders' images turned into faces at the generator's resolution, with one detector for
     /// both.</summary>
     public (List<InputImage> Ids, List<InputImage> Attrs) AlignInputs(
-        DisentanglementModel model,
+        FaceInputs faces,
         List<InputImage> ids,
         List<InputImage> attrs,
         CancellationToken cancellation
     )
     {
-        using var faces = Faces(model);
         return (
             RequireFaces(Align(faces, ids, cancellation), IdDir),
             RequireFaces(Align(faces, attrs, cancellation), AttrDir)
@@ -198,7 +207,8 @@ internal sealed class InferGridCommand : Command<InferGridCommand.Settings>
     {
         var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
-        (ids, attrs) = s.AlignInputs(model, ids, attrs, cancellation);
+        using var faces = s.Faces(model);
+        (ids, attrs) = s.AlignInputs(faces, ids, attrs, cancellation);
         int n = 0;
         ConsoleProgress.Run(
             "identity swaps",
@@ -213,7 +223,8 @@ internal sealed class InferGridCommand : Command<InferGridCommand.Settings>
                     s.BatchSize,
                     s.Reconstruct,
                     k => p.Advance(k),
-                    cancellation
+                    cancellation,
+                    s.Output(faces)
                 )
         );
         AnsiConsole.MarkupLine($"{n} result(s) and grid.png in [blue]{Markup.Escape(s.Out)}[/]");
@@ -229,7 +240,8 @@ internal sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
     {
         var (ids, attrs) = s.ReadInputs();
         using var model = s.Load();
-        (ids, attrs) = s.AlignInputs(model, ids, attrs, cancellation);
+        using var faces = s.Faces(model);
+        (ids, attrs) = s.AlignInputs(faces, ids, attrs, cancellation);
         (int, IReadOnlyList<string>) result = default;
         ConsoleProgress.Run(
             "pairs",
@@ -244,7 +256,8 @@ internal sealed class InferPairsCommand : Command<InferPairsCommand.Settings>
                     s.BatchSize,
                     s.Reconstruct,
                     k => p.Advance(k),
-                    cancellation
+                    cancellation,
+                    s.Output(faces)
                 )
         );
         foreach (var u in result.Item2 ?? [])
@@ -326,7 +339,8 @@ internal sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
                     s.Options,
                     ModelSettings.Log,
                     () => p.Advance(1),
-                    cancellation
+                    cancellation,
+                    pasteBack: !s.CropOnly
                 )
         );
         AnsiConsole.MarkupLine($"{done} interpolation(s) in [blue]{Markup.Escape(s.Out)}[/]");
@@ -345,10 +359,6 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         [CommandOption("--attr <FILE>")]
         [HelpText("Attribute image")]
         public string Attr { get; init; } = "";
-
-        [CommandOption("--crop-only")]
-        [HelpText("Write the generated aligned face only; by default a photo's swapped face is pasted back into it")]
-        public bool CropOnly { get; init; }
 
         [CommandOption("--save-crops")]
         [HelpText("Also write the aligned result and the paste-back mask beside --out (STEM_crop.png, STEM_mask.png)")]
@@ -371,6 +381,15 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         var attrFace =
             aligned.LastOrDefault(f => f.Path == attr.Path)
             ?? throw new InvalidDataException($"{s.Attr}: no face found (--attr)");
+        if (s.AllFaces && !s.CropOnly && faces.PlacementOf(attrFace) is not null)
+        {
+            var every = aligned.Where(f => f.Path == attr.Path).ToList();
+            ImageIO.Write(s.Out, InferenceJobs.SwapEveryFace(model, idFace, every, faces, s.Reconstruct));
+            AnsiConsole.MarkupLine(
+                $"wrote [blue]{Markup.Escape(s.Out)}[/] ({every.Count} face(s) of the attribute photo swapped)"
+            );
+            return 0;
+        }
         var swapped = InferenceJobs.Swap(model, idFace, attrFace, s.Reconstruct);
         var placement = faces.PlacementOf(attrFace);
         string stem = Path.Combine(

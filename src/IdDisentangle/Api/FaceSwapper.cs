@@ -35,6 +35,12 @@ public sealed record FaceSwapperOptions
 
     /// <summary>Device, threads and the model store.</summary>
     public ComputeOptions Compute { get; init; } = new();
+
+    /// <summary>
+    /// When the attribute image is a photo that was aligned, return that photo with the new face pasted back (only
+    /// the face region changes); false returns the generator's aligned face.
+    /// </summary>
+    public bool PasteBack { get; init; } = true;
 }
 
 /// <summary>
@@ -50,11 +56,13 @@ public sealed class FaceSwapper : IDisposable
 {
     readonly DisentanglementModel _model;
     readonly FaceInputs _faces;
+    readonly bool _pasteBack;
 
-    FaceSwapper(DisentanglementModel model, FaceInputs faces)
+    FaceSwapper(DisentanglementModel model, FaceInputs faces, bool pasteBack)
     {
         _model = model;
         _faces = faces;
+        _pasteBack = pasteBack;
     }
 
     /// <summary>
@@ -82,7 +90,8 @@ public sealed class FaceSwapper : IDisposable
         };
         return new FaceSwapper(
             model,
-            new FaceInputs(model.Generator.Resolution, model.Device, mode, modelsDir: store.Root)
+            new FaceInputs(model.Generator.Resolution, model.Device, mode, modelsDir: store.Root),
+            options.PasteBack
         );
     }
 
@@ -92,10 +101,20 @@ public sealed class FaceSwapper : IDisposable
     /// <summary>The checkpoint that was loaded.</summary>
     public string Checkpoint => _model.Checkpoint;
 
-    /// <summary>The face with the identity of <paramref name="identity"/> and the attributes of <paramref
-    /// name="attributes"/>.</summary>
-    public FaceImage Swap(FaceImage identity, FaceImage attributes) =>
-        new(InferenceJobs.Swap(_model, Face(identity), Face(attributes)), $"{identity.Name}_as_{attributes.Name}");
+    /// <summary>
+    /// The face with the identity of <paramref name="identity"/> and the attributes of <paramref name="attributes"/>:
+    /// the attributes photo with its face replaced when it was aligned (and <see cref="FaceSwapperOptions.PasteBack"/>),
+    /// else the generator's aligned face.
+    /// </summary>
+    public FaceImage Swap(FaceImage identity, FaceImage attributes)
+    {
+        var attr = Face(attributes);
+        var face = InferenceJobs.Swap(_model, Face(identity), attr);
+        string name = $"{identity.Name}_as_{attributes.Name}";
+        return _pasteBack && _faces.PlacementOf(attr) is { } placement
+            ? new FaceImage(InferenceJobs.PasteIntoPhoto(face, placement).Photo, name)
+            : new FaceImage(face, name);
+    }
 
     /// <summary>The model's reconstruction of a face, G(M(E_id(x), E_attr(x))).</summary>
     public FaceImage Reconstruct(FaceImage face) => Swap(face, face);

@@ -53,6 +53,42 @@ internal static class InferenceJobs
     }
 
     /// <summary>
+    /// The output for a rendered face: pasted back into the attribute input's photo when <paramref name="faces"/>
+    /// aligned it from one, else the face itself.
+    /// </summary>
+    public static Func<InputImage, Tensor, Tensor> PasteBackInto(FaceInputs faces) =>
+        (attr, face) => faces.PlacementOf(attr) is { } p ? PasteIntoPhoto(face, p).Photo : face;
+
+    /// <summary>
+    /// Every face of one photo (<paramref name="attrFaces"/>, aligned from it by <paramref name="faces"/>) given the
+    /// identity of <paramref name="id"/>, each pasted back in turn: the photo with all its faces replaced.
+    /// </summary>
+    public static Tensor SwapEveryFace(
+        DisentanglementModel model,
+        InputImage id,
+        IReadOnlyList<InputImage> attrFaces,
+        FaceInputs faces,
+        bool reconstruct = false
+    )
+    {
+        Tensor? photo = null;
+        foreach (var attr in attrFaces)
+        {
+            var placement =
+                faces.PlacementOf(attr)
+                ?? throw new ArgumentException($"{attr.Path}: a face that was not aligned from a photo");
+            var swapped = Swap(model, id, attr, reconstruct);
+            var mask = PasteBack.FaceMask(
+                placement.Face.Detection.Landmarks,
+                placement.Face.Quad,
+                (int)swapped.shape[^1]
+            );
+            photo = PasteBack.Paste(photo ?? placement.Photo.Image, swapped, placement.Face.Quad, mask);
+        }
+        return photo ?? throw new ArgumentException("no faces to swap");
+    }
+
+    /// <summary>
     /// A face pasted back into the photo it was aligned from (<paramref name="placement"/>): the photo at its size,
     /// only the face region changed, and the soft mask used ([1,R,R] in the aligned square).
     /// </summary>
@@ -85,7 +121,8 @@ internal static class InferenceJobs
         int batchSize = 8,
         bool reconstruct = false,
         Action<int>? progress = null,
-        CancellationToken cancellation = default
+        CancellationToken cancellation = default,
+        Func<InputImage, Tensor, Tensor>? output = null
     )
     {
         var inputs = InputSet(ids, attrs);
@@ -115,7 +152,7 @@ internal static class InferenceJobs
                 results[i, a] = images[j].MoveToOuterDisposeScope();
                 Write(
                     System.IO.Path.Combine(outDir, $"attr_{attrs[a].Stem}", $"id_{ids[i].Stem}.png"),
-                    images[j],
+                    output?.Invoke(attrs[a], images[j]) ?? images[j],
                     inputs
                 );
             }
@@ -174,7 +211,8 @@ internal static class InferenceJobs
         int batchSize = 8,
         bool reconstruct = false,
         Action<int>? progress = null,
-        CancellationToken cancellation = default
+        CancellationToken cancellation = default,
+        Func<InputImage, Tensor, Tensor>? output = null
     )
     {
         var inputs = InputSet(ids, attrs);
@@ -193,7 +231,11 @@ internal static class InferenceJobs
             var (idImgs, attrImgs) = Prepare(model, chunk, chunk.Select(c => byStem[c.Stem]).ToList(), reconstruct);
             var images = model.Render(model.MapToW(idImgs, attrImgs));
             for (int j = 0; j < chunk.Count; j++)
-                Write(System.IO.Path.Combine(outDir, $"{chunk[j].Stem}.png"), images[j], inputs);
+                Write(
+                    System.IO.Path.Combine(outDir, $"{chunk[j].Stem}.png"),
+                    output?.Invoke(byStem[chunk[j].Stem], images[j]) ?? images[j],
+                    inputs
+                );
             progress?.Invoke(chunk.Count);
         }
         return (matched.Count, unmatched);
@@ -223,7 +265,8 @@ internal static class InferenceJobs
         InterpolationOptions options,
         Action<string> log,
         Action? progress = null,
-        CancellationToken cancellation = default
+        CancellationToken cancellation = default,
+        bool pasteBack = true
     )
     {
         int done = 0;
@@ -238,7 +281,8 @@ internal static class InferenceJobs
                     images,
                     System.IO.Path.Combine(outDir, System.IO.Path.GetFileName(folder)),
                     steps,
-                    options
+                    options,
+                    pasteBack ? PasteBackInto(faces) : null
                 );
                 done++;
             }
@@ -265,7 +309,8 @@ internal static class InferenceJobs
         IReadOnlyList<InputImage> images,
         string outDir,
         int steps = 9,
-        InterpolationOptions? options = null
+        InterpolationOptions? options = null,
+        Func<InputImage, Tensor, Tensor>? output = null
     )
     {
         options ??= new InterpolationOptions();
@@ -316,7 +361,15 @@ internal static class InferenceJobs
         }
         var frames = model.Render(ws);
         for (int i = 0; i < steps; i++)
-            Write(System.IO.Path.Combine(outDir, $"frame_{i:00}.png"), frames[i], inputs);
+            Write(
+                System.IO.Path.Combine(outDir, $"frame_{i:00}.png"),
+                // Identity interpolation keeps one attribute image: each frame can go back into that photo.
+                attrs.Count == 1
+                && output is not null
+                    ? output(attrs[0], frames[i])
+                    : frames[i],
+                inputs
+            );
         Write(System.IO.Path.Combine(outDir, "strip.png"), ImageGrid.Compose(frames, steps), inputs);
         return frames.MoveToOuterDisposeScope();
     }
