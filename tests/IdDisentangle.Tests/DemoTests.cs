@@ -78,6 +78,10 @@ public class DemoTests(ReducedDemo reduced) : IClassFixture<ReducedDemo>
             "real faces open the page"
         );
         Assert.Contains("bbt3.jpg: 5 face(s)", html);
+        Assert.Matches(
+            "Paste-back round trip on bbt\\d.jpg: [^<]* dB inside the masks, outside every pixel identical",
+            html
+        );
         Assert.Contains("100.0% of 105 pairs", html);
         Assert.True(
             System.Text.RegularExpressions.Regex.Matches(html, "src=\"data:image/png;base64,").Count >= 5,

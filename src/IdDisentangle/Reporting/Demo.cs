@@ -468,6 +468,9 @@ internal static class DemoReport
                 .Append(
                     $"{m.Threshold} (same person up to {m.SameMax:F3}, different people from {m.DifferentMin:F3}).\n"
                 );
+            if (realFaces.PasteBack is { } trip)
+                md.Append($"Paste-back round trip on {trip.Name}: {trip.PsnrInside:F1} dB inside the face masks, ")
+                    .Append(trip.OutsideIdentical ? "identical outside.\n" : "pixels outside changed.\n");
         }
         md.Append("\n## Last losses\n\n| term | last | mean of last 10 |\n|---|---|---|\n");
         foreach (var (k, pts) in losses.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -523,6 +526,19 @@ internal static class DemoReport
             html.Append(
                 $"<p>The {r.AlignedFaces} faces, FFHQ-aligned:</p><img alt=\"aligned faces\" src=\"data:image/png;base64,{Convert.ToBase64String(r.AlignedGrid)}\">"
             );
+        if (r.PasteBack is { } trip)
+            html.Append(
+                    $"<p>Paste-back round trip on {Escape(trip.Name)}: each aligned crop, unmodified, warped back through "
+                )
+                .Append("the inverse alignment and blended with its soft face mask (shown on the right, the photo ")
+                .Append($"darkened outside the masks): {trip.PsnrInside:F1} dB inside the masks, outside ")
+                .Append(trip.OutsideIdentical ? "every pixel identical.</p>" : "SOME PIXELS CHANGED.</p>")
+                .Append(
+                    $"<img alt=\"paste-back round trip\" style=\"max-width:49%\" src=\"data:image/png;base64,{Convert.ToBase64String(trip.ResultPng)}\">"
+                )
+                .Append(
+                    $" <img alt=\"paste-back masks\" style=\"max-width:49%\" src=\"data:image/png;base64,{Convert.ToBase64String(trip.MaskPng)}\">"
+                );
         html.Append(
                 $"<p>Identity: face-api.js descriptor distances between {m.Labels.Count} photos of {m.People.Distinct().Count()} people; "
             )

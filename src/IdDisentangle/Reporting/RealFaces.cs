@@ -40,7 +40,20 @@ internal sealed record RealFacesResult(
     byte[]? AlignedGrid,
     int AlignedFaces,
     IdentityMatrix Matrix,
-    byte[] MatrixPng
+    byte[] MatrixPng,
+    RoundTrip? PasteBack
+);
+
+/// <summary>
+/// A photo's aligned crops pasted back unmodified: the photo, the masks (the photo darkened outside them) and how
+/// close the result is inside the masks.
+/// </summary>
+internal sealed record RoundTrip(
+    string Name,
+    byte[] ResultPng,
+    byte[] MaskPng,
+    double PsnrInside,
+    bool OutsideIdentical
 );
 
 /// <summary>
@@ -65,6 +78,7 @@ internal static class RealFaces
     {
         var annotated = new List<(string, byte[], int)>();
         var aligned = new List<Tensor>();
+        RoundTrip? roundTrip = null;
         bool dlib = File.Exists(store.PathOf("dlib-landmarks68"));
         var landmarks = dlib ? AlignmentLandmarks.Dlib : AlignmentLandmarks.FaceApi;
         using (var aligner = FaceAligner.Load(store, device, 128, allFaces: true, landmarks))
@@ -77,13 +91,14 @@ internal static class RealFaces
                 var image = ImageIO.Read(file);
                 var faces = detector.Detect(image);
                 annotated.Add((Path.GetFileName(file), ImageIO.Encode(Annotate(image, faces)), faces.Count));
-                foreach (
-                    var face in aligner.AlignFaces(
-                        new InputImage(file, Path.GetFileNameWithoutExtension(file), image),
-                        log
-                    )
-                )
+                var alignedFaces = aligner.AlignFaces(
+                    new InputImage(file, Path.GetFileNameWithoutExtension(file), image),
+                    log
+                );
+                foreach (var face in alignedFaces)
                     aligned.Add(face.Face.Image.MoveToOuterDisposeScope());
+                if (roundTrip is null && alignedFaces.Count > 1)
+                    roundTrip = PasteBackRoundTrip(Path.GetFileName(file), image, alignedFaces);
             }
         byte[]? grid = null;
         if (aligned.Count > 0)
@@ -94,7 +109,28 @@ internal static class RealFaces
                 a.Dispose();
         }
         var matrix = Identities(peopleDir, store, device, log);
-        return new RealFacesResult(annotated, grid, aligned.Count, matrix, Heatmap(matrix));
+        return new RealFacesResult(annotated, grid, aligned.Count, matrix, Heatmap(matrix), roundTrip);
+    }
+
+    /// <summary>Every aligned crop of a photo pasted back unmodified, with the masks used.</summary>
+    static RoundTrip PasteBackRoundTrip(string name, Tensor photo, IReadOnlyList<AlignedFace> faces)
+    {
+        var result = photo;
+        var covered = torch.zeros(1, photo.shape[1], photo.shape[2]);
+        foreach (var face in faces)
+        {
+            int size = (int)face.Face.Image.shape[^1];
+            var mask = PasteBack.FaceMask(face.Detection.Landmarks, face.Quad, size);
+            result = PasteBack.Paste(result, face.Face.Image, face.Quad, mask);
+            var alpha = PasteBack.Paste(torch.zeros_like(photo), torch.ones(3, size, size), face.Quad, mask);
+            covered = torch.maximum(covered, alpha.narrow(0, 0, 1));
+        }
+        var inside = (covered > 0.5).expand_as(photo);
+        double mse = (result - photo).square().masked_select(inside).mean().ToDouble();
+        var outside = covered.eq(0).expand_as(photo);
+        bool identical = result.masked_select(outside).eq(photo.masked_select(outside)).all().item<bool>();
+        var shown = photo * (covered * 0.75 + 0.25);
+        return new RoundTrip(name, ImageIO.Encode(result), ImageIO.Encode(shown), 10 * Math.Log10(1 / mse), identical);
     }
 
     /// <summary>face-api.js descriptors of PEOPLE/NAME/*.png and their pairwise distances.</summary>
