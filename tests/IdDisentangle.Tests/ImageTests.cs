@@ -328,4 +328,16 @@ public class ImageTests
         ImageIO.Write(path, labelled);
         Assert.True(new FileInfo(path).Length > 100);
     }
+
+    /// <summary>A tiny PNG declaring 50,000 x 50,000 pixels is refused from its header, quickly, without decoding.</summary>
+    [Fact]
+    public void APixelBombIsRefusedFromItsHeader()
+    {
+        string bomb = TestPaths.TestData("bombs", "png_50000x50000.png");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<ImageDecodeException>(() => ImageIO.Read(bomb));
+        Assert.Contains("50000x50000", e.Message);
+        Assert.Contains(bomb, e.Message);
+        Assert.True(sw.Elapsed.TotalSeconds < 5, $"took {sw.Elapsed.TotalSeconds:F1} s");
+    }
 }

@@ -94,6 +94,12 @@ internal sealed class KerasHdf5File
     {
         long[] shape = ds.Space.Dimensions.Select(d => (long)d).ToArray();
         var type = ds.Type;
+        // A damaged or hostile header can claim any shape: refuse what the file cannot hold before allocating it.
+        double bytes = shape.Aggregate(1.0, (n, d) => n * d) * type.Size;
+        if (bytes > new FileInfo(path).Length)
+            throw new InvalidDataException(
+                $"{path}: weight {name} claims [{string.Join(",", shape)}] ({bytes:E2} bytes), more than the file holds"
+            );
         Tensor t = (type.Class, type.Size) switch
         {
             (H5DataTypeClass.FloatingPoint, 4) => torch.tensor(ds.Read<float[]>()),

@@ -181,6 +181,10 @@ internal static class TorchCheckpoint
             var entry =
                 zip.GetEntry(prefix + "data/" + key)
                 ?? throw new InvalidDataException($"{path}: missing storage data/{key}");
+            if (entry.Length > stream.Length)
+                throw new InvalidDataException(
+                    $"{path}: storage data/{key} claims {entry.Length} bytes, more than the file holds"
+                );
             var bytes = new byte[entry.Length];
             using (var es = entry.Open())
                 es.ReadExactly(bytes);
@@ -227,7 +231,12 @@ internal static class TorchCheckpoint
             if (t.Count > 5 && t[5] is not null)
                 throw new InvalidDataException($"{path}: storage views of the legacy format are not supported");
             string key = Convert.ToString(t[2], System.Globalization.CultureInfo.InvariantCulture)!;
-            pending[key] = (type, Convert.ToInt64(t[4]));
+            long claimed = Convert.ToInt64(t[4]);
+            if (claimed < 0 || (double)claimed * type.Size > stream.Length)
+                throw new InvalidDataException(
+                    $"{path}: storage {key} claims {claimed} elements, more than the file holds"
+                );
+            pending[key] = (type, claimed);
             return storages.TryGetValue(key, out var s)
                 ? s
                 : storages[key] = new Storage(torch.empty(Convert.ToInt64(t[4]), type.Type));
