@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using IdDisentangle.Imaging;
+using IdDisentangle.Models;
 using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
 using TorchSharp;
@@ -289,7 +290,8 @@ internal sealed class Trainer : IDisposable
                 {
                     path = Path.GetFullPath(_c.GeneratorPath),
                     sha256 = Sha256(_c.GeneratorPath),
-                    resolution = g.Resolution,
+                    resolution = (g as ResizedGenerator)?.Inner.Resolution ?? g.Resolution,
+                    output_size = g.Resolution,
                     style_dim = g.StyleDim,
                 },
                 ["dataset"] = new
