@@ -104,8 +104,8 @@ public class TrainingTests
         Assert.True(File.Exists(Path.Combine(c.RunDir, "config.json")));
     }
 
-    /// <summary>Stopping after 3 steps and resuming gives the same losses at steps 3-5 as an uninterrupted
-    /// run.</summary>
+    /// <summary>Stopping after 3 steps and resuming (past a torn metrics line) gives the same losses at steps 3-5 as
+    /// an uninterrupted run.</summary>
     [SkippableFact]
     [Trait("Category", TestCategories.Slow)]
     public void ResumeReproducesTheUninterruptedRun()
@@ -122,8 +122,12 @@ public class TrainingTests
         var split = Tiny("split") with { NumSteps = 3 };
         using (var t = new Trainer(split))
             t.Run(resume: false);
-        using (var t = new Trainer(split with { NumSteps = 6 }))
+        // A kill while a metrics line was being appended leaves it torn: resuming drops it, saying so.
+        File.AppendAllText(Path.Combine(split.RunDir, "metrics.jsonl"), "{\"type\":\"step\",\"ste");
+        var messages = new List<string>();
+        using (var t = new Trainer(split with { NumSteps = 6 }, messages.Add))
             Assert.Equal(6, t.Run(resume: true).LastStep);
+        Assert.Contains(messages, m => m.Contains("dropped a torn last line"));
 
         var a = Steps(straight);
         var b = Steps(split);

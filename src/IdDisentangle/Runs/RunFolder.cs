@@ -182,6 +182,23 @@ internal sealed class RunFolder(string path)
         AtomicFile.ReplaceDirectory(fresh, final);
     }
 
+    /// <summary>
+    /// Drops a torn last line of metrics.jsonl (a process killed while appending it); returns whether it did. Whole
+    /// lines are kept as they are.
+    /// </summary>
+    public bool RepairMetrics()
+    {
+        if (!File.Exists(MetricsFile))
+            return false;
+        var bytes = File.ReadAllBytes(MetricsFile);
+        int end = bytes.Length;
+        if (end == 0 || bytes[end - 1] == (byte)'\n')
+            return false;
+        int lastNewline = Array.LastIndexOf(bytes, (byte)'\n');
+        AtomicFile.WriteAllBytes(MetricsFile, bytes.AsSpan(0, lastNewline + 1));
+        return true;
+    }
+
     /// <summary>Appends one JSON object as a line of metrics.jsonl.</summary>
     public void AppendMetrics(IReadOnlyDictionary<string, object> line) =>
         File.AppendAllText(MetricsFile, JsonSerializer.Serialize(line) + "\n");

@@ -67,6 +67,8 @@ internal sealed class Trainer : IDisposable
     )
     {
         _run.Create();
+        if (resume && _run.RepairMetrics())
+            _log($"{_run.MetricsFile}: dropped a torn last line (the run was killed while writing it)");
         if (resume && LoadCheckpoint())
             _log($"resumed at step {_stepIndex}");
         else if (!resume && _run.HasCheckpoint(RunFolder.Last))
