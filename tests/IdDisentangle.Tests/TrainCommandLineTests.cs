@@ -77,6 +77,7 @@ public class TrainCommandLineTests
             AttrBackbone = "resnet50",
             AttrInputSize = 149,
             OutputSize = 32,
+            CheckpointEvery = 7,
             FaceCrop = "none",
             ModelsDir = "models",
             Device = "cpu",

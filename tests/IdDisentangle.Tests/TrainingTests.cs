@@ -365,6 +365,65 @@ public class TrainingTests
             Assert.Equal(new long[] { 1, 3, 256, 256 }, model.Swap(rand(1, 3, 256, 256), rand(1, 3, 256, 256)).shape);
     }
 
+    /// <summary>
+    /// `iddis train` killed with SIGKILL after its checkpoint at step 2, then resumed: it redoes steps 2-5 from that
+    /// checkpoint, its metrics keep one record per step, and its final weights are those of an uninterrupted run.
+    /// </summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public void AKilledRunResumesToTheSameWeights()
+    {
+        TestModels.RequireFaceApi();
+        var straight = Tiny("uninterrupted") with { NumSteps = 6, CheckpointEvery = 2 };
+        using (var t = new Trainer(straight))
+            t.Run(resume: false);
+        var killed = straight with { Name = "killed", ResultsDir = TestPaths.NewTempDir() };
+        string[] args = IdDisentangle.Cli.Commands.TrainCommand.CommandLine(killed).Split(' ')[2..];
+        string metrics = Path.Combine(killed.RunDir, "metrics.jsonl");
+        int StepRecords() =>
+            File.Exists(metrics) ? File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) : 0;
+        var psi = new System.Diagnostics.ProcessStartInfo(
+            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet"
+        )
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "iddis.dll"), "train" }.Concat(args))
+            psi.ArgumentList.Add(a);
+        using (var p = System.Diagnostics.Process.Start(psi)!)
+        {
+            _ = p.StandardOutput.ReadToEndAsync();
+            _ = p.StandardError.ReadToEndAsync();
+            var deadline = DateTime.UtcNow.AddMinutes(5);
+            while (StepRecords() < 4 && !p.HasExited && DateTime.UtcNow < deadline)
+                Thread.Sleep(50);
+            Assert.False(p.HasExited, "the run ended before it could be killed");
+            p.Kill(entireProcessTree: true); // SIGKILL: no clean-up runs
+            p.WaitForExit();
+        }
+        Assert.InRange(StepRecords(), 4, 5);
+        var resumed = IddisProcess.Run(["train", .. args, "--resume"]);
+        Assert.True(resumed.Code == 0, resumed.Stdout + resumed.Stderr);
+        Assert.Contains("resumed at step", resumed.Stdout);
+        Assert.Equal([0, 1, 2, 3, 4, 5], Steps(killed).Select(d => d["step"].GetInt64()));
+        foreach (var part in new[] { "mapper", "e_attr", "w_discriminator" })
+        {
+            var a = TorchSharp.PyBridge.Safetensors.LoadStateDict(
+                Path.Combine(straight.RunDir, "weights", "last", part + ".safetensors")
+            );
+            var b = TorchSharp.PyBridge.Safetensors.LoadStateDict(
+                Path.Combine(killed.RunDir, "weights", "last", part + ".safetensors")
+            );
+            foreach (var (key, x) in a)
+            {
+                double scale = Math.Max(x.abs().max().ToDouble(), 1e-12);
+                double diff = TensorAssert.MaxAbsDiff(x, b[key]);
+                Assert.True(diff <= 1e-5 * scale, $"{part} {key}: {diff:E2} against {scale:E2}");
+            }
+        }
+    }
+
     [SkippableFact]
     public void MsSsimBelowItsMinimumResolutionIsAClearError()
     {

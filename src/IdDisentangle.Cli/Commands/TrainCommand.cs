@@ -68,6 +68,10 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         [HelpText("Seed of initialisation and data order")]
         public long Seed { get; init; }
 
+        [CommandOption("--checkpoint-every <N>")]
+        [HelpText("Steps between checkpoints of the run (what a killed run can lose at most)")]
+        public int CheckpointEvery { get; init; } = 500;
+
         [CommandOption("--not-improved-exit <N>")]
         [HelpText(
             "Stop once the not-improved counter exceeds N (0: never): a landmark improvement resets it, then an identity improvement resets it, else it grows by one"
@@ -205,6 +209,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
             AttrBackbone = s.AttrBackbone,
             AttrInputSize = s.AttrInputSize,
             OutputSize = s.OutputSize,
+            CheckpointEvery = s.CheckpointEvery,
             FaceCrop = s.FaceCrop,
             ModelsDir = s.ModelsDir,
             Device = s.Device,
@@ -245,6 +250,7 @@ internal sealed class TrainCommand : Command<TrainCommand.Settings>
         Add("--cross-frequency", c.CrossFrequency, d.CrossFrequency);
         Add("--seed", c.Seed, d.Seed);
         Add("--not-improved-exit", c.NotImprovedExit, d.NotImprovedExit);
+        Add("--checkpoint-every", c.CheckpointEvery, d.CheckpointEvery);
         Switch("--no-id-loss", !c.IdLoss);
         Switch("--no-landmarks-loss", !c.LandmarksLoss);
         Switch("--no-rec-loss", !c.ReconstructionLoss);

@@ -183,20 +183,46 @@ internal sealed class RunFolder(string path)
     }
 
     /// <summary>
-    /// Drops a torn last line of metrics.jsonl (a process killed while appending it); returns whether it did. Whole
-    /// lines are kept as they are.
+    /// Prepares metrics.jsonl for a run resumed at <paramref name="step"/>: drops a torn last line (a process killed
+    /// while appending it) and the records of steps from <paramref name="step"/> on (a killed run got past its last
+    /// checkpoint; the resumed one redoes them). Returns whether a line was torn and how many records were dropped.
     /// </summary>
-    public bool RepairMetrics()
+    public (bool Torn, int Dropped) TrimMetrics(long step)
     {
         if (!File.Exists(MetricsFile))
-            return false;
-        var bytes = File.ReadAllBytes(MetricsFile);
-        int end = bytes.Length;
-        if (end == 0 || bytes[end - 1] == (byte)'\n')
-            return false;
-        int lastNewline = Array.LastIndexOf(bytes, (byte)'\n');
-        AtomicFile.WriteAllBytes(MetricsFile, bytes.AsSpan(0, lastNewline + 1));
-        return true;
+            return (false, 0);
+        var text = File.ReadAllText(MetricsFile);
+        bool torn = text.Length > 0 && text[^1] != '\n';
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        if (torn)
+            lines.RemoveAt(lines.Count - 1);
+        // A validation record of step k is written before the checkpoint of step k; a step record k is step k's own.
+        bool Keep(string line) =>
+            RecordStep(line) switch
+            {
+                null => true,
+                ("validation", var k) => k <= step,
+                (_, var k) => k < step,
+            };
+        var kept = lines.Where(Keep).ToList();
+        int dropped = lines.Count - kept.Count;
+        if (torn || dropped > 0)
+            AtomicFile.WriteAllText(MetricsFile, string.Concat(kept.Select(l => l + "\n")));
+        return (torn, dropped);
+    }
+
+    static (string Type, long Step)? RecordStep(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            var root = doc.RootElement;
+            return (root.GetProperty("type").GetString() ?? "", root.GetProperty("step").GetInt64());
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Appends one JSON object as a line of metrics.jsonl.</summary>

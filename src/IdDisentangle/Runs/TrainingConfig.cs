@@ -43,6 +43,9 @@ internal sealed record TrainingConfig
     /// </summary>
     public int NotImprovedExit { get; init; }
 
+    /// <summary>Steps between the "last" checkpoints (and at the end): what a killed run can lose at most.</summary>
+    public int CheckpointEvery { get; init; } = 500;
+
     // ---- objective ----
     public bool IdLoss { get; init; } = true;
     public bool LandmarksLoss { get; init; } = true;

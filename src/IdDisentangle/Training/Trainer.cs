@@ -17,8 +17,7 @@ namespace IdDisentangle.Training;
 /// </summary>
 internal sealed class Trainer : IDisposable
 {
-    const int CheckpointEvery = 500,
-        MaxNonFiniteSteps = 10;
+    const int MaxNonFiniteSteps = 10;
 
     readonly TrainingConfig _c;
     readonly Action<string> _log;
@@ -67,10 +66,14 @@ internal sealed class Trainer : IDisposable
     )
     {
         _run.Create();
-        if (resume && _run.RepairMetrics())
-            _log($"{_run.MetricsFile}: dropped a torn last line (the run was killed while writing it)");
         if (resume && LoadCheckpoint())
             _log($"resumed at step {_stepIndex}");
+        if (resume && _run.TrimMetrics(_stepIndex) is var (torn, dropped) && (torn || dropped > 0))
+            _log(
+                $"{_run.MetricsFile}: "
+                    + (torn ? "dropped a torn last line (the run was killed while writing it); " : "")
+                    + $"{dropped} record(s) from step {_stepIndex} on dropped, they are redone"
+            );
         else if (!resume && _run.HasCheckpoint(RunFolder.Last))
             throw new IOException($"{_run.Path} already holds a run: resume it, or choose another name");
         WriteConfig();
@@ -114,7 +117,7 @@ internal sealed class Trainer : IDisposable
                         break;
                     }
                 }
-                if (_stepIndex % CheckpointEvery == 0)
+                if (_stepIndex % Math.Max(1, _c.CheckpointEvery) == 0)
                     SaveCheckpoint(RunFolder.Last);
             }
         }
@@ -148,7 +151,7 @@ internal sealed class Trainer : IDisposable
         _step.EAttr.eval();
         _step.M.eval();
         var eId = _step.EId;
-        var rng = new Random(HashCode.Combine(_c.Seed, _stepIndex, "validation"));
+        var rng = new Random(TrainingData.StableSeed(_c.Seed, _stepIndex, 1));
         bool real = _data.Real.Count > 0;
         int r = _step.G.Resolution;
         var sums = new Dictionary<string, List<double>>();

@@ -55,6 +55,19 @@ internal sealed class TrainingData
             log($"warning: no images at or after index {config.TrainDataSize}: validation is skipped");
     }
 
+    /// <summary>
+    /// A seed from (seed, step, purpose) that is the same in every process (HashCode.Combine is randomised per
+    /// process, which made a run resumed in a new process draw other batches).
+    /// </summary>
+    public static int StableSeed(long seed, long step, int purpose)
+    {
+        ulong x = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xC2B2AE3D27D4EB4FUL ^ (ulong)purpose;
+        x += 0x9E3779B97F4A7C15UL;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((x ^ (x >> 31)) & 0x7FFFFFFF);
+    }
+
     public List<long> All { get; }
     public List<long> Train { get; }
     public List<long> Test { get; }
@@ -66,7 +79,7 @@ internal sealed class TrainingData
     /// </summary>
     public Batch Load(long n)
     {
-        var rng = new Random(HashCode.Combine(_c.Seed, n));
+        var rng = new Random(StableSeed(_c.Seed, n, 0));
         bool cross = n % _c.CrossFrequency == 0;
         var ids = DrawImages(rng, Train, []);
         var attrs = cross ? DrawImages(rng, Train, ids.Select(p => p.Key)) : ids;
