@@ -455,7 +455,7 @@ public class DlibTests
                 "iddis-demo",
                 "1.0",
                 "pool/main/i/iddis-demo/iddis-demo_1.0_all.deb",
-                DebianWeights.Sha256(deb),
+                IdDisentangle.IO.FileHash.Sha256(deb),
                 "usr/share/demo/model.dat",
                 Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(payload)),
                 "demo/model.dat"
@@ -635,6 +635,9 @@ public class DlibTests
     public void StoredModelIsThePinnedFile()
     {
         Skip.If(!File.Exists(DlibReference.ModelPath), "run 'iddis models fetch' first (CI does)");
-        Assert.Equal(DebianWeights.DlibLandmarks68.MemberSha256, DebianWeights.Sha256(DlibReference.ModelPath));
+        Assert.Equal(
+            DebianWeights.DlibLandmarks68.MemberSha256,
+            IdDisentangle.IO.FileHash.Sha256(DlibReference.ModelPath)
+        );
     }
 }

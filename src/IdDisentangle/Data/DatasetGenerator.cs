@@ -64,17 +64,9 @@ internal static class DatasetGenerator
     /// <summary>z of index k: deterministic per (seed, k), independent of batching.</summary>
     public static Tensor ZFor(long seed, long k, int styleDim)
     {
-        ulong s = SplitMix64((ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)k);
+        ulong s = StableSeed.SplitMix64((ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)k);
         var rng = new torch.Generator(s & 0x7FFFFFFFFFFFFFFFUL);
         return torch.randn([1, styleDim], generator: rng);
-    }
-
-    static ulong SplitMix64(ulong x)
-    {
-        x += 0x9E3779B97F4A7C15UL;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
-        return x ^ (x >> 31);
     }
 
     /// <summary>Writes the missing indices of the shard; reports progress per image written or skipped. Returns the

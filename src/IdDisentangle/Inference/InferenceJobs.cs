@@ -77,26 +77,25 @@ internal static class InferenceJobs
             var placement =
                 faces.PlacementOf(attr)
                 ?? throw new ArgumentException($"{attr.Path}: a face that was not aligned from a photo");
-            var swapped = Swap(model, id, attr, reconstruct);
-            var mask = PasteBack.FaceMask(
-                placement.Face.Detection.Landmarks,
-                placement.Face.Quad,
-                (int)swapped.shape[^1]
-            );
-            photo = PasteBack.Paste(photo ?? placement.Photo.Image, swapped, placement.Face.Quad, mask);
+            photo = PasteIntoPhoto(Swap(model, id, attr, reconstruct), placement, photo).Photo;
         }
         return photo ?? throw new ArgumentException("no faces to swap");
     }
 
     /// <summary>
-    /// A face pasted back into the photo it was aligned from (<paramref name="placement"/>): the photo at its size,
+    /// A face pasted back into the photo it was aligned from (<paramref name="placement"/>), or into
+    /// <paramref name="into"/> when other faces of it are already replaced: the photo at its size,
     /// only the face region changed, and the soft mask used ([1,R,R] in the aligned square).
     /// </summary>
-    public static (Tensor Photo, Tensor Mask) PasteIntoPhoto(Tensor face, FaceInputs.Placement placement)
+    public static (Tensor Photo, Tensor Mask) PasteIntoPhoto(
+        Tensor face,
+        FaceInputs.Placement placement,
+        Tensor? into = null
+    )
     {
         int r = (int)face.shape[^1];
         var mask = PasteBack.FaceMask(placement.Face.Detection.Landmarks, placement.Face.Quad, r);
-        return (PasteBack.Paste(placement.Photo.Image, face, placement.Face.Quad, mask), mask);
+        return (PasteBack.Paste(into ?? placement.Photo.Image, face, placement.Face.Quad, mask), mask);
     }
 
     static void Write(string path, Tensor image, ISet<string> inputs)

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using IdDisentangle.Imaging;
+using IdDisentangle.IO;
 using IdDisentangle.Models;
 using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
@@ -294,7 +295,7 @@ internal sealed class Trainer : IDisposable
                 ["generator"] = new
                 {
                     path = Path.GetFullPath(_c.GeneratorPath),
-                    sha256 = Sha256(_c.GeneratorPath),
+                    sha256 = FileHash.Sha256(_c.GeneratorPath),
                     resolution = (g as ResizedGenerator)?.Inner.Resolution ?? g.Resolution,
                     output_size = g.Resolution,
                     style_dim = g.StyleDim,
@@ -305,7 +306,7 @@ internal sealed class Trainer : IDisposable
                     train_images = _data.Train.Count,
                     test_images = _data.Test.Count,
                 },
-                ["identity_weights_sha256"] = _c.IdentityWeights is null ? null : Sha256(_c.IdentityWeights),
+                ["identity_weights_sha256"] = _c.IdentityWeights is null ? null : FileHash.Sha256(_c.IdentityWeights),
                 ["versions"] = new
                 {
                     iddisentangle = typeof(Trainer).Assembly.GetName().Version?.ToString(),
@@ -315,12 +316,6 @@ internal sealed class Trainer : IDisposable
                 ["device"] = _step.Device.ToString(),
             }
         );
-    }
-
-    static string Sha256(string path)
-    {
-        using var fs = File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(fs)).ToLowerInvariant();
     }
 
     /// <summary>The best checkpoints keep the networks only; "last" also keeps the optimiser states, for

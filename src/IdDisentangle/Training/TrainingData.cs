@@ -59,14 +59,12 @@ internal sealed class TrainingData
     /// A seed from (seed, step, purpose) that is the same in every process (HashCode.Combine is randomised per
     /// process, which made a run resumed in a new process draw other batches).
     /// </summary>
-    public static int StableSeed(long seed, long step, int purpose)
-    {
-        ulong x = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xC2B2AE3D27D4EB4FUL ^ (ulong)purpose;
-        x += 0x9E3779B97F4A7C15UL;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
-        return (int)((x ^ (x >> 31)) & 0x7FFFFFFF);
-    }
+    public static int StableSeed(long seed, long step, int purpose) =>
+        (int)(
+            Runtime.StableSeed.SplitMix64(
+                (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xC2B2AE3D27D4EB4FUL ^ (ulong)purpose
+            ) & 0x7FFFFFFF
+        );
 
     public List<long> All { get; }
     public List<long> Train { get; }

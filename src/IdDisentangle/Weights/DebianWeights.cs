@@ -84,7 +84,7 @@ internal static class DebianWeights
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
 
         string installed = "/" + file.Member;
-        if (!OperatingSystem.IsWindows() && File.Exists(installed) && Sha256(installed) == file.MemberSha256)
+        if (!OperatingSystem.IsWindows() && File.Exists(installed) && FileHash.Sha256(installed) == file.MemberSha256)
         {
             AtomicFile.Write(
                 target,
@@ -126,7 +126,7 @@ internal static class DebianWeights
                 deb = Path.Combine(store.Root, ".download", file.DebFileName);
                 Download(url, deb, progress, cancellation);
             }
-            string actual = Sha256(deb);
+            string actual = FileHash.Sha256(deb);
             if (actual != file.DebSha256)
             {
                 if (fromDir is null)
@@ -136,7 +136,7 @@ internal static class DebianWeights
                 );
             }
             ExtractMember(deb, file.Member, target, cancellation);
-            string member = Sha256(target);
+            string member = FileHash.Sha256(target);
             if (member != file.MemberSha256)
             {
                 File.Delete(target);
@@ -193,7 +193,7 @@ internal static class DebianWeights
             else
                 input.CopyTo(output);
         }
-        if (Sha256(staged) != file.MemberSha256)
+        if (FileHash.Sha256(staged) != file.MemberSha256)
         {
             if (validate is null)
                 throw new InvalidDataException(
@@ -219,12 +219,6 @@ internal static class DebianWeights
         );
         log?.Invoke($"{source} -> {target}");
         return target;
-    }
-
-    public static string Sha256(string path)
-    {
-        using var fs = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(fs));
     }
 
     static void Download(

@@ -131,9 +131,7 @@ internal static class GeneratorCatalogue
         string staged = destination + ".unverified";
         HttpDownload.Download(url, staged, progress, cancellation: cancellation);
         long length = new FileInfo(staged).Length;
-        string actual;
-        using (var fs = File.OpenRead(staged))
-            actual = Convert.ToHexStringLower(SHA256.HashData(fs));
+        string actual = FileHash.Sha256(staged);
         if (
             (bytes is { } expected && length != expected)
             || !string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase)
