@@ -194,6 +194,37 @@ internal static class CliApp
                     "a_as_b.png"
                 );
             config
+                .AddCommand<VideoCommand>("video")
+                .Describe(
+                    "Swap one identity into every frame of a video: faces followed and smoothed, pasted back, audio kept"
+                )
+                .WithExample(
+                    "video",
+                    "--run",
+                    "results/ffhq256",
+                    "--id",
+                    "me.jpg",
+                    "--video",
+                    "clip.mp4",
+                    "--out",
+                    "clip_swapped.mp4"
+                )
+                .WithExample(
+                    "video",
+                    "--release",
+                    "paper_release",
+                    "--id",
+                    "me.jpg",
+                    "--video",
+                    "clip.mp4",
+                    "--start",
+                    "5",
+                    "--duration",
+                    "2",
+                    "--out",
+                    "part.mp4"
+                );
+            config
                 .AddCommand<EmbedCommand>("embed")
                 .Describe("Identity embeddings of face images (--out E.npy), or the distance of two (--compare A B)")
                 .WithExample("embed", "--net", "faceapi", "a.png", "b.png", "c.png", "--out", "embeddings.npy")

@@ -75,6 +75,8 @@ internal static class CliHost
             Setting.Photos => "--photos",
             Setting.InputFolder => "--input-dir",
             Setting.OutputSize => "--output-size",
+            Setting.VideoWindow => "--start/--duration",
+            Setting.WSmoothing => "--w-smoothing",
             _ => SettingException.Describe(setting),
         };
 

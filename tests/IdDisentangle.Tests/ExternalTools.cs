@@ -57,4 +57,11 @@ static class ExternalTools
         Skip.If(chromium is null, "Chromium is not installed (apt-get install chromium; .ci/run does)");
         return chromium!;
     }
+
+    /// <summary>FFmpeg (ffmpeg and ffprobe), which video reads and writes through; skips without it.</summary>
+    public static void RequireFfmpeg() =>
+        Skip.IfNot(
+            IdDisentangle.Video.Ffmpeg.IsAvailable,
+            "ffmpeg/ffprobe are not installed (apt-get install ffmpeg; .ci/run does)"
+        );
 }

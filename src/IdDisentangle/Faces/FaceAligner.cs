@@ -84,7 +84,7 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
     /// </summary>
     public IReadOnlyList<AlignedFace> AlignFaces(InputImage image, Action<string> log)
     {
-        var faces = detector.Detect(image.Image).OrderByDescending(f => f.Box.Area).ToList();
+        var faces = Detect(image.Image).ToList();
         if (faces.Count == 0)
         {
             log($"{image.Path}: no face found; skipped");
@@ -94,18 +94,29 @@ internal sealed class FaceAligner(FaceDetector detector, int resolution) : IDisp
             faces = faces.Take(1).ToList();
         var result = new List<AlignedFace>();
         for (int i = 0; i < faces.Count; i++)
-        {
-            var aligned = FfhqAlignment.Align(
-                image.Image,
-                faces[i].Landmarks,
-                Resolution,
-                out var quad,
-                detector.AlignmentCentreShift
-            );
-            string stem = AllFaces && faces.Count > 1 ? $"{image.Stem}_face{i + 1}" : image.Stem;
-            result.Add(new AlignedFace(new InputImage(image.Path, stem, aligned), faces[i], quad));
-        }
+            result.Add(AlignAt(image, faces[i], faces[i].Landmarks, AllFaces && faces.Count > 1 ? i + 1 : 0));
         return result;
+    }
+
+    /// <summary>Every face of <paramref name="image"/> [3,H,W], largest first.</summary>
+    public IReadOnlyList<DetectedFace> Detect(Tensor image) =>
+        detector.Detect(image).OrderByDescending(f => f.Box.Area).ToList();
+
+    /// <summary>
+    /// The face <paramref name="face"/> of <paramref name="image"/> aligned by <paramref name="landmarks"/> (its own,
+    /// or smoothed ones); <paramref name="number"/> &gt; 0 names it STEM_faceN.
+    /// </summary>
+    public AlignedFace AlignAt(InputImage image, DetectedFace face, IReadOnlyList<PixelPoint> landmarks, int number = 0)
+    {
+        var aligned = FfhqAlignment.Align(
+            image.Image,
+            landmarks,
+            Resolution,
+            out var quad,
+            detector.AlignmentCentreShift
+        );
+        string stem = number > 0 ? $"{image.Stem}_face{number}" : image.Stem;
+        return new AlignedFace(new InputImage(image.Path, stem, aligned), face with { Landmarks = landmarks }, quad);
     }
 
     public void Dispose() => detector.Dispose();

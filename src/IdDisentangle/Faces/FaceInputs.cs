@@ -69,8 +69,7 @@ internal sealed class FaceInputs(
                 result.Add(image);
                 continue;
             }
-            _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), device, resolution, allFaces, landmarks);
-            foreach (var face in _aligner.AlignFaces(image, log))
+            foreach (var face in Aligner().AlignFaces(image, log))
             {
                 _placements.Add(face.Face, new Placement(image, face));
                 result.Add(face.Face);
@@ -79,6 +78,10 @@ internal sealed class FaceInputs(
         }
         return result;
     }
+
+    /// <summary>The detector and aligner behind this object, loaded on first use.</summary>
+    public FaceAligner Aligner() =>
+        _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), device, resolution, allFaces, landmarks);
 
     public void Dispose() => _aligner?.Dispose();
 }

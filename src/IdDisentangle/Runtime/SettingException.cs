@@ -15,6 +15,8 @@ internal enum Setting
     Photos,
     InputFolder,
     OutputSize,
+    VideoWindow,
+    WSmoothing,
 }
 
 /// <summary>
@@ -51,6 +53,8 @@ internal class SettingException(Setting setting, string? value, string problem)
             Setting.Photos => "photo folder",
             Setting.InputFolder => "input folder",
             Setting.OutputSize => "output size",
+            Setting.VideoWindow => "video window",
+            Setting.WSmoothing => "w smoothing",
             _ => setting.ToString(),
         };
 }
