@@ -10,6 +10,8 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- output-size --threads 2           (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- video --threads 2 [--iters FRAMES]  (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- colour-match [--iters PHOTOS]        (one JSON line)
 // dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates
 // FaceCrop.FfhqFaceApi)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
@@ -23,6 +25,8 @@ return opts.Command switch
     "face-crop" => FaceCropSearch.Run(opts),
     "inference" => Emit(PipelineBenchmarks.Inference(opts)),
     "train-step" => Emit(PipelineBenchmarks.TrainStep(opts)),
+    "video" => Emit(VideoBenchmark.Run(opts)),
+    "colour-match" => Emit(ColourMatchBenchmark.Run(opts)),
     _ => Usage(),
 };
 
@@ -35,7 +39,7 @@ static int Emit(Dictionary<string, object> result)
 static int Usage()
 {
     Console.Error.WriteLine(
-        "usage: IdDisentangle.Bench (all|gemm|generator|output-size|inference|train-step|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
+        "usage: IdDisentangle.Bench (all|gemm|generator|output-size|inference|train-step|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
     );
     return 2;
 }

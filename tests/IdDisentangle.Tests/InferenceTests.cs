@@ -84,6 +84,17 @@ public class InferenceTests
         var changed = (result - photo).abs().gt(1.5 / 255).any(0);
         double share = changed.to(ScalarType.Float32).mean().ToDouble();
         Assert.True(share > 0.002 && share < 0.3, $"{share:P2} of the photo changed");
+        Assert.Equal(5 * 256 + 6 * 4, ImageIO.Read(Path.Combine(dir, "swap_steps.png")).shape[2]);
+
+        // --color-match moves the face's colours: the result differs inside the face, nowhere outside the mask.
+        string matched = Path.Combine(dir, "matched.png");
+        (code, text) = await CliCapture.RunAsync([.. common, "--out", matched, "--color-match"]);
+        Assert.True(code == 0, text);
+        var recoloured = ImageIO.Read(matched);
+        Assert.True((recoloured - result).abs().max().ToDouble() > 4.0 / 255, "colour matching changed nothing");
+        var touched = (result - photo).abs().gt(0).any(0); // where the mask reaches, in the plain paste
+        Assert.Equal(0, ((recoloured - photo).abs().gt(1.5 / 255).any(0) & touched.logical_not()).sum().ToInt64());
+
         (code, text) = await CliCapture.RunAsync([.. common, "--out", Path.Combine(dir, "crop.png"), "--crop-only"]);
         Assert.True(code == 0, text);
         Assert.Equal(new long[] { 3, 64, 64 }, ImageIO.Read(Path.Combine(dir, "crop.png")).shape);

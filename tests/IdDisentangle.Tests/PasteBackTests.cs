@@ -50,4 +50,29 @@ public class PasteBackTests
         Assert.True(psnr >= 35, $"PSNR inside the masks {psnr:F1} dB");
         Assert.True(inside.sum().ToDouble() > 3 * 40 * 40 * faces.Count, "the masks cover the faces");
     }
+
+    /// <summary>
+    /// Colour matching under a mask: a face given a colour cast comes back to the reference's mean colour under the
+    /// mask (and with the spread matched, to its standard deviation), and closer to the reference than the cast.
+    /// </summary>
+    [Fact]
+    public void ColourMatchingUndoesACast()
+    {
+        using var scope = NewDisposeScope();
+        var reference = ImageIO.Read(Path.Combine(TestPaths.Data("ffhq-real-256"), "00004.png"));
+        var mask = zeros(1, 256, 256);
+        mask[.., 60..200, 70..190] = ones(1, 140, 120);
+        var cast = (reference * 0.85 + tensor(new[] { 0.08f, 0f, -0.04f }).view(3, 1, 1)).clamp(0, 1);
+        var inside = (mask > 0.5).expand(3, -1, -1);
+        Tensor MeanUnder(Tensor x) => x.masked_select(inside).view(3, -1).mean([1]);
+        Tensor StdUnder(Tensor x) => x.masked_select(inside).view(3, -1).std(1, unbiased: false);
+        double Psnr(Tensor x) => 10 * Math.Log10(1 / (x - reference).square().masked_select(inside).mean().ToDouble());
+
+        var shifted = PasteBack.MatchColours(cast, reference, mask, matchSpread: false);
+        Assert.True((MeanUnder(shifted) - MeanUnder(reference)).abs().max().ToDouble() < 2e-3);
+        Assert.True(Psnr(shifted) > Psnr(cast) + 3, $"{Psnr(shifted):F1} dB vs {Psnr(cast):F1} dB");
+        var matched = PasteBack.MatchColours(cast, reference, mask);
+        Assert.True((StdUnder(matched) - StdUnder(reference)).abs().max().ToDouble() < 2e-3);
+        Assert.True(Psnr(matched) > 35, $"{Psnr(matched):F1} dB");
+    }
 }

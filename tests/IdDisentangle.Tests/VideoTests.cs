@@ -280,6 +280,50 @@ public class VideoTests
         Assert.True(partial.Duration < 0.5, $"the sound is cut at the last frame ({partial.Duration} s)");
         NoTemporaryFiles(dir);
     }
+
+    /// <summary>Ctrl-C (SIGINT to the process) during `iddis video`: exit 130, the frames done in a playable
+    /// STEM.partial.mp4, no temporary file.</summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    [Trait("Category", TestCategories.External)]
+    public void CtrlCLeavesAPlayablePartialClip()
+    {
+        Require();
+        string dir = TestPaths.NewTempDir();
+        string clip = PanAndZoomClip(dir, seconds: 6);
+        string output = Path.Combine(dir, "out.mp4");
+        var psi = new ProcessStartInfo(
+            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet"
+        )
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "iddis.dll") }.Concat(Common(clip, output)))
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddMinutes(3);
+        while (
+            Directory.GetFiles(dir, ".out.mp4.*.video.mp4").Length == 0 && !p.HasExited && DateTime.UtcNow < deadline
+        )
+            Thread.Sleep(50);
+        Thread.Sleep(3000); // some frames done
+        Assert.False(p.HasExited, "the job ended before it could be interrupted");
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()]))
+            kill.WaitForExit();
+        Assert.True(p.WaitForExit(120_000), "the job did not stop after Ctrl-C");
+        Assert.Equal(130, p.ExitCode);
+        string partial = Path.Combine(dir, "out.partial.mp4");
+        Assert.True(File.Exists(partial), stdout.Result);
+        Assert.Contains("cancelled", stdout.Result);
+        var info = IdDisentangle.Video.Ffmpeg.Probe(partial);
+        Assert.InRange(info.FrameCount, 1, 143);
+        Assert.True(info.HasAudio);
+        Assert.False(File.Exists(output));
+        NoTemporaryFiles(dir);
+    }
 }
 
 /// <summary>Following faces through frames: the One Euro filter and the tracker, on made-up detections.</summary>

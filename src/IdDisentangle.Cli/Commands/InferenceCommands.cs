@@ -59,6 +59,12 @@ internal class ModelSettings : FaceAlignmentSettings
     )]
     public bool CropOnly { get; init; }
 
+    [CommandOption("--color-match")]
+    [HelpText(
+        "Before pasting back, move the generated face's mean colour under the mask to the photo face's (a less visible seam, a slightly weaker identity; see bench/README.md)"
+    )]
+    public bool ColorMatch { get; init; }
+
     [CommandOption("--batch-size <B>")]
     [HelpText("Pairs rendered at once")]
     public int BatchSize { get; init; } = 8;
@@ -144,7 +150,7 @@ internal class ModelSettings : FaceAlignmentSettings
 
     /// <summary>How results are written: pasted back into their attribute photo unless --crop-only.</summary>
     public Func<InputImage, TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>? Output(FaceInputs faces) =>
-        CropOnly ? null : InferenceJobs.PasteBackInto(faces);
+        CropOnly ? null : InferenceJobs.PasteBackInto(faces, ColorMatch);
 
     /// <summary>Fails when alignment left nothing of a folder (every photo without a face).</summary>
     public static List<InputImage> RequireFaces(List<InputImage> images, string dir) =>
@@ -340,7 +346,8 @@ internal sealed class InterpolateCommand : Command<InterpolateCommand.Settings>
                     ModelSettings.Log,
                     () => p.Advance(1),
                     cancellation,
-                    pasteBack: !s.CropOnly
+                    pasteBack: !s.CropOnly,
+                    colourMatch: s.ColorMatch
                 )
         );
         AnsiConsole.MarkupLine($"{done} interpolation(s) in [blue]{Markup.Escape(s.Out)}[/]");
@@ -361,7 +368,9 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         public string Attr { get; init; } = "";
 
         [CommandOption("--save-crops")]
-        [HelpText("Also write the aligned result and the paste-back mask beside --out (STEM_crop.png, STEM_mask.png)")]
+        [HelpText(
+            "Also write the aligned result, the paste-back mask and a picture of the steps beside --out (STEM_crop.png, STEM_mask.png, STEM_steps.png)"
+        )]
         public bool SaveCrops { get; init; }
     }
 
@@ -384,7 +393,7 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
         if (s.AllFaces && !s.CropOnly && faces.PlacementOf(attrFace) is not null)
         {
             var every = aligned.Where(f => f.Path == attr.Path).ToList();
-            ImageIO.Write(s.Out, InferenceJobs.SwapEveryFace(model, idFace, every, faces, s.Reconstruct));
+            ImageIO.Write(s.Out, InferenceJobs.SwapEveryFace(model, idFace, every, faces, s.Reconstruct, s.ColorMatch));
             AnsiConsole.MarkupLine(
                 $"wrote [blue]{Markup.Escape(s.Out)}[/] ({every.Count} face(s) of the attribute photo swapped)"
             );
@@ -400,10 +409,16 @@ internal sealed class SwapCommand : Command<SwapCommand.Settings>
             ImageIO.Write(s.Out, swapped);
         else
         {
-            var (photo, mask) = InferenceJobs.PasteIntoPhoto(swapped, placement);
+            var (photo, mask) = InferenceJobs.PasteIntoPhoto(swapped, placement, colourMatch: s.ColorMatch);
             ImageIO.Write(s.Out, photo);
             if (s.SaveCrops)
+            {
                 ImageIO.Write(stem + "_mask.png", mask.expand(3, -1, -1));
+                ImageIO.Write(
+                    stem + "_steps.png",
+                    PasteBack.Steps(placement.Photo.Image, attrFace.Image, swapped, mask, photo, placement.Face.Quad)
+                );
+            }
         }
         if (s.SaveCrops)
             ImageIO.Write(stem + "_crop.png", swapped);

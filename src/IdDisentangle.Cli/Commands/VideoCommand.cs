@@ -57,6 +57,7 @@ internal sealed class VideoCommand : Command<VideoCommand.Settings>
             Start = s.Start,
             Duration = s.Duration,
             WSmoothing = s.WSmoothing,
+            ColourMatch = s.ColorMatch,
             Tracking = new TrackingOptions { AllFaces = s.AllFaces, SmoothLandmarks = !s.NoLandmarkSmoothing },
         };
         // The clip and the options are checked before the model loads, so a bad file fails fast.

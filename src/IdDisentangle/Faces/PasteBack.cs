@@ -111,6 +111,70 @@ internal static class PasteBack
         return result.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// <paramref name="face"/> [3,R,R] recoloured so that, weighted by <paramref name="mask"/> [1,R,R], each channel
+    /// has the mean (and with <paramref name="matchSpread"/> the standard deviation) it has in
+    /// <paramref name="reference"/> (the aligned input from the photo):
+    /// a global colour transfer (Reinhard et al. 2001, in RGB) that removes a colour cast between the generated face
+    /// and the photo, at the price of also moving the skin tone towards the attribute face's.
+    /// </summary>
+    public static Tensor MatchColours(Tensor face, Tensor reference, Tensor mask, bool matchSpread = true)
+    {
+        using var scope = torch.NewDisposeScope();
+        var weight = mask.to(ScalarType.Float32) / mask.sum().clamp_min(1e-6);
+        (Tensor Mean, Tensor Std) Stats(Tensor image)
+        {
+            var mean = (image * weight).sum([1, 2], keepdim: true);
+            var std = ((image - mean).square() * weight).sum([1, 2], keepdim: true).sqrt();
+            return (mean, std);
+        }
+        var (fm, fs) = Stats(face.to(ScalarType.Float32));
+        var (rm, rs) = Stats(reference.to(ScalarType.Float32));
+        var gain = matchSpread ? rs / fs.clamp_min(1e-4) : torch.ones_like(rs);
+        return ((face - fm) * gain + rm).clamp(0, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The steps of one paste-back side by side, each <paramref name="size"/> pixels square: the photo around the
+    /// face, the aligned input, the swapped face, the mask, and the result around the face.
+    /// </summary>
+    public static Tensor Steps(
+        Tensor photo,
+        Tensor alignedInput,
+        Tensor swapped,
+        Tensor mask,
+        Tensor result,
+        AlignmentQuad quad,
+        int size = 256
+    )
+    {
+        using var scope = torch.NewDisposeScope();
+        int h = (int)photo.shape[1],
+            w = (int)photo.shape[2];
+        var corners = new[] { quad.UpperLeft, quad.LowerLeft, quad.LowerRight, quad.UpperRight };
+        double cx = corners.Average(c => c.X),
+            cy = corners.Average(c => c.Y);
+        double half = Math.Max(corners.Max(c => c.X) - cx, corners.Max(c => c.Y) - cy) * 1.15;
+        int side = Math.Max(1, Math.Min((int)Math.Round(2 * half), Math.Min(h, w)));
+        int x0 = Math.Clamp((int)Math.Round(cx - side / 2.0), 0, w - side),
+            y0 = Math.Clamp((int)Math.Round(cy - side / 2.0), 0, h - side);
+        Tensor Around(Tensor image) =>
+            ImageOps.Resize(image.narrow(1, y0, side).narrow(2, x0, side), size, size, ResizeFilter.Area);
+        Tensor Square(Tensor image) => ImageOps.Resize(image.expand(3, -1, -1), size, size, ResizeFilter.Bilinear);
+        return ImageGrid
+            .Compose(
+                [Around(photo), Square(alignedInput), Square(swapped), Square(mask), Around(result)],
+                1,
+                5,
+                new GridLayout
+                {
+                    ColumnLabels = ["photo", "aligned input", "swapped", "mask", "pasted back"],
+                    Padding = 4,
+                }
+            )
+            .MoveToOuterDisposeScope();
+    }
+
     /// <summary>Andrew's monotone chain: the hull's corners, counter-clockwise.</summary>
     static List<PixelPoint> ConvexHull(List<PixelPoint> points)
     {

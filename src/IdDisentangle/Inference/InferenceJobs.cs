@@ -56,8 +56,9 @@ internal static class InferenceJobs
     /// The output for a rendered face: pasted back into the attribute input's photo when <paramref name="faces"/>
     /// aligned it from one, else the face itself.
     /// </summary>
-    public static Func<InputImage, Tensor, Tensor> PasteBackInto(FaceInputs faces) =>
-        (attr, face) => faces.PlacementOf(attr) is { } p ? PasteIntoPhoto(face, p).Photo : face;
+    public static Func<InputImage, Tensor, Tensor> PasteBackInto(FaceInputs faces, bool colourMatch = false) =>
+        (attr, face) =>
+            faces.PlacementOf(attr) is { } p ? PasteIntoPhoto(face, p, colourMatch: colourMatch).Photo : face;
 
     /// <summary>
     /// Every face of one photo (<paramref name="attrFaces"/>, aligned from it by <paramref name="faces"/>) given the
@@ -68,7 +69,8 @@ internal static class InferenceJobs
         InputImage id,
         IReadOnlyList<InputImage> attrFaces,
         FaceInputs faces,
-        bool reconstruct = false
+        bool reconstruct = false,
+        bool colourMatch = false
     )
     {
         Tensor? photo = null;
@@ -77,7 +79,7 @@ internal static class InferenceJobs
             var placement =
                 faces.PlacementOf(attr)
                 ?? throw new ArgumentException($"{attr.Path}: a face that was not aligned from a photo");
-            photo = PasteIntoPhoto(Swap(model, id, attr, reconstruct), placement, photo).Photo;
+            photo = PasteIntoPhoto(Swap(model, id, attr, reconstruct), placement, photo, colourMatch).Photo;
         }
         return photo ?? throw new ArgumentException("no faces to swap");
     }
@@ -85,18 +87,25 @@ internal static class InferenceJobs
     /// <summary>
     /// A face pasted back into the photo it was aligned from (<paramref name="placement"/>), or into
     /// <paramref name="into"/> when other faces of it are already replaced: the photo at its size,
-    /// only the face region changed, and the soft mask used ([1,R,R] in the aligned square).
+    /// only the face region changed, and the soft mask used ([1,R,R] in the aligned square). With
+    /// <paramref name="colourMatch"/> the face's mean colour under the mask is first moved to the aligned input's.
     /// </summary>
     public static (Tensor Photo, Tensor Mask) PasteIntoPhoto(
         Tensor face,
         FaceInputs.Placement placement,
-        Tensor? into = null
+        Tensor? into = null,
+        bool colourMatch = false
     )
     {
         int r = (int)face.shape[^1];
         var mask = PasteBack.FaceMask(placement.Face.Detection.Landmarks, placement.Face.Quad, r);
+        if (colourMatch)
+            face = PasteBack.MatchColours(face, ResizedTo(placement.Face.Face.Image, r), mask, matchSpread: false);
         return (PasteBack.Paste(into ?? placement.Photo.Image, face, placement.Face.Quad, mask), mask);
     }
+
+    static Tensor ResizedTo(Tensor image, int r) =>
+        image.shape[^1] == r && image.shape[^2] == r ? image : ImageOps.Resize(image, r, r, ResizeFilter.Area);
 
     static void Write(string path, Tensor image, ISet<string> inputs)
     {
@@ -265,7 +274,8 @@ internal static class InferenceJobs
         Action<string> log,
         Action? progress = null,
         CancellationToken cancellation = default,
-        bool pasteBack = true
+        bool pasteBack = true,
+        bool colourMatch = false
     )
     {
         int done = 0;
@@ -281,7 +291,7 @@ internal static class InferenceJobs
                     System.IO.Path.Combine(outDir, System.IO.Path.GetFileName(folder)),
                     steps,
                     options,
-                    pasteBack ? PasteBackInto(faces) : null
+                    pasteBack ? PasteBackInto(faces, colourMatch) : null
                 );
                 done++;
             }

@@ -28,6 +28,9 @@ internal sealed record VideoSwapOptions
     /// mapper keeps smooth): 0 uses each frame's own w.
     /// </summary>
     public double WSmoothing { get; init; } = 0.5;
+
+    /// <summary>Move each generated face's mean colour under the mask to the frame face's before pasting.</summary>
+    public bool ColourMatch { get; init; }
 }
 
 /// <summary>How a video job ended: when it was cancelled (not <c>Completed</c>), <c>Output</c> holds the frames
@@ -38,8 +41,15 @@ internal sealed record VideoSwapResult(
     int Frames,
     int FramesWithFaces,
     double Seconds,
-    VideoInfo Input
+    VideoInfo Input,
+    IReadOnlyList<FacePlacement> Faces
 );
+
+/// <summary>
+/// One face of one frame: its track, the square it was aligned by (and pasted back through), and how far its w
+/// moved since the track's previous frame (Euclidean, 0 on a track's first frame).
+/// </summary>
+internal sealed record FacePlacement(int Frame, int Track, AlignmentQuad Quad, double WStep);
 
 /// <summary>
 /// Swaps the identity of every frame's face in a video: each frame is decoded by ffmpeg, its faces are detected and
@@ -102,18 +112,19 @@ internal static class VideoSwapJob
         int frames = 0,
             withFaces = 0;
         bool completed = false;
+        var placements = new List<FacePlacement>();
         try
         {
             using (var reader = new VideoFrameReader(info, o.Start, o.Duration))
             using (var writer = new VideoFrameWriter(videoOnly, info.Width, info.Height, info.FrameRate, IsWebm(ext)))
             {
-                var swapper = new FrameSwapper(model, aligner, identity, o, 1 / info.FramesPerSecond);
+                var swapper = new FrameSwapper(model, aligner, identity, o, 1 / info.FramesPerSecond, placements);
                 try
                 {
                     var frame = new byte[reader.FrameBytes];
                     while (!cancellation.IsCancellationRequested && reader.Read(frame))
                     {
-                        var swapped = swapper.Swap(frame, info.Width, info.Height);
+                        var swapped = swapper.Swap(frame, info.Width, info.Height, frames);
                         writer.Write(swapped ?? frame);
                         frames++;
                         if (swapped is not null)
@@ -142,7 +153,15 @@ internal static class VideoSwapJob
                 : Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(output)}.partial{ext}");
             Ffmpeg.Mux(videoOnly, o.Input, o.Start, o.Duration, muxed, shortest: !completed);
             File.Move(muxed, target, overwrite: true);
-            return new VideoSwapResult(target, completed, frames, withFaces, clock.Elapsed.TotalSeconds, info);
+            return new VideoSwapResult(
+                target,
+                completed,
+                frames,
+                withFaces,
+                clock.Elapsed.TotalSeconds,
+                info,
+                placements
+            );
         }
         finally
         {
@@ -167,15 +186,18 @@ internal static class VideoSwapJob
         readonly FaceTracker _tracker;
         readonly Tensor _identityCode;
         readonly Dictionary<int, Tensor> _w = [];
+        readonly List<FacePlacement> _placements;
 
         public FrameSwapper(
             DisentanglementModel model,
             FaceAligner aligner,
             InputImage identity,
             VideoSwapOptions options,
-            double dt
+            double dt,
+            List<FacePlacement> placements
         )
         {
+            _placements = placements;
             _model = model;
             _aligner = aligner;
             _options = options;
@@ -189,7 +211,7 @@ internal static class VideoSwapJob
         }
 
         /// <summary>The frame with its faces swapped (RGB bytes), or null when it has no face.</summary>
-        public byte[]? Swap(byte[] rgb, int width, int height)
+        public byte[]? Swap(byte[] rgb, int width, int height, int frame)
         {
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.inference_mode();
@@ -208,24 +230,38 @@ internal static class VideoSwapJob
             {
                 var aligned = _aligner.AlignAt(input, face.Detection, face.Landmarks);
                 var attrCode = _model.AttributeCodes(aligned.Face.Image.unsqueeze(0).to(_model.Device));
-                var w = Smooth(face.TrackId, _model.WFromCodes(_identityCode, attrCode));
+                var (w, step) = Smooth(face.TrackId, _model.WFromCodes(_identityCode, attrCode));
+                _placements.Add(new FacePlacement(frame, face.TrackId, aligned.Quad, step));
                 var rendered = _model.Render(w)[0].cpu();
-                var mask = PasteBack.FaceMask(face.Landmarks, aligned.Quad, (int)rendered.shape[^1]);
+                int r = (int)rendered.shape[^1];
+                var mask = PasteBack.FaceMask(face.Landmarks, aligned.Quad, r);
+                if (_options.ColourMatch)
+                    rendered = PasteBack.MatchColours(
+                        rendered,
+                        ImageOps.Resize(aligned.Face.Image, r, r, ResizeFilter.Area),
+                        mask,
+                        matchSpread: false
+                    );
                 result = PasteBack.Paste(result, rendered, aligned.Quad, mask);
             }
             return ToRgb(result);
         }
 
-        Tensor Smooth(int track, Tensor w)
+        (Tensor W, double Step) Smooth(int track, Tensor w)
         {
             double keep = _options.WSmoothing;
-            if (_w.TryGetValue(track, out var previous) && keep > 0)
-                w = previous * keep + w * (1 - keep);
+            double step = 0;
+            if (_w.TryGetValue(track, out var previous))
+            {
+                if (keep > 0)
+                    w = previous * keep + w * (1 - keep);
+                step = (w - previous).norm().ToDouble();
+            }
             var kept = w.detach().clone().DetachFromDisposeScope();
             if (_w.Remove(track, out var old))
                 old.Dispose();
             _w[track] = kept;
-            return w;
+            return (w, step);
         }
 
         public void Dispose()
