@@ -95,6 +95,32 @@ public class InferenceTests
         var touched = (result - photo).abs().gt(0).any(0); // where the mask reaches, in the plain paste
         Assert.Equal(0, ((recoloured - photo).abs().gt(1.5 / 255).any(0) & touched.logical_not()).sum().ToInt64());
 
+        // A photo whose EXIF says "rotate 90 degrees": the result is the upright photo, at its upright size.
+        string rotated = Path.Combine(dir, "rotated.jpg");
+        File.WriteAllBytes(
+            rotated,
+            ImageTests.WithExifOrientation(ImageIO.Encode(photo.transpose(1, 2).flip(2), ImageFormat.Jpeg, 97), 6)
+        );
+        var upright = ImageIO.Read(rotated);
+        Assert.Equal(photo.shape, upright.shape);
+        string rotatedOut = Path.Combine(dir, "rotated_swap.png");
+        (code, text) = await CliCapture.RunAsync([
+            .. common.Select(a => a.EndsWith("DST_02.jpg", StringComparison.Ordinal) ? rotated : a),
+            "--out",
+            rotatedOut,
+        ]);
+        Assert.True(code == 0, text);
+        var rotatedResult = ImageIO.Read(rotatedOut);
+        Assert.Equal(upright.shape, rotatedResult.shape);
+        double rotatedShare = (rotatedResult - upright)
+            .abs()
+            .gt(1.5 / 255)
+            .any(0)
+            .to(ScalarType.Float32)
+            .mean()
+            .ToDouble();
+        Assert.True(rotatedShare > 0.002 && rotatedShare < 0.3, $"{rotatedShare:P2} of the upright photo changed");
+
         (code, text) = await CliCapture.RunAsync([.. common, "--out", Path.Combine(dir, "crop.png"), "--crop-only"]);
         Assert.True(code == 0, text);
         Assert.Equal(new long[] { 3, 64, 64 }, ImageIO.Read(Path.Combine(dir, "crop.png")).shape);
