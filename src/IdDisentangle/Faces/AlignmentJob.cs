@@ -128,7 +128,7 @@ internal static class AlignmentJob
         };
     }
 
-    static JsonObject ReadRecord(string path, Action<string> log)
+    internal static JsonObject ReadRecord(string path, Action<string> log)
     {
         if (!File.Exists(path))
             return [];
@@ -146,7 +146,7 @@ internal static class AlignmentJob
         }
     }
 
-    static void WriteRecord(string path, JsonObject record) =>
+    internal static void WriteRecord(string path, JsonObject record) =>
         IO.AtomicFile.WriteAllBytes(
             path,
             JsonSerializer.SerializeToUtf8Bytes(record, new JsonSerializerOptions { WriteIndented = false })

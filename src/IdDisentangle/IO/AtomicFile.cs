@@ -25,7 +25,7 @@ internal static class AtomicFile
             }
             File.Move(tmp, full, overwrite: true);
         }
-        catch
+        catch (Exception e)
         {
             try
             {
@@ -33,6 +33,9 @@ internal static class AtomicFile
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
+            // A disk error names the temporary file, if anything: say which file could not be written.
+            if (e.GetType() == typeof(IOException) && !e.Message.Contains(full, StringComparison.Ordinal))
+                throw new IOException($"{full}: could not be written ({e.Message}); an earlier version is kept", e);
             throw;
         }
     }

@@ -3,6 +3,7 @@ using IdDisentangle.Models;
 using IdDisentangle.Networks;
 using IdDisentangle.Runs;
 using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -79,9 +80,9 @@ internal sealed class DisentanglementModel : IDisposable
         var store = new ModelStore(modelsDir ?? config.ModelsDir);
         var eId = choice.IdentityEncoder(store, normalize: state.NormalizedIdentity ?? false);
         var eAttr = choice.AttributeEncoder(store, pretrained: false);
-        eAttr.load_safetensors(chosen.PathOf(CheckpointPart.AttributeEncoder));
+        StateDicts.LoadSafetensors(eAttr, chosen.PathOf(CheckpointPart.AttributeEncoder));
         var m = NetworkChoice.Mapper(eId, eAttr, g);
-        m.load_safetensors(chosen.PathOf(CheckpointPart.Mapper));
+        StateDicts.LoadSafetensors(m, chosen.PathOf(CheckpointPart.Mapper));
         foreach (var mod in new nn.Module[] { eId, eAttr, m })
         {
             mod.to(dev);

@@ -175,10 +175,29 @@ internal sealed class RunFolder(string path)
             fresh = final + ".new";
         if (Directory.Exists(fresh))
             Directory.Delete(fresh, true);
-        Directory.CreateDirectory(fresh);
-        foreach (var (part, write) in parts)
-            write(System.IO.Path.Combine(fresh, FileName(part)));
-        AtomicFile.WriteAllText(System.IO.Path.Combine(fresh, StateFile), JsonSerializer.Serialize(state, StateJson));
+        try
+        {
+            Directory.CreateDirectory(fresh);
+            foreach (var (part, write) in parts)
+                write(System.IO.Path.Combine(fresh, FileName(part)));
+            AtomicFile.WriteAllText(
+                System.IO.Path.Combine(fresh, StateFile),
+                JsonSerializer.Serialize(state, StateJson)
+            );
+        }
+        catch (IOException e)
+        {
+            // A full disk or a failing device: the previous checkpoint stays as it was, and nothing half-written.
+            try
+            {
+                Directory.Delete(fresh, true);
+            }
+            catch (IOException) { }
+            throw new IOException(
+                $"{final}: the checkpoint could not be written ({e.Message}); the previous one is kept",
+                e
+            );
+        }
         AtomicFile.ReplaceDirectory(fresh, final);
     }
 

@@ -1,4 +1,5 @@
 using IdDisentangle.IO;
+using IdDisentangle.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -97,7 +98,7 @@ internal sealed class KerasAdam : IDisposable
 
     public void Load(string path)
     {
-        var tensors = TorchSharp.PyBridge.Safetensors.LoadStateDict(path);
+        var tensors = StateDicts.ReadSafetensors(path);
         if (!tensors.TryGetValue("iterations", out var it) || tensors.Count != 2 * _params.Length + 1)
             throw new InvalidDataException($"{path}: not the optimiser state of these {_params.Length} parameters");
         using var noGrad = torch.no_grad();

@@ -108,7 +108,7 @@ internal sealed class TrainingStep : IDisposable
     public bool Load(Checkpoint checkpoint)
     {
         foreach (var (part, module) in TrainedNetworks)
-            module.load_safetensors(checkpoint.PathOf(part));
+            StateDicts.LoadSafetensors(module, checkpoint.PathOf(part));
         if (!checkpoint.Has(CheckpointPart.OptimizerMain))
             return false;
         _optMain.Load(checkpoint.PathOf(CheckpointPart.OptimizerMain));

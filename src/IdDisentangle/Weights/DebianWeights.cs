@@ -244,6 +244,31 @@ internal static class DebianWeights
     /// <summary>Writes one file of a .deb's data.tar.xz to <paramref name="target"/> (atomically).</summary>
     public static void ExtractMember(string deb, string member, string target, CancellationToken cancellation = default)
     {
+        try
+        {
+            ExtractMemberUnchecked(deb, member, target, cancellation);
+        }
+        // The xz and tar decoders report damage with their own exceptions, none naming the file; a failure to write
+        // the target (a full disk) is an IOException of its own and passes as it is.
+        catch (Exception e)
+            when (e
+                    is EndOfStreamException
+                        or FormatException
+                        or ArgumentException
+                        or IndexOutOfRangeException
+                        or OverflowException
+                        or NotSupportedException
+                        or InvalidOperationException
+                || e.GetType().Namespace?.StartsWith("SharpCompress", StringComparison.Ordinal) == true
+                || (e is InvalidDataException && !e.Message.StartsWith(deb, StringComparison.Ordinal))
+            )
+        {
+            throw new InvalidDataException($"{deb}: a damaged Debian package ({e.GetType().Name}: {e.Message})", e);
+        }
+    }
+
+    static void ExtractMemberUnchecked(string deb, string member, string target, CancellationToken cancellation)
+    {
         using var fs = File.OpenRead(deb);
         using var data = OpenArMember(fs, "data.tar.xz", deb);
         using var xz = new XZStream(data);

@@ -224,7 +224,7 @@ internal static class PretrainedNetworks
         var net = create();
         if (File.Exists(converted))
         {
-            net.load_safetensors(converted, strict: true);
+            StateDicts.LoadSafetensors(net, converted);
         }
         else
         {

@@ -17,17 +17,30 @@ internal static class TfjsWeights
     {
         if (!File.Exists(manifestPath))
             throw new FileNotFoundException($"{manifestPath}: no such weights manifest", manifestPath);
-        var root = JsonNode.Parse(File.ReadAllText(manifestPath));
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(manifestPath));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{manifestPath}: not JSON ({e.Message})", e);
+        }
         var groups =
             root as JsonArray
-            ?? root?["weightsManifest"] as JsonArray
+            ?? (root as JsonObject)?["weightsManifest"] as JsonArray
             ?? throw new InvalidDataException($"{manifestPath}: not a TensorFlow.js weights manifest");
         string dir = Path.GetDirectoryName(Path.GetFullPath(manifestPath))!;
         return Decode(
             groups,
             shard =>
             {
-                string path = Path.Combine(dir, shard);
+                // A manifest names its shards beside it: a path that leads elsewhere is refused, never read.
+                string path = Path.GetFullPath(Path.Combine(dir, shard));
+                if (Path.GetDirectoryName(path) != dir)
+                    throw new InvalidDataException(
+                        $"{manifestPath}: shard path '{shard}' leaves the manifest's folder"
+                    );
                 if (!File.Exists(path))
                     throw new FileNotFoundException($"{manifestPath}: missing weight shard {path}", path);
                 return File.ReadAllBytes(path);
@@ -39,6 +52,36 @@ internal static class TfjsWeights
     /// <summary>Decodes the weights of manifest <paramref name="groups"/>, reading each shard by its manifest
     /// path.</summary>
     public static Dictionary<string, Tensor> Decode(
+        JsonArray groups,
+        Func<string, byte[]> readShard,
+        string manifestPath
+    )
+    {
+        try
+        {
+            return DecodeGroups(groups, readShard, manifestPath);
+        }
+        // A manifest of the wrong shape (a string where a number belongs, a missing field) surfaces as the JSON
+        // model's and the runtime's exceptions: one typed error naming the manifest.
+        catch (Exception e)
+            when (e
+                    is InvalidOperationException
+                        or FormatException
+                        or NullReferenceException
+                        or InvalidCastException
+                        or OverflowException
+                        or ArgumentException
+                        or IndexOutOfRangeException
+            )
+        {
+            throw new InvalidDataException(
+                $"{manifestPath}: a malformed weights manifest ({e.GetType().Name}: {e.Message})",
+                e
+            );
+        }
+    }
+
+    static Dictionary<string, Tensor> DecodeGroups(
         JsonArray groups,
         Func<string, byte[]> readShard,
         string manifestPath
@@ -59,7 +102,14 @@ internal static class TfjsWeights
             {
                 string name = (string)w!["name"]!;
                 long[] shape = (w["shape"] as JsonArray)!.Select(e => (long)(double)e!).ToArray();
-                long count = shape.Aggregate(1L, (a, b) => a * b);
+                // Every element takes at least a byte of the shards: a shape claiming more is refused before the
+                // allocation it would cause.
+                double claimed = shape.Aggregate(1.0, (a, b) => a * b);
+                if (shape.Any(d => d < 0) || claimed > data.Length - offset)
+                    throw new InvalidDataException(
+                        $"{manifestPath}: {name} has shape [{string.Join(",", shape)}], more than the shards hold"
+                    );
+                long count = (long)claimed;
                 string dtype = (string)w["dtype"]!;
                 // int32 entries are graph constants (shapes, slice bounds) that converted TF graphs carry along; they
                 // are

@@ -250,9 +250,15 @@ internal static class TorchCheckpoint
         foreach (var k in keys)
         {
             string key = Convert.ToString(k, System.Globalization.CultureInfo.InvariantCulture)!;
+            if (stream.Length - stream.Position < 8)
+                throw new InvalidDataException($"{path}: truncated before storage {key}");
             long numel = br.ReadInt64();
             if (!pending.TryGetValue(key, out var info))
                 throw new InvalidDataException($"{path}: unknown storage {key}");
+            if (numel != info.Numel)
+                throw new InvalidDataException(
+                    $"{path}: storage {key} holds {numel} elements where its tensor says {info.Numel}"
+                );
             var bytes = br.ReadBytes((int)(numel * info.Type.Size));
             if (bytes.Length != numel * info.Type.Size)
                 throw new InvalidDataException($"{path}: truncated storage {key}");

@@ -41,14 +41,10 @@ internal sealed class PickleReader
             throw Malformed("unexpected end of data (a truncated file?)");
         }
         // A damaged pickle can make an allowed global's reconstruction fail in any way: one typed error naming the file.
+        // Errors raised inside reconstruction code that does not know the file (a numpy array's state, say) get it too.
         catch (Exception e)
-            when (e
-                    is not (
-                        InvalidDataException
-                        or PickleSecurityException
-                        or OperationCanceledException
-                        or IOException
-                    )
+            when (e is not (PickleSecurityException or OperationCanceledException)
+                && !e.Message.StartsWith(_name, StringComparison.Ordinal)
             )
         {
             string at = stream.CanSeek ? $" near byte {stream.Position - start}" : "";
@@ -404,11 +400,32 @@ internal sealed class PickleReader
         {
             if (n < 0 || n > Array.MaxLength)
                 throw owner.Malformed($"invalid length {n}");
-            var b = _r.ReadBytes((int)n);
-            if (b.Length != n)
-                throw owner.Malformed("unexpected end of data");
-            return b;
+            // A damaged length can claim gigabytes: never allocate more than the data that is there.
+            if (stream.CanSeek && n > stream.Length - stream.Position)
+                throw owner.Malformed(
+                    $"a string or bytes of {n} bytes, more than the {stream.Length - stream.Position} left"
+                );
+            if (stream.CanSeek || n <= Chunk)
+            {
+                var b = _r.ReadBytes((int)n);
+                if (b.Length != n)
+                    throw owner.Malformed("unexpected end of data");
+                return b;
+            }
+            using var buffer = new MemoryStream();
+            var chunk = new byte[Chunk];
+            for (long left = n; left > 0; )
+            {
+                int got = _r.Read(chunk, 0, (int)Math.Min(Chunk, left));
+                if (got == 0)
+                    throw owner.Malformed("unexpected end of data");
+                buffer.Write(chunk, 0, got);
+                left -= got;
+            }
+            return buffer.ToArray();
         }
+
+        const int Chunk = 1 << 20;
 
         object MemoGet(object key)
         {
