@@ -365,23 +365,18 @@ public class TrainingTests
             Assert.Equal(new long[] { 1, 3, 256, 256 }, model.Swap(rand(1, 3, 256, 256), rand(1, 3, 256, 256)).shape);
     }
 
-    /// <summary>
-    /// `iddis train` killed with SIGKILL after its checkpoint at step 2, then resumed: it redoes steps 2-5 from that
-    /// checkpoint, its metrics keep one record per step, and its final weights are those of an uninterrupted run.
-    /// </summary>
-    [SkippableFact]
-    [Trait("Category", TestCategories.Slow)]
-    public void AKilledRunResumesToTheSameWeights()
+    /// <summary>The run the interrupted ones must reach: 6 steps, checkpoints every 2, validation before steps 0
+    /// and 4 (long enough to be caught in).</summary>
+    static readonly Lazy<TrainingConfig> Uninterrupted = new(() =>
     {
-        TestModels.RequireFaceApi();
-        var straight = Tiny("uninterrupted") with { NumSteps = 6, CheckpointEvery = 2 };
-        using (var t = new Trainer(straight))
-            t.Run(resume: false);
-        var killed = straight with { Name = "killed", ResultsDir = TestPaths.NewTempDir() };
-        string[] args = IdDisentangle.Cli.Commands.TrainCommand.CommandLine(killed).Split(' ')[2..];
-        string metrics = Path.Combine(killed.RunDir, "metrics.jsonl");
-        int StepRecords() =>
-            File.Exists(metrics) ? File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) : 0;
+        var c = Tiny("uninterrupted") with { NumSteps = 6, CheckpointEvery = 2, TestFrequency = 4, TestSize = 6 };
+        using var t = new Trainer(c);
+        t.Run(resume: false);
+        return c;
+    });
+
+    static System.Diagnostics.Process StartTrain(string[] args)
+    {
         var psi = new System.Diagnostics.ProcessStartInfo(
             Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet"
         )
@@ -391,37 +386,141 @@ public class TrainingTests
         };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "iddis.dll"), "train" }.Concat(args))
             psi.ArgumentList.Add(a);
-        using (var p = System.Diagnostics.Process.Start(psi)!)
+        var p = System.Diagnostics.Process.Start(psi)!;
+        _ = p.StandardOutput.ReadToEndAsync();
+        _ = p.StandardError.ReadToEndAsync();
+        return p;
+    }
+
+    /// <summary>Waits (polling) until <paramref name="moment"/> holds, while the process runs.</summary>
+    static void WaitFor(System.Diagnostics.Process p, Func<bool> moment, string what)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (!moment())
         {
-            _ = p.StandardOutput.ReadToEndAsync();
-            _ = p.StandardError.ReadToEndAsync();
-            var deadline = DateTime.UtcNow.AddMinutes(5);
-            while (StepRecords() < 4 && !p.HasExited && DateTime.UtcNow < deadline)
-                Thread.Sleep(50);
-            Assert.False(p.HasExited, "the run ended before it could be killed");
+            Assert.False(p.HasExited, $"the run ended before {what}");
+            Assert.True(DateTime.UtcNow < deadline, $"no {what} within 5 minutes");
+            Thread.Sleep(2);
+        }
+    }
+
+    /// <summary>Every checkpoint the run left loads; metrics.jsonl parses, but for a torn last line.</summary>
+    static void NothingIsCorrupt(TrainingConfig c)
+    {
+        var run = new RunFolder(c.RunDir);
+        var resumable = run.FindResumable();
+        Assert.NotNull(resumable);
+        foreach (var dir in Directory.GetDirectories(Path.Combine(c.RunDir, "weights")))
+            if (File.Exists(Path.Combine(dir, "state.json")))
+                foreach (var file in Directory.GetFiles(dir, "*.safetensors"))
+                foreach (var t in StateDicts.ReadSafetensors(file).Values)
+                    t.Dispose();
+        var lines = File.ReadAllText(Path.Combine(c.RunDir, "metrics.jsonl")).Split('\n');
+        foreach (var line in lines[..^1])
+            JsonDocument.Parse(line).Dispose();
+    }
+
+    static void SameWeights(TrainingConfig a, TrainingConfig b)
+    {
+        foreach (var part in new[] { "mapper", "e_attr", "w_discriminator" })
+        {
+            var x = StateDicts.ReadSafetensors(Path.Combine(a.RunDir, "weights", "last", part + ".safetensors"));
+            var y = StateDicts.ReadSafetensors(Path.Combine(b.RunDir, "weights", "last", part + ".safetensors"));
+            foreach (var (key, value) in x)
+            {
+                double scale = Math.Max(value.abs().max().ToDouble(), 1e-12);
+                double diff = TensorAssert.MaxAbsDiff(value, y[key]);
+                Assert.True(diff <= 1e-5 * scale, $"{part} {key}: {diff:E2} against {scale:E2}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// `iddis train` killed with SIGKILL at several moments: after a checkpoint, inside a step, while a checkpoint is
+    /// being written, while validating. Each time nothing is corrupt (every checkpoint loads, metrics.jsonl parses
+    /// but for a torn last line), `--resume` redoes what was lost from the last checkpoint, the metrics keep one
+    /// record per step, and the final weights are those of the uninterrupted run.
+    /// </summary>
+    [SkippableTheory]
+    [Trait("Category", TestCategories.Slow)]
+    [InlineData("after a checkpoint")]
+    [InlineData("inside a step")]
+    [InlineData("writing a checkpoint")]
+    [InlineData("validating")]
+    public void AKilledRunResumesToTheSameWeights(string moment)
+    {
+        TestModels.RequireFaceApi();
+        var straight = Uninterrupted.Value;
+        var killed = straight with { Name = "killed", ResultsDir = TestPaths.NewTempDir() };
+        string[] args = IdDisentangle.Cli.Commands.TrainCommand.CommandLine(killed).Split(' ')[2..];
+        string metrics = Path.Combine(killed.RunDir, "metrics.jsonl");
+        string[] Lines() => File.Exists(metrics) ? File.ReadAllLines(metrics) : [];
+        int StepRecords() => Lines().Count(l => l.Contains("\"type\":\"step\""));
+        bool Validated(int step) =>
+            Lines().Any(l => l.Contains("\"type\":\"validation\"") && l.Contains($"\"step\":{step},"));
+        string fresh = Path.Combine(killed.RunDir, "weights", "last.new");
+        using (var p = StartTrain(args))
+        {
+            switch (moment)
+            {
+                case "after a checkpoint":
+                    WaitFor(p, () => StepRecords() >= 4, "step 3");
+                    break;
+                case "inside a step":
+                    WaitFor(p, () => StepRecords() >= 3, "step 2");
+                    Thread.Sleep(150);
+                    break;
+                case "writing a checkpoint":
+                    WaitFor(p, () => StepRecords() >= 4 && Directory.Exists(fresh), "the step-4 checkpoint's writing");
+                    break;
+                default:
+                    WaitFor(p, () => StepRecords() >= 4, "step 3");
+                    break;
+            }
             p.Kill(entireProcessTree: true); // SIGKILL: no clean-up runs
             p.WaitForExit();
         }
-        Assert.InRange(StepRecords(), 4, 5);
+        if (moment == "validating")
+            Assert.False(Validated(4), "the validation before step 4 had finished: the kill came too late");
+        if (moment == "writing a checkpoint")
+            Assert.True(Directory.Exists(fresh), "the checkpoint was complete: the kill came too late");
+        NothingIsCorrupt(killed);
         var resumed = IddisProcess.Run(["train", .. args, "--resume"]);
         Assert.True(resumed.Code == 0, resumed.Stdout + resumed.Stderr);
         Assert.Contains("resumed at step", resumed.Stdout);
         Assert.Equal([0, 1, 2, 3, 4, 5], Steps(killed).Select(d => d["step"].GetInt64()));
-        foreach (var part in new[] { "mapper", "e_attr", "w_discriminator" })
+        SameWeights(straight, killed);
+    }
+
+    /// <summary>SIGTERM (as Ctrl-C) finishes the step under way, writes a checkpoint of it, and exits 130; the run
+    /// resumes from exactly there to the uninterrupted run's weights.</summary>
+    [SkippableFact]
+    [Trait("Category", TestCategories.Slow)]
+    public void SigtermCheckpointsTheStepAndExits130()
+    {
+        TestModels.RequireFaceApi();
+        var straight = Uninterrupted.Value;
+        var stopped = straight with { Name = "stopped", ResultsDir = TestPaths.NewTempDir() };
+        string[] args = IdDisentangle.Cli.Commands.TrainCommand.CommandLine(stopped).Split(' ')[2..];
+        string metrics = Path.Combine(stopped.RunDir, "metrics.jsonl");
+        int StepRecords() =>
+            File.Exists(metrics) ? File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) : 0;
+        using (var p = StartTrain(args))
         {
-            var a = TorchSharp.PyBridge.Safetensors.LoadStateDict(
-                Path.Combine(straight.RunDir, "weights", "last", part + ".safetensors")
-            );
-            var b = TorchSharp.PyBridge.Safetensors.LoadStateDict(
-                Path.Combine(killed.RunDir, "weights", "last", part + ".safetensors")
-            );
-            foreach (var (key, x) in a)
-            {
-                double scale = Math.Max(x.abs().max().ToDouble(), 1e-12);
-                double diff = TensorAssert.MaxAbsDiff(x, b[key]);
-                Assert.True(diff <= 1e-5 * scale, $"{part} {key}: {diff:E2} against {scale:E2}");
-            }
+            WaitFor(p, () => StepRecords() >= 1, "step 0");
+            using (var term = System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()]))
+                term.WaitForExit();
+            Assert.True(p.WaitForExit(120_000), "the run did not stop after SIGTERM");
+            Assert.Equal(130, p.ExitCode);
         }
+        var state = new RunFolder(stopped.RunDir).OpenCheckpoint("last").State;
+        Assert.InRange(state.Step, 1, 5);
+        Assert.Equal(state.Step, StepRecords());
+        var resumed = IddisProcess.Run(["train", .. args, "--resume"]);
+        Assert.True(resumed.Code == 0, resumed.Stdout + resumed.Stderr);
+        Assert.Contains($"resumed at step {state.Step}", resumed.Stdout);
+        Assert.Equal([0, 1, 2, 3, 4, 5], Steps(stopped).Select(d => d["step"].GetInt64()));
+        SameWeights(straight, stopped);
     }
 
     [SkippableFact]

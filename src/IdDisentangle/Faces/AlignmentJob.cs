@@ -53,13 +53,10 @@ internal static class AlignmentJob
         {
             cancellation.ThrowIfCancellationRequested();
             string stem = Path.GetFileNameWithoutExtension(file);
-            if (
-                !overwrite
-                && (
-                    File.Exists(Path.Combine(outDir, stem + ".png"))
-                    || File.Exists(Path.Combine(outDir, stem + "_face1.png"))
-                )
-            )
+            // Done only when its faces are both written and recorded: a job killed between the two (the record is
+            // saved every 25 photos) redoes the photo, which gives the same faces.
+            bool Done(string name) => File.Exists(Path.Combine(outDir, name)) && record.ContainsKey(name);
+            if (!overwrite && (Done(stem + ".png") || Done(stem + "_face1.png")))
             {
                 already++;
                 progress?.Invoke();
