@@ -66,17 +66,27 @@ internal sealed class ConsoleFetchObserver(string note) : IModelFetchObserver
 /// <summary>Sets each command's fetch policy: --offline (or IDDIS_OFFLINE) and the console's progress bars.</summary>
 internal sealed class FetchPolicyInterceptor : ICommandInterceptor
 {
-    IDisposable? _scope;
+    IDisposable? _scope,
+        _pixels;
 
-    public void Intercept(CommandContext context, CommandSettings settings) =>
+    public void Intercept(CommandContext context, CommandSettings settings)
+    {
         _scope = ModelStore.UseFetchPolicy(
             settings is Commands.ComputeSettings { Offline: true },
             ConsoleFetchObserver.OnDemand
         );
+        if (settings is Commands.ComputeSettings { MaxPixels: { } limit })
+            _pixels =
+                limit > 0
+                    ? Imaging.ImageIO.UseMaxPixels(limit)
+                    : throw new ArgumentException($"--max-pixels {limit}: must be positive");
+    }
 
     public void InterceptResult(CommandContext context, CommandSettings settings, ref int result)
     {
         _scope?.Dispose();
         _scope = null;
+        _pixels?.Dispose();
+        _pixels = null;
     }
 }

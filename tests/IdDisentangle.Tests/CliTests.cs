@@ -5,6 +5,39 @@ namespace IdDisentangle.Tests;
 [Collection("console")]
 public class CliTests
 {
+    /// <summary>--max-pixels refuses an image from its header, by name, in any command that reads images.</summary>
+    [SkippableFact]
+    public async Task MaxPixelsRefusesLargerImagesByName()
+    {
+        TestModels.RequireFaceApi();
+        string photo = Path.Combine(TestPaths.Data("photos-unaligned"), "DST_01.jpg");
+        string outFile = Path.Combine(TestPaths.NewTempDir(), "e.npy");
+        var (code, text) = await CliCapture.RunAsync(
+            "embed",
+            "--net",
+            "faceapi",
+            photo,
+            "--max-pixels",
+            "1000",
+            "--out",
+            outFile
+        );
+        Assert.Equal(1, code);
+        Assert.Contains($"{photo}: image is 441x610, more than the 1000 pixels allowed", text);
+        (code, text) = await CliCapture.RunAsync(
+            "embed",
+            "--net",
+            "faceapi",
+            photo,
+            "--max-pixels",
+            "0",
+            "--out",
+            outFile
+        );
+        Assert.Contains("--max-pixels 0: must be positive", text);
+        Assert.NotEqual(0, code);
+    }
+
     [Fact]
     public async Task DoctorRunsAComputationAndSucceeds()
     {

@@ -21,4 +21,10 @@ internal class ComputeSettings : CommandSettings
     [CommandOption("--offline")]
     [HelpText("Never download: a missing pretrained model is an error saying how to fetch it (also IDDIS_OFFLINE=1)")]
     public bool Offline { get; init; }
+
+    [CommandOption("--max-pixels <N>")]
+    [HelpText(
+        "Refuse images whose header claims more pixels than this, before decoding them (default 134217728, 16384 x 8192)"
+    )]
+    public long? MaxPixels { get; init; }
 }

@@ -23,6 +23,27 @@ internal static class ImageIO
     /// 8192.</summary>
     public const long DefaultMaxPixels = 16384L * 8192L;
 
+    static readonly AsyncLocal<long?> Limit = new();
+
+    /// <summary>The pixel limit of reads that give none: <see cref="DefaultMaxPixels"/> unless a caller set one with
+    /// <see cref="UseMaxPixels"/>.</summary>
+    public static long MaxPixels => Limit.Value ?? DefaultMaxPixels;
+
+    /// <summary>Sets the pixel limit for the calling flow until the result is disposed.</summary>
+    public static IDisposable UseMaxPixels(long maxPixels)
+    {
+        if (maxPixels <= 0)
+            throw new ArgumentOutOfRangeException(nameof(maxPixels), maxPixels, "the pixel limit must be positive");
+        var previous = Limit.Value;
+        Limit.Value = maxPixels;
+        return new Restore(() => Limit.Value = previous);
+    }
+
+    sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
     public static readonly IReadOnlySet<string> Extensions = new HashSet<string>(
         [".png", ".jpg", ".jpeg", ".webp", ".bmp"],
         StringComparer.OrdinalIgnoreCase
@@ -30,7 +51,7 @@ internal static class ImageIO
 
     public static bool HasImageExtension(string path) => Extensions.Contains(Path.GetExtension(path));
 
-    public static Tensor Read(string path, long maxPixels = DefaultMaxPixels)
+    public static Tensor Read(string path, long? maxPixels = null)
     {
         if (!File.Exists(path))
             throw new ImageDecodeException(path, ImageProblem.Missing, "no such image file");
@@ -43,12 +64,13 @@ internal static class ImageIO
         {
             throw new ImageDecodeException(path, ImageProblem.Unreadable, e.Message);
         }
-        return Decode(data, path, maxPixels);
+        return Decode(data, path, maxPixels ?? MaxPixels);
     }
 
     /// <summary>Decodes an encoded image; <paramref name="name"/> is used in error messages.</summary>
-    public static Tensor Decode(byte[] encoded, string name, long maxPixels = DefaultMaxPixels)
+    public static Tensor Decode(byte[] encoded, string name, long? maxPixelsOrNull = null)
     {
+        long maxPixels = maxPixelsOrNull ?? MaxPixels;
         if (encoded.Length == 0)
             throw new ImageDecodeException(name, ImageProblem.Unreadable, "empty file");
         // The codec takes ownership of the stream.
