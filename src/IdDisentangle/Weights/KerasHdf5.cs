@@ -50,7 +50,9 @@ internal sealed class KerasHdf5File
         }
         // PureHDF reports a damaged or truncated file with its own and the runtime's exceptions: one typed error here.
         catch (Exception e)
-            when (e is not (InvalidDataException or FileNotFoundException or OperationCanceledException))
+            when (e is not (FileNotFoundException or OperationCanceledException)
+                && !e.Message.StartsWith(path, StringComparison.Ordinal)
+            )
         {
             throw new InvalidDataException(
                 $"{path}: a damaged or truncated HDF5 file ({e.GetType().Name}: {e.Message})",
@@ -104,7 +106,8 @@ internal sealed class KerasHdf5File
 
     static KerasHdf5File ReadKeras(string path)
     {
-        using var file = H5File.OpenRead(path);
+        using var stream = File.OpenRead(path);
+        using var file = H5File.Open(stream);
         IH5Group root = file;
         string? config = file.AttributeExists("model_config") ? ReadString(file.Attribute("model_config")) : null;
         if (file.LinkExists("model_weights"))

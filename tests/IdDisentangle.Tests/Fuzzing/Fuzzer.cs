@@ -70,7 +70,7 @@ internal sealed class Fuzzer(FuzzTarget target, int seed, string workDir, string
             return $"took {clock.Elapsed.TotalMilliseconds:F0} ms ({error?.GetType().Name ?? "loaded"})";
         }
         // A bomb: managed memory far beyond what the file could justify (tensors of a few MB are fine).
-        if (allocated > Math.Max(256L << 20, 64L * input.Length))
+        if (allocated > Math.Max(target.MaxAllocation, 64L * input.Length))
         {
             signature = "bomb";
             return $"allocated {allocated >> 20} MiB for a file of {input.Length} bytes ({error?.GetType().Name ?? "loaded"})";
