@@ -90,44 +90,59 @@ internal static class StateDicts
             throw Bad($"its header is not JSON: {e.Message}");
         }
         using (doc)
-        {
-            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
-                throw Bad("its header is not a JSON object");
-            foreach (var entry in doc.RootElement.EnumerateObject())
+            try
             {
-                if (entry.Name == "__metadata__")
-                    continue;
-                var t = entry.Value;
-                if (
-                    t.ValueKind != System.Text.Json.JsonValueKind.Object
-                    || !t.TryGetProperty("dtype", out var dtype)
-                    || dtype.ValueKind != System.Text.Json.JsonValueKind.String
-                    || !SafetensorsDtypeSizes.TryGetValue(dtype.GetString()!, out int size)
-                    || !t.TryGetProperty("shape", out var shape)
-                    || shape.ValueKind != System.Text.Json.JsonValueKind.Array
-                    || !t.TryGetProperty("data_offsets", out var offsets)
-                    || offsets.ValueKind != System.Text.Json.JsonValueKind.Array
-                    || offsets.GetArrayLength() != 2
-                )
-                    throw Bad($"tensor '{entry.Name}' lacks a known dtype, a shape or two data offsets");
-                double elements = 1;
-                foreach (var d in shape.EnumerateArray())
-                {
-                    if (!d.TryGetInt64(out long dim) || dim < 0)
-                        throw Bad($"tensor '{entry.Name}' has a dimension that is not a non-negative integer");
-                    elements *= dim;
-                }
-                if (
-                    !offsets[0].TryGetInt64(out long begin)
-                    || !offsets[1].TryGetInt64(out long end)
-                    || begin < 0
-                    || end < begin
-                    || end > dataLength
-                )
-                    throw Bad($"tensor '{entry.Name}' has data offsets outside the {dataLength} data bytes");
-                if (elements * size != end - begin)
-                    throw Bad($"tensor '{entry.Name}' needs {elements * size} bytes but has {end - begin}");
+                CheckSafetensorsEntries(doc, dataLength, Bad);
             }
+            // A header that parses but holds invalid UTF-8 in a name fails when the name is read.
+            catch (InvalidOperationException e)
+            {
+                throw Bad($"its header is not valid UTF-8 JSON: {e.Message}");
+            }
+    }
+
+    static void CheckSafetensorsEntries(
+        System.Text.Json.JsonDocument doc,
+        long dataLength,
+        Func<string, InvalidDataException> bad
+    )
+    {
+        if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
+            throw bad("its header is not a JSON object");
+        foreach (var entry in doc.RootElement.EnumerateObject())
+        {
+            if (entry.Name == "__metadata__")
+                continue;
+            var t = entry.Value;
+            if (
+                t.ValueKind != System.Text.Json.JsonValueKind.Object
+                || !t.TryGetProperty("dtype", out var dtype)
+                || dtype.ValueKind != System.Text.Json.JsonValueKind.String
+                || !SafetensorsDtypeSizes.TryGetValue(dtype.GetString()!, out int size)
+                || !t.TryGetProperty("shape", out var shape)
+                || shape.ValueKind != System.Text.Json.JsonValueKind.Array
+                || !t.TryGetProperty("data_offsets", out var offsets)
+                || offsets.ValueKind != System.Text.Json.JsonValueKind.Array
+                || offsets.GetArrayLength() != 2
+            )
+                throw bad($"tensor '{entry.Name}' lacks a known dtype, a shape or two data offsets");
+            double elements = 1;
+            foreach (var d in shape.EnumerateArray())
+            {
+                if (!d.TryGetInt64(out long dim) || dim < 0)
+                    throw bad($"tensor '{entry.Name}' has a dimension that is not a non-negative integer");
+                elements *= dim;
+            }
+            if (
+                !offsets[0].TryGetInt64(out long begin)
+                || !offsets[1].TryGetInt64(out long end)
+                || begin < 0
+                || end < begin
+                || end > dataLength
+            )
+                throw bad($"tensor '{entry.Name}' has data offsets outside the {dataLength} data bytes");
+            if (elements * size != end - begin)
+                throw bad($"tensor '{entry.Name}' needs {elements * size} bytes but has {end - begin}");
         }
     }
 
