@@ -113,7 +113,8 @@ internal sealed class RunFolder(string path)
             return doc.RootElement.GetProperty("config").Deserialize<TrainingConfig>()
                 ?? throw new InvalidDataException($"{ConfigPath}: no training configuration");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException)
+        // A document of the wrong shape (a number where the object belongs) fails as InvalidOperationException.
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {
             throw new InvalidDataException($"{ConfigPath}: not a run configuration ({e.Message})", e);
         }
