@@ -225,6 +225,11 @@ internal static class CliApp
                     "part.mp4"
                 );
             config
+                .AddCommand<Serve.ServeCommand>("serve")
+                .Describe("A local web page and HTTP API for swaps (loopback by default)")
+                .WithExample("serve", "--run", "results/ffhq256")
+                .WithExample("serve", "--release", "paper_release", "--port", "8080", "--max-queue", "4");
+            config
                 .AddCommand<EmbedCommand>("embed")
                 .Describe("Identity embeddings of face images (--out E.npy), or the distance of two (--compare A B)")
                 .WithExample("embed", "--net", "faceapi", "a.png", "b.png", "c.png", "--out", "embeddings.npy")

@@ -13,9 +13,12 @@ internal static class TestModels
 {
     public static ModelStore Store { get; } = new();
 
+    public static bool HasFaceApi =>
+        NpmWeights.IsExtracted(Store, NpmWeights.FaceApi) || File.Exists(Store.PathOf("faceapi-recognition"));
+
     public static void RequireFaceApi() =>
         Skip.If(
-            !NpmWeights.IsExtracted(Store, NpmWeights.FaceApi) && !File.Exists(Store.PathOf("faceapi-recognition")),
+            !HasFaceApi,
             $"face-api weights are not in the model store {Store.Root}: run 'iddis models fetch' first (CI does)"
         );
 

@@ -79,7 +79,8 @@ internal sealed class FaceInputs(
         return result;
     }
 
-    /// <summary>The detector and aligner behind this object, loaded on first use.</summary>
+    /// <summary>The detector and aligner behind this object, loaded on first use (call it outside any dispose scope
+    /// that ends before this object does: the networks' tensors would be disposed with it).</summary>
     public FaceAligner Aligner() =>
         _aligner ??= FaceAligner.Load(new ModelStore(modelsDir), device, resolution, allFaces, landmarks);
 

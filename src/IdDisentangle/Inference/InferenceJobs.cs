@@ -346,8 +346,39 @@ internal static class InferenceJobs
         };
         var inputs = InputSet(images);
         using var scope = torch.NewDisposeScope();
+        var frames = InterpolationFrames(model, (ends.Item1, ends.Item2), (ends.Item3, ends.Item4), steps, options);
+        for (int i = 0; i < steps; i++)
+            Write(
+                System.IO.Path.Combine(outDir, $"frame_{i:00}.png"),
+                // Identity interpolation keeps one attribute image: each frame can go back into that photo.
+                attrs.Count == 1
+                && output is not null
+                    ? output(attrs[0], frames[i])
+                    : frames[i],
+                inputs
+            );
+        Write(System.IO.Path.Combine(outDir, "strip.png"), ImageGrid.Compose(frames, steps), inputs);
+        return frames.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The frames [steps,3,R,R] from the swap of <paramref name="from"/> (identity, attributes) to that of
+    /// <paramref name="to"/>, linear in W or in the codes as <paramref name="options"/> say (their LoopFake replaces
+    /// inputs not flagged real by G(x, x) first). Nothing is written.
+    /// </summary>
+    public static Tensor InterpolationFrames(
+        DisentanglementModel model,
+        (InputImage Id, InputImage Attr) from,
+        (InputImage Id, InputImage Attr) to,
+        int steps,
+        InterpolationOptions options
+    )
+    {
+        if (steps < 2)
+            throw new SettingException(Setting.InterpolationSteps, steps.ToString(), "at least 2 (both end points)");
+        using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        var (idImgs, attrImgs) = Prepare(model, [ends.Item1, ends.Item3], [ends.Item2, ends.Item4], reconstruct: false);
+        var (idImgs, attrImgs) = Prepare(model, [from.Id, to.Id], [from.Attr, to.Attr], reconstruct: false);
         if (options.LoopFake && !options.RealId)
             idImgs = model.ReconstructForEncoding(idImgs);
         if (options.LoopFake && !options.RealAttr)
@@ -368,19 +399,7 @@ internal static class InferenceJobs
                 torch.lerp(zAttr[0].unsqueeze(0).expand(steps, -1), zAttr[1].unsqueeze(0).expand(steps, -1), t)
             );
         }
-        var frames = model.Render(ws);
-        for (int i = 0; i < steps; i++)
-            Write(
-                System.IO.Path.Combine(outDir, $"frame_{i:00}.png"),
-                // Identity interpolation keeps one attribute image: each frame can go back into that photo.
-                attrs.Count == 1
-                && output is not null
-                    ? output(attrs[0], frames[i])
-                    : frames[i],
-                inputs
-            );
-        Write(System.IO.Path.Combine(outDir, "strip.png"), ImageGrid.Compose(frames, steps), inputs);
-        return frames.MoveToOuterDisposeScope();
+        return model.Render(ws).MoveToOuterDisposeScope();
     }
 }
 

@@ -65,7 +65,8 @@ public class FuzzTests(ITestOutputHelper output)
         // Replays judge errors and allocations; time is judged by the fuzzing runs (a loaded CI machine is slow).
         var fuzzer = new Fuzzer(FuzzTargets.Named(target), 0, TestPaths.NewTempDir(), TestPaths.NewTempDir())
         {
-            SlowLimit = TimeSpan.FromSeconds(10),
+            SlowLimit = TimeSpan.FromMinutes(2),
+            ExecutionLimit = TimeSpan.FromMinutes(2),
         };
         var problem = fuzzer.Check(File.ReadAllBytes(Path.Combine(FuzzTargets.RegressionRoot, target, file)), out _);
         Assert.True(problem is null, problem);
