@@ -40,4 +40,24 @@ static class IddisProcess
         }
         return (p.ExitCode, stdout, stderr.Result);
     }
+
+    /// <summary>
+    /// Starts the built iddis tool without waiting: its error stream is drained, its output collected into the
+    /// returned task (the caller kills or waits for the process).
+    /// </summary>
+    public static (Process Process, Task<string> Stdout) Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo(
+            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet"
+        )
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "iddis.dll") }.Concat(args))
+            psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        _ = p.StandardError.ReadToEndAsync();
+        return (p, p.StandardOutput.ReadToEndAsync());
+    }
 }

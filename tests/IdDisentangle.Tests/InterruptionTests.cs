@@ -12,28 +12,11 @@ namespace IdDisentangle.Tests;
 /// </summary>
 public class InterruptionTests
 {
-    static Process Start(params string[] args)
-    {
-        var psi = new ProcessStartInfo(
-            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet"
-        )
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "iddis.dll") }.Concat(args))
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        _ = p.StandardOutput.ReadToEndAsync();
-        _ = p.StandardError.ReadToEndAsync();
-        return p;
-    }
-
     /// <summary>Starts the command, SIGKILLs it once <paramref name="started"/> holds, then runs it again to the
     /// end.</summary>
     static void KillAndResume(string[] args, Func<bool> started)
     {
-        using (var p = Start(args))
+        using (var p = IddisProcess.Start(args).Process)
         {
             var deadline = DateTime.UtcNow.AddMinutes(3);
             while (!started())

@@ -375,22 +375,7 @@ public class TrainingTests
         return c;
     });
 
-    static System.Diagnostics.Process StartTrain(string[] args)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo(
-            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet"
-        )
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "iddis.dll"), "train" }.Concat(args))
-            psi.ArgumentList.Add(a);
-        var p = System.Diagnostics.Process.Start(psi)!;
-        _ = p.StandardOutput.ReadToEndAsync();
-        _ = p.StandardError.ReadToEndAsync();
-        return p;
-    }
+    static System.Diagnostics.Process StartTrain(string[] args) => IddisProcess.Start(["train", .. args]).Process;
 
     /// <summary>Waits (polling) until <paramref name="moment"/> holds, while the process runs.</summary>
     static void WaitFor(System.Diagnostics.Process p, Func<bool> moment, string what)

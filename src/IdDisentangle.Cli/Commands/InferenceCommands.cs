@@ -33,7 +33,8 @@ internal class FaceAlignmentSettings : ComputeSettings
 }
 
 /// <summary>Options of every command that runs a trained model.</summary>
-internal class ModelSettings : FaceAlignmentSettings
+/// <summary>Options of every command that loads a trained model (a run or the paper's release).</summary>
+internal class TrainedModelSettings : FaceAlignmentSettings
 {
     [CommandOption("--run <DIR>")]
     [HelpText("Training run folder (results/NAME); its config.json names the generator and encoders")]
@@ -53,6 +54,35 @@ internal class ModelSettings : FaceAlignmentSettings
     [HelpText("Use this generator instead of the run's")]
     public string? Generator { get; init; }
 
+    public override ValidationResult Validate()
+    {
+        if (base.Validate() is { Successful: false } alignment)
+            return alignment;
+        if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release))
+            return ValidationResult.Error("give either --run DIR or --release DIR");
+        return ValidationResult.Success();
+    }
+
+    public DisentanglementModel Load()
+    {
+        TorchRuntime.SetThreads(Threads);
+        string run = string.IsNullOrWhiteSpace(Release)
+            ? Run
+            : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), ModelSettings.Log);
+        string? generator = Generator is null ? null : CliCommon.GeneratorPath(Generator, ModelsDir);
+        var model = DisentanglementModel.FromRun(run, Checkpoint, generator, ModelsDir, Device);
+        int r = model.Generator.Resolution;
+        AnsiConsole.MarkupLine(
+            $"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] "
+                + $"({model.Checkpoint}), {r}x{r}, on {model.Device}"
+        );
+        return model;
+    }
+}
+
+/// <summary>Options of every command that runs a trained model over inputs and writes outputs.</summary>
+internal class ModelSettings : TrainedModelSettings
+{
     [CommandOption("--crop-only")]
     [HelpText(
         "Write the generated aligned faces only; by default a result whose attribute image is a photo is pasted back into that photo"
@@ -85,31 +115,13 @@ internal class ModelSettings : FaceAlignmentSettings
 
     public override ValidationResult Validate()
     {
-        if (base.Validate() is { Successful: false } alignment)
-            return alignment;
-        if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release))
-            return ValidationResult.Error("give either --run DIR or --release DIR");
+        if (base.Validate() is { Successful: false } model)
+            return model;
         if (string.IsNullOrWhiteSpace(Out))
             return ValidationResult.Error("--out is required");
         if (BatchSize <= 0)
             return ValidationResult.Error("--batch-size must be positive");
         return ValidationResult.Success();
-    }
-
-    public DisentanglementModel Load()
-    {
-        TorchRuntime.SetThreads(Threads);
-        string run = string.IsNullOrWhiteSpace(Release)
-            ? Run
-            : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), Log);
-        string? generator = Generator is null ? null : CliCommon.GeneratorPath(Generator, ModelsDir);
-        var model = DisentanglementModel.FromRun(run, Checkpoint, generator, ModelsDir, Device);
-        int r = model.Generator.Resolution;
-        AnsiConsole.MarkupLine(
-            $"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] "
-                + $"({model.Checkpoint}), {r}x{r}, on {model.Device}"
-        );
-        return model;
     }
 
     public static void Log(string message) => AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(message)}[/]");

@@ -10,24 +10,8 @@ namespace IdDisentangle.Cli.Serve;
 /// <summary><c>iddis serve</c>: the model behind a local web page and HTTP API.</summary>
 internal sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
 {
-    public sealed class Settings : FaceAlignmentSettings
+    public sealed class Settings : TrainedModelSettings
     {
-        [CommandOption("--run <DIR>")]
-        [HelpText("Training run folder (results/NAME)")]
-        public string Run { get; init; } = "";
-
-        [CommandOption("--release <DIR>")]
-        [HelpText("Instead of --run: a folder with the paper's released checkpoint")]
-        public string? Release { get; init; }
-
-        [CommandOption("--checkpoint <NAME>")]
-        [HelpText("best_id (default when present), best_lnd or last")]
-        public string? Checkpoint { get; init; }
-
-        [CommandOption("--generator <FILE>")]
-        [HelpText("Use this generator instead of the run's")]
-        public string? Generator { get; init; }
-
         [CommandOption("--host <ADDRESS>")]
         [HelpText("Address to listen on (default 127.0.0.1: this machine only)")]
         public string Host { get; init; } = "127.0.0.1";
@@ -48,8 +32,6 @@ internal sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
         {
             if (base.Validate() is { Successful: false } bad)
                 return bad;
-            if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release))
-                return ValidationResult.Error("give either --run DIR or --release DIR");
             if (!IPAddress.TryParse(Host, out _) && Host != "localhost")
                 return ValidationResult.Error($"--host {Host}: not an IP address");
             if (Port is <= 0 or > 65535)
@@ -68,17 +50,7 @@ internal sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
                 $"[yellow]warning:[/] listening on {Markup.Escape(s.Host)}: anyone who can reach this machine can "
                     + "upload photos to it"
             );
-        var model = new ModelSettings
-        {
-            Run = s.Run,
-            Release = s.Release,
-            Checkpoint = s.Checkpoint,
-            Generator = s.Generator,
-            Device = s.Device,
-            Threads = s.Threads,
-            ModelsDir = s.ModelsDir,
-            Out = "-",
-        }.Load();
+        var model = s.Load();
         using var service = new SwapService(model, s.MaxQueue, s.AlignmentLandmarks, s.ModelsDir);
         var limits = new ServeLimits
         {
