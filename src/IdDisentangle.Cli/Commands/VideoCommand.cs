@@ -9,8 +9,16 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary><c>iddis video</c>: one identity swapped into every frame of a clip, pasted back, audio kept.</summary>
 internal sealed class VideoCommand : Command<VideoCommand.Settings>
 {
-    public sealed class Settings : ModelSettings
+    public sealed class Settings : TrainedModelSettings
     {
+        [CommandOption("--out <FILE>")]
+        [HelpText("Output video (its extension picks the container: .mp4, .mov, .mkv, .webm)")]
+        public string Out { get; init; } = "";
+
+        [CommandOption("--color-match")]
+        [HelpText("Before pasting back, move each generated face's mean colour under the mask to the frame face's")]
+        public bool ColorMatch { get; init; }
+
         [CommandOption("--id <FILE>")]
         [HelpText("Identity image (a photo: its largest face is aligned)")]
         public string Id { get; init; } = "";
@@ -37,13 +45,8 @@ internal sealed class VideoCommand : Command<VideoCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Id) || string.IsNullOrWhiteSpace(Video))
-                return ValidationResult.Error("--id and --video are required");
-            if (CropOnly || NoAlign || Aligned)
-                return ValidationResult.Error(
-                    "video always aligns each frame's faces and pastes them back: "
-                        + "--crop-only, --no-align and --aligned do not apply"
-                );
+            if (string.IsNullOrWhiteSpace(Id) || string.IsNullOrWhiteSpace(Video) || string.IsNullOrWhiteSpace(Out))
+                return ValidationResult.Error("--id, --video and --out are required");
             return base.Validate();
         }
     }
@@ -68,7 +71,14 @@ internal sealed class VideoCommand : Command<VideoCommand.Settings>
         );
         var id = InferenceJobs.ReadImage(s.Id);
         using var model = s.Load();
-        using var faces = s.Faces(model);
+        using var faces = new FaceInputs(
+            model.Generator.Resolution,
+            model.Device,
+            InputAlignment.Align,
+            s.AllFaces,
+            s.ModelsDir,
+            s.AlignmentLandmarks
+        );
         var idFace =
             ModelSettings.Align(faces, [id], cancellation).FirstOrDefault()
             ?? throw new InvalidDataException($"{s.Id}: no face found (--id)");
