@@ -34,6 +34,38 @@ internal static class Benchmarks
         };
     }
 
+    /// <summary>
+    /// The machine's convolution ceiling as TorchSharp reaches it: 3x3 convolutions, 256 to 256 channels at 128x128
+    /// (and 512 at 64x64), channels-last, no autograd, fp32 and bf16; the best of the shapes and runs.
+    /// </summary>
+    public static Dictionary<string, object> ConvPeak(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        using var noGrad = torch.inference_mode();
+        var result = new Dictionary<string, object> { ["bench"] = "conv-peak", ["threads"] = o.Threads };
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        {
+            double best = 0;
+            foreach (var (c, size) in new[] { (256, 128), (512, 64) })
+            {
+                using var scope = torch.NewDisposeScope();
+                var x = StyleGan2Generator.ChannelsLast(torch.randn(1, c, size, size).to(dtype));
+                var w = StyleGan2Generator.ChannelsLast(torch.randn(c, c, 3, 3).to(dtype));
+                var (_, min) = Measure.Time(
+                    () =>
+                    {
+                        using var y = nn.functional.conv2d(x, w, padding: [1, 1]);
+                    },
+                    2,
+                    o.Iters > 0 ? o.Iters : 7
+                );
+                best = Math.Max(best, 2.0 * c * c * 9 * size * size / min / 1e9);
+            }
+            result[dtype == ScalarType.Float32 ? "fp32_gflops" : "bf16_gflops"] = best;
+        }
+        return result;
+    }
+
     /// <summary>StyleGAN2 synthesis forward at the standard configuration, random weights, stored noise.</summary>
     public static Dictionary<string, object> Generator(Options o)
     {
