@@ -87,7 +87,7 @@ internal sealed class VideoCommand : Command<VideoCommand.Settings>
             "swapping frames",
             expected,
             "frames",
-            p => VideoSwapJob.Run(model, faces.Aligner(), idFace, options, n => p.Advance(n), cancellation)
+            p => VideoSwapJob.Run(model, faces.Aligner(), idFace, options, n => p.Advance(n), cancellation, info)
         );
         string what =
             $"{result.Frames} frames ({result.FramesWithFaces} with a face) in {result.Seconds:F1} s, "

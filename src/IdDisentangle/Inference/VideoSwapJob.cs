@@ -89,7 +89,9 @@ internal static class VideoSwapJob
 
     /// <summary>
     /// Runs the job with the identity of the aligned face <paramref name="identity"/>; <paramref name="progress"/>
-    /// is told each frame done. Cancelling stops after the current frame and keeps what is done.
+    /// is told each frame done. Cancelling stops after the current frame and keeps what is done. <paramref name="checked"/>
+    /// is what <see cref="Check"/> returned for these options, when the caller already ran it (ffprobe reads the
+    /// whole file to count frames: once is enough).
     /// </summary>
     public static VideoSwapResult Run(
         DisentanglementModel model,
@@ -97,10 +99,11 @@ internal static class VideoSwapJob
         InputImage identity,
         VideoSwapOptions o,
         Action<int>? progress = null,
-        CancellationToken cancellation = default
+        CancellationToken cancellation = default,
+        VideoInfo? @checked = null
     )
     {
-        var info = Check(o);
+        var info = @checked ?? Check(o);
         string output = Path.GetFullPath(o.Output);
         string dir = Path.GetDirectoryName(output)!;
         Directory.CreateDirectory(dir);
