@@ -8,6 +8,7 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- generator --batch 8 --threads 2   (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- gemm --threads 2                  (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- conv-peak --threads 2             (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- profile --threads 2               (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- output-size --threads 2           (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
@@ -15,6 +16,7 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- colour-match [--iters PHOTOS]        (one JSON line)
 // dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates
 // FaceCrop.FfhqFaceApi)
+IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful();
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
 return opts.Command switch
@@ -22,6 +24,7 @@ return opts.Command switch
     "gemm" => Emit(Benchmarks.Gemm(opts)),
     "conv-peak" => Emit(Benchmarks.ConvPeak(opts)),
     "generator" => Emit(Benchmarks.Generator(opts)),
+    "profile" => Emit(GeneratorProfile.Run(opts)),
     "output-size" => Emit(Benchmarks.OutputSize(opts)),
     "all" => Suite.RunAll(opts),
     "face-crop" => FaceCropSearch.Run(opts),
@@ -41,7 +44,7 @@ static int Emit(Dictionary<string, object> result)
 static int Usage()
 {
     Console.Error.WriteLine(
-        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|output-size|inference|train-step|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
+        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|output-size|inference|train-step|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
     );
     return 2;
 }

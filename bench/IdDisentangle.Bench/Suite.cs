@@ -35,6 +35,7 @@ internal static class Suite
             return RunJson(python, [reference, .. a, "--threads", o.Threads.ToString(CultureInfo.InvariantCulture)]);
         }
 
+        var peak = Ours("conv-peak");
         rows.Add(("fp32 GEMM 2048", Ours("gemm"), Theirs("gemm")));
         foreach (var b in new[] { 1, 8 })
             rows.Add(
@@ -66,22 +67,32 @@ internal static class Suite
             )
         );
 
-        double gemm = rows[0].Ours.GetProperty("gflops").GetDouble();
+        double fp32Peak = peak.GetProperty("fp32_gflops").GetDouble(),
+            bf16Peak = peak.GetProperty("bf16_gflops").GetDouble();
         var md = new StringBuilder();
         md.AppendLine(
-            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU."
+            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU; ours "
+                + $"with huge pages {(IdDisentangle.Runtime.HugePages.Active ? "on" : "off")}, PyTorch as started."
         );
         md.AppendLine();
         md.AppendLine(
-            "| benchmark | ours | PyTorch eager | ours / PyTorch time | our GFLOP/s | % of our GEMM | peak RSS ours / PyTorch (MiB) |"
+            $"Convolution peak in this run (3x3, channels-last, TorchSharp): fp32 {fp32Peak:F0} GFLOP/s, "
+                + $"bf16 {bf16Peak:F0} GFLOP/s."
+        );
+        md.AppendLine();
+        md.AppendLine(
+            "| benchmark | ours | PyTorch eager | ours / PyTorch time | our GFLOP/s | % of fp32 conv peak "
+                + "| peak RSS ours / PyTorch (MiB) |"
         );
         md.AppendLine("|---|---|---|---|---|---|---|");
         foreach (var (name, ours, theirs) in rows)
         {
             if (name.StartsWith("fp32 GEMM", StringComparison.Ordinal))
             {
+                double gemm = ours.GetProperty("gflops").GetDouble();
+                string reference = theirs is { } t ? $"{t.GetProperty("gflops").GetDouble():F1} GFLOP/s" : "n/a";
                 md.AppendLine(
-                    $"| {name} | {ours.GetProperty("gflops").GetDouble():F1} GFLOP/s | {(theirs is { } t ? $"{t.GetProperty("gflops").GetDouble():F1} GFLOP/s" : "n/a")} | | | | |"
+                    $"| {name} | {gemm:F1} GFLOP/s | {reference} | | {gemm:F1} | {100 * gemm / fp32Peak:F0}% | |"
                 );
                 continue;
             }
@@ -89,7 +100,7 @@ internal static class Suite
             double? tms = theirs?.GetProperty("ms_per_image").GetDouble();
             double gf = ours.GetProperty("gflops").GetDouble();
             md.AppendLine(
-                $"| {name} | {ms:F0} ms/img | {(tms is { } x ? $"{x:F0} ms/img" : "n/a")} | {(tms is { } y ? $"{ms / y:F2}" : "n/a")} | {gf:F1} | {100 * gf / gemm:F0}% | "
+                $"| {name} | {ms:F0} ms/img | {(tms is { } x ? $"{x:F0} ms/img" : "n/a")} | {(tms is { } y ? $"{ms / y:F2}" : "n/a")} | {gf:F1} | {100 * gf / fp32Peak:F0}% | "
                     + $"{ours.GetProperty("peak_rss_mib").GetDouble():F0} / {(theirs is { } z ? z.GetProperty("peak_rss_mib").GetDouble().ToString("F0", CultureInfo.InvariantCulture) : "n/a")} |"
             );
         }
@@ -117,6 +128,14 @@ internal static class Suite
                         r.Ours,
                         r.Theirs,
                     })
+                    .Append(
+                        new
+                        {
+                            Name = "conv-peak",
+                            Ours = peak,
+                            Theirs = (JsonElement?)null,
+                        }
+                    )
                     .Concat(
                         pipeline.Select(r => new
                         {

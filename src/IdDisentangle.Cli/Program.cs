@@ -1,1 +1,2 @@
+IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful();
 return await IdDisentangle.Cli.CliApp.RunAsync(args);

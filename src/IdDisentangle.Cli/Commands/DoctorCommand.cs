@@ -26,6 +26,12 @@ internal sealed class DoctorCommand : Command<DoctorCommand.Settings>
         rt.AddRow("CUDA", info.CudaAvailable ? $"available, {info.CudaDevices} device(s)" : "not available");
         rt.AddRow("device selected", device.ToString());
         rt.AddRow("OS / architecture", $"{info.OS} / {info.ProcessArchitecture}");
+        rt.AddRow(
+            "huge pages for tensors",
+            Markup.Escape(
+                HugePages.Active ? $"on ({HugePages.Tunable})" : $"off: {HugePages.WhyNot() ?? "restart failed"}"
+            )
+        );
         rt.AddRow("model store", store.Root + (Directory.Exists(store.Root) ? "" : " (not created yet)"));
         string? gen = GeneratorFiles.Default();
         rt.AddRow(

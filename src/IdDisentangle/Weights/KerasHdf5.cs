@@ -43,7 +43,8 @@ internal sealed class KerasHdf5File
             throw new FileNotFoundException($"{path}: no such file", path);
         if (!IsHdf5(path))
             throw new InvalidDataException($"{path}: not an HDF5 file");
-        CheckGlobalHeaps(path);
+        var bytes = File.ReadAllBytes(path);
+        Hdf5Precheck.Check(path, bytes);
         try
         {
             return ReadKeras(path);
@@ -58,49 +59,6 @@ internal sealed class KerasHdf5File
                 $"{path}: a damaged or truncated HDF5 file ({e.GetType().Name}: {e.Message})",
                 e
             );
-        }
-    }
-
-    /// <summary>
-    /// Variable-length strings (Keras's layer and weight names) live in HDF5 global heap collections, whose objects
-    /// carry their own sizes; PureHDF allocates an object's claimed size before reading it. Every collection
-    /// ("GCOL", version 1) is checked first: it must end inside the file and its objects inside it.
-    /// </summary>
-    static void CheckGlobalHeaps(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        ReadOnlySpan<byte> signature = "GCOL"u8;
-        for (int at = bytes.AsSpan().IndexOf(signature); at >= 0; )
-        {
-            if (
-                at + 16 <= bytes.Length
-                && bytes[at + 4] == 1
-                && bytes[at + 5] == 0
-                && bytes[at + 6] == 0
-                && bytes[at + 7] == 0
-            )
-            {
-                ulong size = BitConverter.ToUInt64(bytes, at + 8);
-                if (size < 16 || size > (ulong)(bytes.Length - at))
-                    throw new InvalidDataException(
-                        $"{path}: a global heap at byte {at} claims {size} bytes, more than the file holds"
-                    );
-                long end = at + (long)size;
-                for (long o = at + 16; o + 16 <= end; )
-                {
-                    ushort index = BitConverter.ToUInt16(bytes, (int)o);
-                    ulong objectSize = BitConverter.ToUInt64(bytes, (int)o + 8);
-                    if (index == 0)
-                        break; // the free space that ends the collection (its size counts its own header)
-                    if (objectSize > (ulong)(end - o - 16))
-                        throw new InvalidDataException(
-                            $"{path}: a global heap object at byte {o} claims {objectSize} bytes, more than its heap holds"
-                        );
-                    o += 16 + (long)((objectSize + 7) & ~7UL);
-                }
-            }
-            int next = bytes.AsSpan(at + 1).IndexOf(signature);
-            at = next < 0 ? -1 : at + 1 + next;
         }
     }
 

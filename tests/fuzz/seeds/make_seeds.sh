@@ -38,6 +38,22 @@ with h5py.File("keras-h5/tiny_weights.h5", "w") as f:
     g.attrs["weight_names"] = [b"conv/kernel:0"]
     g.create_dataset("conv/kernel:0", data=np.ones((3, 3, 2, 2), dtype=np.float32))
 
+# The same in h5py's other layouts, so the HDF5 walk's other paths are fuzzed too: version 2 object headers and
+# compact links, DEFLATE chunks in chunk B-trees, variable-length strings in global heaps.
+for name, kwargs, data_kwargs in [
+    ("latest", dict(libver="latest"), {}),
+    ("gzip", {}, dict(compression="gzip")),
+    ("vlen_committed", {}, {}),
+]:
+    with h5py.File(f"keras-h5/tiny_{name}.h5", "w", **kwargs) as f:
+        f.attrs["layer_names"] = ["dense"] if name == "vlen_committed" else [b"dense"]
+        g = f.create_group("dense")
+        g.attrs["weight_names"] = [b"dense/kernel:0"]
+        g.create_dataset("dense/kernel:0", data=np.arange(12, dtype=np.float32).reshape(3, 4), **data_kwargs)
+        if name == "vlen_committed":
+            f["float"] = np.dtype("f4")
+            g.attrs.create("scale", data=np.ones(2, dtype="f4"), dtype=f["float"])
+
 # TensorFlow.js: a manifest and its shard (float32, a quantized uint8 entry and a float16 one).
 a = np.arange(6, dtype=np.float32)
 q = np.array([0, 128, 255], dtype=np.uint8)

@@ -1,0 +1,185 @@
+using IdDisentangle.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace IdDisentangle.Bench;
+
+/// <summary>
+/// Where the StyleGAN2 forward's time goes: each operation of the synthesis network timed alone at its real shapes
+/// (batch 1, channels-last, inference mode), per resolution, next to the whole forward measured in the same
+/// process; the sum against the whole says how much of the forward the table explains. Rows marked as not in the
+/// forward are alternatives measured beside what the generator does (the layout, a polyphase upsampling).
+/// </summary>
+internal static class GeneratorProfile
+{
+    public static Dictionary<string, object> Run(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        torch.manual_seed(0);
+        var config = StyleGan2Config.Standard(o.Size);
+        int iters = o.Iters > 0 ? o.Iters : 7;
+        var rows = new List<Dictionary<string, object>>();
+        using var noGrad = torch.inference_mode();
+        using var scope = torch.NewDisposeScope();
+        using var blur = new StyleGan2Generator.Blur(2, 1, 1);
+        using var upsample = new StyleGan2Generator.Upsample();
+
+        double Time(string op, int res, double flops, Action run, bool inForward = true)
+        {
+            var (_, min) = Measure.Time(
+                () =>
+                {
+                    using var s = torch.NewDisposeScope();
+                    run();
+                },
+                2,
+                iters
+            );
+            rows.Add(
+                new()
+                {
+                    ["op"] = op,
+                    ["res"] = res,
+                    ["ms"] = min * 1000,
+                    ["gflops"] = flops > 0 ? flops / min / 1e9 : 0,
+                    ["in_forward"] = inForward,
+                }
+            );
+            return inForward ? min : 0;
+        }
+
+        static Tensor Cl(Tensor t) => StyleGan2Generator.ChannelsLast(t);
+        double total = 0;
+        int c4 = config.Channels[4];
+        for (int log = 2; log <= config.LogSize; log++)
+        {
+            int r = 1 << log;
+            int cout = config.Channels[r],
+                cin = log == 2 ? c4 : config.Channels[r / 2];
+            var s1 = torch.randn(1, cin);
+            var w1 = torch.randn(cout, cin, 3, 3);
+            var w2 = torch.randn(cout, cout, 3, 3);
+            var s2 = torch.randn(1, cout);
+            var y = Cl(torch.randn(1, cout, r, r));
+            var noise = torch.randn(1, 1, r, r);
+            var bias = torch.randn(1, cout, 1, 1);
+            Tensor Modulated(Tensor w, Tensor s)
+            {
+                var wm = w * s.view(1, -1, 1, 1);
+                return wm * torch.rsqrt(wm.square().sum([1, 2, 3]) + 1e-8).view(-1, 1, 1, 1);
+            }
+            if (log > 2)
+            {
+                var x = Cl(torch.randn(1, cin, r / 2, r / 2));
+                var taps = (StyleGan2Generator.MakeKernel() * 4).flip(0, 1);
+                var wt = Modulated(w1, s1).transpose(0, 1);
+                var wp = PolyphaseWeight(Modulated(w1, s1), taps);
+                total += Time("weights: modulate, demodulate", r, 0, () => Modulated(w1, s1).transpose(0, 1));
+                double upFlops = 2.0 * cin * cout * 9 * r * r / 4;
+                total += Time(
+                    "up conv: transposed 3x3, stride 2",
+                    r,
+                    upFlops,
+                    () => F.conv_transpose2d(x, wt, strides: [2, 2])
+                );
+                var t = F.conv_transpose2d(x, wt, strides: [2, 2]);
+                total += Time("up conv: 4x4 blur (depthwise)", r, 2.0 * cout * 16 * r * r, () => blur.forward(t));
+                var tc = t.contiguous();
+                Time("  the blur in NCHW", r, 2.0 * cout * 16 * r * r, () => blur.forward(tc), inForward: false);
+                Time(
+                    "  polyphase alternative: 3x3 conv, 4x out + shuffle",
+                    r,
+                    upFlops,
+                    () => F.pixel_shuffle(F.conv2d(x, wp, padding: [1, 1]), 2),
+                    inForward: false
+                );
+                Time(
+                    "  polyphase alternative: its weights",
+                    r,
+                    0,
+                    () => PolyphaseWeight(Modulated(w1, s1), taps),
+                    inForward: false
+                );
+                total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
+            }
+            total += Time("weights: modulate, demodulate", r, 0, () => Modulated(w2, s2));
+            var w2m = Modulated(w2, s2);
+            total += Time("3x3 conv", r, 2.0 * cout * cout * 9 * r * r, () => F.conv2d(y, w2m, padding: [1, 1]));
+            var yc = y.contiguous();
+            Time(
+                "  the 3x3 conv in NCHW",
+                r,
+                2.0 * cout * cout * 9 * r * r,
+                () => F.conv2d(yc, w2m, padding: [1, 1]),
+                inForward: false
+            );
+            total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
+            var wrgb = torch.randn(3, cout, 1, 1) * s2.view(1, -1, 1, 1);
+            var rgbBias = torch.randn(1, 3, 1, 1);
+            total += Time("toRGB 1x1 + bias", r, 2.0 * cout * 3 * r * r, () => F.conv2d(y, wrgb).add_(rgbBias));
+            if (log > 2)
+            {
+                var skip = torch.randn(1, 3, r / 2, r / 2);
+                total += Time("skip upsample (depthwise transposed 4x4)", r, 0, () => upsample.forward(skip));
+            }
+        }
+
+        using var g = new StyleGan2Generator(config);
+        g.eval();
+        var latent = g.Map(torch.randn(1, config.StyleDim));
+        var (_, forward) = Measure.Time(
+            () =>
+            {
+                using var s = torch.NewDisposeScope();
+                g.Synthesize(latent);
+            },
+            2,
+            iters
+        );
+        return new()
+        {
+            ["bench"] = "profile",
+            ["size"] = o.Size,
+            ["threads"] = o.Threads,
+            ["forward_ms"] = forward * 1000,
+            ["sum_of_ops_ms"] = total * 1000,
+            ["rows"] = rows,
+        };
+    }
+
+    /// <summary>
+    /// The upsampling layer (stride-2 transposed 3x3 convolution, then the 4x4 blur) as one stride-2 transposed
+    /// convolution with the 6x6 kernel C = W * blur, split into its four output phases: a plain 3x3 convolution with
+    /// 4 x out channels on the low-resolution input, then a pixel shuffle. Per axis C[j] = sum_a W[a] f[a + 3 - j]
+    /// and phase p takes C[4 + p - 2t], t = 0..2. It computes 4x the multiply-adds of the transposed convolution;
+    /// measured here as the alternative the generator does not use (bench/README.md). The weights are built with
+    /// small products: as a convolution of the weights, libtorch 2.10 gave a wrong input gradient (a 3x3 input
+    /// padded by 3; PyTorch 1.13 gives the right one).
+    /// </summary>
+    static Tensor PolyphaseWeight(Tensor w, Tensor taps)
+    {
+        long o = w.shape[0],
+            i = w.shape[1];
+        var f = taps.sum(1) / taps.sum().sqrt();
+        var g = F.pad(f, [2, 2]); // g[k + 2] = f[k]
+        var a = g[torch.tensor(PhaseIndex, [2, 3, 3])]; // A_p[a, t] = f[a + 2t - 1 - p]
+        return torch.einsum("oiab,pat,qbs->opqits", w, a, a).reshape(o * 4, i, 3, 3);
+    }
+
+    static readonly long[] PhaseIndex =
+    [
+        .. from p in Enumerable.Range(0, 2)
+        from a in Enumerable.Range(0, 3)
+        from t in Enumerable.Range(0, 3)
+        select (long)(a + 2 * t + 1 - p),
+    ];
+
+    /// <summary>The epilogue of a styled convolution as the generator runs it, in place.</summary>
+    static Tensor Epilogue(Tensor y, Tensor noise, Tensor bias)
+    {
+        y.add_(noise * 0.1);
+        y.add_(bias);
+        return F.leaky_relu(y, 0.2, inplace: true);
+    }
+}

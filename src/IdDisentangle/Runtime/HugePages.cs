@@ -1,0 +1,109 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace IdDisentangle.Runtime;
+
+/// <summary>
+/// Transparent huge pages for libtorch's tensors. glibc serves the large blocks libtorch asks for (a 256x256
+/// activation is 32 MiB) with fresh mmap regions, and the first write to each 4 KiB page of them faults; where the
+/// kernel gives huge pages only on request (transparent_hugepage "madvise", Debian's default) that fault cost
+/// halves the generator's speed (bench/README.md). glibc 2.35 and later request huge pages for its mmap blocks when
+/// started with the tunable <c>glibc.malloc.hugetlb=1</c>, which it reads only at process start; so a process that
+/// wants it replaces itself, once, with the same program, arguments and environment plus that tunable (execve: the
+/// same process id, standard streams and signals). IDDIS_HUGE_PAGES=0 turns this off.
+/// </summary>
+internal static class HugePages
+{
+    public const string Tunable = "glibc.malloc.hugetlb=1";
+    const string SwitchVariable = "IDDIS_HUGE_PAGES";
+    const string ThpSetting = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+    /// <summary>Whether this process runs with glibc's huge-page tunable.</summary>
+    public static bool Active =>
+        (Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "").Contains(Tunable, StringComparison.Ordinal);
+
+    /// <summary>Why the restart would not help or is not wanted here, or null when it would.</summary>
+    public static string? WhyNot()
+    {
+        if (!OperatingSystem.IsLinux())
+            return "not Linux";
+        if (Environment.GetEnvironmentVariable(SwitchVariable) == "0")
+            return $"{SwitchVariable}=0";
+        if (Active)
+            return "already active";
+        string thp = File.Exists(ThpSetting) ? File.ReadAllText(ThpSetting) : "";
+        if (!thp.Contains("[madvise]", StringComparison.Ordinal))
+            return thp.Contains("[always]", StringComparison.Ordinal)
+                ? "the kernel gives huge pages to every large region already"
+                : "the kernel gives no transparent huge pages";
+        if (GlibcVersion() is not { } v || v < new Version(2, 35))
+            return "glibc older than 2.35, or not glibc";
+        return null;
+    }
+
+    /// <summary>
+    /// Replaces this process with itself under glibc's huge-page tunable when that helps (see <see cref="WhyNot"/>);
+    /// returns only when it does not or cannot (then nothing has changed). Call it first thing in Main, before any
+    /// thread or file a restart would lose.
+    /// </summary>
+    public static void RestartWithHugePagesIfUseful()
+    {
+        if (WhyNot() is not null)
+            return;
+        byte[] cmdline;
+        try
+        {
+            cmdline = File.ReadAllBytes("/proc/self/cmdline");
+        }
+        catch (IOException)
+        {
+            return;
+        }
+        var argv = Encoding.UTF8.GetString(cmdline).TrimEnd('\0').Split('\0');
+        string existing = Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "";
+        var environment = Environment
+            .GetEnvironmentVariables()
+            .Cast<System.Collections.DictionaryEntry>()
+            .Where(e => (string)e.Key != "GLIBC_TUNABLES")
+            .Select(e => $"{e.Key}={e.Value}")
+            .Append($"GLIBC_TUNABLES={(existing.Length == 0 ? Tunable : existing + ":" + Tunable)}")
+            .ToArray();
+        Execve("/proc/self/exe", argv, environment);
+    }
+
+    static Version? GlibcVersion()
+    {
+        try
+        {
+            var text = Marshal.PtrToStringUTF8(gnu_get_libc_version());
+            return text is not null && Version.TryParse(text, out var v) ? v : null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null; // musl and other C libraries
+        }
+    }
+
+    static void Execve(string path, string[] argv, string[] environment)
+    {
+        var handles = new List<nint>();
+        nint Utf8(string s)
+        {
+            var p = Marshal.StringToCoTaskMemUTF8(s);
+            handles.Add(p);
+            return p;
+        }
+        nint[] args = [.. argv.Select(Utf8), 0];
+        nint[] env = [.. environment.Select(Utf8), 0];
+        execve(path, args, env);
+        // Only reached when execve failed: carry on as the process that was started.
+        foreach (var h in handles)
+            Marshal.FreeCoTaskMem(h);
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int execve([MarshalAs(UnmanagedType.LPUTF8Str)] string path, nint[] argv, nint[] envp);
+
+    [DllImport("libc")]
+    static extern nint gnu_get_libc_version();
+}
