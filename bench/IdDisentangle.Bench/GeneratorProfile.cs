@@ -7,7 +7,7 @@ namespace IdDisentangle.Bench;
 
 /// <summary>
 /// Where the StyleGAN2 forward's time goes: each operation of the synthesis network timed alone at its real shapes
-/// (batch 1, channels-last, inference mode), per resolution, next to the whole forward measured in the same
+/// (batch 1, the generator's layout, inference mode), per resolution, next to the whole forward measured in the same
 /// process; the sum against the whole says how much of the forward the table explains. Rows marked as not in the
 /// forward are alternatives measured beside what the generator does (the layout, a polyphase upsampling).
 /// </summary>
@@ -49,7 +49,14 @@ internal static class GeneratorProfile
             return inForward ? min : 0;
         }
 
-        static Tensor Cl(Tensor t) => StyleGan2Generator.ChannelsLast(t);
+        // The generator's layout at a resolution, and the other one.
+        static Tensor Layout(Tensor t, int r) =>
+            r >= StyleGan2Generator.ChannelsLastFrom ? StyleGan2Generator.ChannelsLast(t) : t.contiguous();
+        static Tensor Other(Tensor t, int r) =>
+            r >= StyleGan2Generator.ChannelsLastFrom ? t.contiguous() : StyleGan2Generator.ChannelsLast(t);
+        static string OtherName(int r) => r >= StyleGan2Generator.ChannelsLastFrom ? "NCHW" : "channels-last";
+        // --impl bf16: activations and convolution weights in bfloat16, as StyleGan2Generator.ComputeType does.
+        var type = o.Impl == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
         double total = 0;
         int c4 = config.Channels[4];
         for (int log = 2; log <= config.LogSize; log++)
@@ -61,20 +68,20 @@ internal static class GeneratorProfile
             var w1 = torch.randn(cout, cin, 3, 3);
             var w2 = torch.randn(cout, cout, 3, 3);
             var s2 = torch.randn(1, cout);
-            var y = Cl(torch.randn(1, cout, r, r));
+            var y = Layout(torch.randn(1, cout, r, r), r).to(type);
             var noise = torch.randn(1, 1, r, r);
-            var bias = torch.randn(1, cout, 1, 1);
+            var bias = torch.randn(1, cout, 1, 1).to(type);
             Tensor Modulated(Tensor w, Tensor s)
             {
                 var wm = w * s.view(1, -1, 1, 1);
-                return wm * torch.rsqrt(wm.square().sum([1, 2, 3]) + 1e-8).view(-1, 1, 1, 1);
+                return (wm * torch.rsqrt(wm.square().sum([1, 2, 3]) + 1e-8).view(-1, 1, 1, 1)).to(type);
             }
             if (log > 2)
             {
-                var x = Cl(torch.randn(1, cin, r / 2, r / 2));
+                var x = Layout(torch.randn(1, cin, r / 2, r / 2), r).to(type);
                 var taps = (StyleGan2Generator.MakeKernel() * 4).flip(0, 1);
                 var wt = Modulated(w1, s1).transpose(0, 1);
-                var wp = PolyphaseWeight(Modulated(w1, s1), taps);
+                var wp = PolyphaseWeight(Modulated(w1, s1).to(ScalarType.Float32), taps).to(type);
                 total += Time("weights: modulate, demodulate", r, 0, () => Modulated(w1, s1).transpose(0, 1));
                 double upFlops = 2.0 * cin * cout * 9 * r * r / 4;
                 total += Time(
@@ -85,8 +92,14 @@ internal static class GeneratorProfile
                 );
                 var t = F.conv_transpose2d(x, wt, strides: [2, 2]);
                 total += Time("up conv: 4x4 blur (depthwise)", r, 2.0 * cout * 16 * r * r, () => blur.forward(t));
-                var tc = t.contiguous();
-                Time("  the blur in NCHW", r, 2.0 * cout * 16 * r * r, () => blur.forward(tc), inForward: false);
+                var tc = Other(t, r);
+                Time(
+                    $"  the blur in {OtherName(r)}",
+                    r,
+                    2.0 * cout * 16 * r * r,
+                    () => blur.forward(tc),
+                    inForward: false
+                );
                 Time(
                     "  polyphase alternative: 3x3 conv, 4x out + shuffle",
                     r,
@@ -98,7 +111,7 @@ internal static class GeneratorProfile
                     "  polyphase alternative: its weights",
                     r,
                     0,
-                    () => PolyphaseWeight(Modulated(w1, s1), taps),
+                    () => PolyphaseWeight(Modulated(w1, s1).to(ScalarType.Float32), taps),
                     inForward: false
                 );
                 total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
@@ -106,18 +119,23 @@ internal static class GeneratorProfile
             total += Time("weights: modulate, demodulate", r, 0, () => Modulated(w2, s2));
             var w2m = Modulated(w2, s2);
             total += Time("3x3 conv", r, 2.0 * cout * cout * 9 * r * r, () => F.conv2d(y, w2m, padding: [1, 1]));
-            var yc = y.contiguous();
+            var yc = Other(y, r);
             Time(
-                "  the 3x3 conv in NCHW",
+                $"  the 3x3 conv in {OtherName(r)}",
                 r,
                 2.0 * cout * cout * 9 * r * r,
                 () => F.conv2d(yc, w2m, padding: [1, 1]),
                 inForward: false
             );
             total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
-            var wrgb = torch.randn(3, cout, 1, 1) * s2.view(1, -1, 1, 1);
+            var wrgb = (torch.randn(3, cout, 1, 1) * s2.view(1, -1, 1, 1)).to(type);
             var rgbBias = torch.randn(1, 3, 1, 1);
-            total += Time("toRGB 1x1 + bias", r, 2.0 * cout * 3 * r * r, () => F.conv2d(y, wrgb).add_(rgbBias));
+            total += Time(
+                "toRGB 1x1 + bias",
+                r,
+                2.0 * cout * 3 * r * r,
+                () => F.conv2d(y, wrgb).to(ScalarType.Float32).add_(rgbBias)
+            );
             if (log > 2)
             {
                 var skip = torch.randn(1, 3, r / 2, r / 2);
@@ -127,6 +145,7 @@ internal static class GeneratorProfile
 
         using var g = new StyleGan2Generator(config);
         g.eval();
+        g.ComputeType = type == ScalarType.Float32 ? null : type;
         var latent = g.Map(torch.randn(1, config.StyleDim));
         var (_, forward) = Measure.Time(
             () =>
@@ -140,6 +159,7 @@ internal static class GeneratorProfile
         return new()
         {
             ["bench"] = "profile",
+            ["type"] = type.ToString(),
             ["size"] = o.Size,
             ["threads"] = o.Threads,
             ["forward_ms"] = forward * 1000,
@@ -178,7 +198,7 @@ internal static class GeneratorProfile
     /// <summary>The epilogue of a styled convolution as the generator runs it, in place.</summary>
     static Tensor Epilogue(Tensor y, Tensor noise, Tensor bias)
     {
-        y.add_(noise * 0.1);
+        y.add_((noise * 0.1).to(y.dtype));
         y.add_(bias);
         return F.leaky_relu(y, 0.2, inplace: true);
     }

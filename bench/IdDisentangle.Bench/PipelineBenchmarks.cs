@@ -16,7 +16,7 @@ namespace IdDisentangle.Bench;
 /// </summary>
 internal static class PipelineBenchmarks
 {
-    static StyleGan2Generator StandardGenerator(int size)
+    internal static StyleGan2Generator StandardGenerator(int size)
     {
         torch.manual_seed(0);
         var g = new StyleGan2Generator(StyleGan2Config.Standard(size));
@@ -32,6 +32,8 @@ internal static class PipelineBenchmarks
         torch.set_num_threads(o.Threads);
         var store = new ModelStore();
         var g = StandardGenerator(o.Size);
+        if (o.Impl == "bf16")
+            g.ComputeType = ScalarType.BFloat16; // --impl bf16: the generator as --precision bf16 runs it
         var eId = new IdentityEncoder(PretrainedNetworks.FaceRecognition(store), Imaging.FaceCrop.FfhqFaceApi);
         var eAttr = new AttributeEncoder(PretrainedNetworks.InceptionV3(store));
         var m = new LatentMapper(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);
@@ -60,6 +62,7 @@ internal static class PipelineBenchmarks
         {
             ["bench"] = "inference",
             ["impl"] = "IdDisentangle (TorchSharp)",
+            ["generator_type"] = (g.ComputeType ?? ScalarType.Float32).ToString(),
             ["size"] = o.Size,
             ["batch"] = o.Batch,
             ["threads"] = o.Threads,

@@ -9,6 +9,7 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- gemm --threads 2                  (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- conv-peak --threads 2             (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- profile --threads 2               (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- precision --threads 2             (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- output-size --threads 2           (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
@@ -25,6 +26,7 @@ return opts.Command switch
     "conv-peak" => Emit(Benchmarks.ConvPeak(opts)),
     "generator" => Emit(Benchmarks.Generator(opts)),
     "profile" => Emit(GeneratorProfile.Run(opts)),
+    "precision" => Emit(PrecisionBenchmark.Run(opts)),
     "output-size" => Emit(Benchmarks.OutputSize(opts)),
     "all" => Suite.RunAll(opts),
     "face-crop" => FaceCropSearch.Run(opts),
@@ -44,7 +46,7 @@ static int Emit(Dictionary<string, object> result)
 static int Usage()
 {
     Console.Error.WriteLine(
-        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|output-size|inference|train-step|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
+        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|precision|output-size|inference|train-step|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
     );
     return 2;
 }

@@ -36,6 +36,7 @@ internal static class Suite
         }
 
         var peak = Ours("conv-peak");
+        var precision = Ours("precision");
         rows.Add(("fp32 GEMM 2048", Ours("gemm"), Theirs("gemm")));
         foreach (var b in new[] { 1, 8 })
             rows.Add(
@@ -90,9 +91,9 @@ internal static class Suite
             if (name.StartsWith("fp32 GEMM", StringComparison.Ordinal))
             {
                 double gemm = ours.GetProperty("gflops").GetDouble();
-                string reference = theirs is { } t ? $"{t.GetProperty("gflops").GetDouble():F1} GFLOP/s" : "n/a";
+                string theirGemm = theirs is { } t ? $"{t.GetProperty("gflops").GetDouble():F1} GFLOP/s" : "n/a";
                 md.AppendLine(
-                    $"| {name} | {gemm:F1} GFLOP/s | {reference} | | {gemm:F1} | {100 * gemm / fp32Peak:F0}% | |"
+                    $"| {name} | {gemm:F1} GFLOP/s | {theirGemm} | | {gemm:F1} | {100 * gemm / fp32Peak:F0}% | |"
                 );
                 continue;
             }
@@ -104,6 +105,14 @@ internal static class Suite
                     + $"{ours.GetProperty("peak_rss_mib").GetDouble():F0} / {(theirs is { } z ? z.GetProperty("peak_rss_mib").GetDouble().ToString("F0", CultureInfo.InvariantCulture) : "n/a")} |"
             );
         }
+        md.AppendLine();
+        double P(string key) => precision.GetProperty(key).GetDouble();
+        md.AppendLine(
+            $"bf16 against fp32 (`precision`, {P("samples"):F0} renders at batch 1, random weights): "
+                + $"{P("bf16_ms"):F0} against {P("fp32_ms"):F0} ms/img ({P("speedup"):F2}x); PSNR {P("psnr_db_mean"):F1} dB "
+                + $"(lowest {P("psnr_db_min"):F1}); face-api.js descriptors moved {P("descriptor_move_mean"):F3} "
+                + $"(most {P("descriptor_move_max"):F3}; same person below 0.6)."
+        );
         md.AppendLine();
         md.AppendLine("| pipeline | ours | PyTorch eager | ours / PyTorch time | peak RSS ours / PyTorch (MiB) |");
         md.AppendLine("|---|---|---|---|---|");
@@ -133,6 +142,14 @@ internal static class Suite
                         {
                             Name = "conv-peak",
                             Ours = peak,
+                            Theirs = (JsonElement?)null,
+                        }
+                    )
+                    .Append(
+                        new
+                        {
+                            Name = "precision",
+                            Ours = precision,
                             Theirs = (JsonElement?)null,
                         }
                     )

@@ -77,6 +77,7 @@ internal static class CliHost
             Setting.OutputSize => "--output-size",
             Setting.VideoWindow => "--start/--duration",
             Setting.WSmoothing => "--w-smoothing",
+            Setting.Precision => "--precision",
             _ => SettingException.Describe(setting),
         };
 

@@ -12,7 +12,7 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary><c>iddis generate-data</c>: the generated training set in the paper's layout.</summary>
 internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings>
 {
-    public sealed class Settings : ComputeSettings
+    public sealed class Settings : RenderSettings
     {
         [CommandOption("--generator <FILE>")]
         [HelpText(
@@ -60,6 +60,8 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
 
         public override ValidationResult Validate()
         {
+            if (base.Validate() is { Successful: false } precision)
+                return precision;
             if (NumImages <= 0)
                 return ValidationResult.Error("--num-images must be positive");
             if (BatchSize <= 0)
@@ -79,6 +81,7 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         var shard = s.Shard is null ? Shard.Whole : Data.Shard.Parse(s.Shard);
         string path = CliCommon.GeneratorPath(s.Generator, s.ModelsDir);
         var g = NetworkChoice.LoadGenerator(path, device, out var report, s.OutputSize);
+        PrecisionHelp.Apply(s.Precision, g);
         CliCommon.PrintGeneratorReport(report, g);
         var (start, end) = shard.Range(s.NumImages);
         var options = new DatasetGenerationOptions

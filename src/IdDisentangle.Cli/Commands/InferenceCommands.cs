@@ -54,13 +54,18 @@ internal class TrainedModelSettings : FaceAlignmentSettings
     [HelpText("Use this generator instead of the run's")]
     public string? Generator { get; init; }
 
+    [CommandOption("--precision <TYPE>")]
+    [HelpText(PrecisionHelp.Text)]
+    public string Precision { get; init; } = "fp32";
+
     public override ValidationResult Validate()
     {
         if (base.Validate() is { Successful: false } alignment)
             return alignment;
         if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release))
             return ValidationResult.Error("give either --run DIR or --release DIR");
-        return ValidationResult.Success();
+        return CliCommon.CheckChoice("--precision", Precision, () => ComputePrecisions.Parse(Precision))
+            ?? ValidationResult.Success();
     }
 
     public DisentanglementModel Load()
@@ -71,6 +76,7 @@ internal class TrainedModelSettings : FaceAlignmentSettings
             : PaperRelease.ImportCached(Release, new ModelStore(ModelsDir), ModelSettings.Log);
         string? generator = Generator is null ? null : CliCommon.GeneratorPath(Generator, ModelsDir);
         var model = DisentanglementModel.FromRun(run, Checkpoint, generator, ModelsDir, Device);
+        PrecisionHelp.Apply(Precision, model.Generator);
         int r = model.Generator.Resolution;
         AnsiConsole.MarkupLine(
             $"model [blue]{Markup.Escape(string.IsNullOrWhiteSpace(Release) ? Run : Release)}[/] "

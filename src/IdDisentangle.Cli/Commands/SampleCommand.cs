@@ -16,7 +16,7 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary><c>iddis sample</c>: render images from a generator, from seeds, z codes or w codes.</summary>
 internal sealed class SampleCommand : Command<SampleCommand.Settings>
 {
-    public sealed class Settings : ComputeSettings
+    public sealed class Settings : RenderSettings
     {
         [CommandOption("--generator <FILE>")]
         [HelpText(
@@ -74,6 +74,8 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
 
         public override ValidationResult Validate()
         {
+            if (base.Validate() is { Successful: false } precision)
+                return precision;
             int sources = (Count is not null ? 1 : 0) + (Z is not null ? 1 : 0) + (W is not null ? 1 : 0);
             if (sources != 1)
                 return ValidationResult.Error("give exactly one of -n, -z or -w");
@@ -103,6 +105,7 @@ internal sealed class SampleCommand : Command<SampleCommand.Settings>
                 s.OutputSize
             );
         var generator = (IStyleGenerator)g;
+        PrecisionHelp.Apply(s.Precision, generator);
         CliCommon.PrintGeneratorReport(report, generator);
         var request = new SampleRequest
         {

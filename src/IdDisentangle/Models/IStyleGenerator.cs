@@ -49,3 +49,31 @@ internal interface IStyleGenerator
     /// <summary>W+ [N,L,D] (or w [N,D], broadcast) -> image [N,3,R,R].</summary>
     Tensor Synthesize(Tensor w, NoiseMode noise = NoiseMode.Const);
 }
+
+internal static class StyleGeneratorPrecision
+{
+    /// <summary>
+    /// Makes <paramref name="g"/> compute in <paramref name="precision"/>: StyleGAN2 generators (also inside a
+    /// resized one) take bf16; fp32 is every generator's own.
+    /// </summary>
+    public static void UsePrecision(this IStyleGenerator g, Runtime.ComputePrecision precision)
+    {
+        switch (g)
+        {
+            case StyleGan2Generator sg2:
+                sg2.ComputeType = precision == Runtime.ComputePrecision.Bf16 ? ScalarType.BFloat16 : null;
+                break;
+            case ResizedGenerator resized:
+                resized.Inner.UsePrecision(precision);
+                break;
+            default:
+                if (precision != Runtime.ComputePrecision.Fp32)
+                    throw new Runtime.SettingException(
+                        Runtime.Setting.Precision,
+                        "bf16",
+                        $"implemented for StyleGAN2 generators, not for {g.GetType().Name}"
+                    );
+                break;
+        }
+    }
+}

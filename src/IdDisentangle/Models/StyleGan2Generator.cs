@@ -179,6 +179,13 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     /// <summary>The forward pass renders with the stored noise; use <see cref="Synthesize"/> to choose.</summary>
     public override Tensor forward(Tensor w) => Synthesize(w, NoiseMode.Const);
 
+    /// <summary>
+    /// The type the convolutions and activations compute in: null (the default) for the parameters' own type
+    /// (float32, or float64 where a test sets it), or bfloat16 where the hardware makes it fast. Styles,
+    /// demodulation and the RGB skip path keep the parameters' type, and so does the image.
+    /// </summary>
+    public ScalarType? ComputeType { get; set; }
+
     public Tensor Synthesize(Tensor w, NoiseMode noise = NoiseMode.Const)
     {
         var latent = ToWPlus(w);
@@ -198,13 +205,15 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         }
         Tensor? Noise(int i) => noise == NoiseMode.Const ? noises[i] : null;
 
-        // Activations are kept channels-last (NHWC strides): oneDNN's convolutions and the depthwise FIR filters
-        // run markedly faster on CPU in that layout, and elementwise ops preserve it.
+        // From 8 px on, activations are kept channels-last (NHWC strides): oneDNN's convolutions and the depthwise
+        // FIR filters run markedly faster on CPU in that layout, and elementwise ops preserve it. The 4 px layer is
+        // faster in NCHW; at 8-64 px single convolutions are too, but the whole forward is not (bench/README.md).
         Tensor x,
             skip;
         using (var scope = torch.NewDisposeScope())
         {
-            x = ChannelsLast(input.forward(n));
+            x = input.forward(n);
+            x = (ComputeType is { } type ? x.to(type) : x).contiguous();
             x = conv1.forward(x, latent.select(1, 0), Noise(0));
             skip = to_rgb1.forward(x, latent.select(1, 1), null);
             x.MoveToOuterDisposeScope();
@@ -216,6 +225,12 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             // One scope per resolution: intermediates are released as soon as the block is done (autograd keeps
             // its own references to what backward needs), so memory stays near that of a single block.
             using var scope = torch.NewDisposeScope();
+            if (8 << b == ChannelsLastFrom)
+            {
+                var nhwc = ChannelsLast(x);
+                x.Dispose();
+                x = nhwc;
+            }
             var y = convs[2 * b].forward(x, latent.select(1, li), Noise(2 * b + 1));
             y = convs[2 * b + 1].forward(y, latent.select(1, li + 1), Noise(2 * b + 2));
             var s2 = to_rgbs[b].forward(y, latent.select(1, li + 2), skip);
@@ -231,6 +246,9 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             skip.Dispose();
         return image;
     }
+
+    /// <summary>The first resolution whose activations are channels-last.</summary>
+    internal const int ChannelsLastFrom = 8;
 
     /// <summary>The same tensor with NHWC strides (TorchSharp has no memory_format argument; permutes do it).</summary>
     internal static Tensor ChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
@@ -339,22 +357,27 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             long n = x.shape[0];
             var s = modulation.forward(style); // [N, in]
-            var w = weight.squeeze(0) * scale; // [out, in, k, k]
             Tensor y;
             if (n == 1)
             {
-                var wm = w * s.view(1, inCh, 1, 1);
-                var g = demodulate ? torch.rsqrt(wm.square().sum([1, 2, 3]) + 1e-8) * gain : null;
-                wm = g is null ? (gain == 1.0 ? wm : wm * gain) : wm * g.view(outCh, 1, 1, 1);
-                y = Convolve(x, wm);
+                // One pass over the weights: scale, style, demodulation and gain meet in an [out, in] factor first,
+                // with d = 1/sqrt(sum_i (scale s_i)^2 sum_k W[o,i,k]^2 + 1e-8).
+                var raw = weight.squeeze(0);
+                var ss = s.view(inCh) * scale;
+                var factor = demodulate
+                    ? (torch.rsqrt(raw.square().sum([2, 3]).matmul(ss.square()) + 1e-8) * gain).view(outCh, 1)
+                        * ss.view(1, inCh)
+                    : (ss * gain).view(1, inCh);
+                y = Convolve(x, (raw * factor.view(-1, inCh, 1, 1)).to(x.dtype));
             }
             else
             {
-                y = Convolve(x * s.view(n, inCh, 1, 1), w);
+                var w = weight.squeeze(0) * scale; // [out, in, k, k]
+                y = Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype));
                 if (demodulate)
                 {
                     var wsq = w.square().sum([2, 3]); // [out, in]
-                    var d = (torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8) * gain).view(n, outCh, 1, 1);
+                    var d = (torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8) * gain).view(n, outCh, 1, 1).to(x.dtype);
                     y = torch.is_grad_enabled() ? y * d : y.mul_(d);
                 }
                 else if (gain != 1.0)
@@ -490,8 +513,9 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             var y = conv.forward(x, style, Sqrt2);
             noiseInput ??= torch.randn(y.shape[0], 1, y.shape[2], y.shape[3], dtype: y.dtype, device: y.device);
-            y.add_(noiseInput * (noise.weight * Sqrt2));
-            y.add_((activate.bias * Sqrt2).view(1, -1, 1, 1));
+            // Added in y's own type: a bfloat16 y with a float32 operand takes libtorch's slow casting path.
+            y.add_((noiseInput * (noise.weight * Sqrt2)).to(y.dtype));
+            y.add_((activate.bias * Sqrt2).view(1, -1, 1, 1).to(y.dtype));
             y = F.leaky_relu(y, 0.2, inplace: true);
             // NVIDIA's bias_act clamps after the activation gain; out of place, as leaky ReLU's backward reads y.
             return clamp is { } c ? y.clamp(-c, c) : y;
@@ -538,7 +562,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         public Tensor forward(Tensor x, Tensor style, Tensor? skip)
         {
-            var y = conv.forward(x, style).add_(bias);
+            var y = conv.forward(x, style).to(bias.dtype).add_(bias);
             if (clamp is { } c)
                 y = y.clamp(-c, c);
             if (skip is not null && upsample is not null)

@@ -17,6 +17,7 @@ internal enum Setting
     OutputSize,
     VideoWindow,
     WSmoothing,
+    Precision,
 }
 
 /// <summary>
@@ -55,6 +56,7 @@ internal class SettingException(Setting setting, string? value, string problem)
             Setting.OutputSize => "output size",
             Setting.VideoWindow => "video window",
             Setting.WSmoothing => "w smoothing",
+            Setting.Precision => "precision",
             _ => setting.ToString(),
         };
 }
