@@ -116,15 +116,21 @@ internal static class PipelineBenchmarks
                 Device = "cpu",
             };
             var seconds = new List<double>();
+            var phases = new PhaseMemory();
+            long step = 0;
             using (var trainer = new Trainer(config))
+            {
+                trainer.PhaseStarting = phase => phases.Begin(step >= 2 ? phase : null);
                 trainer.Run(
                     resume: false,
                     onStep: (n, metrics) =>
                     {
+                        step = n + 1;
                         if (n >= 2)
                             seconds.Add(metrics["seconds"]);
                     }
                 );
+            }
             return new()
             {
                 ["bench"] = "train-step",
@@ -135,7 +141,8 @@ internal static class PipelineBenchmarks
                 ["seconds"] = seconds.Average(),
                 ["min_seconds"] = seconds.Min(),
                 ["max_seconds"] = seconds.Max(),
-                ["peak_rss_mib"] = Measure.PeakRssMiB(),
+                ["peak_rss_mib"] = Math.Max(phases.OverallPeakMiB, Measure.PeakRssMiB()),
+                ["phases"] = phases.Report(),
             };
         }
         finally

@@ -59,6 +59,12 @@ internal sealed class Trainer : IDisposable
 
     internal Dictionary<string, double> TrainStep(long n, Batch b) => _step.Run(n, b, _log);
 
+    /// <summary>See <see cref="TrainingStep.PhaseStarting"/>.</summary>
+    internal Action<string>? PhaseStarting
+    {
+        set => _step.PhaseStarting = value;
+    }
+
     /// <summary>Trains from the current step (0, or the resumed one) up to NumSteps, or until cancelled.</summary>
     public TrainingResult Run(
         bool resume,

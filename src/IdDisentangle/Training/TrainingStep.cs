@@ -80,6 +80,10 @@ internal sealed class TrainingStep : IDisposable
     public WDiscriminator D { get; }
     public ScalarType DType => _dtype;
 
+    /// <summary>Called with the name of each phase of a step as it begins ("encoders", "generator", "losses",
+    /// "backward", "discriminator"), and "end": for profiles of time and memory by phase.</summary>
+    public Action<string>? PhaseStarting { get; set; }
+
     /// <summary>Non-finite steps in a row (the run stops at ten).</summary>
     public int NanStreak { get; set; }
 
@@ -134,13 +138,16 @@ internal sealed class TrainingStep : IDisposable
 
         Tensor zId,
             lndAttr;
+        PhaseStarting?.Invoke("encoders");
         using (torch.no_grad())
         {
             zId = EId.call(idImg); // unit vectors, as the paper's IDEncoder
             lndAttr = _c.LandmarksLoss ? Landmarks.call(attrImg) : torch.zeros(1);
         }
         var w = M.call(zId, EAttr.call(attrImg));
+        PhaseStarting?.Invoke("generator");
         var output = G.Synthesize(w, NoiseMode.Const).add(1).div(2); // [0,1]
+        PhaseStarting?.Invoke("losses");
 
         var metrics = new Dictionary<string, double>
         {
@@ -183,6 +190,7 @@ internal sealed class TrainingStep : IDisposable
         }
         NanStreak = 0;
 
+        PhaseStarting?.Invoke("backward");
         var generatorParams = _optAdv.Parameters.Cast<Tensor>().ToArray();
         Tensor?[]? advGrads = null;
         if (gAdv is not null)
@@ -197,6 +205,7 @@ internal sealed class TrainingStep : IDisposable
             _optAdv.Step(advGrads);
         if (adversarial)
         {
+            PhaseStarting?.Invoke("discriminator");
             var realW = b.RealW.to(_dtype, Device).detach().requires_grad_();
             var realLogits = D.call(realW);
             var fakeLogits = D.call(w.detach());
@@ -208,6 +217,7 @@ internal sealed class TrainingStep : IDisposable
             metrics["l_d"] = lD.ToDouble();
             metrics["r1"] = r1.ToDouble();
         }
+        PhaseStarting?.Invoke("end");
         metrics["seconds"] = sw.Elapsed.TotalSeconds;
         return metrics;
     }

@@ -69,7 +69,6 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
     /// <summary>[N,3,299,299] in [-1,1] -> [N,2048] average-pooled features.</summary>
     public override Tensor forward(Tensor x)
     {
-        x = StyleGan2Generator.ChannelsLast(x);
         x = Conv2d_1a_3x3.call(x);
         x = Conv2d_2a_3x3.call(x);
         x = Conv2d_2b_3x3.call(x);
