@@ -17,7 +17,7 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- colour-match [--iters PHOTOS]        (one JSON line)
 // dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates
 // FaceCrop.FfhqFaceApi)
-IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful();
+IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(args);
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
 return opts.Command switch

@@ -1,2 +1,2 @@
-IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful();
+IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(args);
 return await IdDisentangle.Cli.CliApp.RunAsync(args);

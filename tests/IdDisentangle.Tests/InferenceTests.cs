@@ -56,22 +56,7 @@ public class InferenceTests
         string photos = TestPaths.Data("photos-unaligned");
         string dir = TestPaths.NewTempDir();
         string outFile = Path.Combine(dir, "swap.png");
-        string[] common =
-        [
-            "swap",
-            "--run",
-            Trained.Value.Run,
-            "--checkpoint",
-            "last",
-            "--id",
-            Path.Combine(photos, "DST_01.jpg"),
-            "--attr",
-            Path.Combine(photos, "DST_02.jpg"),
-            "--landmarks",
-            "face-api",
-            "--device",
-            "cpu",
-        ];
+        string[] common = PhotoSwapArguments();
         var (code, text) = await CliCapture.RunAsync([.. common, "--out", outFile, "--save-crops"]);
         Assert.True(code == 0, text);
         Assert.Contains("pasted back", text);
@@ -185,6 +170,29 @@ public class InferenceTests
         Assert.True(TensorAssert.MaxAbsDiff(frames[0].Pixels, swapped.Pixels) < 1e-5f);
         using var back = swapper.Swap(b, a);
         Assert.True(TensorAssert.MaxAbsDiff(frames[2].Pixels, back.Pixels) < 1e-5f);
+    }
+
+    /// <summary>iddis swap with the trained model on two unaligned photos (face-api landmarks, CPU), without --out.
+    /// </summary>
+    internal static string[] PhotoSwapArguments()
+    {
+        string photos = TestPaths.Data("photos-unaligned");
+        return
+        [
+            "swap",
+            "--run",
+            Trained.Value.Run,
+            "--checkpoint",
+            "last",
+            "--id",
+            Path.Combine(photos, "DST_01.jpg"),
+            "--attr",
+            Path.Combine(photos, "DST_02.jpg"),
+            "--landmarks",
+            "face-api",
+            "--device",
+            "cpu",
+        ];
     }
 
     internal static void Require()

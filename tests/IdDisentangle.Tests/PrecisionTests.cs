@@ -11,6 +11,7 @@ namespace IdDisentangle.Tests;
 /// generator's images stay close to rosinality's float32 reference, float32 stays the default, and the CLI refuses
 /// what it cannot do in one line naming --precision.
 /// </summary>
+[Collection("console")]
 public class PrecisionTests
 {
     static string Fixture(string file) => TestPaths.Fixture("stylegan2", file);
@@ -101,23 +102,8 @@ public class PrecisionTests
     {
         InferenceTests.Require();
         Skip.IfNot(ComputePrecisions.CpuHasBf16(), "this CPU has no bfloat16 instructions");
-        string photos = TestPaths.Data("photos-unaligned");
         string dir = TestPaths.NewTempDir();
-        string[] common =
-        [
-            "swap",
-            "--run",
-            InferenceTests.Trained.Value.Run,
-            "--checkpoint",
-            "last",
-            "--id",
-            Path.Combine(photos, "DST_01.jpg"),
-            "--attr",
-            Path.Combine(photos, "DST_02.jpg"),
-            "--landmarks",
-            "face-api",
-            "--crop-only",
-        ];
+        string[] common = [.. InferenceTests.PhotoSwapArguments(), "--crop-only"];
         var (code, text) = await CliCapture.RunAsync([.. common, "--out", Path.Combine(dir, "fp32.png")]);
         Assert.True(code == 0, text);
         (code, text) = await CliCapture.RunAsync([

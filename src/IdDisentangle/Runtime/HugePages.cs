@@ -44,11 +44,12 @@ internal static class HugePages
     /// <summary>
     /// Replaces this process with itself under glibc's huge-page tunable when that helps (see <see cref="WhyNot"/>);
     /// returns only when it does not or cannot (then nothing has changed). Call it first thing in Main, before any
-    /// thread or file a restart would lose.
+    /// thread or file a restart would lose. Asking only for help or the version (or nothing) computes nothing, so
+    /// it starts no second runtime for them.
     /// </summary>
-    public static void RestartWithHugePagesIfUseful()
+    public static void RestartWithHugePagesIfUseful(string[] args)
     {
-        if (WhyNot() is not null)
+        if (args.Length == 0 || args.Any(a => a is "-h" or "--help" or "-v" or "--version") || WhyNot() is not null)
             return;
         byte[] cmdline;
         try

@@ -207,16 +207,7 @@ internal sealed class Hdf5Precheck
     /// table nodes.</summary>
     void GroupBTreeNode(long at, int depth)
     {
-        Spend(at);
-        Need(at, 8 + 2L * offsetSize, "a group B-tree node");
-        if (!bytes.AsSpan((int)at, 4).SequenceEqual("TREE"u8) || bytes[at + 4] != 0)
-            throw Damaged(at, "a group B-tree node without its signature");
-        int level = bytes[at + 5];
-        int entries = (int)Unsigned(at + 6, 2, "a group B-tree node");
-        if (level > 64 || depth > 64)
-            throw Damaged(at, $"a group B-tree {Math.Max(level, depth)} levels deep");
-        long keys = at + 8 + 2L * offsetSize;
-        Need(keys, (long)entries * (lengthSize + offsetSize) + lengthSize, "a group B-tree node's entries");
+        var (level, entries, keys) = BTreeNode(at, 0, depth, lengthSize, "a group B-tree node");
         for (int i = 0; i < entries; i++)
         {
             long child = Address(keys + lengthSize + (long)i * (lengthSize + offsetSize), "a group B-tree child");
@@ -225,6 +216,23 @@ internal sealed class Hdf5Precheck
             else
                 SymbolTableNode(child);
         }
+    }
+
+    /// <summary>The header of a version 1 B-tree node ("TREE") of <paramref name="type"/> (0 groups, 1 chunks) and
+    /// where its keys begin, once its entries are known to lie in the file.</summary>
+    (int Level, int Entries, long Keys) BTreeNode(long at, int type, int depth, long keySize, string what)
+    {
+        Spend(at);
+        Need(at, 8 + 2L * offsetSize, what);
+        if (!bytes.AsSpan((int)at, 4).SequenceEqual("TREE"u8) || bytes[at + 4] != type)
+            throw Damaged(at, $"{what} without its signature");
+        int level = bytes[at + 5];
+        int entries = (int)Unsigned(at + 6, 2, what);
+        if (level > 64 || depth > 64)
+            throw Damaged(at, $"{what} {Math.Max(level, depth)} levels deep");
+        long keys = at + 8 + 2L * offsetSize;
+        Need(keys, entries * (keySize + offsetSize) + keySize, $"{what}'s entries");
+        return (level, entries, keys);
     }
 
     /// <summary>A symbol table node ("SNOD"): one entry per link of the group.</summary>
@@ -559,17 +567,8 @@ internal sealed class Hdf5Precheck
     /// the chunk it leads to.</summary>
     void ChunkBTreeNode(long at, int rank, int depth)
     {
-        Spend(at);
-        Need(at, 8 + 2L * offsetSize, "a chunk B-tree node");
-        if (!bytes.AsSpan((int)at, 4).SequenceEqual("TREE"u8) || bytes[at + 4] != 1)
-            throw Damaged(at, "a chunk B-tree node without its signature");
-        int level = bytes[at + 5];
-        int entries = (int)Unsigned(at + 6, 2, "a chunk B-tree node");
-        if (level > 64 || depth > 64)
-            throw Damaged(at, $"a chunk B-tree {Math.Max(level, depth)} levels deep");
         long keySize = 8 + 8L * rank;
-        long keys = at + 8 + 2L * offsetSize;
-        Need(keys, entries * (keySize + offsetSize) + keySize, "a chunk B-tree node's entries");
+        var (level, entries, keys) = BTreeNode(at, 1, depth, keySize, "a chunk B-tree node");
         for (int i = 0; i < entries; i++)
         {
             long key = keys + i * (keySize + offsetSize);
