@@ -71,11 +71,9 @@ internal static class GeneratorProfile
             var y = Layout(torch.randn(1, cout, r, r), r).to(type);
             var noise = torch.randn(1, 1, r, r);
             var bias = torch.randn(1, cout, 1, 1).to(type);
-            Tensor Modulated(Tensor w, Tensor s)
-            {
-                var wm = w * s.view(1, -1, 1, 1);
-                return (wm * torch.rsqrt(wm.square().sum([1, 2, 3]) + 1e-8).view(-1, 1, 1, 1)).to(type);
-            }
+            // The generator's own single-sample weight (scale 1: the random weights stand for scaled ones).
+            Tensor Modulated(Tensor w, Tensor s) =>
+                StyleGan2Generator.ModulatedConv2d.ModulatedWeight(w, s.view(-1), 1.0, true, 1.0).to(type);
             if (log > 2)
             {
                 var x = Layout(torch.randn(1, cin, r / 2, r / 2), r).to(type);

@@ -22,10 +22,13 @@ internal static class Measure
     }
 
     /// <summary>Peak resident set size of this process so far (VmHWM), in MiB.</summary>
-    public static double PeakRssMiB()
+    public static double PeakRssMiB() => StatusMiB("VmHWM:");
+
+    /// <summary>A kB field of /proc/self/status (VmHWM:, VmRSS:), in MiB.</summary>
+    public static double StatusMiB(string field)
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            if (line.StartsWith(field, StringComparison.Ordinal))
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
         return double.NaN;
     }
@@ -48,7 +51,7 @@ internal sealed class PhaseMemory
     /// <summary>Ends the current phase and begins <paramref name="phase"/> (null: record nothing until the next).</summary>
     public void Begin(string? phase)
     {
-        double peak = Read("VmHWM:");
+        double peak = Measure.StatusMiB("VmHWM:");
         OverallPeakMiB = Math.Max(OverallPeakMiB, Math.Max(peak, Measure.PeakRssMiB()));
         if (_current is not null && _current != "end")
         {
@@ -61,7 +64,7 @@ internal sealed class PhaseMemory
         }
         File.WriteAllText("/proc/self/clear_refs", "5");
         _current = phase;
-        _start = Read("VmRSS:");
+        _start = Measure.StatusMiB("VmRSS:");
         _clock.Restart();
     }
 
@@ -77,12 +80,4 @@ internal sealed class PhaseMemory
                         ["seconds_total"] = p.Value.Seconds,
                     }
         );
-
-    static double Read(string field)
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith(field, StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
-        return double.NaN;
-    }
 }

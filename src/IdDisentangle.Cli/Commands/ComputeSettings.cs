@@ -39,16 +39,18 @@ internal class RenderSettings : ComputeSettings
     [HelpText(PrecisionHelp.Text)]
     public string Precision { get; init; } = "fp32";
 
-    public override ValidationResult Validate() =>
-        CliCommon.CheckChoice("--precision", Precision, () => ComputePrecisions.Parse(Precision))
-        ?? ValidationResult.Success();
+    public override ValidationResult Validate() => PrecisionHelp.Check(Precision) ?? ValidationResult.Success();
 }
 
 internal static class PrecisionHelp
 {
     public const string Text =
-        "fp32 (default) or bf16: the generator's convolutions in bfloat16, on CPUs with AVX-512 BF16 about 1.5x faster "
+        "fp32 (default) or bf16: the generator's convolutions in bfloat16, on CPUs with AVX-512 BF16 about 2x faster "
         + "(bench/README.md)";
+
+    /// <summary>The error for a --precision value that is neither fp32 nor bf16, or null.</summary>
+    public static ValidationResult? Check(string precision) =>
+        CliCommon.CheckChoice("--precision", precision, () => ComputePrecisions.Parse(precision));
 
     /// <summary>Makes <paramref name="g"/> compute in <paramref name="precision"/>, or says why it cannot.</summary>
     public static void Apply(string precision, IStyleGenerator g)

@@ -64,8 +64,7 @@ internal class TrainedModelSettings : FaceAlignmentSettings
             return alignment;
         if (string.IsNullOrWhiteSpace(Run) == string.IsNullOrWhiteSpace(Release))
             return ValidationResult.Error("give either --run DIR or --release DIR");
-        return CliCommon.CheckChoice("--precision", Precision, () => ComputePrecisions.Parse(Precision))
-            ?? ValidationResult.Success();
+        return PrecisionHelp.Check(Precision) ?? ValidationResult.Success();
     }
 
     public DisentanglementModel Load()

@@ -360,15 +360,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             Tensor y;
             if (n == 1)
             {
-                // One pass over the weights: scale, style, demodulation and gain meet in an [out, in] factor first,
-                // with d = 1/sqrt(sum_i (scale s_i)^2 sum_k W[o,i,k]^2 + 1e-8).
-                var raw = weight.squeeze(0);
-                var ss = s.view(inCh) * scale;
-                var factor = demodulate
-                    ? (torch.rsqrt(raw.square().sum([2, 3]).matmul(ss.square()) + 1e-8) * gain).view(outCh, 1)
-                        * ss.view(1, inCh)
-                    : (ss * gain).view(1, inCh);
-                y = Convolve(x, (raw * factor.view(-1, inCh, 1, 1)).to(x.dtype));
+                y = Convolve(x, ModulatedWeight(weight.squeeze(0), s.view(inCh), scale, demodulate, gain).to(x.dtype));
             }
             else
             {
@@ -384,6 +376,23 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                     y = torch.is_grad_enabled() ? y * gain : y.mul_(gain);
             }
             return y;
+        }
+
+        /// <summary>
+        /// The modulated (and demodulated) weight of one sample in one pass over the weights: scale, style s,
+        /// demodulation d = 1/sqrt(sum_i (scale s_i)^2 sum_k W[o,i,k]^2 + 1e-8) and gain meet in an [out, in] factor
+        /// first.
+        /// </summary>
+        internal static Tensor ModulatedWeight(Tensor raw, Tensor s, double scale, bool demodulate, double gain)
+        {
+            long outCh = raw.shape[0],
+                inCh = raw.shape[1];
+            var ss = s * scale;
+            var factor = demodulate
+                ? (torch.rsqrt(raw.square().sum([2, 3]).matmul(ss.square()) + 1e-8) * gain).view(outCh, 1)
+                    * ss.view(1, inCh)
+                : (ss * gain).view(1, inCh);
+            return raw * factor.view(-1, inCh, 1, 1);
         }
 
         // Demodulation is a per-channel scale, so it commutes with the per-channel blur that follows upsampling.

@@ -47,7 +47,7 @@ internal sealed class KerasHdf5File
         Hdf5Precheck.Check(path, bytes);
         try
         {
-            return ReadKeras(path);
+            return ReadKeras(path, bytes);
         }
         // PureHDF reports a damaged or truncated file with its own and the runtime's exceptions: one typed error here.
         catch (Exception e)
@@ -62,9 +62,10 @@ internal sealed class KerasHdf5File
         }
     }
 
-    static KerasHdf5File ReadKeras(string path)
+    static KerasHdf5File ReadKeras(string path, byte[] bytes)
     {
-        using var stream = File.OpenRead(path);
+        // PureHDF reads the bytes the walk checked, not the file a second time.
+        using var stream = new MemoryStream(bytes, writable: false);
         using var file = H5File.Open(stream);
         IH5Group root = file;
         string? config = file.AttributeExists("model_config") ? ReadString(file.Attribute("model_config")) : null;
@@ -83,7 +84,7 @@ internal sealed class KerasHdf5File
                 foreach (string w in ReadStrings(group.Attribute("weight_names")))
                 {
                     var ds = group.Dataset(w);
-                    weights.Add((w, ReadTensor(ds, path, $"{layerName}/{w}")));
+                    weights.Add((w, ReadTensor(ds, path, bytes.Length, $"{layerName}/{w}")));
                 }
             layers.Add(new KerasLayer(layerName, weights));
         }
@@ -95,13 +96,13 @@ internal sealed class KerasHdf5File
         };
     }
 
-    static Tensor ReadTensor(IH5Dataset ds, string path, string name)
+    static Tensor ReadTensor(IH5Dataset ds, string path, long fileLength, string name)
     {
         long[] shape = ds.Space.Dimensions.Select(d => (long)d).ToArray();
         var type = ds.Type;
         // A damaged or hostile header can claim any shape: refuse what the file cannot hold before allocating it.
         double bytes = shape.Aggregate(1.0, (n, d) => n * d) * type.Size;
-        if (bytes > new FileInfo(path).Length)
+        if (bytes > fileLength)
             throw new InvalidDataException(
                 $"{path}: weight {name} claims [{string.Join(",", shape)}] ({bytes:E2} bytes), more than the file holds"
             );
