@@ -10,7 +10,8 @@ using TorchSharp.PyBridge;
 
 namespace IdDisentangle.Tests;
 
-/// <summary>Tests that change libtorch's default dtype run alone.</summary>
+/// <summary>Tests that change libtorch's global state (the default dtype, the global random generator) run
+/// alone.</summary>
 [CollectionDefinition("default dtype", DisableParallelization = true)]
 public sealed class DefaultDtypeCollection;
 

@@ -312,3 +312,95 @@ public class WeightFileErrorTests
         Assert.False(File.Exists(marker));
     }
 }
+
+/// <summary>
+/// A frozen generator's batched backward pass is written by hand (FrozenGeneratorGradients); the same generator with
+/// trainable weights goes through libtorch's own autograd. Both must give the latent the same gradient, in float64 to
+/// rounding and in float32 to its precision; the widths differ from layer to layer (48, 40, 24, 16) as in the legacy
+/// fixture, whose float32 gradient caught a libtorch 2.10 convolution that gets 3-channel channels-last input wrong.
+/// </summary>
+[Collection("default dtype")] // alone: random noise is drawn from the global generator after manual_seed
+public class FrozenGeneratorGradientTests
+{
+    /// <summary>The leaky ReLU's slope without torch.where: exact for zero, the smallest normal numbers and
+    /// infinities, in both precisions.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TheStepFactorIsExactAtTheEdges(bool float64)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = float64 ? ScalarType.Float64 : ScalarType.Float32;
+        double tiny = float64 ? 2.2250738585072014e-308 : 1.17549435e-38; // the smallest normal numbers
+        double[] values = [double.NegativeInfinity, -3e38, -1, -tiny, 0, tiny, 1e-20, 1, 3e38, double.PositiveInfinity];
+        var factor = FrozenGeneratorGradients.StepFactor(tensor(values, dtype: dtype), 0.2, 1.0).to(ScalarType.Float64);
+        var expected = values.Select(v => v > 0 ? 1.0 : 0.2).ToArray();
+        Assert.Equal(expected, factor.data<double>().ToArray().Select(v => Math.Round(v, 6)));
+    }
+
+    [Theory]
+    [InlineData(null, false, true)]
+    [InlineData(null, true, true)]
+    [InlineData(0.3, false, true)]
+    [InlineData(0.3, true, true)]
+    [InlineData(null, false, false)]
+    [InlineData(0.3, true, false)]
+    public void TheHandWrittenBackwardMatchesAutograd(double? convClamp, bool randomNoise, bool float64)
+    {
+        var noise = randomNoise ? NoiseMode.Random : NoiseMode.Const;
+        var dtype = float64 ? ScalarType.Float64 : ScalarType.Float32;
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        var widths = new Dictionary<int, int>
+        {
+            [4] = 48,
+            [8] = 40,
+            [16] = 24,
+            [32] = 16,
+        };
+        var config = new StyleGan2Config(32, 64, 2, widths, ConvClamp: convClamp);
+        using var g = new StyleGan2Generator(config);
+        g.to(dtype);
+        using (no_grad())
+            foreach (var p in g.parameters())
+                p.add_(randn_like(p) * 0.3); // biases and noise strengths away from their zero initialisation
+        var w0 = randn(3, 64, dtype: dtype);
+        var probe = randn(3, 3, 32, 32, dtype: dtype);
+
+        (Tensor Image, Tensor Grad) Run(bool frozen)
+        {
+            foreach (var p in g.parameters())
+                p.requires_grad = !frozen;
+            var w = w0.clone().requires_grad_();
+            manual_seed(5);
+            var img = g.Synthesize(w, noise);
+            ((img * probe).sum() + img.square().sum()).backward();
+            return (img.detach(), w.grad!);
+        }
+
+        bool UsesHandWrittenBackward()
+        {
+            var conv = g.modules().OfType<StyleGan2Generator.ModulatedConv2d>().First();
+            return conv.UsesFrozenGradients(zeros(3, 1, 4, 4, dtype: dtype));
+        }
+
+        var (autogradImage, autogradGrad) = Run(frozen: false);
+        Assert.False(UsesHandWrittenBackward());
+        var (frozenImage, frozenGrad) = Run(frozen: true);
+        Assert.True(UsesHandWrittenBackward());
+        double tolerance = float64 ? 1e-12 : 1e-6;
+        Assert.True(TensorAssert.MaxAbsDiff(frozenImage, autogradImage) < tolerance);
+        double scale = autogradGrad.abs().max().ToDouble();
+        double diff = TensorAssert.MaxAbsDiff(frozenGrad, autogradGrad);
+        Assert.True(diff < tolerance * scale, $"max abs diff {diff} at gradient scale {scale}");
+        if (convClamp is not null) // the clamp must hold values, or its gradient goes untested
+        {
+            using var unclamped = new StyleGan2Generator(config with { ConvClamp = null });
+            unclamped.to(dtype);
+            unclamped.load_state_dict(g.state_dict());
+            manual_seed(5);
+            using var _ = no_grad();
+            Assert.True(TensorAssert.MaxAbsDiff(unclamped.Synthesize(w0, noise), frozenImage) > 0.1);
+        }
+    }
+}

@@ -63,6 +63,32 @@ public class TrainingTests
             .Where(d => d["type"].GetString() == "step")
             .ToList();
 
+    /// <summary>A step skipped for a non-finite loss is still recorded: the loss as null (JSON has no infinity),
+    /// which the report's plots leave out.</summary>
+    [Fact]
+    public void NonFiniteLossesAreRecordedAsNull()
+    {
+        var run = new RunFolder(TestPaths.NewTempDir());
+        run.Create();
+        run.AppendMetrics(
+            new Dictionary<string, object>
+            {
+                ["type"] = "step",
+                ["step"] = 7L,
+                ["l_total"] = double.PositiveInfinity,
+                ["l_rec"] = double.NaN,
+                ["l_id"] = 0.25,
+                ["skipped"] = 1,
+            }
+        );
+        var line = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(File.ReadAllLines(run.MetricsFile)[0])!;
+        Assert.Equal(JsonValueKind.Null, line["l_total"].ValueKind);
+        Assert.Equal(JsonValueKind.Null, line["l_rec"].ValueKind);
+        Assert.Equal(0.25, line["l_id"].GetDouble());
+        var series = IdDisentangle.Reporting.Plots.ReadSeries(run.MetricsFile, "step", k => k.StartsWith("l_"));
+        Assert.Equal(["l_id"], series.Keys);
+    }
+
     /// <summary>
     /// Overfitting four training images with the reconstruction loss alone for 60 steps (lr 5e-4): the median
     /// masked-L1 of the last ten steps falls clearly below that of the first ten (measured when written:

@@ -395,6 +395,37 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             return raw * factor.view(-1, inCh, 1, 1);
         }
 
+        /// <summary>
+        /// With autograd on a batch and frozen weights (training backpropagates to w through a fixed G), the layer's
+        /// backward pass is written by hand (<see cref="FrozenGeneratorGradients"/>), which keeps a quarter of what
+        /// the composed operations would.
+        /// </summary>
+        internal bool UsesFrozenGradients(Tensor x) =>
+            x.shape[0] > 1
+            && torch.is_grad_enabled()
+            && !weight.requires_grad
+            && x.dtype == weight.dtype
+            && x.dtype is ScalarType.Float32 or ScalarType.Float64
+            && (blur is null || blur.SymmetricPadding);
+
+        /// <summary>The style s [N, in], the demodulation times <paramref name="gain"/> d [N, out] (or the gain
+        /// alone without demodulation) and the scaled weight.</summary>
+        internal (Tensor S, Tensor D, Tensor Weight) StylesAndWeight(Tensor style, double gain)
+        {
+            var s = modulation.forward(style);
+            var w = weight.squeeze(0) * scale;
+            var d = demodulate
+                ? torch.rsqrt(s.square().matmul(w.square().sum([2, 3]).t()) + 1e-8) * gain
+                : torch.full(s.shape[0], outCh, gain, dtype: s.dtype, device: s.device);
+            return (s, d, w);
+        }
+
+        internal bool Upsamples => upsample;
+
+        internal Tensor? BlurKernel(long channels, ScalarType dtype) => blur?.Kernel(channels, dtype);
+
+        internal int BlurPadding => blur?.Padding ?? 0;
+
         // Demodulation is a per-channel scale, so it commutes with the per-channel blur that follows upsampling.
         Tensor Convolve(Tensor x, Tensor w) =>
             upsample
@@ -419,11 +450,19 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             register_buffer("kernel", kernel);
         }
 
+        /// <summary>The depthwise conv2d weight [channels, 1, 4, 4]: upfirdn2d convolves (flipped kernel), conv2d
+        /// correlates.</summary>
+        internal Tensor Kernel(long channels, ScalarType dtype) =>
+            kernel.flip(0, 1).to(dtype).expand(channels, 1, -1, -1);
+
+        internal bool SymmetricPadding => pad0 == pad1;
+
+        internal int Padding => pad0;
+
         public override Tensor forward(Tensor x)
         {
             long c = x.shape[1];
-            // upfirdn2d convolves (flipped kernel); conv2d correlates.
-            var k = kernel.flip(0, 1).to(x.dtype).expand(c, 1, -1, -1);
+            var k = Kernel(c, x.dtype);
             if (pad0 == pad1)
                 return F.conv2d(x, k, padding: [pad0, pad0], groups: c);
             return F.conv2d(F.pad(x, [pad0, pad1, pad0, pad1]), k, groups: c);
@@ -520,6 +559,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         /// </summary>
         public Tensor forward(Tensor x, Tensor style, Tensor? noiseInput)
         {
+            if (conv.UsesFrozenGradients(x) && !noise.weight.requires_grad && !activate.bias.requires_grad)
+                return ForwardFrozen(x, style, noiseInput);
             var y = conv.forward(x, style, Sqrt2);
             noiseInput ??= torch.randn(y.shape[0], 1, y.shape[2], y.shape[3], dtype: y.dtype, device: y.device);
             // Added in y's own type: a bfloat16 y with a float32 operand takes libtorch's slow casting path.
@@ -528,6 +569,23 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             y = F.leaky_relu(y, 0.2, inplace: true);
             // NVIDIA's bias_act clamps after the activation gain; out of place, as leaky ReLU's backward reads y.
             return clamp is { } c ? y.clamp(-c, c) : y;
+        }
+
+        Tensor ForwardFrozen(Tensor x, Tensor style, Tensor? noiseInput)
+        {
+            var (s, d, w) = conv.StylesAndWeight(style, Sqrt2);
+            long size = x.shape[2] * (conv.Upsamples ? 2 : 1);
+            noiseInput ??= torch.randn(x.shape[0], 1, size, size, dtype: x.dtype, device: x.device);
+            return FrozenGeneratorGradients.StyledConv(
+                x,
+                s,
+                d,
+                noiseInput * (noise.weight * Sqrt2),
+                (activate.bias * Sqrt2).view(1, -1, 1, 1),
+                w,
+                conv.BlurKernel(w.shape[0], x.dtype),
+                new FrozenGeneratorGradients.StyledConvSpec(conv.Upsamples, conv.BlurPadding, clamp)
+            );
         }
     }
 
@@ -571,7 +629,14 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         public Tensor forward(Tensor x, Tensor style, Tensor? skip)
         {
-            var y = conv.forward(x, style).to(bias.dtype).add_(bias);
+            Tensor y;
+            if (conv.UsesFrozenGradients(x) && !bias.requires_grad)
+            {
+                var (s, _, w) = conv.StylesAndWeight(style, 1.0);
+                y = FrozenGeneratorGradients.ToRgb(x, s, w) + bias;
+            }
+            else
+                y = conv.forward(x, style).to(bias.dtype).add_(bias);
             if (clamp is { } c)
                 y = y.clamp(-c, c);
             if (skip is not null && upsample is not null)

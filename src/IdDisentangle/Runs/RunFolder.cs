@@ -245,9 +245,15 @@ internal sealed class RunFolder(string path)
         }
     }
 
-    /// <summary>Appends one JSON object as a line of metrics.jsonl.</summary>
+    /// <summary>Appends one JSON object as a line of metrics.jsonl; a non-finite number (the loss of a skipped
+    /// step) is written as null, which JSON can hold.</summary>
     public void AppendMetrics(IReadOnlyDictionary<string, object> line) =>
-        File.AppendAllText(MetricsFile, JsonSerializer.Serialize(line) + "\n");
+        File.AppendAllText(
+            MetricsFile,
+            JsonSerializer.Serialize(
+                line.ToDictionary(p => p.Key, p => p.Value is double d && !double.IsFinite(d) ? null : p.Value)
+            ) + "\n"
+        );
 
     /// <summary>Appends a line to log.txt.</summary>
     public void AppendLog(string line) => File.AppendAllText(LogFile, line + "\n");
