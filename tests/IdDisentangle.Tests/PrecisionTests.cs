@@ -1,5 +1,8 @@
+using IdDisentangle.Cli.Commands;
+using IdDisentangle.Data;
 using IdDisentangle.IO;
 using IdDisentangle.Models;
+using IdDisentangle.Reporting;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using Xunit;
@@ -92,6 +95,31 @@ public class PrecisionTests
             Assert.NotEqual(0, code);
             Assert.Contains("--precision bf16: this CPU has no bfloat16 instructions", stderr + stdout);
         }
+    }
+
+    /// <summary>The demo renders its data set and results in the precision asked for (training stays fp32), says
+    /// so in the commands its report gives for each stage, and refuses an unknown one before doing anything.</summary>
+    [Fact]
+    public void TheDemoTakesThePrecisionToItsRenderingStages()
+    {
+        var options = new DatasetGenerationOptions { OutDir = "data", NumImages = 8 };
+        Assert.EndsWith(
+            " --precision bf16",
+            DemoCommandLines.Describe(new DemoWork.GenerateData("g.pt", options, 0, ComputePrecision.Bf16))
+        );
+        Assert.EndsWith(
+            " --precision bf16",
+            DemoCommandLines.Describe(new DemoWork.Infer("run", "swaps", ComputePrecision.Bf16))
+        );
+        Assert.DoesNotContain(
+            "--precision",
+            DemoCommandLines.Describe(new DemoWork.Infer("run", "swaps", ComputePrecision.Fp32))
+        );
+        string outDir = TestPaths.NewTempDir();
+        var (code, stdout, stderr) = IddisProcess.Run("demo", "--precision", "fp16", "--out", outDir);
+        Assert.NotEqual(0, code);
+        Assert.Contains("--precision fp16: unknown precision (fp32 or bf16)", stderr + stdout);
+        Assert.Empty(Directory.GetFileSystemEntries(outDir));
     }
 
     /// <summary>A trained model's swap with --precision bf16: the same crop as fp32 to within bfloat16's rounding.

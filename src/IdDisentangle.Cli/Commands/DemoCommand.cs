@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using IdDisentangle.Reporting;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -9,7 +10,7 @@ namespace IdDisentangle.Cli.Commands;
 /// <summary><c>iddis demo</c>: the whole method end to end, with a report.</summary>
 internal sealed class DemoCommand : Command<DemoCommand.Settings>
 {
-    public sealed class Settings : ComputeSettings
+    public sealed class Settings : RenderSettings
     {
         [CommandOption("--generator <FILE>")]
         [HelpText("Pretrained generator; default: $IDDIS_GENERATOR, else an untrained 64-px StyleGAN2 (says so)")]
@@ -55,6 +56,8 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
 
         public override ValidationResult Validate()
         {
+            if (base.Validate() is { Successful: false } precision)
+                return precision;
             if (Steps <= 0 || BatchSize <= 0)
                 return ValidationResult.Error("--steps and --batch-size must be positive");
             if (TestImages < 6 || Images - TestImages < 2)
@@ -91,6 +94,7 @@ internal sealed class DemoCommand : Command<DemoCommand.Settings>
             Device = s.Device,
             Threads = s.Threads,
             OutputSize = s.OutputSize,
+            Precision = ComputePrecisions.Parse(s.Precision),
             RealFacesDir = BundledPhotos(),
             DescribeCommand = DemoCommandLines.Describe,
         };

@@ -47,6 +47,10 @@ internal sealed record DemoOptions
     public string? Device { get; init; }
     public int Threads { get; init; }
 
+    /// <summary>What the generator computes in when it renders the data set and the results (training is
+    /// fp32).</summary>
+    public ComputePrecision Precision { get; init; }
+
     /// <summary>The command line that does a stage by hand, shown in the report (none by default).</summary>
     public Func<DemoWork, string> DescribeCommand { get; init; } = _ => "";
 }
@@ -61,12 +65,17 @@ internal abstract record DemoWork
     /// <summary>Choose the generator (given, from the environment, or an untrained one written by the demo).</summary>
     public sealed record ChooseGenerator : DemoWork;
 
-    public sealed record GenerateData(string Generator, DatasetGenerationOptions Options, int OutputSize) : DemoWork;
+    public sealed record GenerateData(
+        string Generator,
+        DatasetGenerationOptions Options,
+        int OutputSize,
+        ComputePrecision Precision
+    ) : DemoWork;
 
     public sealed record Train(TrainingConfig Config) : DemoWork;
 
     /// <summary>Identity swaps of held-out images with a run's checkpoint.</summary>
-    public sealed record Infer(string RunDir, string OutDir) : DemoWork;
+    public sealed record Infer(string RunDir, string OutDir, ComputePrecision Precision) : DemoWork;
 
     public sealed record Report(string OutDir) : DemoWork;
 
@@ -132,6 +141,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
 
     public string Run(CancellationToken cancellation = default)
     {
+        ComputePrecisions.EnsureFast(o.Precision, TorchRuntime.ResolveDevice(o.Device));
         Directory.CreateDirectory(o.OutDir);
         TorchRuntime.SetThreads(o.Threads);
         var store = new ModelStore(o.ModelsDir) { Observer = new StageFetchObserver("fetch networks", log, progress) };
@@ -211,10 +221,11 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
         };
         Stage(
             "generate data",
-            new DemoWork.GenerateData(generator, generation, outputSize == native ? 0 : outputSize),
+            new DemoWork.GenerateData(generator, generation, outputSize == native ? 0 : outputSize, o.Precision),
             () =>
             {
                 using var g = (IDisposable)NetworkChoice.LoadGenerator(generator, torch.CPU, out _, outputSize);
+                ((IStyleGenerator)g).UsePrecision(o.Precision);
                 long written = DatasetGenerator.Generate(
                     (IStyleGenerator)g,
                     generation,
@@ -263,7 +274,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
         string swaps = Path.Combine(o.OutDir, SwapsDir);
         Stage(
             "infer",
-            new DemoWork.Infer(config.RunDir, swaps),
+            new DemoWork.Infer(config.RunDir, swaps, o.Precision),
             () =>
             {
                 using var model = DisentanglementModel.FromRun(
@@ -272,6 +283,7 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                     modelsDir: o.ModelsDir,
                     device: o.Device
                 );
+                model.Generator.UsePrecision(o.Precision);
                 var layout = new DatasetLayout(dataset);
                 var held = layout.Indices().Where(k => k >= config.TrainDataSize).Take(8).ToList();
                 var inputs = held.Select(k => new InputImage(
