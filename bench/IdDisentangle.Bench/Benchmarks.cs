@@ -49,8 +49,8 @@ internal static class Benchmarks
             foreach (var (c, size) in new[] { (256, 128), (512, 64) })
             {
                 using var scope = torch.NewDisposeScope();
-                var x = StyleGan2Generator.ChannelsLast(torch.randn(1, c, size, size).to(dtype));
-                var w = StyleGan2Generator.ChannelsLast(torch.randn(c, c, 3, 3).to(dtype));
+                var x = MemoryLayout.ChannelsLast(torch.randn(1, c, size, size).to(dtype));
+                var w = MemoryLayout.ChannelsLast(torch.randn(c, c, 3, 3).to(dtype));
                 var (_, min) = Measure.Time(
                     () =>
                     {

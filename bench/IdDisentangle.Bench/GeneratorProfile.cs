@@ -51,9 +51,9 @@ internal static class GeneratorProfile
 
         // The generator's layout at a resolution, and the other one.
         static Tensor Layout(Tensor t, int r) =>
-            r >= StyleGan2Generator.ChannelsLastFrom ? StyleGan2Generator.ChannelsLast(t) : t.contiguous();
+            r >= StyleGan2Generator.ChannelsLastFrom ? MemoryLayout.ChannelsLast(t) : t.contiguous();
         static Tensor Other(Tensor t, int r) =>
-            r >= StyleGan2Generator.ChannelsLastFrom ? t.contiguous() : StyleGan2Generator.ChannelsLast(t);
+            r >= StyleGan2Generator.ChannelsLastFrom ? t.contiguous() : MemoryLayout.ChannelsLast(t);
         static string OtherName(int r) => r >= StyleGan2Generator.ChannelsLastFrom ? "NCHW" : "channels-last";
         // --impl bf16: activations and convolution weights in bfloat16, as StyleGan2Generator.ComputeType does.
         var type = o.Impl == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;

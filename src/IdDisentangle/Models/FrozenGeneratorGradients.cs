@@ -161,10 +161,9 @@ internal static class FrozenGeneratorGradients
     /// </summary>
     static Tensor LayoutOf(Tensor like, Tensor gradient)
     {
-        bool channelsLast = like.shape[1] > 1 && like.stride(1) == 1;
-        if (!channelsLast || gradient.stride(1) == 1)
+        if (!MemoryLayout.IsChannelsLast(like) || gradient.stride(1) == 1)
             return gradient;
-        var converted = StyleGan2Generator.ChannelsLast(gradient);
+        var converted = MemoryLayout.ChannelsLast(gradient);
         gradient.Dispose();
         return converted;
     }

@@ -227,7 +227,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             using var scope = torch.NewDisposeScope();
             if (8 << b == ChannelsLastFrom)
             {
-                var nhwc = ChannelsLast(x);
+                var nhwc = MemoryLayout.ChannelsLast(x);
                 x.Dispose();
                 x = nhwc;
             }
@@ -249,9 +249,6 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
     /// <summary>The first resolution whose activations are channels-last.</summary>
     internal const int ChannelsLastFrom = 8;
-
-    /// <summary>The same tensor with NHWC strides (TorchSharp has no memory_format argument; permutes do it).</summary>
-    internal static Tensor ChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     /// <summary>Replaces the stored noise buffers with fresh Gaussian noise.</summary>
     public void RandomizeStoredNoise(torch.Generator? rng = null) => noises.Randomize(rng);
