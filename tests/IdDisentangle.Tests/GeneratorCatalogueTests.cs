@@ -10,7 +10,7 @@ namespace IdDisentangle.Tests;
 /// interrupted download is resumed, a file of another hash is refused with both hashes and nothing stored, a 404
 /// is explained; the mirror variable, the offline error and `iddis models fetch --url`.
 /// </summary>
-[Collection("environment")]
+[Collection("console")] // with the CLI tests: it sets environment variables and captures the console they write to
 public class GeneratorCatalogueTests
 {
     static (byte[] Content, string Sha) File(int size, int seed)

@@ -353,26 +353,15 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
             long n = x.shape[0];
-            var s = modulation.forward(style); // [N, in]
-            Tensor y;
             if (n == 1)
             {
-                y = Convolve(x, ModulatedWeight(weight.squeeze(0), s.view(inCh), scale, demodulate, gain).to(x.dtype));
+                var s1 = modulation.forward(style).view(inCh);
+                return Convolve(x, ModulatedWeight(weight.squeeze(0), s1, scale, demodulate, gain).to(x.dtype));
             }
-            else
-            {
-                var w = weight.squeeze(0) * scale; // [out, in, k, k]
-                y = Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype));
-                if (demodulate)
-                {
-                    var wsq = w.square().sum([2, 3]); // [out, in]
-                    var d = (torch.rsqrt(s.square().matmul(wsq.t()) + 1e-8) * gain).view(n, outCh, 1, 1).to(x.dtype);
-                    y = torch.is_grad_enabled() ? y * d : y.mul_(d);
-                }
-                else if (gain != 1.0)
-                    y = torch.is_grad_enabled() ? y * gain : y.mul_(gain);
-            }
-            return y;
+            var (s, d, w) = StylesAndWeight(style, gain);
+            var y = Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype));
+            var dd = d.view(n, outCh, 1, 1).to(x.dtype);
+            return torch.is_grad_enabled() ? y * dd : y.mul_(dd);
         }
 
         /// <summary>
@@ -406,7 +395,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             && (blur is null || blur.SymmetricPadding);
 
         /// <summary>The style s [N, in], the demodulation times <paramref name="gain"/> d [N, out] (or the gain
-        /// alone without demodulation) and the scaled weight.</summary>
+        /// alone without demodulation) and the weight times its equalized-learning-rate scale [out, in, k, k].
+        /// </summary>
         internal (Tensor S, Tensor D, Tensor Weight) StylesAndWeight(Tensor style, double gain)
         {
             var s = modulation.forward(style);
