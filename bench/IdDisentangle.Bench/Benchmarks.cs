@@ -6,7 +6,7 @@ namespace IdDisentangle.Bench;
 
 internal static class Benchmarks
 {
-    /// <summary>fp32 square GEMM through TorchSharp: the machine's practical FLOP ceiling.</summary>
+    /// <summary>fp32 square GEMM through TorchSharp (BLAS; not the ceiling: conv-peak is).</summary>
     public static Dictionary<string, object> Gemm(Options o)
     {
         torch.set_num_threads(o.Threads);
