@@ -85,36 +85,7 @@ internal static class PipelineBenchmarks
         string root = Path.Combine(Path.GetTempPath(), $"iddis-bench-train-{Environment.ProcessId}");
         try
         {
-            string genPath = Path.Combine(root, "generator.pt");
-            Directory.CreateDirectory(root);
-            using (var g = StandardGenerator(o.Size))
-            {
-                StyleGan2Weights.Save(g, genPath);
-                using var _ = torch.inference_mode();
-                DatasetGenerator.Generate(
-                    g,
-                    new DatasetGenerationOptions
-                    {
-                        OutDir = Path.Combine(root, "data"),
-                        NumImages = 16,
-                        Seed = 3,
-                    }
-                );
-            }
-            var config = new TrainingConfig
-            {
-                Name = "bench",
-                DatasetDir = Path.Combine(root, "data"),
-                GeneratorPath = genPath,
-                ResultsDir = Path.Combine(root, "results"),
-                BatchSize = batch,
-                NumSteps = 8,
-                TrainDataSize = 12,
-                TestSize = 0,
-                TestFrequency = 1_000_000,
-                Threads = o.Threads,
-                Device = "cpu",
-            };
+            var config = TrainingSetup(o, root, batch);
             var seconds = new List<double>();
             var phases = new PhaseMemory();
             long step = 0;
@@ -143,6 +114,119 @@ internal static class PipelineBenchmarks
                 ["max_seconds"] = seconds.Max(),
                 ["peak_rss_mib"] = Math.Max(phases.OverallPeakMiB, Measure.PeakRssMiB()),
                 ["phases"] = phases.Report(),
+            };
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+                Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>A data set of 16 images the standard generator renders, and the bench's training settings.</summary>
+    static TrainingConfig TrainingSetup(Options o, string root, int batch)
+    {
+        string genPath = Path.Combine(root, "generator.pt");
+        Directory.CreateDirectory(root);
+        using (var g = StandardGenerator(o.Size))
+        {
+            StyleGan2Weights.Save(g, genPath);
+            using var _ = torch.inference_mode();
+            DatasetGenerator.Generate(
+                g,
+                new DatasetGenerationOptions
+                {
+                    OutDir = Path.Combine(root, "data"),
+                    NumImages = 16,
+                    Seed = 3,
+                }
+            );
+        }
+        return new TrainingConfig
+        {
+            Name = "bench",
+            DatasetDir = Path.Combine(root, "data"),
+            GeneratorPath = genPath,
+            ResultsDir = Path.Combine(root, "results"),
+            BatchSize = batch,
+            NumSteps = 8,
+            TrainDataSize = 12,
+            TestSize = 0,
+            TestFrequency = 1_000_000,
+            Threads = o.Threads,
+            Device = "cpu",
+        };
+    }
+
+    /// <summary>
+    /// Whether training with a bfloat16 generator would hold up: the gradients of the objective for E_attr and M on
+    /// the same batches with the generator computing in float32, bfloat16 and float64 (cosines, relative norms of
+    /// the differences, the losses), a same-identity and a cross batch in turn; the float32 step run twice shows
+    /// that the comparison itself is exact. The learning rate is 1e-30, so that the optimiser leaves the weights as
+    /// they were between the runs.
+    /// </summary>
+    public static Dictionary<string, object> TrainPrecision(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        int batch = o.Batch > 1 ? o.Batch : 6;
+        int batches = o.Iters > 0 ? o.Iters : 4;
+        string root = Path.Combine(Path.GetTempPath(), $"iddis-bench-trainprec-{Environment.ProcessId}");
+        try
+        {
+            var config = TrainingSetup(o, root, batch) with { LearningRate = 1e-30 };
+            using var step = new TrainingStep(config, CPU, _ => { });
+            var data = new TrainingData(config, step.G.Resolution, _ => { });
+            var trained = step.EAttr.parameters().Concat(step.M.parameters()).Where(p => p.requires_grad).ToArray();
+            (Tensor Grad, double Loss) Gradient(Batch b, ScalarType? type)
+            {
+                ((StyleGan2Generator)step.G).ComputeType = type;
+                // Odd step numbers: no adversarial update, so the gradients are the objective's alone.
+                var metrics = step.Run(1, b, _ => { });
+                var grad = torch.cat(trained.Select(p => p.grad!.flatten()).ToArray());
+                return (grad.DetachFromDisposeScope(), metrics["l_total"]);
+            }
+            var rows = new List<Dictionary<string, object>>();
+            for (long k = 0; k < batches; k++)
+            {
+                using var scope = torch.NewDisposeScope();
+                using var b = data.Load(k) with { Cross = k % 2 == 1 };
+                var (a, lossA) = Gradient(b, null);
+                var (again, _) = Gradient(b, null);
+                var (h, lossH) = Gradient(b, ScalarType.BFloat16);
+                var (d, lossD) = Gradient(b, ScalarType.Float64);
+                double Cos(Tensor x, Tensor y)
+                {
+                    var (x64, y64) = (x.to(ScalarType.Float64), y.to(ScalarType.Float64));
+                    return ((x64 * y64).sum() / (x64.norm() * y64.norm())).ToDouble();
+                }
+                rows.Add(
+                    new()
+                    {
+                        ["cross"] = b.Cross,
+                        ["cosine_bf16_fp32"] = Cos(h, a),
+                        ["relative_norm_difference"] = ((h - a).norm() / a.norm()).ToDouble(),
+                        ["relative_norm_difference_fp32_fp64"] = ((a - d).norm() / d.norm()).ToDouble(),
+                        ["cosine_fp32_repeat"] = Cos(again, a),
+                        ["cosine_fp32_fp64"] = Cos(a, d),
+                        ["cosine_bf16_fp64"] = Cos(h, d),
+                        ["loss_fp32"] = lossA,
+                        ["loss_bf16"] = lossH,
+                        ["loss_fp64"] = lossD,
+                    }
+                );
+                foreach (var t in new[] { a, again, h, d })
+                    t.Dispose();
+            }
+            ((StyleGan2Generator)step.G).ComputeType = null;
+            return new()
+            {
+                ["bench"] = "train-precision",
+                ["size"] = o.Size,
+                ["batch"] = batch,
+                ["threads"] = o.Threads,
+                ["min_cosine"] = rows.Min(r => (double)r["cosine_bf16_fp32"]),
+                ["max_relative_norm_difference"] = rows.Max(r => (double)r["relative_norm_difference"]),
+                ["batches"] = rows,
             };
         }
         finally

@@ -13,11 +13,20 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- output-size --threads 2           (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --impl bf16 --threads 2  (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-precision --threads 2         (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- video --threads 2 [--iters FRAMES]  (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- colour-match [--iters PHOTOS]        (one JSON line)
 // dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates
 // FaceCrop.FfhqFaceApi)
-IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(args);
+// Each benchmark process takes the tunables the matching iddis command would: the training ones as `iddis train`, the
+// others as the commands that render (CliApp.KeepsFreedMemory). `all` only starts processes, ours and PyTorch's, and
+// keeps its environment as started so that the PyTorch side inherits none of ours.
+if (args.Length > 0 && args[0] != "all")
+    IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(
+        args,
+        keepFreedMemory: args[0] is not ("train-step" or "train-precision")
+    );
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
 return opts.Command switch
@@ -32,6 +41,7 @@ return opts.Command switch
     "face-crop" => FaceCropSearch.Run(opts),
     "inference" => Emit(PipelineBenchmarks.Inference(opts)),
     "train-step" => Emit(PipelineBenchmarks.TrainStep(opts)),
+    "train-precision" => Emit(PipelineBenchmarks.TrainPrecision(opts)),
     "video" => Emit(VideoBenchmark.Run(opts)),
     "colour-match" => Emit(ColourMatchBenchmark.Run(opts)),
     _ => Usage(),
@@ -46,7 +56,7 @@ static int Emit(Dictionary<string, object> result)
 static int Usage()
 {
     Console.Error.WriteLine(
-        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|precision|output-size|inference|train-step|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
+        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|precision|output-size|inference|train-step|train-precision|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
     );
     return 2;
 }

@@ -72,8 +72,7 @@ internal static class Suite
             bf16Peak = peak.GetProperty("bf16_gflops").GetDouble();
         var md = new StringBuilder();
         md.AppendLine(
-            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU; ours "
-                + $"with huge pages {(IdDisentangle.Runtime.HugePages.Active ? "on" : "off")}, PyTorch as started."
+            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU; {Tunables()}"
         );
         md.AppendLine();
         md.AppendLine(
@@ -164,6 +163,18 @@ internal static class Suite
             )
         );
         return 0;
+    }
+
+    /// <summary>The glibc tunables of each side: ours restart under their command's, PyTorch's inherit this
+    /// process's environment.</summary>
+    static string Tunables()
+    {
+        string started = Environment.GetEnvironmentVariable("GLIBC_TUNABLES") is { Length: > 0 } t ? t : "unset";
+        string ours = IdDisentangle.Runtime.HugePages.WhyNot() is { } why
+            ? $"ours as started ({why})"
+            : $"ours under GLIBC_TUNABLES={IdDisentangle.Runtime.HugePages.Tunables(keepFreedMemory: true)} "
+                + $"(training: {IdDisentangle.Runtime.HugePages.Tunables(keepFreedMemory: false)})";
+        return $"{ours}, PyTorch as started (GLIBC_TUNABLES {started}).";
     }
 
     static JsonElement RunJson(string exe, string[] args)

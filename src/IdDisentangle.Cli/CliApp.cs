@@ -6,6 +6,12 @@ namespace IdDisentangle.Cli;
 /// <summary>The <c>iddis</c> command tree.</summary>
 internal static class CliApp
 {
+    /// <summary>
+    /// Whether the command may keep the memory it frees (<see cref="Runtime.HugePages.KeepFreedMemoryTunables"/>):
+    /// every command but those that train, whose peak memory would grow.
+    /// </summary>
+    public static bool KeepsFreedMemory(string[] args) => args.Length == 0 || args[0] is not ("train" or "demo");
+
     public static CommandApp Build()
     {
         var app = new CommandApp();

@@ -1,2 +1,5 @@
-IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(args);
+IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(
+    args,
+    keepFreedMemory: IdDisentangle.Cli.CliApp.KeepsFreedMemory(args)
+);
 return await IdDisentangle.Cli.CliApp.RunAsync(args);

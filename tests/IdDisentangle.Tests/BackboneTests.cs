@@ -155,6 +155,15 @@ public class InceptionV3Tests
         float diff = TensorAssert.MaxAbsDiff(ours, reference);
         Assert.True(diff < 1e-4f * Math.Max(1f, scale), $"max abs diff {diff} (features up to {scale})");
         Assert.True(ours.std().item<float>() > 1e-3f, "features are constant");
+
+        // The folded inference path (what a loaded model runs) against the same reference.
+        net.eval();
+        net.FoldForInference();
+        Tensor folded;
+        using (no_grad())
+            folded = net.forward(x);
+        float foldedDiff = TensorAssert.MaxAbsDiff(folded, reference);
+        Assert.True(foldedDiff < 1e-4f * Math.Max(1f, scale), $"folded: max abs diff {foldedDiff}");
     }
 
     [SkippableFact]
@@ -176,6 +185,63 @@ public class InceptionV3Tests
                 Assert.Equal(1f, p.abs().max().item<float>());
         }
         Assert.Contains(net.parameters(), p => p.grad is not null && p.grad.abs().sum().item<float>() > 0);
+    }
+
+    /// <summary>
+    /// The folded inference path (batch norms inside the convolutions, a block's sibling 1x1 convolutions as one
+    /// product, its pooled 1x1 before the pool, the stem channels-last) gives the modules' features, with either
+    /// pooling convention, at the native size and at the 80 px the tiny training runs use; train() and loading a
+    /// state dict drop it, and with autograd on the modules run.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 299)]
+    [InlineData(true, 299)]
+    [InlineData(true, 80)]
+    public void FoldedInferenceGivesTheModulesFeatures(bool poolExcludesPadding, int size)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(7);
+        using var net = new InceptionV3 { PoolExcludesPadding = poolExcludesPadding };
+        using (no_grad())
+            foreach (var (name, t) in net.state_dict())
+            {
+                if (
+                    name.EndsWith("bn.running_mean", StringComparison.Ordinal)
+                    || name.EndsWith("bn.bias", StringComparison.Ordinal)
+                )
+                    t.copy_(randn_like(t) * 0.1);
+                else if (name.EndsWith("bn.running_var", StringComparison.Ordinal))
+                    t.copy_(rand_like(t) * 1.5 + 0.5);
+                else if (name.EndsWith("bn.weight", StringComparison.Ordinal))
+                    t.copy_(rand_like(t) + 0.5);
+            }
+        net.eval();
+        var x = rand(2, 3, size, size) * 2 - 1;
+        Tensor modules,
+            folded;
+        using (no_grad())
+        {
+            modules = net.forward(x);
+            net.FoldForInference();
+            Assert.True(net.IsFolded);
+            folded = net.forward(x);
+        }
+        float scale = modules.abs().max().item<float>();
+        Assert.True(scale > 1e-3f, "features vanish");
+        float diff = TensorAssert.MaxAbsDiff(folded, modules);
+        Assert.True(diff < 1e-5f * scale, $"max abs diff {diff} (features up to {scale})");
+
+        var withGrad = net.forward(x.requires_grad_());
+        Assert.True(withGrad.requires_grad, "with autograd on, the modules must run");
+        Assert.True(net.IsFolded);
+
+        var sd = net.state_dict().ToDictionary(p => p.Key, p => p.Value.clone());
+        sd["Mixed_5b.branch1x1.conv.weight"].mul_(2);
+        net.load_state_dict(sd);
+        Assert.False(net.IsFolded);
+        net.FoldForInference();
+        net.train();
+        Assert.False(net.IsFolded);
     }
 
     [Fact]

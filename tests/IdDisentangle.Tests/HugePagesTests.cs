@@ -23,8 +23,28 @@ public class HugePagesTests
             " ",
             stdout.Replace('│', ' ').Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries)
         );
-        Assert.Contains(Helps ? $"on ({HugePages.Tunable})" : "off:", flat);
+        Assert.Contains(Helps ? "on (GLIBC_TUNABLES=" : "off:", flat);
+        // doctor trains nothing, so it also keeps the memory it frees (unless started with the tunable already).
+        if (HugePages.WhyNot() is null)
+            Assert.Contains(HugePages.Tunables(keepFreedMemory: true) + ")", flat.Replace(" ", ""));
         Assert.Contains("a b ü", flat);
+    }
+
+    [Theory]
+    [InlineData("train", false)]
+    [InlineData("demo", false)]
+    [InlineData("swap", true)]
+    [InlineData("video", true)]
+    [InlineData("generate-data", true)]
+    public void OnlyTheCommandsThatTrainGiveFreedMemoryBack(string command, bool keeps)
+    {
+        Assert.Equal(keeps, Cli.CliApp.KeepsFreedMemory([command, "--help"]));
+        Assert.Equal(
+            keeps
+                ? "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483648"
+                : "glibc.malloc.hugetlb=1",
+            HugePages.Tunables(keeps)
+        );
     }
 
     [Fact]

@@ -29,7 +29,9 @@ internal sealed class DoctorCommand : Command<DoctorCommand.Settings>
         rt.AddRow(
             "huge pages for tensors",
             Markup.Escape(
-                HugePages.Active ? $"on ({HugePages.Tunable})" : $"off: {HugePages.WhyNot() ?? "restart failed"}"
+                HugePages.Active
+                    ? $"on (GLIBC_TUNABLES={Environment.GetEnvironmentVariable("GLIBC_TUNABLES")})"
+                    : $"off: {HugePages.WhyNot() ?? "restart failed"}"
             )
         );
         rt.AddRow("model store", store.Root + (Directory.Exists(store.Root) ? "" : " (not created yet)"));

@@ -25,8 +25,8 @@ internal sealed class DisentanglementModel : IDisposable
     public Device Device { get; }
     public string Checkpoint { get; }
 
-    /// <summary>A model from parts already on <paramref name="device"/> (FromRun loads them from a run
-    /// folder).</summary>
+    /// <summary>A model from frozen parts already on <paramref name="device"/> (FromRun loads them from a run
+    /// folder); E_attr's batch norms are folded for inference from here on.</summary>
     public DisentanglementModel(
         IStyleGenerator g,
         IdentityEncoder eId,
@@ -42,6 +42,7 @@ internal sealed class DisentanglementModel : IDisposable
         _m = m;
         Device = device;
         Checkpoint = checkpoint;
+        _eAttr.FoldForInference();
     }
 
     /// <summary>

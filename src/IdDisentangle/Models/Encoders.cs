@@ -91,6 +91,16 @@ internal sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
                 m.eval();
     }
 
+    /// <summary>
+    /// For a frozen encoder used without autograd: an InceptionV3 backbone runs with its batch norms folded into
+    /// its convolutions (<see cref="InceptionV3.FoldForInference"/>); train() undoes it.
+    /// </summary>
+    public void FoldForInference()
+    {
+        if (backbone is InceptionV3 inception)
+            inception.FoldForInference();
+    }
+
     /// <summary>The resolution images are resized to (the backbone's native one unless set smaller to save
     /// time).</summary>
     public int InputSize { get; }

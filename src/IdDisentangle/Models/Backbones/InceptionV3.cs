@@ -69,6 +69,15 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
     /// <summary>[N,3,299,299] in [-1,1] -> [N,2048] average-pooled features.</summary>
     public override Tensor forward(Tensor x)
     {
+        if (
+            folded is not null
+            && !training
+            && !torch.is_grad_enabled()
+            && x.device_type == folded.Device.type
+            && x.device_index == folded.Device.index
+            && x.dtype == folded.Type
+        )
+            return folded.Forward(x);
         x = Conv2d_1a_3x3.call(x);
         x = Conv2d_2a_3x3.call(x);
         x = Conv2d_2b_3x3.call(x);
@@ -94,6 +103,55 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
         )
             x = m.call(x);
         return x.mean([2, 3]);
+    }
+
+    Folded? folded;
+
+    /// <summary>
+    /// Inference without autograd, the same function in fewer passes: each batch norm folded into its convolution
+    /// (weight times gamma/sqrt(var + eps), the shift as a bias), the 1x1 convolutions of a block that read the same
+    /// input as one matrix product, the stem channels-last. A snapshot of the weights as they are now: used in eval
+    /// mode without gradients on the same device and dtype, dropped by train() and by loading a state dict; changing
+    /// the weights in place in between is not seen, so call this on a frozen network.
+    /// </summary>
+    public void FoldForInference()
+    {
+        DropFolded();
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        folded = new Folded(this);
+    }
+
+    internal bool IsFolded => folded is not null;
+
+    void DropFolded()
+    {
+        folded?.Dispose();
+        folded = null;
+    }
+
+    public override void train(bool on = true)
+    {
+        if (on)
+            DropFolded();
+        base.train(on);
+    }
+
+    public override (IList<string>, IList<string>) load_state_dict(
+        Dictionary<string, Tensor> source,
+        bool strict = true,
+        IList<string>? skip = null
+    )
+    {
+        DropFolded();
+        return base.load_state_dict(source, strict, skip);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            DropFolded();
+        base.Dispose(disposing);
     }
 
     /// <summary>The 94 conv+BN units in Keras's creation order (the order of conv2d_1 .. conv2d_94).</summary>
@@ -129,6 +187,63 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
     internal Tensor AvgPool3x3(Tensor x) =>
         F.avg_pool2d(x, 3, stride: 1, padding: 1, count_include_pad: !PoolExcludesPadding);
 
+    /// <summary>The network with its batch norms folded (<see cref="FoldForInference"/>).</summary>
+    sealed class Folded : IDisposable
+    {
+        readonly List<IDisposable> owned = [];
+        readonly Func<Tensor, Tensor>[] stages;
+
+        public Folded(InceptionV3 net)
+        {
+            var c1a = Own(owned, net.Conv2d_1a_3x3.Fold());
+            var c2a = Own(owned, net.Conv2d_2a_3x3.Fold());
+            var c2b = Own(owned, net.Conv2d_2b_3x3.Fold());
+            var c3b = Own(owned, net.Conv2d_3b_1x1.Fold());
+            var c4a = Own(owned, net.Conv2d_4a_3x3.Fold());
+            Device = c1a.Weight.device;
+            Type = c1a.Weight.dtype;
+            stages =
+            [
+                x => F.max_pool2d(c2b.Forward(c2a.Forward(c1a.Forward(MemoryLayout.ChannelsLast(x)))), 3, 2),
+                x => F.max_pool2d(c4a.Forward(c3b.PointwiseChannelsLast(x)), 3, 2).contiguous(),
+                net.Mixed_5b.Fold(owned),
+                net.Mixed_5c.Fold(owned),
+                net.Mixed_5d.Fold(owned),
+                net.Mixed_6a.Fold(owned),
+                net.Mixed_6b.Fold(owned),
+                net.Mixed_6c.Fold(owned),
+                net.Mixed_6d.Fold(owned),
+                net.Mixed_6e.Fold(owned),
+                net.Mixed_7a.Fold(owned),
+                net.Mixed_7b.Fold(owned),
+                net.Mixed_7c.Fold(owned),
+            ];
+        }
+
+        public Device Device { get; }
+        public ScalarType Type { get; }
+
+        public Tensor Forward(Tensor x)
+        {
+            foreach (var stage in stages)
+                x = stage(x);
+            return x.mean([2, 3]);
+        }
+
+        public void Dispose()
+        {
+            foreach (var d in owned)
+                d.Dispose();
+        }
+    }
+
+    static T Own<T>(List<IDisposable> owned, T item)
+        where T : IDisposable
+    {
+        owned.Add(item);
+        return item;
+    }
+
     /// <summary>Conv (no bias), BatchNorm (eps 1e-3), ReLU.</summary>
     public sealed class BasicConv : nn.Module<Tensor, Tensor>
     {
@@ -151,6 +266,101 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
         }
 
         public override Tensor forward(Tensor x) => F.relu(bn.call(conv.call(x)));
+
+        /// <summary>The unit's convolution weight times the batch norm's scale, and its shift.</summary>
+        internal (Tensor Weight, Tensor Bias) FoldedWeights()
+        {
+            var scale = bn.weight! / (bn.running_var! + Epsilon).sqrt();
+            var bias = bn.bias! - bn.running_mean! * scale;
+            return (conv.weight * scale.view(-1, 1, 1, 1), bias);
+        }
+
+        internal FoldedConv Fold()
+        {
+            var (w, b) = FoldedWeights();
+            return new FoldedConv(w.contiguous().DetachFromDisposeScope(), b.DetachFromDisposeScope(), conv);
+        }
+
+        const double Epsilon = 0.001;
+    }
+
+    /// <summary>A conv+BN+ReLU unit as one convolution with a bias.</summary>
+    internal sealed class FoldedConv(Tensor weight, Tensor bias, Conv2d conv) : IDisposable
+    {
+        readonly long[] stride = conv.stride,
+            padding = conv.padding!;
+
+        public Tensor Weight => weight;
+
+        public Tensor Forward(Tensor x) => F.conv2d(x, weight, bias, stride, padding).relu_();
+
+        /// <summary>A 1x1 unit on channels-last input as a matrix product over the pixels (libtorch 2.10's 1x1
+        /// convolution of channels-last input is wrong for some output widths, 80 among them).</summary>
+        public Tensor PointwiseChannelsLast(Tensor x)
+        {
+            long n = x.shape[0],
+                h = x.shape[2],
+                w = x.shape[3];
+            var pixels = x.permute(0, 2, 3, 1).reshape(n * h * w, x.shape[1]);
+            return pixels.matmul(weight.flatten(1).t()).add_(bias).relu_().view(n, h, w, -1).permute(0, 3, 1, 2);
+        }
+
+        public void Dispose()
+        {
+            weight.Dispose();
+            bias.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sibling 1x1 units of a block that read the same input, as one matrix product over the pixels. A unit that
+    /// reads the block's 3x3 average pool joins them (a 1x1 convolution without bias commutes with the pool, which
+    /// then runs on its fewer output channels).
+    /// </summary>
+    internal sealed class Merged1x1 : IDisposable
+    {
+        readonly Tensor weight;
+        readonly Tensor[] biases;
+        readonly long[] widths;
+        readonly Func<Tensor, Tensor>? pool;
+
+        /// <summary>The units reading the input, then optionally one reading its <paramref name="pool"/> (it comes
+        /// last in the outputs).</summary>
+        public Merged1x1(BasicConv[] units, BasicConv? pooled = null, Func<Tensor, Tensor>? pool = null)
+        {
+            var all = pooled is null ? units : [.. units, pooled];
+            var parts = all.Select(u => u.FoldedWeights()).ToArray();
+            weight = torch.cat(parts.Select(p => p.Weight.flatten(1)).ToArray(), 0).DetachFromDisposeScope();
+            biases = parts.Select(p => p.Bias.view(-1, 1, 1).DetachFromDisposeScope()).ToArray();
+            widths = parts.Select(p => p.Bias.shape[0]).ToArray();
+            this.pool = pooled is null ? null : pool;
+        }
+
+        /// <summary>Each unit's output, in the order given (the pooled unit last).</summary>
+        public Tensor[] Forward(Tensor x)
+        {
+            long n = x.shape[0],
+                h = x.shape[2],
+                w = x.shape[3];
+            var y = weight.matmul(x.reshape(n, x.shape[1], h * w)).view(n, -1, h, w);
+            var outs = new Tensor[widths.Length];
+            long offset = 0;
+            for (int i = 0; i < outs.Length; i++)
+            {
+                var part = y.narrow(1, offset, widths[i]);
+                offset += widths[i];
+                outs[i] = pool is not null && i == outs.Length - 1 ? pool(part).add_(biases[i]) : part.add_(biases[i]);
+                outs[i].relu_();
+            }
+            return outs;
+        }
+
+        public void Dispose()
+        {
+            weight.Dispose();
+            foreach (var b in biases)
+                b.Dispose();
+        }
     }
 
     internal sealed class InceptionA : nn.Module<Tensor, Tensor>
@@ -188,6 +398,19 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
                 ],
                 1
             );
+
+        internal Func<Tensor, Tensor> Fold(List<IDisposable> owned)
+        {
+            var ones = Own(owned, new Merged1x1([branch1x1, branch5x5_1, branch3x3dbl_1], branch_pool, pool));
+            var c5x5 = Own(owned, branch5x5_2.Fold());
+            var c3x3a = Own(owned, branch3x3dbl_2.Fold());
+            var c3x3b = Own(owned, branch3x3dbl_3.Fold());
+            return x =>
+            {
+                var o = ones.Forward(x);
+                return torch.cat([o[0], c5x5.Forward(o[1]), c3x3b.Forward(c3x3a.Forward(o[2])), o[3]], 1);
+            };
+        }
     }
 
     internal sealed class InceptionB : nn.Module<Tensor, Tensor>
@@ -216,6 +439,15 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
                 ],
                 1
             );
+
+        internal Func<Tensor, Tensor> Fold(List<IDisposable> owned)
+        {
+            var c3x3 = Own(owned, branch3x3.Fold());
+            var d1 = Own(owned, branch3x3dbl_1.Fold());
+            var d2 = Own(owned, branch3x3dbl_2.Fold());
+            var d3 = Own(owned, branch3x3dbl_3.Fold());
+            return x => torch.cat([c3x3.Forward(x), d3.Forward(d2.Forward(d1.Forward(x))), F.max_pool2d(x, 3, 2)], 1);
+        }
     }
 
     internal sealed class InceptionC : nn.Module<Tensor, Tensor>
@@ -261,6 +493,23 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
                 ],
                 1
             );
+
+        internal Func<Tensor, Tensor> Fold(List<IDisposable> owned)
+        {
+            var ones = Own(owned, new Merged1x1([branch1x1, branch7x7_1, branch7x7dbl_1], branch_pool, pool));
+            var a = new[] { branch7x7_2, branch7x7_3 }.Select(u => Own(owned, u.Fold())).ToArray();
+            var b = new[] { branch7x7dbl_2, branch7x7dbl_3, branch7x7dbl_4, branch7x7dbl_5 }
+                .Select(u => Own(owned, u.Fold()))
+                .ToArray();
+            return x =>
+            {
+                var o = ones.Forward(x);
+                return torch.cat(
+                    [o[0], a.Aggregate(o[1], (t, c) => c.Forward(t)), b.Aggregate(o[2], (t, c) => c.Forward(t)), o[3]],
+                    1
+                );
+            };
+        }
     }
 
     internal sealed class InceptionD : nn.Module<Tensor, Tensor>
@@ -293,6 +542,21 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
                 ],
                 1
             );
+
+        internal Func<Tensor, Tensor> Fold(List<IDisposable> owned)
+        {
+            var ones = Own(owned, new Merged1x1([branch3x3_1, branch7x7x3_1]));
+            var c3x3 = Own(owned, branch3x3_2.Fold());
+            var b = new[] { branch7x7x3_2, branch7x7x3_3, branch7x7x3_4 }.Select(u => Own(owned, u.Fold())).ToArray();
+            return x =>
+            {
+                var o = ones.Forward(x);
+                return torch.cat(
+                    [c3x3.Forward(o[0]), b.Aggregate(o[1], (t, c) => c.Forward(t)), F.max_pool2d(x, 3, 2)],
+                    1
+                );
+            };
+        }
     }
 
     internal sealed class InceptionE : nn.Module<Tensor, Tensor>
@@ -337,6 +601,22 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
                 ],
                 1
             );
+        }
+
+        internal Func<Tensor, Tensor> Fold(List<IDisposable> owned)
+        {
+            var ones = Own(owned, new Merged1x1([branch1x1, branch3x3_1, branch3x3dbl_1], branch_pool, pool));
+            var c2a = Own(owned, branch3x3_2a.Fold());
+            var c2b = Own(owned, branch3x3_2b.Fold());
+            var d2 = Own(owned, branch3x3dbl_2.Fold());
+            var d3a = Own(owned, branch3x3dbl_3a.Fold());
+            var d3b = Own(owned, branch3x3dbl_3b.Fold());
+            return x =>
+            {
+                var o = ones.Forward(x);
+                var d = d2.Forward(o[2]);
+                return torch.cat([o[0], c2a.Forward(o[1]), c2b.Forward(o[1]), d3a.Forward(d), d3b.Forward(d), o[3]], 1);
+            };
         }
     }
 }
