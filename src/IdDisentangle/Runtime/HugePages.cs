@@ -14,8 +14,8 @@ namespace IdDisentangle.Runtime;
 /// <para>
 /// Work that does not train can also keep what it frees: with <see cref="KeepFreedMemoryTunables"/> glibc serves
 /// every block from its heap and never gives the heap back, so the next forward pass reuses pages already there
-/// instead of faulting fresh ones (a swap about 10% faster, some 60-90 MiB more at its peak). Training keeps the
-/// default: its heap grew to 6.1 GB that way against 4.7 (bench/README.md).
+/// instead of faulting fresh ones, for a somewhat higher peak. Training keeps the default: its heap would grow
+/// above PyTorch's peak memory that way (bench/README.md).
 /// </para>
 /// </summary>
 internal static class HugePages
