@@ -30,6 +30,25 @@ public class HugePagesTests
         Assert.Contains("a b ü", flat);
     }
 
+    /// <summary>ffmpeg gets the tunables the user started iddis with, not the ones iddis restarted under.</summary>
+    [Theory]
+    [InlineData("", null)]
+    [InlineData("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2")]
+    public void ChildProcessesGetTheTunablesAsStarted(string started, string? expected)
+    {
+        var child = new System.Diagnostics.ProcessStartInfo("ffmpeg");
+        child.Environment["GLIBC_TUNABLES"] = started + HugePages.Tunables(keepFreedMemory: true);
+        child.Environment["IDDIS_STARTED_GLIBC_TUNABLES"] = started;
+        HugePages.RestoreStartedTunables(child, started);
+        Assert.Equal(expected, child.Environment.TryGetValue("GLIBC_TUNABLES", out var v) ? v : null);
+        Assert.False(child.Environment.ContainsKey("IDDIS_STARTED_GLIBC_TUNABLES"));
+
+        var unchanged = new System.Diagnostics.ProcessStartInfo("ffmpeg");
+        unchanged.Environment["GLIBC_TUNABLES"] = "glibc.malloc.arena_max=4";
+        HugePages.RestoreStartedTunables(unchanged, started: null);
+        Assert.Equal("glibc.malloc.arena_max=4", unchanged.Environment["GLIBC_TUNABLES"]);
+    }
+
     [Theory]
     [InlineData("train", false)]
     [InlineData("demo", false)]

@@ -50,6 +50,28 @@ internal static class HugePages
         return null;
     }
 
+    /// <summary>GLIBC_TUNABLES as the process was started, kept through the restart for its child processes.</summary>
+    const string StartedVariable = "IDDIS_STARTED_GLIBC_TUNABLES";
+
+    /// <summary>
+    /// Gives a child process (ffmpeg) the GLIBC_TUNABLES this process was started with rather than the ones it
+    /// restarted under, which are for libtorch's tensors.
+    /// </summary>
+    public static void RestoreStartedTunables(System.Diagnostics.ProcessStartInfo child) =>
+        RestoreStartedTunables(child, Environment.GetEnvironmentVariable(StartedVariable));
+
+    /// <summary><paramref name="started"/>: the tunables as started, or null without a restart.</summary>
+    internal static void RestoreStartedTunables(System.Diagnostics.ProcessStartInfo child, string? started)
+    {
+        if (started is null)
+            return;
+        child.Environment.Remove(StartedVariable);
+        if (started.Length == 0)
+            child.Environment.Remove("GLIBC_TUNABLES");
+        else
+            child.Environment["GLIBC_TUNABLES"] = started;
+    }
+
     /// <summary>The tunables the restart adds.</summary>
     public static string Tunables(bool keepFreedMemory) =>
         keepFreedMemory ? Tunable + ":" + KeepFreedMemoryTunables : Tunable;
@@ -78,9 +100,10 @@ internal static class HugePages
         var environment = Environment
             .GetEnvironmentVariables()
             .Cast<System.Collections.DictionaryEntry>()
-            .Where(e => (string)e.Key != "GLIBC_TUNABLES")
+            .Where(e => (string)e.Key is not ("GLIBC_TUNABLES" or StartedVariable))
             .Select(e => $"{e.Key}={e.Value}")
             .Append($"GLIBC_TUNABLES={(existing.Length == 0 ? "" : existing + ":")}{Tunables(keepFreedMemory)}")
+            .Append($"{StartedVariable}={existing}")
             .ToArray();
         Execve("/proc/self/exe", argv, environment);
     }

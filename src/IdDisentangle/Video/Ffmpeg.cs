@@ -224,6 +224,7 @@ internal static class Ffmpeg
         };
         foreach (var a in args)
             info.ArgumentList.Add(a);
+        Runtime.HugePages.RestoreStartedTunables(info);
         return Process.Start(info) ?? throw new FfmpegMissingException(Path.GetFileName(exe));
     }
 
