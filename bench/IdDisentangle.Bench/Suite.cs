@@ -72,7 +72,8 @@ internal static class Suite
             bf16Peak = peak.GetProperty("bf16_gflops").GetDouble();
         var md = new StringBuilder();
         md.AppendLine(
-            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU; {Tunables()}"
+            $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Machine()}, {o.Threads} threads, fp32, CPU; "
+                + Tunables()
         );
         md.AppendLine();
         md.AppendLine(

@@ -29,7 +29,7 @@ internal static class HugePages
 
     /// <summary>Whether this process runs with glibc's huge-page tunable.</summary>
     public static bool Active =>
-        (Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "").Contains(Tunable, StringComparison.Ordinal);
+        (Environment.GetEnvironmentVariable(TunablesVariable) ?? "").Contains(Tunable, StringComparison.Ordinal);
 
     /// <summary>Why the restart would not help or is not wanted here, or null when it would.</summary>
     public static string? WhyNot()
@@ -53,6 +53,8 @@ internal static class HugePages
     /// <summary>GLIBC_TUNABLES as the process was started, kept through the restart for its child processes.</summary>
     const string StartedVariable = "IDDIS_STARTED_GLIBC_TUNABLES";
 
+    const string TunablesVariable = "GLIBC_TUNABLES";
+
     /// <summary>
     /// Gives a child process (ffmpeg) the GLIBC_TUNABLES this process was started with rather than the ones it
     /// restarted under, which are for libtorch's tensors.
@@ -67,9 +69,9 @@ internal static class HugePages
             return;
         child.Environment.Remove(StartedVariable);
         if (started.Length == 0)
-            child.Environment.Remove("GLIBC_TUNABLES");
+            child.Environment.Remove(TunablesVariable);
         else
-            child.Environment["GLIBC_TUNABLES"] = started;
+            child.Environment[TunablesVariable] = started;
     }
 
     /// <summary>The tunables the restart adds.</summary>
@@ -96,13 +98,13 @@ internal static class HugePages
             return;
         }
         var argv = Encoding.UTF8.GetString(cmdline).TrimEnd('\0').Split('\0');
-        string existing = Environment.GetEnvironmentVariable("GLIBC_TUNABLES") ?? "";
+        string existing = Environment.GetEnvironmentVariable(TunablesVariable) ?? "";
         var environment = Environment
             .GetEnvironmentVariables()
             .Cast<System.Collections.DictionaryEntry>()
-            .Where(e => (string)e.Key is not ("GLIBC_TUNABLES" or StartedVariable))
+            .Where(e => (string)e.Key is not (TunablesVariable or StartedVariable))
             .Select(e => $"{e.Key}={e.Value}")
-            .Append($"GLIBC_TUNABLES={(existing.Length == 0 ? "" : existing + ":")}{Tunables(keepFreedMemory)}")
+            .Append($"{TunablesVariable}={(existing.Length == 0 ? "" : existing + ":")}{Tunables(keepFreedMemory)}")
             .Append($"{StartedVariable}={existing}")
             .ToArray();
         Execve("/proc/self/exe", argv, environment);
