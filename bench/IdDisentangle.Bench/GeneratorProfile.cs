@@ -74,13 +74,24 @@ internal static class GeneratorProfile
             // The generator's own single-sample weight (scale 1: the random weights stand for scaled ones).
             Tensor Modulated(Tensor w, Tensor s) =>
                 StyleGan2Generator.ModulatedConv2d.ModulatedWeight(w, s.view(-1), 1.0, true, 1.0).to(type);
+            // Or, where the activation is the smaller, the style on the input and the demodulation on the output.
+            void StyleOnActivations(Tensor x, Tensor w, Tensor s, Tensor y)
+            {
+                var d = torch.rsqrt(StyleGan2Generator.ModulatedConv2d.SumOfSquaredTaps(w).matmul(s.view(-1).square()));
+                _ = x * s.view(1, -1, 1, 1).to(type);
+                _ = y * d.view(1, -1, 1, 1).to(type);
+            }
+            bool ActivationPath(int res) => StyleGan2Generator.ModulatedConv2d.ModulatesActivations(res * res, 3, cout);
             if (log > 2)
             {
                 var x = Layout(torch.randn(1, cin, r / 2, r / 2), r).to(type);
                 var taps = (StyleGan2Generator.MakeKernel() * 4).flip(0, 1);
-                var wt = Modulated(w1, s1).transpose(0, 1);
+                bool onActivations = ActivationPath(r / 2);
+                var wt = (onActivations ? w1.to(type) : Modulated(w1, s1)).transpose(0, 1);
                 var wp = PolyphaseWeight(Modulated(w1, s1).to(ScalarType.Float32), taps).to(type);
-                total += Time("weights: modulate, demodulate", r, 0, () => Modulated(w1, s1).transpose(0, 1));
+                total += onActivations
+                    ? Time("style: x s, y d, demodulation", r, 0, () => StyleOnActivations(x, w1, s1, y))
+                    : Time("weights: modulate, demodulate", r, 0, () => Modulated(w1, s1).transpose(0, 1));
                 double upFlops = 2.0 * cin * cout * 9 * r * r / 4;
                 total += Time(
                     "up conv: transposed 3x3, stride 2",
@@ -114,8 +125,11 @@ internal static class GeneratorProfile
                 );
                 total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
             }
-            total += Time("weights: modulate, demodulate", r, 0, () => Modulated(w2, s2));
-            var w2m = Modulated(w2, s2);
+            bool onActivations2 = ActivationPath(r);
+            total += onActivations2
+                ? Time("style: x s, y d, demodulation", r, 0, () => StyleOnActivations(y, w2, s2, y))
+                : Time("weights: modulate, demodulate", r, 0, () => Modulated(w2, s2));
+            var w2m = onActivations2 ? w2.to(type) : Modulated(w2, s2);
             total += Time("3x3 conv", r, 2.0 * cout * cout * 9 * r * r, () => F.conv2d(y, w2m, padding: [1, 1]));
             var yc = Other(y, r);
             Time(

@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -244,6 +245,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         var image = skip.contiguous();
         if (!ReferenceEquals(image, skip))
             skip.Dispose();
+        if (!torch.is_grad_enabled())
+            NativeGarbage.Release(); // before the next image's activations look for holes in the heap
         return image;
     }
 
@@ -304,10 +307,11 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
     /// <summary>
     /// Modulated convolution: weights scaled per input channel by the style s = A(w), then (with demodulation)
-    /// normalised per output channel by d = 1/sqrt(sum (W s)^2 + 1e-8). For one sample the modulated weight is
-    /// built directly (cheap); for a batch it is computed as conv(x * s, W) * d, the same sum without a weight
-    /// per sample or a grouped convolution. Upsampling is a stride-2 transposed convolution followed by the FIR
-    /// blur. The gain argument of forward scales the output for free (the sqrt 2 of the following activation).
+    /// normalised per output channel by d = 1/sqrt(sum (W s)^2 + 1e-8). A batch is computed as conv(x * s, W) * d,
+    /// the same sum without a weight per sample or a grouped convolution, and so is one sample whose activation is
+    /// smaller than the weight; from there on one sample's modulated weight is built directly, the smaller pass.
+    /// Upsampling is a stride-2 transposed convolution followed by the FIR blur. The gain argument of forward scales
+    /// the output for free (the sqrt 2 of the following activation).
     /// </summary>
     internal sealed class ModulatedConv2d : nn.Module
     {
@@ -353,16 +357,43 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
             long n = x.shape[0];
-            if (n == 1)
+            if (n == 1 && !ModulatesActivations(x.shape[2] * x.shape[3], kernel, outCh))
             {
                 var s1 = modulation.forward(style).view(inCh);
                 return Convolve(x, ModulatedWeight(weight.squeeze(0), s1, scale, demodulate, gain).to(x.dtype));
             }
+            if (n == 1)
+                return ConvolveModulatingActivations(x, modulation.forward(style).view(inCh) * scale, gain);
             var (s, d, w) = StylesAndWeight(style, gain);
             var y = Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype));
             var dd = d.view(n, outCh, 1, 1).to(x.dtype);
             return torch.is_grad_enabled() ? y * dd : y.mul_(dd);
         }
+
+        /// <summary>
+        /// One sample whose activation is smaller than the weight (below 128 px in the standard 256 generator):
+        /// conv(x * scale s, W) * d, the weight read as stored rather than rewritten for the sample.
+        /// </summary>
+        Tensor ConvolveModulatingActivations(Tensor x, Tensor ss, double gain)
+        {
+            var raw = weight.squeeze(0);
+            var d = demodulate
+                ? torch.rsqrt(SumOfSquaredTaps(raw).matmul(ss.square()) + 1e-8) * gain
+                : torch.full(outCh, gain, dtype: ss.dtype, device: ss.device);
+            var y = Convolve(x * ss.view(1, inCh, 1, 1).to(x.dtype), raw.to(x.dtype));
+            var dd = d.view(1, outCh, 1, 1).to(x.dtype);
+            return torch.is_grad_enabled() ? y * dd : y.mul_(dd);
+        }
+
+        /// <summary>
+        /// Whether one sample with <paramref name="pixels"/> per channel is modulated on its activation [in, H, W]
+        /// rather than on the weight [out, in, k, k]: whichever is smaller is scaled.
+        /// </summary>
+        internal static bool ModulatesActivations(long pixels, int kernel, int outCh) =>
+            pixels < kernel * kernel * outCh;
+
+        /// <summary>sum_k W[o,i,k]^2 in one pass over the weight.</summary>
+        internal static Tensor SumOfSquaredTaps(Tensor raw) => torch.linalg.vector_norm(raw, 2, [2, 3]).square();
 
         /// <summary>
         /// The modulated (and demodulated) weight of one sample in one pass over the weights: scale, style s,
@@ -375,7 +406,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 inCh = raw.shape[1];
             var ss = s * scale;
             var factor = demodulate
-                ? (torch.rsqrt(raw.square().sum([2, 3]).matmul(ss.square()) + 1e-8) * gain).view(outCh, 1)
+                ? (torch.rsqrt(SumOfSquaredTaps(raw).matmul(ss.square()) + 1e-8) * gain).view(outCh, 1)
                     * ss.view(1, inCh)
                 : (ss * gain).view(1, inCh);
             return raw * factor.view(-1, inCh, 1, 1);
@@ -414,10 +445,16 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         internal int BlurPadding => blur?.Padding ?? 0;
 
         // Demodulation is a per-channel scale, so it commutes with the per-channel blur that follows upsampling.
-        Tensor Convolve(Tensor x, Tensor w) =>
-            upsample
-                ? blur!.forward(F.conv_transpose2d(x, w.transpose(0, 1), strides: [2, 2]))
-                : F.conv2d(x, w, padding: [kernel / 2, kernel / 2]);
+        Tensor Convolve(Tensor x, Tensor w)
+        {
+            if (!upsample)
+                return F.conv2d(x, w, padding: [kernel / 2, kernel / 2]);
+            var up = F.conv_transpose2d(x, w.transpose(0, 1), strides: [2, 2]);
+            var y = blur!.forward(up);
+            if (!torch.is_grad_enabled())
+                up.Dispose();
+            return y;
+        }
     }
 
     /// <summary>upfirdn2d with the [1,3,3,1] kernel (outer product, normalised, times factor^2) and no

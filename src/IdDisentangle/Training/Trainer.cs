@@ -107,6 +107,7 @@ internal sealed class Trainer : IDisposable
                 Dictionary<string, double> metrics;
                 using (batch)
                     metrics = _step.Run(n, batch, _log);
+                NativeGarbage.Release();
                 _stepIndex = n + 1;
                 RecordStep(n, metrics);
                 onStep?.Invoke(n, metrics);
