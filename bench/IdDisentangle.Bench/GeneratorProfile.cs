@@ -23,6 +23,7 @@ internal static class GeneratorProfile
         using var noGrad = torch.inference_mode();
         using var scope = torch.NewDisposeScope();
         using var blur = new StyleGan2Generator.Blur(2, 1, 1);
+        using var unpaddedBlur = new StyleGan2Generator.Blur(2, 0, 0);
         using var upsample = new StyleGan2Generator.Upsample();
 
         double Time(string op, int res, double flops, Action run, bool inForward = true)
@@ -93,20 +94,27 @@ internal static class GeneratorProfile
                     ? Time("style: x s, y d, demodulation", r, 0, () => StyleOnActivations(x, w1, s1, y))
                     : Time("weights: modulate, demodulate", r, 0, () => Modulated(w1, s1).transpose(0, 1));
                 double upFlops = 2.0 * cin * cout * 9 * r * r / 4;
+                // As the generator does it: from 128 px input the input padded and the blur's padding one less.
+                bool padded = StyleGan2Generator.ModulatedConv2d.PadsInputToUpsample(r / 2, cin);
+                Tensor Up() =>
+                    padded
+                        ? F.conv_transpose2d(F.pad(x, [1, 1, 1, 1]), wt, strides: [2, 2], padding: [1, 1])
+                        : F.conv_transpose2d(x, wt, strides: [2, 2]);
                 total += Time(
-                    "up conv: transposed 3x3, stride 2",
+                    padded ? "up conv: transposed 3x3, stride 2 (input padded)" : "up conv: transposed 3x3, stride 2",
                     r,
                     upFlops,
-                    () => F.conv_transpose2d(x, wt, strides: [2, 2])
+                    () => Up()
                 );
-                var t = F.conv_transpose2d(x, wt, strides: [2, 2]);
-                total += Time("up conv: 4x4 blur (depthwise)", r, 2.0 * cout * 16 * r * r, () => blur.forward(t));
+                var t = Up();
+                var upBlur = padded ? unpaddedBlur : blur;
+                total += Time("up conv: 4x4 blur (depthwise)", r, 2.0 * cout * 16 * r * r, () => upBlur.forward(t));
                 var tc = Other(t, r);
                 Time(
                     $"  the blur in {OtherName(r)}",
                     r,
                     2.0 * cout * 16 * r * r,
-                    () => blur.forward(tc),
+                    () => upBlur.forward(tc),
                     inForward: false
                 );
                 Time(

@@ -88,6 +88,29 @@ public class StyleGan2Tests
         Assert.True(GC.CollectionCount(0) > before);
     }
 
+    /// <summary>From 128 px the upsampling pads its input for a faster transposed convolution: the same sum.</summary>
+    [Theory]
+    [InlineData(64)]
+    [InlineData(128)]
+    public void UpsamplingGivesTheTransposedConvolutionThenTheBlur(int size)
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var x = randn([2, 8, size, size], dtype: ScalarType.Float64);
+        var w = randn([8, 4, 3, 3], dtype: ScalarType.Float64); // [in, out, k, k]
+        using var blur = new StyleGan2Generator.Blur(2, 1, 1);
+        var k = blur.Kernel(4, ScalarType.Float64);
+        var expected = nn.functional.conv2d(
+            nn.functional.conv_transpose2d(x, w, strides: [2, 2]),
+            k,
+            padding: [1, 1],
+            groups: 4
+        );
+        var got = StyleGan2Generator.ModulatedConv2d.UpsampleAndBlur(x, w, k, 1);
+        Assert.Equal(expected.shape, got.shape);
+        Assert.True(TensorAssert.MaxAbsDiff(got, expected) < 1e-10);
+    }
+
     [SkippableFact]
     public void SingleSampleGradientMatchesReference()
     {

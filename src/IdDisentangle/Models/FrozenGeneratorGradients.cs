@@ -59,11 +59,11 @@ internal static class FrozenGeneratorGradients
             {
                 var u = x * s.view(n, -1, 1, 1);
                 var v = spec.Upsample
-                    ? F.conv2d(
-                        F.conv_transpose2d(u, weight.transpose(0, 1), strides: [2, 2]),
+                    ? StyleGan2Generator.ModulatedConv2d.UpsampleAndBlur(
+                        u,
+                        weight.transpose(0, 1),
                         blurKernel!,
-                        padding: [spec.BlurPadding, spec.BlurPadding],
-                        groups: weight.shape[0]
+                        spec.BlurPadding
                     )
                     : F.conv2d(u, weight, padding: [1, 1]);
                 v.mul_(d.view(n, -1, 1, 1)).add_(noise).add_(bias);
