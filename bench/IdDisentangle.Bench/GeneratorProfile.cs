@@ -82,7 +82,9 @@ internal static class GeneratorProfile
                 _ = x * s.view(1, -1, 1, 1).to(type);
                 _ = y * d.view(1, -1, 1, 1).to(type);
             }
-            bool ActivationPath(int res) => StyleGan2Generator.ModulatedConv2d.ModulatesActivations(res * res, 3, cout);
+            bool ActivationPath(int res) =>
+                type == ScalarType.Float32
+                && StyleGan2Generator.ModulatedConv2d.ModulatesActivations(res * res, 3, cout);
             if (log > 2)
             {
                 var x = Layout(torch.randn(1, cin, r / 2, r / 2), r).to(type);

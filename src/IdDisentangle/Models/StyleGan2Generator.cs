@@ -357,7 +357,9 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
             long n = x.shape[0];
-            if (n == 1 && !ModulatesActivations(x.shape[2] * x.shape[3], kernel, outCh))
+            // In bfloat16 one sample keeps the weight path: it rounds the modulated weight once, where the other
+            // would round x * s and y * d too (45 dB from float32 instead of 50: bench/README.md).
+            if (n == 1 && (x.dtype != weight.dtype || !ModulatesActivations(x.shape[2] * x.shape[3], kernel, outCh)))
             {
                 var s1 = modulation.forward(style).view(inCh);
                 return Convolve(x, ModulatedWeight(weight.squeeze(0), s1, scale, demodulate, gain).to(x.dtype));
