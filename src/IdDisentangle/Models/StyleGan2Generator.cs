@@ -367,8 +367,13 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             if (n == 1)
                 return ConvolveModulatingActivations(x, modulation.forward(style).view(inCh) * scale, gain);
             var (s, d, w) = StylesAndWeight(style, gain);
-            var y = Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype));
-            var dd = d.view(n, outCh, 1, 1).to(x.dtype);
+            return ScaledPerOutputChannel(Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype)), d);
+        }
+
+        /// <summary>y [N, out, H, W] times d [N, out] (in place without autograd).</summary>
+        Tensor ScaledPerOutputChannel(Tensor y, Tensor d)
+        {
+            var dd = d.view(y.shape[0], outCh, 1, 1).to(y.dtype);
             return torch.is_grad_enabled() ? y * dd : y.mul_(dd);
         }
 
@@ -380,12 +385,15 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             var raw = weight.squeeze(0);
             var d = demodulate
-                ? torch.rsqrt(SumOfSquaredTaps(raw).matmul(ss.square()) + 1e-8) * gain
+                ? Demodulation(raw, ss, gain)
                 : torch.full(outCh, gain, dtype: ss.dtype, device: ss.device);
-            var y = Convolve(x * ss.view(1, inCh, 1, 1).to(x.dtype), raw.to(x.dtype));
-            var dd = d.view(1, outCh, 1, 1).to(x.dtype);
-            return torch.is_grad_enabled() ? y * dd : y.mul_(dd);
+            return ScaledPerOutputChannel(Convolve(x * ss.view(1, inCh, 1, 1).to(x.dtype), raw.to(x.dtype)), d);
         }
+
+        /// <summary>d = gain / sqrt(sum_i ss_i^2 sum_k W[o,i,k]^2 + 1e-8) [out] for one sample's scaled style ss
+        /// [in].</summary>
+        static Tensor Demodulation(Tensor raw, Tensor ss, double gain) =>
+            torch.rsqrt(SumOfSquaredTaps(raw).matmul(ss.square()) + 1e-8) * gain;
 
         /// <summary>
         /// Whether one sample with <paramref name="pixels"/> per channel is modulated on its activation [in, H, W]
@@ -408,8 +416,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 inCh = raw.shape[1];
             var ss = s * scale;
             var factor = demodulate
-                ? (torch.rsqrt(SumOfSquaredTaps(raw).matmul(ss.square()) + 1e-8) * gain).view(outCh, 1)
-                    * ss.view(1, inCh)
+                ? Demodulation(raw, ss, gain).view(outCh, 1) * ss.view(1, inCh)
                 : (ss * gain).view(1, inCh);
             return raw * factor.view(-1, inCh, 1, 1);
         }
