@@ -14,38 +14,6 @@ public class RuntimeTests
         Assert.True(info.Threads >= 1);
     }
 
-    /// <summary>
-    /// TorchSharp's Scalar for a number (x * 0.2) is freed only by its finalizer: Release collects it and waits for
-    /// the finalizers that collection queued.
-    /// </summary>
-    [Fact]
-    public void NativeGarbageReleaseFinalizesWhatTheWorkLeft()
-    {
-        long finalizedBefore = Interlocked.Read(ref Finalizable.Count);
-        var (scalar, finalizable) = Garbage();
-        NativeGarbage.Release();
-        Assert.False(scalar.IsAlive, "the Scalar was not collected");
-        Assert.False(finalizable.IsAlive, "an object with a finalizer was not collected");
-        Assert.True(
-            Interlocked.Read(ref Finalizable.Count) > finalizedBefore,
-            "Release returned before finalizers ran"
-        );
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    static (WeakReference, WeakReference) Garbage()
-    {
-        Scalar s = 0.2;
-        return (new WeakReference(s), new WeakReference(new Finalizable()));
-    }
-
-    sealed class Finalizable
-    {
-        public static long Count;
-
-        ~Finalizable() => Interlocked.Increment(ref Count);
-    }
-
     [Fact]
     public void ConvAutogradStepMatchesFiniteDifferences()
     {

@@ -25,7 +25,9 @@ internal sealed class GenerateDataCommand : Command<GenerateDataCommand.Settings
         public long NumImages { get; init; }
 
         [CommandOption("--batch-size <B>")]
-        [HelpText("Images rendered at once (does not change any image)")]
+        [HelpText(
+            "Images rendered at once; shards and resumed runs equal one whole job with this batch size byte for byte"
+        )]
         public int BatchSize { get; init; } = 8;
 
         [CommandOption("--truncation <PSI>")]

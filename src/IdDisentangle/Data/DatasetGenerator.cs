@@ -55,9 +55,15 @@ internal sealed record DatasetGenerationOptions
 
 /// <summary>
 /// Generates the training set: for each index k, z_k from a generator seeded by (seed, k), w = truncate(f(z_k)),
-/// the image G(w) with the generator's stored noise, written in the paper's layout. Index k gives the same files
-/// whatever the batch size or shard; complete files are kept on a rerun (writes are atomic, so a file is either
-/// complete or absent).
+/// the image G(w) with the generator's stored noise, written in the paper's layout. Complete files are kept on a
+/// rerun (writes are atomic, so a file is either complete or absent).
+/// <para>
+/// The kernels' rounding depends on how many samples they see at once, so index k is always rendered in the same
+/// batch: block floor(k / B) of the whole index range, whatever the shard or the point where an earlier run
+/// stopped. A shard or a resumed run renders a block it only partly owns or partly lacks in full and writes its own
+/// missing indices: its files are byte for byte those of one uninterrupted job with the same batch size. Another
+/// batch size gives the same images to rounding.
+/// </para>
 /// </summary>
 internal static class DatasetGenerator
 {
@@ -85,28 +91,31 @@ internal static class DatasetGenerator
         var layout = new DatasetLayout(o.OutDir);
         layout.RemoveLeftovers();
         var (start, end) = o.Shard.Range(o.NumImages);
-        var todo = new List<long>();
-        for (long k = start; k < end; k++)
-        {
-            if (layout.IsComplete(k))
-                progress?.Invoke(k, false);
-            else
-                todo.Add(k);
-        }
         long written = 0;
-        for (int i = 0; i < todo.Count; i += o.BatchSize)
+        for (long block = start / o.BatchSize; block * o.BatchSize < end; block++)
         {
+            long first = block * o.BatchSize,
+                last = Math.Min(first + o.BatchSize, o.NumImages);
+            var missing = new HashSet<long>();
+            for (long k = Math.Max(first, start); k < Math.Min(last, end); k++)
+            {
+                if (layout.IsComplete(k))
+                    progress?.Invoke(k, false);
+                else
+                    missing.Add(k);
+            }
+            if (missing.Count == 0)
+                continue;
             cancellation.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.inference_mode();
-            var batch = todo.GetRange(i, Math.Min(o.BatchSize, todo.Count - i));
-            var z = torch.cat(batch.Select(k => ZFor(o.Seed, k, g.StyleDim)).ToArray(), 0).to(g.Device);
+            var z = torch.cat(Range(first, last).Select(k => ZFor(o.Seed, k, g.StyleDim)).ToArray(), 0).to(g.Device);
             var wplus = g.Truncate(g.ToWPlus(g.Map(z)), o.Truncation, o.TruncationCutoff);
             var images = GeneratorSampling.ToUnitRange(g.Synthesize(wplus, NoiseMode.Const)).cpu();
             var codes = wplus.cpu();
-            for (int j = 0; j < batch.Count; j++)
+            foreach (long k in Range(first, last).Where(missing.Contains))
             {
-                long k = batch[j];
+                int j = (int)(k - first);
                 // The code first: an index counts as complete only when its image, written last, exists.
                 Npy.Write(layout.WPath(k), codes[j].contiguous());
                 ImageIO.Write(layout.ImagePath(k), images[j]);
@@ -115,5 +124,11 @@ internal static class DatasetGenerator
             }
         }
         return written;
+    }
+
+    static IEnumerable<long> Range(long from, long to)
+    {
+        for (long k = from; k < to; k++)
+            yield return k;
     }
 }
