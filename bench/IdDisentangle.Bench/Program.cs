@@ -20,12 +20,14 @@ using IdDisentangle.Bench;
 // dotnet run -c Release --project bench/IdDisentangle.Bench -- face-crop [--images DIR]          (calibrates
 // FaceCrop.FfhqFaceApi)
 // Each benchmark process takes the tunables the matching iddis command would: the training ones as `iddis train`, the
-// others as the commands that render (CliApp.KeepsFreedMemory). `all` only starts processes, ours and PyTorch's, and
+// others as the commands that render (CliApp.HeapUseOf). `all` only starts processes, ours and PyTorch's, and
 // keeps its environment as started so that the PyTorch side inherits none of ours.
 if (args.Length > 0 && args[0] != "all")
     IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(
         args,
-        keepFreedMemory: args[0] is not ("train-step" or "train-precision")
+        args[0] is "train-step" or "train-precision"
+            ? IdDisentangle.Runtime.HeapUse.Training
+            : IdDisentangle.Runtime.HeapUse.Rendering
     );
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);

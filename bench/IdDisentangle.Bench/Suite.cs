@@ -37,7 +37,9 @@ internal static class Suite
             var asStarted = RunJson(python, args);
             if (IdDisentangle.Runtime.HugePages.WhyNot() is not null)
                 return (asStarted, null);
-            string tunables = IdDisentangle.Runtime.HugePages.Tunables(keepFreedMemory: a[0] != "train-step");
+            string tunables = IdDisentangle.Runtime.HugePages.Tunables(
+                a[0] == "train-step" ? IdDisentangle.Runtime.HeapUse.Training : IdDisentangle.Runtime.HeapUse.Rendering
+            );
             return (asStarted, RunJson(python, args, tunables));
         }
 
@@ -142,8 +144,8 @@ internal static class Suite
         string started = Environment.GetEnvironmentVariable("GLIBC_TUNABLES") is { Length: > 0 } t ? t : "unset";
         string ours = IdDisentangle.Runtime.HugePages.WhyNot() is { } why
             ? $"ours as started ({why})"
-            : $"ours under GLIBC_TUNABLES={IdDisentangle.Runtime.HugePages.Tunables(keepFreedMemory: true)} "
-                + $"(training: {IdDisentangle.Runtime.HugePages.Tunables(keepFreedMemory: false)})";
+            : $"ours under GLIBC_TUNABLES={IdDisentangle.Runtime.HugePages.Tunables(IdDisentangle.Runtime.HeapUse.Rendering)} "
+                + $"(training: {IdDisentangle.Runtime.HugePages.Tunables(IdDisentangle.Runtime.HeapUse.Training)})";
         return $"{ours}; PyTorch as started (GLIBC_TUNABLES {started}) and under our tunables.";
     }
 

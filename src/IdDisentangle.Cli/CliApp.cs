@@ -6,11 +6,10 @@ namespace IdDisentangle.Cli;
 /// <summary>The <c>iddis</c> command tree.</summary>
 internal static class CliApp
 {
-    /// <summary>
-    /// Whether the command may keep the memory it frees (<see cref="Runtime.HugePages.KeepFreedMemoryTunables"/>):
-    /// every command but those that train, whose peak memory would grow.
-    /// </summary>
-    public static bool KeepsFreedMemory(string[] args) => args.Length == 0 || args[0] is not ("train" or "demo");
+    /// <summary>How the command uses memory (<see cref="Runtime.HugePages.Tunables"/>): the commands that train, and
+    /// the others.</summary>
+    public static Runtime.HeapUse HeapUseOf(string[] args) =>
+        args.Length > 0 && args[0] is "train" or "demo" ? Runtime.HeapUse.Training : Runtime.HeapUse.Rendering;
 
     public static CommandApp Build()
     {

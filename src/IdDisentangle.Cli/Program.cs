@@ -1,5 +1,2 @@
-IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(
-    args,
-    keepFreedMemory: IdDisentangle.Cli.CliApp.KeepsFreedMemory(args)
-);
+IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(args, IdDisentangle.Cli.CliApp.HeapUseOf(args));
 return await IdDisentangle.Cli.CliApp.RunAsync(args);

@@ -24,9 +24,9 @@ public class HugePagesTests
             stdout.Replace('│', ' ').Split((char[])[' ', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries)
         );
         Assert.Contains(Helps ? "on (GLIBC_TUNABLES=" : "off:", flat);
-        // doctor trains nothing, so it also keeps the memory it frees (unless started with the tunable already).
+        // doctor trains nothing: the rendering tunables (unless started with the tunable already).
         if (HugePages.WhyNot() is null)
-            Assert.Contains(HugePages.Tunables(keepFreedMemory: true) + ")", flat.Replace(" ", ""));
+            Assert.Contains(HugePages.Tunables(HeapUse.Rendering) + ")", flat.Replace(" ", ""));
         Assert.Contains("a b ü", flat);
     }
 
@@ -37,7 +37,7 @@ public class HugePagesTests
     public void ChildProcessesGetTheTunablesAsStarted(string started, string? expected)
     {
         var child = new System.Diagnostics.ProcessStartInfo("ffmpeg");
-        child.Environment["GLIBC_TUNABLES"] = started + HugePages.Tunables(keepFreedMemory: true);
+        child.Environment["GLIBC_TUNABLES"] = started + HugePages.Tunables(HeapUse.Rendering);
         child.Environment["IDDIS_STARTED_GLIBC_TUNABLES"] = started;
         HugePages.RestoreStartedTunables(child, started);
         Assert.Equal(expected, child.Environment.TryGetValue("GLIBC_TUNABLES", out var v) ? v : null);
@@ -50,20 +50,17 @@ public class HugePagesTests
     }
 
     [Theory]
-    [InlineData("train", false)]
-    [InlineData("demo", false)]
-    [InlineData("swap", true)]
-    [InlineData("video", true)]
-    [InlineData("generate-data", true)]
-    public void OnlyTheCommandsThatTrainGiveFreedMemoryBack(string command, bool keeps)
+    [InlineData("train", true)]
+    [InlineData("demo", true)]
+    [InlineData("swap", false)]
+    [InlineData("video", false)]
+    [InlineData("generate-data", false)]
+    public void TheCommandsThatTrainKeepToOneHeap(string command, bool trains)
     {
-        Assert.Equal(keeps, Cli.CliApp.KeepsFreedMemory([command, "--help"]));
-        Assert.Equal(
-            keeps
-                ? "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483648"
-                : "glibc.malloc.hugetlb=1",
-            HugePages.Tunables(keeps)
-        );
+        var use = Cli.CliApp.HeapUseOf([command, "--help"]);
+        Assert.Equal(trains ? HeapUse.Training : HeapUse.Rendering, use);
+        const string keep = "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483648";
+        Assert.Equal(trains ? keep + ":glibc.malloc.arena_max=1" : keep, HugePages.Tunables(use));
     }
 
     [Fact]

@@ -12,10 +12,10 @@ namespace IdDisentangle.Runtime;
 /// wants it replaces itself, once, with the same program, arguments and environment plus that tunable (execve: the
 /// same process id, standard streams and signals). IDDIS_HUGE_PAGES=0 turns this off.
 /// <para>
-/// Work that does not train can also keep what it frees: with <see cref="KeepFreedMemoryTunables"/> glibc serves
-/// every block from its heap and never gives the heap back, so the next forward pass reuses pages already there
-/// instead of faulting fresh ones, for a somewhat higher peak. Training keeps the default: its heap would grow
-/// above PyTorch's peak memory that way (bench/README.md).
+/// The restart also keeps what the process frees (<see cref="KeepFreedMemoryTunables"/>): glibc serves every block
+/// from its heap and never gives the heap back, so the next forward pass or training step reuses pages already there
+/// instead of faulting fresh ones. Training also keeps to one heap (<see cref="HeapUse.Training"/>): with a heap per
+/// thread its blocks of many sizes fragmented the heaps above PyTorch's peak memory (bench/README.md).
 /// </para>
 /// </summary>
 internal static class HugePages
@@ -24,6 +24,9 @@ internal static class HugePages
 
     /// <summary>No mmap blocks, and no trimming of the heap below 2 GiB.</summary>
     public const string KeepFreedMemoryTunables = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483648";
+
+    /// <summary>One heap for every thread.</summary>
+    public const string OneHeapTunable = "glibc.malloc.arena_max=1";
     const string SwitchVariable = "IDDIS_HUGE_PAGES";
     const string ThpSetting = "/sys/kernel/mm/transparent_hugepage/enabled";
 
@@ -75,16 +78,16 @@ internal static class HugePages
     }
 
     /// <summary>The tunables the restart adds.</summary>
-    public static string Tunables(bool keepFreedMemory) =>
-        keepFreedMemory ? Tunable + ":" + KeepFreedMemoryTunables : Tunable;
+    public static string Tunables(HeapUse use) =>
+        $"{Tunable}:{KeepFreedMemoryTunables}" + (use == HeapUse.Training ? ":" + OneHeapTunable : "");
 
     /// <summary>
-    /// Replaces this process with itself under glibc's huge-page tunable when that helps (see <see cref="WhyNot"/>),
-    /// and with <paramref name="keepFreedMemory"/> the heap's tunables too; returns only when it does not or cannot
+    /// Replaces this process with itself under glibc's huge-page tunable and the heap's tunables for
+    /// <paramref name="use"/> when that helps (see <see cref="WhyNot"/>); returns only when it does not or cannot
     /// (then nothing has changed). Call it first thing in Main, before any thread or file a restart would lose.
     /// Asking only for help or the version (or nothing) computes nothing, so it starts no second runtime for them.
     /// </summary>
-    public static void RestartWithHugePagesIfUseful(string[] args, bool keepFreedMemory = false)
+    public static void RestartWithHugePagesIfUseful(string[] args, HeapUse use)
     {
         if (args.Length == 0 || args.Any(a => a is "-h" or "--help" or "-v" or "--version") || WhyNot() is not null)
             return;
@@ -104,7 +107,7 @@ internal static class HugePages
             .Cast<System.Collections.DictionaryEntry>()
             .Where(e => (string)e.Key is not (TunablesVariable or StartedVariable))
             .Select(e => $"{e.Key}={e.Value}")
-            .Append($"{TunablesVariable}={(existing.Length == 0 ? "" : existing + ":")}{Tunables(keepFreedMemory)}")
+            .Append($"{TunablesVariable}={(existing.Length == 0 ? "" : existing + ":")}{Tunables(use)}")
             .Append($"{StartedVariable}={existing}")
             .ToArray();
         Execve("/proc/self/exe", argv, environment);
@@ -145,4 +148,14 @@ internal static class HugePages
 
     [DllImport("libc")]
     static extern nint gnu_get_libc_version();
+}
+
+/// <summary>What a process does with its memory, which decides the heap's tunables.</summary>
+internal enum HeapUse
+{
+    /// <summary>Forward passes without autograd: rendering, encoding, swapping.</summary>
+    Rendering,
+
+    /// <summary>Training steps, whose many blocks of many sizes fragment a heap per thread.</summary>
+    Training,
 }

@@ -141,12 +141,13 @@ internal sealed class TrainingStep : IDisposable
         PhaseStarting?.Invoke("encoders");
         using (torch.no_grad())
         {
-            zId = EId.call(idImg); // unit vectors, as the paper's IDEncoder
-            lndAttr = _c.LandmarksLoss ? Landmarks.call(attrImg) : torch.zeros(1);
+            zId = Scoped(() => EId.call(idImg)); // unit vectors, as the paper's IDEncoder
+            lndAttr = _c.LandmarksLoss ? Scoped(() => Landmarks.call(attrImg)) : torch.zeros(1);
         }
-        var w = M.call(zId, EAttr.call(attrImg));
+        var w = Scoped(() => M.call(zId, EAttr.call(attrImg)));
+        NativeGarbage.Release();
         PhaseStarting?.Invoke("generator");
-        var output = G.Synthesize(w, NoiseMode.Const).add(1).div(2); // [0,1]
+        var output = Scoped(() => G.Synthesize(w, NoiseMode.Const).add(1).div(2)); // [0,1]
         PhaseStarting?.Invoke("losses");
 
         var metrics = new Dictionary<string, double>
@@ -157,26 +158,27 @@ internal sealed class TrainingStep : IDisposable
         Tensor total = torch.zeros(1, dtype: _dtype, device: Device);
         if (_c.IdLoss)
         {
-            var lId = Losses.Identity(EId.call(output), zId); // L_id
+            var lId = Scoped(() => Losses.Identity(EId.call(output), zId)); // L_id
             total = total + _c.LambdaId * lId;
             metrics["l_id"] = lId.ToDouble();
         }
         if (_c.LandmarksLoss)
         {
-            var lLnd = Losses.Landmarks(Landmarks.call(output), lndAttr); // L_lnd
+            var lLnd = Scoped(() => Losses.Landmarks(Landmarks.call(output), lndAttr)); // L_lnd
             total = total + _c.LambdaLnd * lLnd;
             metrics["l_lnd"] = lLnd.ToDouble();
         }
         if (_c.ReconstructionLoss && !b.Cross)
         {
-            var lRec = Losses.Reconstruction(output, idImg, _mask, _c.PixelLoss); // L_rec, same steps only
+            // L_rec, same steps only
+            var lRec = Scoped(() => Losses.Reconstruction(output, idImg, _mask, _c.PixelLoss));
             total = total + _c.LambdaRec * lRec;
             metrics["l_rec"] = lRec.ToDouble();
         }
         Tensor? gAdv = null;
         if (adversarial)
         {
-            gAdv = Losses.GeneratorAdversarial(D.call(w), lambdaGan); // lambda_gan L_adv, its own optimiser
+            gAdv = Scoped(() => Losses.GeneratorAdversarial(D.call(w), lambdaGan)); // lambda_gan L_adv, own optimiser
             metrics["l_adv_m"] = gAdv.ToDouble();
         }
         metrics["l_total"] = total.ToDouble();
@@ -190,6 +192,7 @@ internal sealed class TrainingStep : IDisposable
         }
         NanStreak = 0;
 
+        NativeGarbage.Release();
         PhaseStarting?.Invoke("backward");
         var generatorParams = _optAdv.Parameters.Cast<Tensor>().ToArray();
         Tensor?[]? advGrads = null;
@@ -205,6 +208,7 @@ internal sealed class TrainingStep : IDisposable
             _optAdv.Step(advGrads);
         if (adversarial)
         {
+            NativeGarbage.Release();
             PhaseStarting?.Invoke("discriminator");
             var realW = b.RealW.to(_dtype, Device).detach().requires_grad_();
             var realLogits = D.call(realW);
@@ -220,6 +224,17 @@ internal sealed class TrainingStep : IDisposable
         PhaseStarting?.Invoke("end");
         metrics["seconds"] = sw.Elapsed.TotalSeconds;
         return metrics;
+    }
+
+    /// <summary>
+    /// The result of <paramref name="compute"/>, its intermediates released: autograd holds its own references to
+    /// what the backward pass needs and frees each as the pass goes by, while a handle left in the step's scope
+    /// would keep every network's activations alive to the end of the step.
+    /// </summary>
+    static Tensor Scoped(Func<Tensor> compute)
+    {
+        using var scope = torch.NewDisposeScope();
+        return compute().MoveToOuterDisposeScope();
     }
 
     /// <summary>G(M(z_id, E_attr(attributes))) in [0,1], clamped, as the paper's test() renders it.</summary>
