@@ -147,7 +147,7 @@ internal sealed class TrainingStep : IDisposable
         var w = Scoped(() => M.call(zId, EAttr.call(attrImg)));
         NativeGarbage.Release();
         PhaseStarting?.Invoke("generator");
-        var output = Scoped(() => G.Synthesize(w, NoiseMode.Const).add(1).div(2)); // [0,1]
+        var output = Scoped(() => SynthesizeInParts(w).add(1).div(2)); // [0,1]
         PhaseStarting?.Invoke("losses");
 
         var metrics = new Dictionary<string, double>
@@ -203,6 +203,8 @@ internal sealed class TrainingStep : IDisposable
         {
             total.backward();
             _optMain.Step();
+            // Gradients kept to the next step would sit in the middle of the heap through its forward pass.
+            _optMain.ZeroGrad();
         }
         if (advGrads is not null)
             _optAdv.Step(advGrads);
@@ -218,12 +220,38 @@ internal sealed class TrainingStep : IDisposable
             _optD.ZeroGrad();
             (lD + r1).backward();
             _optD.Step();
+            _optD.ZeroGrad();
             metrics["l_d"] = lD.ToDouble();
             metrics["r1"] = r1.ToDouble();
         }
         PhaseStarting?.Invoke("end");
         metrics["seconds"] = sw.Elapsed.TotalSeconds;
         return metrics;
+    }
+
+    /// <summary>Most samples G renders at once in a step.</summary>
+    const int GeneratorPart = 3;
+
+    /// <summary>
+    /// G(w) rendered in parts of at most <see cref="GeneratorPart"/> samples, as equal as can be: at batch 6 the
+    /// activations of a whole batch (200 MB each at 256 px) left holes in the heap that the next ones did not fit,
+    /// and its peak grew by a gigabyte for the same speed (bench/README.md). No part has one sample where the batch
+    /// has more: one sample takes G's weight-modulated path, whose backward pass is slower.
+    /// </summary>
+    Tensor SynthesizeInParts(Tensor w)
+    {
+        long n = w.shape[0];
+        long parts = (n + GeneratorPart - 1) / GeneratorPart;
+        var images = new Tensor[parts];
+        long start = 0;
+        for (int i = 0; i < parts; i++)
+        {
+            long from = start,
+                size = (n - start) / (parts - i);
+            images[i] = Scoped(() => G.Synthesize(w.narrow(0, from, size), NoiseMode.Const));
+            start += size;
+        }
+        return parts == 1 ? images[0] : torch.cat(images, 0);
     }
 
     /// <summary>
