@@ -23,12 +23,7 @@ using IdDisentangle.Bench;
 // others as the commands that render (CliApp.HeapUseOf). `all` only starts processes, ours and PyTorch's, and
 // keeps its environment as started so that the PyTorch side inherits none of ours.
 if (args.Length > 0 && args[0] != "all")
-    IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(
-        args,
-        args[0] is "train-step" or "train-precision"
-            ? IdDisentangle.Runtime.HeapUse.Training
-            : IdDisentangle.Runtime.HeapUse.Rendering
-    );
+    IdDisentangle.Runtime.HugePages.RestartWithHugePagesIfUseful(args, Suite.HeapUseOf(args[0]));
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var opts = Options.Parse(args);
 return opts.Command switch

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using IdDisentangle.Runtime;
 
 namespace IdDisentangle.Bench;
 
@@ -35,12 +36,9 @@ internal static class Suite
             }
             string[] args = [reference, .. a, "--threads", o.Threads.ToString(CultureInfo.InvariantCulture)];
             var asStarted = RunJson(python, args);
-            if (IdDisentangle.Runtime.HugePages.WhyNot() is not null)
+            if (HugePages.WhyNot() is not null)
                 return (asStarted, null);
-            string tunables = IdDisentangle.Runtime.HugePages.Tunables(
-                a[0] == "train-step" ? IdDisentangle.Runtime.HeapUse.Training : IdDisentangle.Runtime.HeapUse.Rendering
-            );
-            return (asStarted, RunJson(python, args, tunables));
+            return (asStarted, RunJson(python, args, HugePages.Tunables(HeapUseOf(a[0]))));
         }
 
         string T(int n) => n.ToString(CultureInfo.InvariantCulture);
@@ -142,12 +140,16 @@ internal static class Suite
     static string Tunables()
     {
         string started = Environment.GetEnvironmentVariable("GLIBC_TUNABLES") is { Length: > 0 } t ? t : "unset";
-        string ours = IdDisentangle.Runtime.HugePages.WhyNot() is { } why
+        string ours = HugePages.WhyNot() is { } why
             ? $"ours as started ({why})"
-            : $"ours under GLIBC_TUNABLES={IdDisentangle.Runtime.HugePages.Tunables(IdDisentangle.Runtime.HeapUse.Rendering)} "
-                + $"(training: {IdDisentangle.Runtime.HugePages.Tunables(IdDisentangle.Runtime.HeapUse.Training)})";
+            : $"ours under GLIBC_TUNABLES={HugePages.Tunables(HeapUse.Rendering)} "
+                + $"(training: {HugePages.Tunables(HeapUse.Training)})";
         return $"{ours}; PyTorch as started (GLIBC_TUNABLES {started}) and under our tunables.";
     }
+
+    /// <summary>How the benchmark uses memory, as the iddis command it stands for would.</summary>
+    public static HeapUse HeapUseOf(string benchmark) =>
+        benchmark is "train-step" or "train-precision" ? HeapUse.Training : HeapUse.Rendering;
 
     static JsonElement RunJson(string exe, string[] args, string? glibcTunables = null)
     {

@@ -96,7 +96,7 @@ internal static class DatasetGenerator
         {
             long first = block * o.BatchSize,
                 last = Math.Min(first + o.BatchSize, o.NumImages);
-            var missing = new HashSet<long>();
+            var missing = new List<long>();
             for (long k = Math.Max(first, start); k < Math.Min(last, end); k++)
             {
                 if (layout.IsComplete(k))
@@ -109,11 +109,16 @@ internal static class DatasetGenerator
             cancellation.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.inference_mode();
-            var z = torch.cat(Range(first, last).Select(k => ZFor(o.Seed, k, g.StyleDim)).ToArray(), 0).to(g.Device);
+            var z = torch
+                .cat(
+                    Enumerable.Range(0, (int)(last - first)).Select(j => ZFor(o.Seed, first + j, g.StyleDim)).ToArray(),
+                    0
+                )
+                .to(g.Device);
             var wplus = g.Truncate(g.ToWPlus(g.Map(z)), o.Truncation, o.TruncationCutoff);
             var images = GeneratorSampling.ToUnitRange(g.Synthesize(wplus, NoiseMode.Const)).cpu();
             var codes = wplus.cpu();
-            foreach (long k in Range(first, last).Where(missing.Contains))
+            foreach (long k in missing)
             {
                 int j = (int)(k - first);
                 // The code first: an index counts as complete only when its image, written last, exists.
@@ -124,11 +129,5 @@ internal static class DatasetGenerator
             }
         }
         return written;
-    }
-
-    static IEnumerable<long> Range(long from, long to)
-    {
-        for (long k = from; k < to; k++)
-            yield return k;
     }
 }
