@@ -40,7 +40,7 @@ public class TrainingTests
         return copy;
     }
 
-    static TrainingConfig Tiny(string name) =>
+    internal static TrainingConfig Tiny(string name) =>
         new()
         {
             Name = name,
@@ -431,7 +431,7 @@ public class TrainingTests
             JsonDocument.Parse(line).Dispose();
     }
 
-    static void SameWeights(TrainingConfig a, TrainingConfig b)
+    internal static void SameWeights(TrainingConfig a, TrainingConfig b)
     {
         foreach (var part in new[] { "mapper", "e_attr", "w_discriminator" })
         {

@@ -16,7 +16,7 @@ internal sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
 
     readonly ModuleList<Linear> layers;
 
-    public LatentMapper(int identityDim, int attributeDim, int styleDim = 512)
+    public LatentMapper(int identityDim, int attributeDim, int styleDim = 512, Generator? init = null)
         : base(nameof(LatentMapper))
     {
         IdentityDim = identityDim;
@@ -29,10 +29,13 @@ internal sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
         RegisterComponents();
         // The paper's LatentMappingNetwork: Keras's default Glorot-uniform kernels for the first two layers,
         // get_weights() (He-style variance scaling for leaky ReLU 0.2) for the last two, zero biases throughout.
+        // Training passes a seeded init generator of its own: a run must not depend on what else in the process
+        // draws from libtorch's global generator.
         for (int i = 0; i < layers.Count; i++)
             KerasInit.Dense(
                 layers[i],
-                i < 2 ? KerasInit.Kernel.GlorotUniform : KerasInit.Kernel.LeakyReluVarianceScaling
+                i < 2 ? KerasInit.Kernel.GlorotUniform : KerasInit.Kernel.LeakyReluVarianceScaling,
+                init
             );
     }
 
@@ -62,7 +65,7 @@ internal sealed class WDiscriminator : nn.Module<Tensor, Tensor>
 
     readonly ModuleList<Linear> layers;
 
-    public WDiscriminator(int styleDim = 512)
+    public WDiscriminator(int styleDim = 512, Generator? init = null)
         : base(nameof(WDiscriminator))
     {
         int[] widths = [styleDim, .. HiddenWidths, 1];
@@ -71,7 +74,7 @@ internal sealed class WDiscriminator : nn.Module<Tensor, Tensor>
             layers.Add(nn.Linear(widths[i], widths[i + 1]));
         RegisterComponents();
         foreach (var layer in layers)
-            KerasInit.Dense(layer, KerasInit.Kernel.LeakyReluVarianceScaling); // the paper's W_D
+            KerasInit.Dense(layer, KerasInit.Kernel.LeakyReluVarianceScaling, init); // the paper's W_D
     }
 
     /// <summary>w [N, style_dim] -> logit [N, 1] (positive: looks like the generator's own w).</summary>
@@ -103,7 +106,7 @@ internal static class KerasInit
         LeakyReluVarianceScaling,
     }
 
-    public static void Dense(Linear layer, Kernel kernel)
+    public static void Dense(Linear layer, Kernel kernel, Generator? generator)
     {
         using var noGrad = torch.no_grad();
         var w = layer.weight!;
@@ -112,7 +115,7 @@ internal static class KerasInit
         if (kernel == Kernel.GlorotUniform)
         {
             double limit = Math.Sqrt(6.0 / (fanIn + fanOut));
-            nn.init.uniform_(w, -limit, limit);
+            w.uniform_(-limit, limit, generator);
         }
         else
         {
@@ -120,7 +123,7 @@ internal static class KerasInit
             // sqrt 2.
             double std = Math.Sqrt(2.0 / (1 + 0.2 * 0.2) / fanIn) / 0.87962566103423978;
             const double Erf2 = 0.95449973610364158; // erf(2 / sqrt 2): the mass within two standard deviations
-            w.uniform_(-Erf2, Erf2).erfinv_().mul_(std * Math.Sqrt(2));
+            w.uniform_(-Erf2, Erf2, generator).erfinv_().mul_(std * Math.Sqrt(2));
         }
         if (layer.bias is { } b)
             nn.init.zeros_(b);

@@ -66,6 +66,10 @@ internal sealed record NetworkChoice(
         new(PretrainedNetworks.Landmarks68(store), Imaging.FaceCrop.Parse(FaceCrop));
 
     /// <summary>M from the two encoders' codes to the generator's W.</summary>
-    public static LatentMapper Mapper(IdentityEncoder eId, AttributeEncoder eAttr, IStyleGenerator g) =>
-        new(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);
+    public static LatentMapper Mapper(
+        IdentityEncoder eId,
+        AttributeEncoder eAttr,
+        IStyleGenerator g,
+        torch.Generator? init = null
+    ) => new(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim, init);
 }

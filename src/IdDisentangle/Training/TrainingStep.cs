@@ -51,9 +51,12 @@ internal sealed class TrainingStep : IDisposable
         EId = choice.IdentityEncoder(store, normalize: true);
         Landmarks = choice.LandmarkEncoder(store);
         EAttr = choice.AttributeEncoder(store, pretrained: true);
-        torch.manual_seed(config.Seed);
-        M = NetworkChoice.Mapper(EId, EAttr, G);
-        D = new WDiscriminator(G.StyleDim);
+        // A generator of the run's own: the global one is shared with whatever else the process runs.
+        using (var init = new torch.Generator((ulong)config.Seed))
+        {
+            M = NetworkChoice.Mapper(EId, EAttr, G, init);
+            D = new WDiscriminator(G.StyleDim, init);
+        }
         foreach (var mod in new nn.Module[] { EId, Landmarks, EAttr, M, D })
             mod.to(device);
         EId.eval();

@@ -45,10 +45,8 @@ internal static partial class StyleGan1Weights
         {
             using (torch.no_grad())
             using (var scope = torch.NewDisposeScope())
-            {
-                torch.manual_seed(0);
-                g.MeanLatent.copy_(g.Map(torch.randn(10_000, config.StyleDim)).mean([0]));
-            }
+            using (var rng = new torch.Generator(seed: 0))
+                g.MeanLatent.copy_(g.Map(torch.randn([10_000, config.StyleDim], generator: rng)).mean([0]));
             notes.Add("no dlatent_avg in the file: the mean w was computed from 10,000 samples");
         }
         report = new GeneratorLoadReport(path, "StyleGAN (v1)", layout, hasAvg, notes);
