@@ -58,9 +58,40 @@ internal static class PipelineBenchmarks
             1,
             iters
         );
+        // Each network alone, after the whole swap was timed, so that the remaining gap has names.
+        double Part(Func<Tensor> part) =>
+            Measure
+                .Time(
+                    () =>
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        using var _ = torch.inference_mode();
+                        part();
+                    },
+                    1,
+                    iters
+                )
+                .Median;
+        Tensor zId,
+            zAttr,
+            w;
+        using (torch.inference_mode())
+        {
+            zId = model.IdentityCodes(ids);
+            zAttr = model.AttributeCodes(attrs);
+            w = model.WFromCodes(zId, zAttr);
+        }
+        var parts = new Dictionary<string, double>
+        {
+            ["e_id"] = Part(() => model.IdentityCodes(ids)),
+            ["e_attr"] = Part(() => model.AttributeCodes(attrs)),
+            ["m"] = Part(() => model.WFromCodes(zId, zAttr)),
+            ["g"] = Part(() => model.Render(w)),
+        };
         return new()
         {
             ["bench"] = "inference",
+            ["part_seconds"] = parts,
             ["impl"] = "IdDisentangle (TorchSharp)",
             ["generator_type"] = (g.ComputeType ?? ScalarType.Float32).ToString(),
             ["size"] = o.Size,

@@ -123,6 +123,17 @@ internal static class Suite
                 $"| {r.Name} | {r.Cell(r.Ours)} | {r.Cell(r.AsStarted)} / {r.Cell(r.Tuned)} | {r.Ratios()} "
                     + $"| {r.Memory()} |"
             );
+        if (pipeline[0].Ours.TryGetProperty("part_seconds", out var parts))
+        {
+            double Ms(string key) => 1000 * parts.GetProperty(key).GetDouble();
+            double gAtPeak = 1000 * Flops.StyleGan2Synthesis(Models.StyleGan2Config.Standard(256)) / (fp32Peak * 1e9);
+            md.AppendLine();
+            md.AppendLine(
+                $"The swap at batch 1, each network alone (ms): E_id {Ms("e_id"):F0}, E_attr {Ms("e_attr"):F0}, "
+                    + $"M {Ms("m"):F1}, G {Ms("g"):F0}; G at 100% of this run's fp32 peak would take "
+                    + $"{gAtPeak:F0}."
+            );
+        }
         Console.WriteLine(md.ToString());
         Directory.CreateDirectory(o.OutDir);
         File.WriteAllText(Path.Combine(o.OutDir, "latest.md"), md.ToString());
