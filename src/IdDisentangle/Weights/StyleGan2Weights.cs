@@ -63,7 +63,7 @@ internal static partial class StyleGan2Weights
         else
         {
             using var _ = torch.no_grad();
-            var rng = new torch.Generator(seed: 0);
+            using var rng = new torch.Generator(seed: 0);
             var sum = torch.zeros(config.StyleDim);
             for (int done = 0; done < MeanLatentSamples; done += 1000)
                 sum += g.Map(torch.randn([1000, config.StyleDim], generator: rng)).sum([0]);
