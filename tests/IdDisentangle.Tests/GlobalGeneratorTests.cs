@@ -1,3 +1,4 @@
+using IdDisentangle.Models;
 using IdDisentangle.Training;
 using static TorchSharp.torch;
 
@@ -48,5 +49,29 @@ public class GlobalGeneratorTests
         }
         Assert.True(draws > 0, "the other thread never drew");
         TrainingTests.SameWeights(quiet, busy);
+    }
+
+    /// <summary>
+    /// A StyleGAN2 generator built with an init generator draws every random weight from it, in the order the global
+    /// generator would give them (the same weights for the same seed), and leaves the global generator alone.
+    /// </summary>
+    [Fact]
+    public void AGeneratorDrawsItsRandomWeightsFromTheInitGenerator()
+    {
+        var config = StyleGan2Config.Standard(16, mappingLayers: 2, divisor: 64);
+        manual_seed(5);
+        using var fromGlobal = new StyleGan2Generator(config);
+        manual_seed(5);
+        var firstDraw = rand(4);
+        manual_seed(5);
+        using var init = new TorchSharp.torch.Generator(5);
+        using var fromInit = new StyleGan2Generator(config, init);
+        Assert.True(
+            TensorAssert.MaxAbsDiff(rand(4), firstDraw) == 0,
+            "building the generator drew from the global one"
+        );
+        var expected = fromGlobal.state_dict();
+        foreach (var (name, t) in fromInit.state_dict())
+            Assert.True(TensorAssert.MaxAbsDiff(t, expected[name]) == 0, name);
     }
 }

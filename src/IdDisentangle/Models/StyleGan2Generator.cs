@@ -81,33 +81,35 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     readonly ModuleList<ToRgb> to_rgbs;
     readonly NoiseBuffers noises;
 
-    public StyleGan2Generator(StyleGan2Config config)
+    /// <summary>A generator with random weights, drawn from <paramref name="init"/> when given (else from libtorch's
+    /// global generator), in the order rosinality's constructor draws them.</summary>
+    public StyleGan2Generator(StyleGan2Config config, torch.Generator? init = null)
         : base(nameof(StyleGan2Generator))
     {
         Config = config;
         int D = config.StyleDim;
         var layers = new List<nn.Module<Tensor, Tensor>> { new PixelNorm() };
         for (int i = 0; i < config.MappingLayers; i++)
-            layers.Add(new EqualLinear(D, D, lrMul: config.MappingLrMul, activate: true));
+            layers.Add(new EqualLinear(D, D, lrMul: config.MappingLrMul, activate: true, init: init));
         style = new ModuleList<nn.Module<Tensor, Tensor>>(layers.ToArray());
 
         int c4 = config.Channels[4];
-        input = new ConstantInput(c4);
+        input = new ConstantInput(c4, init: init);
         double? clamp = config.ConvClamp;
-        conv1 = new StyledConv(c4, c4, 3, D, upsample: false, clamp);
-        to_rgb1 = new ToRgb(c4, D, upsample: false, clamp);
+        conv1 = new StyledConv(c4, c4, 3, D, upsample: false, clamp, init);
+        to_rgb1 = new ToRgb(c4, D, upsample: false, clamp, init);
         convs = new ModuleList<StyledConv>();
         to_rgbs = new ModuleList<ToRgb>();
         int inCh = c4;
         for (int i = 3; i <= config.LogSize; i++)
         {
             int outCh = config.Channels[1 << i];
-            convs.Add(new StyledConv(inCh, outCh, 3, D, upsample: true, clamp));
-            convs.Add(new StyledConv(outCh, outCh, 3, D, upsample: false, clamp));
-            to_rgbs.Add(new ToRgb(outCh, D, upsample: true, clamp));
+            convs.Add(new StyledConv(inCh, outCh, 3, D, upsample: true, clamp, init));
+            convs.Add(new StyledConv(outCh, outCh, 3, D, upsample: false, clamp, init));
+            to_rgbs.Add(new ToRgb(outCh, D, upsample: true, clamp, init));
             inCh = outCh;
         }
-        noises = new NoiseBuffers(config.NumNoises);
+        noises = new NoiseBuffers(config.NumNoises, init);
         register_buffer("mean_latent", torch.zeros(D), persistent: false);
 
         register_module("style", style);
@@ -276,10 +278,17 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             lrMul;
         readonly bool activate;
 
-        public EqualLinear(int inDim, int outDim, double biasInit = 0, double lrMul = 1, bool activate = false)
+        public EqualLinear(
+            int inDim,
+            int outDim,
+            double biasInit = 0,
+            double lrMul = 1,
+            bool activate = false,
+            torch.Generator? init = null
+        )
             : base(nameof(EqualLinear))
         {
-            weight = new Parameter(torch.randn(outDim, inDim).div_(lrMul));
+            weight = new Parameter(torch.randn([outDim, inDim], generator: init).div_(lrMul));
             bias = new Parameter(torch.full(outDim, biasInit));
             scale = 1.0 / Math.Sqrt(inDim) * lrMul;
             this.lrMul = lrMul;
@@ -331,7 +340,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             int kernel,
             int styleDim,
             bool demodulate = true,
-            bool upsample = false
+            bool upsample = false,
+            torch.Generator? init = null
         )
             : base(nameof(ModulatedConv2d))
         {
@@ -341,8 +351,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             this.demodulate = demodulate;
             this.upsample = upsample;
             scale = 1.0 / Math.Sqrt(inCh * kernel * kernel);
-            weight = new Parameter(torch.randn([1, outCh, inCh, kernel, kernel]));
-            modulation = new EqualLinear(styleDim, inCh, biasInit: 1);
+            weight = new Parameter(torch.randn([1, outCh, inCh, kernel, kernel], generator: init));
+            modulation = new EqualLinear(styleDim, inCh, biasInit: 1, init: init);
             register_parameter("weight", weight);
             register_module("modulation", modulation);
             if (upsample)
@@ -585,10 +595,10 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         internal readonly Parameter input;
 
-        public ConstantInput(int channels, int size = 4)
+        public ConstantInput(int channels, int size = 4, torch.Generator? init = null)
             : base(nameof(ConstantInput))
         {
-            input = new Parameter(torch.randn(1, channels, size, size));
+            input = new Parameter(torch.randn([1, channels, size, size], generator: init));
             register_parameter("input", input);
         }
 
@@ -605,11 +615,19 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         readonly BiasHolder activate;
         readonly double? clamp;
 
-        public StyledConv(int inCh, int outCh, int kernel, int styleDim, bool upsample, double? clamp = null)
+        public StyledConv(
+            int inCh,
+            int outCh,
+            int kernel,
+            int styleDim,
+            bool upsample,
+            double? clamp = null,
+            torch.Generator? init = null
+        )
             : base(nameof(StyledConv))
         {
             this.clamp = clamp;
-            conv = new ModulatedConv2d(inCh, outCh, kernel, styleDim, demodulate: true, upsample: upsample);
+            conv = new ModulatedConv2d(inCh, outCh, kernel, styleDim, demodulate: true, upsample: upsample, init);
             noise = new NoiseInjection();
             activate = new BiasHolder(outCh);
             register_module("conv", conv);
@@ -676,11 +694,11 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         readonly double? clamp;
 
-        public ToRgb(int inCh, int styleDim, bool upsample, double? clamp = null)
+        public ToRgb(int inCh, int styleDim, bool upsample, double? clamp = null, torch.Generator? init = null)
             : base(nameof(ToRgb))
         {
             this.clamp = clamp;
-            conv = new ModulatedConv2d(inCh, 3, 1, styleDim, demodulate: false);
+            conv = new ModulatedConv2d(inCh, 3, 1, styleDim, demodulate: false, init: init);
             bias = new Parameter(torch.zeros(1, 3, 1, 1));
             register_module("conv", conv);
             register_parameter("bias", bias);
@@ -715,14 +733,14 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         readonly int count;
 
-        public NoiseBuffers(int count)
+        public NoiseBuffers(int count, torch.Generator? init = null)
             : base("noises")
         {
             this.count = count;
             for (int i = 0; i < count; i++)
             {
                 int res = 1 << ((i + 5) / 2);
-                register_buffer($"noise_{i}", torch.randn(1, 1, res, res));
+                register_buffer($"noise_{i}", torch.randn([1, 1, res, res], generator: init));
             }
         }
 

@@ -198,10 +198,11 @@ internal sealed class Demo(DemoOptions o, Action<string> log, Action<string, dou
                 generator = Path.Combine(o.OutDir, GeneratorDir, "untrained_stylegan2_64.pt");
                 if (!File.Exists(generator))
                 {
-                    torch.manual_seed(20201201);
-                    using var g = new StyleGan2Generator(StyleGan2Config.Standard(64, mappingLayers: 4, divisor: 8));
+                    using var rng = new torch.Generator(20201201);
+                    var config = StyleGan2Config.Standard(64, mappingLayers: 4, divisor: 8);
+                    using var g = new StyleGan2Generator(config, rng);
                     using (torch.no_grad())
-                        g.MeanLatent = g.Map(torch.randn(10_000, g.StyleDim)).mean([0]);
+                        g.MeanLatent = g.Map(torch.randn([10_000, g.StyleDim], generator: rng)).mean([0]);
                     StyleGan2Weights.Save(g, generator);
                 }
                 return "UNTRAINED StyleGAN2, 64x64, deterministic random weights (not a face model)";
