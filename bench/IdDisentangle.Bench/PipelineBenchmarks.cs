@@ -48,30 +48,19 @@ internal static class PipelineBenchmarks
         var ids = torch.rand(o.Batch, 3, o.Size, o.Size);
         var attrs = torch.rand(o.Batch, 3, o.Size, o.Size);
         int iters = o.Iters > 0 ? o.Iters : (o.Batch == 1 ? 7 : 3);
-        var (median, min) = Measure.Time(
-            () =>
-            {
-                using var scope = torch.NewDisposeScope();
-                using var _ = torch.inference_mode();
-                model.Swap(ids, attrs);
-            },
-            1,
-            iters
-        );
+        (double Median, double Min) Timed(Func<Tensor> run) =>
+            Measure.Time(
+                () =>
+                {
+                    using var scope = torch.NewDisposeScope();
+                    using var _ = torch.inference_mode();
+                    run();
+                },
+                1,
+                iters
+            );
+        var (median, min) = Timed(() => model.Swap(ids, attrs));
         // Each network alone, after the whole swap was timed, so that the remaining gap has names.
-        double Part(Func<Tensor> part) =>
-            Measure
-                .Time(
-                    () =>
-                    {
-                        using var scope = torch.NewDisposeScope();
-                        using var _ = torch.inference_mode();
-                        part();
-                    },
-                    1,
-                    iters
-                )
-                .Median;
         Tensor zId,
             zAttr,
             w;
@@ -83,10 +72,10 @@ internal static class PipelineBenchmarks
         }
         var parts = new Dictionary<string, double>
         {
-            ["e_id"] = Part(() => model.IdentityCodes(ids)),
-            ["e_attr"] = Part(() => model.AttributeCodes(attrs)),
-            ["m"] = Part(() => model.WFromCodes(zId, zAttr)),
-            ["g"] = Part(() => model.Render(w)),
+            ["e_id"] = Timed(() => model.IdentityCodes(ids)).Median,
+            ["e_attr"] = Timed(() => model.AttributeCodes(attrs)).Median,
+            ["m"] = Timed(() => model.WFromCodes(zId, zAttr)).Median,
+            ["g"] = Timed(() => model.Render(w)).Median,
         };
         return new()
         {

@@ -163,8 +163,6 @@ public class InferenceTests
         Assert.True(TensorAssert.MaxAbsDiff(frames[2].Pixels, back.Pixels) < 1e-5f);
     }
 
-    /// <summary>iddis swap with the trained model on two unaligned photos (face-api landmarks, CPU), without --out.
-    /// </summary>
     /// <summary>
     /// The faces `swap` finds in <paramref name="photo"/> and how far their paste-back masks reach into it ([1, H, W],
     /// 0 where no mask does); with <paramref name="swapOutput"/>, also that `swap` reported as many faces.
@@ -190,6 +188,8 @@ public class InferenceTests
         return (covered, faces);
     }
 
+    /// <summary>iddis swap with the trained model on two unaligned photos (face-api landmarks, CPU), without --out.
+    /// </summary>
     internal static string[] PhotoSwapArguments()
     {
         string photos = TestPaths.Data("photos-unaligned");
