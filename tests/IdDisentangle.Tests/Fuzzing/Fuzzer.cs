@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 
@@ -18,7 +19,7 @@ internal sealed record FuzzReport(
     public override string ToString() =>
         $"{Target}: {Executions} executions in {Seconds:F1} s ({Executions / Math.Max(Seconds, 1e-9):F0}/s), "
         + $"{Loaded} loaded, {Refused} refused with a typed error, {Outcomes} distinct outcomes, "
-        + $"slowest {SlowestMs:F0} ms, {Findings.Count} finding(s)";
+        + $"slowest {SlowestMs:F0} ms of CPU time, {Findings.Count} finding(s)";
 }
 
 /// <summary>
@@ -30,11 +31,16 @@ internal sealed record FuzzReport(
 /// </summary>
 internal sealed class Fuzzer(FuzzTarget target, int seed, string workDir, string findingsDir)
 {
-    public TimeSpan ExecutionLimit { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Wall-clock time after which a reader counts as hung: generous, as a loaded machine stretches
+    /// it.</summary>
+    public TimeSpan ExecutionLimit { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>An input of a few kilobytes read for longer than this is a finding too (a hostile file must not
-    /// stall us).</summary>
+    /// <summary>An input of a few kilobytes that keeps the reader busy for longer than this is a finding too (a
+    /// hostile file must not stall us).</summary>
     public TimeSpan SlowLimit { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The CPU time the last <see cref="Check"/> kept its reader busy.</summary>
+    public TimeSpan LastBusy { get; private set; }
 
     /// <summary>The outcome of reading one input: null when it was acceptable, else what went wrong.</summary>
     public string? Check(byte[] input, out string signature)
@@ -44,9 +50,14 @@ internal sealed class Fuzzer(FuzzTarget target, int seed, string workDir, string
         File.WriteAllBytes(path, input);
         Exception? error = null;
         long allocated = 0;
-        var task = Task.Run(() =>
+        TimeSpan busy = TimeSpan.Zero;
+        // Its own thread, timed by that thread's CPU time: on a loaded machine (CI runs many tests at once) a pool
+        // thread can take seconds to start and a running one can wait seconds for a core, and neither is the file's
+        // doing. A file that stalls the reader keeps it busy.
+        var reader = new Thread(() =>
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
+            var started = ThreadCpuTime.Now();
             using var scope = NewDisposeScope();
             try
             {
@@ -56,24 +67,31 @@ internal sealed class Fuzzer(FuzzTarget target, int seed, string workDir, string
             {
                 error = e;
             }
+            busy = ThreadCpuTime.Now() - started;
             allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        });
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        if (!task.Wait(ExecutionLimit))
+        })
+        {
+            IsBackground = true, // a hung reader must not keep the test host alive
+        };
+        reader.Start();
+        bool ended = reader.Join(ExecutionLimit);
+        LastBusy = ended ? busy : ExecutionLimit;
+        if (!ended)
         {
             signature = "hang";
             return $"took longer than {ExecutionLimit.TotalSeconds:F0} s";
         }
-        if (clock.Elapsed > SlowLimit)
+        if (busy > SlowLimit)
         {
             signature = "slow";
-            return $"took {clock.Elapsed.TotalMilliseconds:F0} ms ({error?.GetType().Name ?? "loaded"})";
+            return $"took {busy.TotalMilliseconds:F0} ms of CPU time ({error?.GetType().Name ?? "loaded"})";
         }
         // A bomb: managed memory far beyond what the file could justify (tensors of a few MB are fine).
         if (allocated > Math.Max(target.MaxAllocation, 64L * input.Length))
         {
             signature = "bomb";
-            return $"allocated {allocated >> 20} MiB for a file of {input.Length} bytes ({error?.GetType().Name ?? "loaded"})";
+            string outcome = error?.GetType().Name ?? "loaded";
+            return $"allocated {allocated >> 20} MiB for a file of {input.Length} bytes ({outcome})";
         }
         if (error is null)
         {
@@ -125,9 +143,8 @@ internal sealed class Fuzzer(FuzzTarget target, int seed, string workDir, string
         while (done < executions && clock.Elapsed < budget)
         {
             var input = Mutator.Mutate(corpus[rng.Next(corpus.Count)], corpus, rng, target.Text);
-            var started = clock.Elapsed;
             var problem = Check(input, out var signature);
-            slowest = Math.Max(slowest, (clock.Elapsed - started).TotalMilliseconds);
+            slowest = Math.Max(slowest, LastBusy.TotalMilliseconds);
             done++;
             if (signature == "loaded")
                 loaded++;
@@ -157,4 +174,33 @@ internal sealed class Fuzzer(FuzzTarget target, int seed, string workDir, string
             findings
         );
     }
+}
+
+/// <summary>The calling thread's CPU time, where the system gives it (Linux, macOS); else the wall clock.</summary>
+internal static class ThreadCpuTime
+{
+    public static TimeSpan Now()
+    {
+        int clock =
+            OperatingSystem.IsLinux() ? 3
+            : OperatingSystem.IsMacOS() ? 16
+            : -1; // CLOCK_THREAD_CPUTIME_ID
+        if (clock >= 0 && clock_gettime(clock, out var t) == 0)
+            return TimeSpan.FromTicks(t.Seconds * TimeSpan.TicksPerSecond + t.Nanoseconds / 100);
+        return TimeSpan.FromTicks(
+            System.Diagnostics.Stopwatch.GetTimestamp()
+                * TimeSpan.TicksPerSecond
+                / System.Diagnostics.Stopwatch.Frequency
+        );
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc")]
+    static extern int clock_gettime(int clock, out TimeSpec time);
 }
