@@ -76,6 +76,10 @@ internal static class Suite
             )
         );
 
+        // The swap as `--precision bf16` runs it (the generator in bfloat16): ours only, PyTorch 1.13 has no such path.
+        JsonElement? bf16Swap = ComputePrecisions.CpuHasBf16()
+            ? Ours("inference", "--batch", "1", "--impl", "bf16")
+            : null;
         double fp32Peak = peak.GetProperty("fp32_gflops").GetDouble(),
             bf16Peak = peak.GetProperty("bf16_gflops").GetDouble();
         var md = new StringBuilder();
@@ -108,7 +112,8 @@ internal static class Suite
         double P(string key) => precision.GetProperty(key).GetDouble();
         md.AppendLine(
             $"bf16 against fp32 (`precision`, {P("samples"):F0} renders at batch 1, random weights): "
-                + $"{P("bf16_ms"):F0} against {P("fp32_ms"):F0} ms/img ({P("speedup"):F2}x); PSNR {P("psnr_db_mean"):F1} dB "
+                + $"{P("bf16_ms"):F0} against {P("fp32_ms"):F0} ms/img ({P("speedup"):F2}x); "
+                + $"PSNR {P("psnr_db_mean"):F1} dB "
                 + $"(lowest {P("psnr_db_min"):F1}); face-api.js descriptors moved {P("descriptor_move_mean"):F3} "
                 + $"(most {P("descriptor_move_max"):F3}; same person below 0.6)."
         );
@@ -134,6 +139,16 @@ internal static class Suite
                     + $"{gAtPeak:F0}."
             );
         }
+        if (bf16Swap is { } swap16)
+        {
+            var parts16 = swap16.GetProperty("part_seconds");
+            double Ms(string key) => 1000 * parts16.GetProperty(key).GetDouble();
+            md.AppendLine();
+            md.AppendLine(
+                $"The swap at batch 1 with `--precision bf16`: {swap16.GetProperty("seconds_per_pair").GetDouble():F2} "
+                    + $"s/pair (E_id {Ms("e_id"):F0}, E_attr {Ms("e_attr"):F0}, M {Ms("m"):F1}, G {Ms("g"):F0} ms)."
+            );
+        }
         Console.WriteLine(md.ToString());
         Directory.CreateDirectory(o.OutDir);
         File.WriteAllText(Path.Combine(o.OutDir, "latest.md"), md.ToString());
@@ -141,6 +156,8 @@ internal static class Suite
         json.AddRange(rows.Select(r => r.Json()));
         json.Add(new { Name = "conv-peak", Ours = peak });
         json.Add(new { Name = "precision", Ours = precision });
+        if (bf16Swap is not null)
+            json.Add(new { Name = "inference bf16, batch 1", Ours = bf16Swap });
         json.AddRange(pipeline.Select(r => r.Json()));
         File.WriteAllText(Path.Combine(o.OutDir, "latest.json"), JsonSerializer.Serialize(json));
         return 0;
@@ -248,6 +265,7 @@ internal static class Suite
                 ?? "?"
             : "?";
         double memGiB = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1073741824.0;
-        return $"{cpu}, {Environment.ProcessorCount} cores, {memGiB:F0} GiB, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+        string os = System.Runtime.InteropServices.RuntimeInformation.OSDescription;
+        return $"{cpu}, {Environment.ProcessorCount} cores, {memGiB:F0} GiB, {os}";
     }
 }
