@@ -74,6 +74,8 @@ internal static class Benchmarks
         var config = StyleGan2Config.Standard(o.Size);
         using var g = new StyleGan2Generator(config);
         g.eval();
+        if (o.Impl == "direct")
+            g.Winograd = false;
         using var scope = torch.NewDisposeScope();
         var w = g.Map(torch.randn(o.Batch, config.StyleDim)).detach();
         int iters = o.Iters > 0 ? o.Iters : (o.Batch == 1 ? 7 : 3);

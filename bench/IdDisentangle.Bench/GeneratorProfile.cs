@@ -135,21 +135,37 @@ internal static class GeneratorProfile
                 );
                 total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
             }
+            bool winograd =
+                type == ScalarType.Float32 && StyleGan2Generator.ModulatedConv2d.WinogradIsFaster(r * r, cout, cout);
+            double convFlops = 2.0 * cout * cout * 9 * r * r;
             bool onActivations2 = ActivationPath(r);
             total += onActivations2
-                ? Time("style: x s, y d, demodulation", r, 0, () => StyleOnActivations(y, w2, s2, y))
-                : Time("weights: modulate, demodulate", r, 0, () => Modulated(w2, s2));
+                ? Time("style: x s, y d, demodulation", r, 0, () => StyleOnActivations(y, w2, s2, y), !winograd)
+                : Time("weights: modulate, demodulate", r, 0, () => Modulated(w2, s2), !winograd);
             var w2m = onActivations2 ? w2.to(type) : Modulated(w2, s2);
-            total += Time("3x3 conv", r, 2.0 * cout * cout * 9 * r * r, () => F.conv2d(y, w2m, padding: [1, 1]));
+            total += Time("3x3 conv", r, convFlops, () => F.conv2d(y, w2m, padding: [1, 1]), !winograd);
             var yc = Other(y, r);
             Time(
                 $"  the 3x3 conv in {OtherName(r)}",
                 r,
-                2.0 * cout * cout * 9 * r * r,
+                convFlops,
                 () => F.conv2d(yc, w2m, padding: [1, 1]),
                 inForward: false
             );
-            total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias));
+            total += Time("noise + bias + leaky ReLU", r, 0, () => Epilogue(y, noise, bias), !winograd);
+            if (type == ScalarType.Float32)
+            {
+                // GFLOP/s of the direct convolution's multiply-adds: how fast the layer runs, not what it computes.
+                var u = WinogradConvolution.TransformWeight(w2);
+                var epilogue = new WinogradConvolution.Epilogue(noise, 0.1f, bias.view(-1), 0.2f, null);
+                total += Time(
+                    "3x3 conv as Winograd F(4x4, 3x3), with style, demodulation, noise, bias, leaky ReLU",
+                    r,
+                    convFlops,
+                    () => WinogradConvolution.Convolve(y, u, s2, s2, epilogue),
+                    winograd
+                );
+            }
             var wrgb = (torch.randn(3, cout, 1, 1) * s2.view(1, -1, 1, 1)).to(type);
             var rgbBias = torch.randn(1, 3, 1, 1);
             total += Time(

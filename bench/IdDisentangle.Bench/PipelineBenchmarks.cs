@@ -34,6 +34,8 @@ internal static class PipelineBenchmarks
         var g = StandardGenerator(o.Size);
         if (o.Impl == "bf16")
             g.ComputeType = ScalarType.BFloat16; // --impl bf16: the generator as --precision bf16 runs it
+        if (o.Impl == "direct")
+            g.Winograd = false; // --impl direct: every 3x3 convolution through oneDNN, as before Winograd's
         var eId = new IdentityEncoder(PretrainedNetworks.FaceRecognition(store), Imaging.FaceCrop.FfhqFaceApi);
         var eAttr = new AttributeEncoder(PretrainedNetworks.InceptionV3(store));
         var m = new LatentMapper(eId.EmbeddingDim, eAttr.FeatureDim, g.StyleDim);

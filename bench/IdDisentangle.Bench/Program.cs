@@ -10,6 +10,7 @@ using IdDisentangle.Bench;
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- conv-peak --threads 2             (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- profile --threads 2               (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- precision --threads 2             (one JSON line)
+//   dotnet run -c Release --project bench/IdDisentangle.Bench -- winograd --threads 2              (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- output-size --threads 2           (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- inference --batch 8 --threads 2     (one JSON line)
 //   dotnet run -c Release --project bench/IdDisentangle.Bench -- train-step --batch 6 --threads 2    (one JSON line)
@@ -30,6 +31,7 @@ return opts.Command switch
 {
     "gemm" => Emit(Benchmarks.Gemm(opts)),
     "conv-peak" => Emit(Benchmarks.ConvPeak(opts)),
+    "winograd" => Emit(WinogradBenchmark.Run(opts)),
     "generator" => Emit(Benchmarks.Generator(opts)),
     "profile" => Emit(GeneratorProfile.Run(opts)),
     "precision" => Emit(PrecisionBenchmark.Run(opts)),
@@ -53,7 +55,7 @@ static int Emit(Dictionary<string, object> result)
 static int Usage()
 {
     Console.Error.WriteLine(
-        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|precision|output-size|inference|train-step|train-precision|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
+        "usage: IdDisentangle.Bench (all|gemm|conv-peak|generator|profile|precision|winograd|output-size|inference|train-step|train-precision|video|colour-match|face-crop) [--batch N] [--threads N] [--iters N] [--impl NAME] [--out DIR] [--images DIR]"
     );
     return 2;
 }

@@ -189,6 +189,18 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     /// </summary>
     public ScalarType? ComputeType { get; set; }
 
+    /// <summary>Whether the 3x3 convolutions run as Winograd's F(4x4, 3x3): null (the default) where it is measured
+    /// faster, true wherever it applies, false never (<see cref="ModulatedConv2d.Winograd"/>).</summary>
+    internal bool? Winograd
+    {
+        set
+        {
+            foreach (var m in modules())
+                if (m is ModulatedConv2d conv)
+                    conv.Winograd = value;
+        }
+    }
+
     public Tensor Synthesize(Tensor w, NoiseMode noise = NoiseMode.Const)
     {
         var latent = ToWPlus(w);
@@ -364,9 +376,21 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             }
         }
 
+        /// <summary>
+        /// Whether the layer's 3x3 convolution runs as Winograd's F(4x4, 3x3) where it applies (see
+        /// <see cref="WinogradConvolution"/>): null (the default) where it is measured faster, true wherever it
+        /// applies, false never.
+        /// </summary>
+        internal bool? Winograd { get; set; }
+
+        (Tensor U, Tensor Taps, double Fingerprint)? winograd;
+        readonly object winogradLock = new();
+
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
             long n = x.shape[0];
+            if (UsesWinograd(x))
+                return ConvolveWinograd(x, style, gain);
             // In bfloat16 one sample keeps the weight path: it rounds the modulated weight once, where the other
             // would round x * s and y * d too (45 dB from float32 instead of 50: bench/README.md).
             if (n == 1 && (x.dtype != weight.dtype || !ModulatesActivations(x.shape[2] * x.shape[3], kernel, outCh)))
@@ -378,6 +402,65 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 return ConvolveModulatingActivations(x, modulation.forward(style).view(inCh) * scale, gain);
             var (s, d, w) = StylesAndWeight(style, gain);
             return ScaledPerOutputChannel(Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype)), d);
+        }
+
+        internal bool UsesWinograd(Tensor x) =>
+            !upsample
+            && Winograd != false
+            && WinogradConvolution.Applies(x, kernel, outCh)
+            && (Winograd == true || WinogradIsFaster(x.shape[2] * x.shape[3], inCh, outCh));
+
+        /// <summary>Where F(4x4, 3x3) beat oneDNN's direct convolution at batch 1 (bench/README.md): from 32x32 px
+        /// with 256 input and output channels or more; below, the batched product is too small to pay for the
+        /// transforms.</summary>
+        internal static bool WinogradIsFaster(long pixels, long inCh, long outCh) =>
+            pixels >= 32 * 32 && inCh * outCh >= 256 * 256;
+
+        /// <summary>conv(x * scale s, W) * d, then the <paramref name="epilogue"/> if any, with W transformed once
+        /// (and again only when its values change).</summary>
+        internal Tensor ConvolveWinograd(
+            Tensor x,
+            Tensor style,
+            double gain,
+            WinogradConvolution.Epilogue? epilogue = null
+        )
+        {
+            using var scope = torch.NewDisposeScope();
+            var ss = modulation.forward(style) * scale;
+            var (u, taps) = WinogradWeight();
+            var d = demodulate
+                ? torch.rsqrt(ss.square().matmul(taps.t()) + 1e-8) * gain
+                : torch.full(ss.shape[0], outCh, gain, dtype: ss.dtype, device: ss.device);
+            return WinogradConvolution.Convolve(x, u, ss, d, epilogue).MoveToOuterDisposeScope();
+        }
+
+        (Tensor U, Tensor Taps) WinogradWeight()
+        {
+            using var scope = torch.NewDisposeScope();
+            var raw = weight.squeeze(0).detach();
+            double fingerprint = raw.sum(ScalarType.Float64).item<double>();
+            lock (winogradLock)
+            {
+                if (winograd is not { } cached || cached.Fingerprint != fingerprint)
+                {
+                    // A replaced transform is left to the finalizer: another thread may still be reading it.
+                    var u = WinogradConvolution.TransformWeight(raw).DetachFromDisposeScope();
+                    var taps = SumOfSquaredTaps(raw).DetachFromDisposeScope();
+                    winograd = (u, taps, fingerprint);
+                }
+                return (winograd.Value.U, winograd.Value.Taps);
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && winograd is { } cached)
+            {
+                cached.U.Dispose();
+                cached.Taps.Dispose();
+                winograd = null;
+            }
+            base.Dispose(disposing);
         }
 
         /// <summary>y [N, out, H, W] times d [N, out] (in place without autograd).</summary>
@@ -643,6 +726,18 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             if (conv.UsesFrozenGradients(x) && !noise.weight.requires_grad && !activate.bias.requires_grad)
                 return ForwardFrozen(x, style, noiseInput);
+            if (conv.UsesWinograd(x))
+            {
+                noiseInput ??= torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device);
+                var epilogue = new WinogradConvolution.Epilogue(
+                    noiseInput,
+                    (float)(noise.weight.item<float>() * Sqrt2),
+                    activate.bias * Sqrt2,
+                    0.2f,
+                    clamp is { } limit ? (float)limit : null
+                );
+                return conv.ConvolveWinograd(x, style, Sqrt2, epilogue);
+            }
             var y = conv.forward(x, style, Sqrt2);
             noiseInput ??= torch.randn(y.shape[0], 1, y.shape[2], y.shape[3], dtype: y.dtype, device: y.device);
             // Added in y's own type: a bfloat16 y with a float32 operand takes libtorch's slow casting path.

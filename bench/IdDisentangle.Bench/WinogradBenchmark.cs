@@ -1,0 +1,79 @@
+using System.Diagnostics;
+using IdDisentangle.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdDisentangle.Bench;
+
+/// <summary>
+/// The 3x3 convolutions of the standard 256 generator at batch 1 through oneDNN and as Winograd's F(4x4, 3x3)
+/// (scales folded in, as the generator runs them), with the relative error of each against float64; then the
+/// whole forward both ways, alternating in one process so that the VM's drift hits both alike.
+/// </summary>
+internal static class WinogradBenchmark
+{
+    public static Dictionary<string, object> Run(Options o)
+    {
+        torch.set_num_threads(o.Threads);
+        using var noGrad = torch.inference_mode();
+        var result = new Dictionary<string, object> { ["bench"] = "winograd", ["threads"] = o.Threads };
+        int iters = o.Iters > 0 ? o.Iters : 7;
+        foreach (var (c, size) in new[] { (512, 16), (512, 32), (512, 64), (256, 128), (128, 256) })
+        {
+            using var scope = torch.NewDisposeScope();
+            var x = MemoryLayout.ChannelsLast(torch.randn(1, c, size, size));
+            var w = MemoryLayout.ChannelsLast(torch.randn(c, c, 3, 3));
+            var u = WinogradConvolution.TransformWeight(w);
+            var s = torch.rand(1, c) + 0.5;
+            var d = torch.rand(1, c) + 0.5;
+            var (direct, _) = Measure.Time(
+                () =>
+                {
+                    using var y = nn.functional.conv2d(x, w, padding: [1, 1]);
+                },
+                2,
+                iters
+            );
+            var (winograd, _) = Measure.Time(
+                () =>
+                {
+                    using var y = WinogradConvolution.Convolve(x, u, s, d);
+                },
+                2,
+                iters
+            );
+            var x64 = x.to(ScalarType.Float64) * s.view(1, c, 1, 1);
+            var reference = nn.functional.conv2d(x64, w.to(ScalarType.Float64), padding: [1, 1]) * d.view(1, c, 1, 1);
+            var plain = nn.functional.conv2d(x * s.view(1, c, 1, 1), w, padding: [1, 1]) * d.view(1, c, 1, 1);
+            double scale = reference.abs().max().item<double>();
+            result[$"{c}ch_{size}px"] = new Dictionary<string, double>
+            {
+                ["direct_ms"] = direct * 1e3,
+                ["winograd_ms"] = winograd * 1e3,
+                ["winograd_rel_error"] =
+                    (WinogradConvolution.Convolve(x, u, s, d) - reference).abs().max().item<double>() / scale,
+                ["direct_rel_error"] = (plain - reference).abs().max().item<double>() / scale,
+            };
+        }
+        torch.manual_seed(0);
+        var config = StyleGan2Config.Standard(o.Size);
+        using var g = new StyleGan2Generator(config);
+        g.eval();
+        var latent = g.Map(torch.randn(1, config.StyleDim)).detach();
+        var times = new[] { new List<double>(), new List<double>() };
+        for (int i = 0; i < 2 * (iters + 2); i++)
+        {
+            g.Winograd = i % 2 == 1 ? null : false;
+            using var scope = torch.NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            g.Synthesize(latent);
+            if (i >= 4)
+                times[i % 2].Add(sw.Elapsed.TotalMilliseconds);
+        }
+        foreach (var t in times)
+            t.Sort();
+        result["forward_direct_ms"] = times[0][times[0].Count / 2];
+        result["forward_winograd_ms"] = times[1][times[1].Count / 2];
+        return result;
+    }
+}
