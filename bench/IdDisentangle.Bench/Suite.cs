@@ -80,6 +80,9 @@ internal static class Suite
         JsonElement? bf16Swap = ComputePrecisions.CpuHasBf16()
             ? Ours("inference", "--batch", "1", "--impl", "bf16")
             : null;
+        // G's 3x3 convolutions as Winograd's F(4x4, 3x3) against oneDNN's direct ones, alone and in the swap.
+        var winograd = Ours("winograd");
+        var directSwap = Ours("inference", "--batch", "1", "--impl", "direct");
         double fp32Peak = peak.GetProperty("fp32_gflops").GetDouble(),
             bf16Peak = peak.GetProperty("bf16_gflops").GetDouble();
         var md = new StringBuilder();
@@ -149,6 +152,8 @@ internal static class Suite
                     + $"s/pair (E_id {Ms("e_id"):F0}, E_attr {Ms("e_attr"):F0}, M {Ms("m"):F1}, G {Ms("g"):F0} ms)."
             );
         }
+        md.AppendLine();
+        md.AppendLine(WinogradSummary(winograd, directSwap));
         Console.WriteLine(md.ToString());
         Directory.CreateDirectory(o.OutDir);
         File.WriteAllText(Path.Combine(o.OutDir, "latest.md"), md.ToString());
@@ -158,6 +163,8 @@ internal static class Suite
         json.Add(new { Name = "precision", Ours = precision });
         if (bf16Swap is not null)
             json.Add(new { Name = "inference bf16, batch 1", Ours = bf16Swap });
+        json.Add(new { Name = "winograd", Ours = winograd });
+        json.Add(new { Name = "inference direct, batch 1", Ours = directSwap });
         json.AddRange(pipeline.Select(r => r.Json()));
         File.WriteAllText(Path.Combine(o.OutDir, "latest.json"), JsonSerializer.Serialize(json));
         return 0;
@@ -173,6 +180,29 @@ internal static class Suite
             : $"ours under GLIBC_TUNABLES={HugePages.Tunables(HeapUse.Rendering)} "
                 + $"(training: {HugePages.Tunables(HeapUse.Training)})";
         return $"{ours}; PyTorch as started (GLIBC_TUNABLES {started}) and under our tunables.";
+    }
+
+    /// <summary>The `winograd` benchmark and the swap without Winograd, in one paragraph.</summary>
+    static string WinogradSummary(JsonElement winograd, JsonElement directSwap)
+    {
+        var layers = winograd
+            .EnumerateObject()
+            .Where(p => p.Value.ValueKind == JsonValueKind.Object)
+            .Select(p =>
+            {
+                double Ms(string key) => p.Value.GetProperty(key).GetDouble();
+                return $"{p.Name.Replace("ch_", " ch at ", StringComparison.Ordinal)} "
+                    + $"{Ms("direct_ms"):F1} -> {Ms("winograd_ms"):F1}";
+            });
+        var parts = directSwap.GetProperty("part_seconds");
+        double direct = winograd.GetProperty("forward_direct_ms").GetDouble(),
+            fast = winograd.GetProperty("forward_winograd_ms").GetDouble();
+        return $"G's 3x3 convolutions as Winograd's F(4x4, 3x3) (`winograd`): the forward at batch 1, alternating "
+            + $"in one process, {direct:F0} ms with every convolution through oneDNN against {fast:F0} ms as the "
+            + "generator runs "
+            + $"(ms per layer alone, direct -> Winograd: {string.Join(", ", layers)}). The swap at batch 1 without it "
+            + $"(`--impl direct`): {directSwap.GetProperty("seconds_per_pair").GetDouble():F2} s/pair (G "
+            + $"{1000 * parts.GetProperty("g").GetDouble():F0} ms).";
     }
 
     /// <summary>How the benchmark uses memory, as the iddis command it stands for would.</summary>

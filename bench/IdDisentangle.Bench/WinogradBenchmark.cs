@@ -60,20 +60,23 @@ internal static class WinogradBenchmark
         using var g = new StyleGan2Generator(config);
         g.eval();
         var latent = g.Map(torch.randn(1, config.StyleDim)).detach();
-        var times = new[] { new List<double>(), new List<double>() };
-        for (int i = 0; i < 2 * (iters + 2); i++)
+        var variants = new (string Name, bool? Winograd)[] { ("direct", false), ("winograd", null) };
+        var times = variants.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < iters + 1; round++)
+        for (int v = 0; v < variants.Length; v++)
         {
-            g.Winograd = i % 2 == 1 ? null : false;
+            g.Winograd = variants[v].Winograd;
             using var scope = torch.NewDisposeScope();
             var sw = Stopwatch.StartNew();
             g.Synthesize(latent);
-            if (i >= 4)
-                times[i % 2].Add(sw.Elapsed.TotalMilliseconds);
+            if (round > 0)
+                times[v].Add(sw.Elapsed.TotalMilliseconds);
         }
-        foreach (var t in times)
-            t.Sort();
-        result["forward_direct_ms"] = times[0][times[0].Count / 2];
-        result["forward_winograd_ms"] = times[1][times[1].Count / 2];
+        for (int v = 0; v < variants.Length; v++)
+        {
+            times[v].Sort();
+            result[$"forward_{variants[v].Name}_ms"] = times[v][times[v].Count / 2];
+        }
         return result;
     }
 }
