@@ -157,6 +157,8 @@ internal static class GeneratorProfile
             {
                 // GFLOP/s of the direct convolution's multiply-adds: how fast the layer runs, not what it computes.
                 var u = WinogradConvolution.TransformWeight(w2);
+                if (WinogradConvolution.GroupsProducts(WinogradConvolution.Tiles(y)))
+                    u = WinogradConvolution.ForGroupedProducts(u);
                 var epilogue = new WinogradConvolution.Epilogue(noise, 0.1f, bias.view(-1), 0.2f, null);
                 total += Time(
                     "3x3 conv as Winograd F(4x4, 3x3), with style, demodulation, noise, bias, leaky ReLU",

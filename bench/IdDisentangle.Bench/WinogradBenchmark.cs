@@ -24,12 +24,44 @@ internal static class WinogradBenchmark
             var x = MemoryLayout.ChannelsLast(torch.randn(1, c, size, size));
             var w = MemoryLayout.ChannelsLast(torch.randn(c, c, 3, 3));
             var u = WinogradConvolution.TransformWeight(w);
+            var ug = WinogradConvolution.ForGroupedProducts(u);
             var s = torch.rand(1, c) + 0.5;
             var d = torch.rand(1, c) + 0.5;
+            var ms = Alternating(
+                iters,
+                () => nn.functional.conv2d(x, w, padding: [1, 1]),
+                () => WinogradConvolution.Convolve(x, u, s, d, grouped: false),
+                () => WinogradConvolution.Convolve(x, ug, s, d, grouped: true)
+            );
+            var x64 = x.to(ScalarType.Float64) * s.view(1, c, 1, 1);
+            var reference = nn.functional.conv2d(x64, w.to(ScalarType.Float64), padding: [1, 1]) * d.view(1, c, 1, 1);
+            var plain = nn.functional.conv2d(x * s.view(1, c, 1, 1), w, padding: [1, 1]) * d.view(1, c, 1, 1);
+            double scale = reference.abs().max().item<double>();
+            double Error(Tensor y) => (y - reference).abs().max().item<double>() / scale;
+            result[$"{c}ch_{size}px"] = new Dictionary<string, double>
+            {
+                ["direct_ms"] = ms[0],
+                ["winograd_batched_ms"] = ms[1],
+                ["winograd_grouped_ms"] = ms[2],
+                ["winograd_batched_rel_error"] = Error(WinogradConvolution.Convolve(x, u, s, d, grouped: false)),
+                ["winograd_grouped_rel_error"] = Error(WinogradConvolution.Convolve(x, ug, s, d, grouped: true)),
+                ["direct_rel_error"] = Error(plain),
+            };
+        }
+        foreach (var (c, o2, size) in new[] { (512, 512, 16), (512, 512, 32), (512, 256, 64), (256, 128, 128) })
+        {
+            using var scope = torch.NewDisposeScope();
+            var x = MemoryLayout.ChannelsLast(torch.randn(1, c, size, size));
+            var w = MemoryLayout.ChannelsLast(torch.randn(o2, c, 3, 3));
+            var u = WinogradUpsampling.TransformWeight(w);
+            var blur = new StyleGan2Generator.Blur(2, 1, 1).Kernel(o2, ScalarType.Float32);
+            var s = torch.rand(1, c) + 0.5;
+            var d = torch.rand(1, o2) + 0.5;
+            var wt = w.transpose(0, 1);
             var (direct, _) = Measure.Time(
                 () =>
                 {
-                    using var y = nn.functional.conv2d(x, w, padding: [1, 1]);
+                    using var y = StyleGan2Generator.ModulatedConv2d.UpsampleAndBlur(x, wt, blur, 1);
                 },
                 2,
                 iters
@@ -37,21 +69,25 @@ internal static class WinogradBenchmark
             var (winograd, _) = Measure.Time(
                 () =>
                 {
-                    using var y = WinogradConvolution.Convolve(x, u, s, d);
+                    using var z = WinogradUpsampling.Convolve(x, u, s, d);
+                    using var y = nn.functional.conv2d(z, blur, padding: [1, 1], groups: o2);
                 },
                 2,
                 iters
             );
             var x64 = x.to(ScalarType.Float64) * s.view(1, c, 1, 1);
-            var reference = nn.functional.conv2d(x64, w.to(ScalarType.Float64), padding: [1, 1]) * d.view(1, c, 1, 1);
-            var plain = nn.functional.conv2d(x * s.view(1, c, 1, 1), w, padding: [1, 1]) * d.view(1, c, 1, 1);
+            var reference =
+                nn.functional.conv_transpose2d(x64, w.to(ScalarType.Float64).transpose(0, 1), strides: [2, 2])
+                * d.view(1, o2, 1, 1);
+            var plain =
+                nn.functional.conv_transpose2d(x * s.view(1, c, 1, 1), wt, strides: [2, 2]) * d.view(1, o2, 1, 1);
             double scale = reference.abs().max().item<double>();
-            result[$"{c}ch_{size}px"] = new Dictionary<string, double>
+            result[$"up_{c}to{o2}ch_{size}px"] = new Dictionary<string, double>
             {
                 ["direct_ms"] = direct * 1e3,
                 ["winograd_ms"] = winograd * 1e3,
                 ["winograd_rel_error"] =
-                    (WinogradConvolution.Convolve(x, u, s, d) - reference).abs().max().item<double>() / scale,
+                    (WinogradUpsampling.Convolve(x, u, s, d) - reference).abs().max().item<double>() / scale,
                 ["direct_rel_error"] = (plain - reference).abs().max().item<double>() / scale,
             };
         }
@@ -78,5 +114,20 @@ internal static class WinogradBenchmark
             result[$"forward_{variants[v].Name}_ms"] = times[v][times[v].Count / 2];
         }
         return result;
+    }
+
+    /// <summary>The median milliseconds of each variant, run in turn round after round (one warm-up round).</summary>
+    static double[] Alternating(int rounds, params Func<Tensor>[] variants)
+    {
+        var times = variants.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round <= rounds; round++)
+        for (int v = 0; v < variants.Length; v++)
+        {
+            var sw = Stopwatch.StartNew();
+            using (variants[v]()) { }
+            if (round > 0)
+                times[v].Add(sw.Elapsed.TotalMilliseconds);
+        }
+        return times.Select(t => t.Order().ElementAt(t.Count / 2)).ToArray();
     }
 }

@@ -18,11 +18,13 @@ public class WinogradTests
         TensorAssert.MaxAbsDiff(got, reference) / reference.abs().max().to(ScalarType.Float64).item<double>();
 
     [Theory]
-    [InlineData(1, 16, 32, 16, 16, false)]
-    [InlineData(2, 32, 16, 13, 10, false)] // partial tiles at the bottom and the right
-    [InlineData(3, 16, 16, 5, 7, true)]
-    [InlineData(1, 8, 24, 1, 9, true)] // a single row
-    public void MatchesTheDirectConvolution(int n, int inCh, int outCh, int h, int w, bool channelsLast)
+    [InlineData(1, 16, 32, 16, 16, false, false)]
+    [InlineData(2, 32, 16, 13, 10, false, false)] // partial tiles at the bottom and the right
+    [InlineData(3, 16, 16, 5, 7, true, false)]
+    [InlineData(1, 8, 24, 1, 9, true, false)] // a single row
+    [InlineData(1, 16, 32, 16, 16, false, true)]
+    [InlineData(2, 32, 16, 13, 10, true, true)]
+    public void MatchesTheDirectConvolution(int n, int inCh, int outCh, int h, int w, bool channelsLast, bool grouped)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -33,12 +35,42 @@ public class WinogradTests
         var weight = randn([outCh, inCh, 3, 3], generator: gen);
         var inScale = rand([n, inCh], generator: gen) + 0.5;
         var outScale = rand([n, outCh], generator: gen) + 0.5;
-        var got = WinogradConvolution.Convolve(x, WinogradConvolution.TransformWeight(weight), inScale, outScale);
+        var u = WinogradConvolution.TransformWeight(weight);
+        if (grouped)
+            u = WinogradConvolution.ForGroupedProducts(u);
+        var got = WinogradConvolution.Convolve(x, u, inScale, outScale, grouped: grouped);
         Assert.True(MemoryLayout.IsChannelsLast(got));
         double error = RelativeError(got, Reference(x, weight, inScale, outScale));
         // float32's own rounding of the direct convolution is about 2e-6 here; the transforms add a few times that.
         Assert.True(error < 5e-5, $"relative error {error}");
         Assert.True(error > 0, "computed in float32, so not bit-equal to float64");
+    }
+
+    [Theory]
+    [InlineData(1, 16, 32, 16, 16, false)]
+    [InlineData(2, 32, 16, 13, 10, false)] // partial tiles at the bottom and the right
+    [InlineData(3, 16, 8, 4, 7, true)]
+    [InlineData(1, 8, 24, 1, 9, true)] // a single row
+    public void UpsamplingMatchesTheTransposedConvolution(int n, int inCh, int outCh, int h, int w, bool channelsLast)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var gen = new Generator(11);
+        var x = randn([n, inCh, h, w], generator: gen);
+        if (channelsLast)
+            x = MemoryLayout.ChannelsLast(x);
+        var weight = randn([outCh, inCh, 3, 3], generator: gen);
+        var inScale = rand([n, inCh], generator: gen) + 0.5;
+        var outScale = rand([n, outCh], generator: gen) + 0.5;
+        var got = WinogradUpsampling.Convolve(x, WinogradUpsampling.TransformWeight(weight), inScale, outScale);
+        Assert.True(MemoryLayout.IsChannelsLast(got));
+        var x64 = x.to(ScalarType.Float64) * inScale.to(ScalarType.Float64).view(n, inCh, 1, 1);
+        var reference =
+            nn.functional.conv_transpose2d(x64, weight.to(ScalarType.Float64).transpose(0, 1), strides: [2, 2])
+            * outScale.to(ScalarType.Float64).view(n, outCh, 1, 1);
+        Assert.Equal(reference.shape, got.shape);
+        double error = RelativeError(got, reference);
+        Assert.True(error is > 0 and < 5e-5, $"relative error {error}");
     }
 
     [Fact]
@@ -109,6 +141,11 @@ public class WinogradTests
         Assert.True(
             StyleGan2Generator.ModulatedConv2d.WinogradIsFaster(64 * 64, 512, 512),
             "the default uses it at 256"
+        );
+        Assert.True(
+            StyleGan2Generator.ModulatedConv2d.WinogradIsFaster(256 * 256, 128, 128)
+                && WinogradConvolution.GroupsProducts(WinogradConvolution.Tiles(zeros(1, 128, 256, 256))),
+            "and with grouped products at 256 px"
         );
         var fast = g.Synthesize(w);
         g.Winograd = false;

@@ -383,7 +383,10 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         /// </summary>
         internal bool? Winograd { get; set; }
 
-        (Tensor U, Tensor Taps, double Fingerprint)? winograd;
+        /// <summary>The transformed weight in the batched product's layout and in the grouped products' (each made
+        /// when first used), the sum of squared taps for demodulation, and the fingerprint of the weight they
+        /// came from.</summary>
+        (Tensor? Batched, Tensor? Grouped, Tensor Taps, double Fingerprint)? winograd;
         readonly object winogradLock = new();
 
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
@@ -411,10 +414,10 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             && (Winograd == true || WinogradIsFaster(x.shape[2] * x.shape[3], inCh, outCh));
 
         /// <summary>Where F(4x4, 3x3) beat oneDNN's direct convolution at batch 1 (bench/README.md): from 32x32 px
-        /// with 256 input and output channels or more; below, the batched product is too small to pay for the
-        /// transforms.</summary>
+        /// with 256 input and output channels or more, and from 128x128 px with 128 (where the products are grouped
+        /// convolutions); below, the products are too small to pay for the transforms.</summary>
         internal static bool WinogradIsFaster(long pixels, long inCh, long outCh) =>
-            pixels >= 32 * 32 && inCh * outCh >= 256 * 256;
+            pixels >= 32 * 32 && (inCh * outCh >= 256 * 256 || pixels >= 128 * 128 && inCh * outCh >= 128 * 128);
 
         /// <summary>conv(x * scale s, W) * d, then the <paramref name="epilogue"/> if any, with W transformed once
         /// (and again only when its values change).</summary>
@@ -427,28 +430,35 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             using var scope = torch.NewDisposeScope();
             var ss = modulation.forward(style) * scale;
-            var (u, taps) = WinogradWeight();
+            bool grouped = WinogradConvolution.GroupsProducts(WinogradConvolution.Tiles(x));
+            var (u, taps) = WinogradWeight(grouped);
             var d = demodulate
                 ? torch.rsqrt(ss.square().matmul(taps.t()) + 1e-8) * gain
                 : torch.full(ss.shape[0], outCh, gain, dtype: ss.dtype, device: ss.device);
-            return WinogradConvolution.Convolve(x, u, ss, d, epilogue).MoveToOuterDisposeScope();
+            return WinogradConvolution.Convolve(x, u, ss, d, epilogue, grouped).MoveToOuterDisposeScope();
         }
 
-        (Tensor U, Tensor Taps) WinogradWeight()
+        (Tensor U, Tensor Taps) WinogradWeight(bool grouped)
         {
             using var scope = torch.NewDisposeScope();
             var raw = weight.squeeze(0).detach();
             double fingerprint = raw.sum(ScalarType.Float64).item<double>();
             lock (winogradLock)
             {
+                // A replaced transform is left to the finalizer: another thread may still be reading it.
                 if (winograd is not { } cached || cached.Fingerprint != fingerprint)
+                    winograd = cached = (null, null, SumOfSquaredTaps(raw).DetachFromDisposeScope(), fingerprint);
+                if (grouped)
                 {
-                    // A replaced transform is left to the finalizer: another thread may still be reading it.
-                    var u = WinogradConvolution.TransformWeight(raw).DetachFromDisposeScope();
-                    var taps = SumOfSquaredTaps(raw).DetachFromDisposeScope();
-                    winograd = (u, taps, fingerprint);
+                    cached.Grouped ??= WinogradConvolution
+                        .ForGroupedProducts(WinogradConvolution.TransformWeight(raw))
+                        .DetachFromDisposeScope();
+                    winograd = cached;
+                    return (cached.Grouped, cached.Taps);
                 }
-                return (winograd.Value.U, winograd.Value.Taps);
+                cached.Batched ??= WinogradConvolution.TransformWeight(raw).DetachFromDisposeScope();
+                winograd = cached;
+                return (cached.Batched, cached.Taps);
             }
         }
 
@@ -456,7 +466,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             if (disposing && winograd is { } cached)
             {
-                cached.U.Dispose();
+                cached.Batched?.Dispose();
+                cached.Grouped?.Dispose();
                 cached.Taps.Dispose();
                 winograd = null;
             }

@@ -69,8 +69,17 @@ internal static class WinogradConvolution
     /// y[n, o] = outScale[n, o] * sum_i conv3x3(x[n, i] * inScale[n, i], W[o, i]) with padding 1, then the
     /// <paramref name="epilogue"/> if any, for <paramref name="x"/> [N, in, H, W] (any strides), the transformed
     /// weight <paramref name="u"/> [36, in, out] and the scales [N, in] and [N, out]. The result is channels-last.
+    /// The 36 products are one grouped 1x1 convolution over the tiles or one batched matrix product
+    /// (<paramref name="grouped"/>; by default <see cref="GroupsProducts"/>).
     /// </summary>
-    public static Tensor Convolve(Tensor x, Tensor u, Tensor inScale, Tensor outScale, Epilogue? epilogue = null)
+    public static Tensor Convolve(
+        Tensor x,
+        Tensor u,
+        Tensor inScale,
+        Tensor outScale,
+        Epilogue? epilogue = null,
+        bool? grouped = null
+    )
     {
         long n = x.shape[0],
             c = x.shape[1],
@@ -94,20 +103,52 @@ internal static class WinogradConvolution
         using var nhwc = x.permute(0, 2, 3, 1).contiguous();
         using var inS = inScale.to(ScalarType.Float32).expand(n, c).contiguous();
         using var outS = outScale.to(ScalarType.Float32).expand(n, o).contiguous();
-        using var v = empty(36, geometry.Tiles, c);
-        TransformInput(nhwc, v, inS, geometry, c);
-        using var m = bmm(v, u);
+        long tiles = geometry.Tiles;
+        bool group = grouped ?? GroupsProducts(tiles);
+        var layout = group ? new Layout(36 * c, c, 36 * o, o) : new Layout(c, tiles * c, o, tiles * o);
+        using var v = group ? empty(tiles, 36, c) : empty(36, tiles, c);
+        TransformInput(nhwc, v, inS, geometry, c, layout);
+        using var m = group ? GroupedProducts(v, u) : bmm(v, u);
         var y = empty(n, h, w, o);
         if (epilogue is null)
-            TransformOutput(m, y, outS, null, geometry, o);
+            TransformOutput(m, y, outS, null, geometry, o, layout);
         else
         {
             using var noise = epilogue.Noise.to(ScalarType.Float32).expand(n, 1, h, w).contiguous();
             using var bias = epilogue.Bias.to(ScalarType.Float32).contiguous();
-            TransformOutput(m, y, outS, (noise, bias, epilogue), geometry, o);
+            TransformOutput(m, y, outS, (noise, bias, epilogue), geometry, o, layout);
         }
         return y.permute(0, 3, 1, 2);
     }
+
+    /// <summary>The transformed weight <paramref name="u"/> [36, in, out] stored as [36, out, in], the layout the
+    /// grouped products read without a copy (the batched product reads it only slowly).</summary>
+    public static Tensor ForGroupedProducts(Tensor u) => u.transpose(1, 2).contiguous().transpose(1, 2);
+
+    /// <summary>How many 4x4 output tiles an input [N, C, H, W] has.</summary>
+    public static long Tiles(Tensor x) => new Geometry(x.shape[0], x.shape[2], x.shape[3]).Tiles;
+
+    /// <summary>Whether the products of <paramref name="tiles"/> tiles are faster as oneDNN's grouped 1x1
+    /// convolution than as the BLAS batched product: from 1024 tiles (128 px at batch 1; bench/README.md).</summary>
+    internal static bool GroupsProducts(long tiles) => tiles >= 1024;
+
+    /// <summary>The product of v [T, P, in] (tile-major) with u [P, in, out] (best stored [P, out, in]), as a 1x1
+    /// convolution in P groups over an image of T pixels: m [T, P, out].</summary>
+    internal static Tensor GroupedProducts(Tensor v, Tensor u)
+    {
+        long tiles = v.shape[0],
+            positions = v.shape[1],
+            c = v.shape[2],
+            o = u.shape[2];
+        using var image = v.view(1, tiles, 1, positions * c).permute(0, 3, 1, 2);
+        using var weight = u.transpose(1, 2).contiguous().view(positions * o, c, 1, 1);
+        using var y = nn.functional.conv2d(image, weight, groups: positions);
+        return y.permute(0, 2, 3, 1).contiguous().view(tiles, positions, o);
+    }
+
+    /// <summary>Where transformed tiles live: element (tile, position, channel) of v at tile * InTile + position *
+    /// InPosition + channel, and likewise in the products m.</summary>
+    internal readonly record struct Layout(long InTile, long InPosition, long OutTile, long OutPosition);
 
     readonly record struct Geometry(long N, long H, long W)
     {
@@ -120,7 +161,7 @@ internal static class WinogradConvolution
 
     static int Workers(long rows) => (int)Math.Max(1, Math.Min(rows, get_num_threads()));
 
-    static unsafe void TransformInput(Tensor nhwc, Tensor v, Tensor inScale, Geometry g, long c)
+    static unsafe void TransformInput(Tensor nhwc, Tensor v, Tensor inScale, Geometry g, long c, Layout layout)
     {
         nint src = (nint)Pointer(nhwc),
             dst = (nint)Pointer(v),
@@ -130,17 +171,16 @@ internal static class WinogradConvolution
             0,
             rows,
             new ParallelOptions { MaxDegreeOfParallelism = Workers(rows) },
-            row => InputRow((float*)src, (float*)dst, (float*)scale, g, c, row)
+            row => InputRow((float*)src, (float*)dst, (float*)scale, g, c, layout, row)
         );
     }
 
     /// <summary>B^T d B for one row of tiles: d the 6x6 input patch at (4ty - 1, 4tx - 1), zeros outside.</summary>
-    static unsafe void InputRow(float* x, float* v, float* inScale, Geometry g, long c, long row)
+    static unsafe void InputRow(float* x, float* v, float* inScale, Geometry g, long c, Layout layout, long row)
     {
         int lanes = Vector<float>.Count;
         long batch = row / g.TilesHigh,
-            ty = row % g.TilesHigh,
-            planeStride = g.Tiles * c;
+            ty = row % g.TilesHigh;
         var d = stackalloc Vector<float>[36];
         var t = stackalloc Vector<float>[36];
         for (long tx = 0; tx < g.TilesWide; tx++)
@@ -168,9 +208,9 @@ internal static class WinogradConvolution
                 for (int i = 0; i < 6; i++)
                     Combine(t, d, 6 * i, 1);
                 var s = Unsafe.Read<Vector<float>>(inScale + batch * c + ch);
-                float* outBase = v + tile * c + ch;
+                float* outBase = v + tile * layout.InTile + ch;
                 for (int p = 0; p < 36; p++)
-                    Unsafe.Write(outBase + p * planeStride, d[p] * s);
+                    Unsafe.Write(outBase + p * layout.InPosition, d[p] * s);
             }
         }
     }
@@ -202,7 +242,8 @@ internal static class WinogradConvolution
         Tensor outScale,
         (Tensor Noise, Tensor Bias, Epilogue Spec)? epilogue,
         Geometry g,
-        long o
+        long o,
+        Layout layout
     )
     {
         nint src = (nint)Pointer(m),
@@ -224,7 +265,7 @@ internal static class WinogradConvolution
             0,
             rows,
             new ParallelOptions { MaxDegreeOfParallelism = Workers(rows) },
-            row => OutputRow((float*)src, (float*)dst, (float*)scale, finish, g, o, row)
+            row => OutputRow((float*)src, (float*)dst, (float*)scale, finish, g, o, layout, row)
         );
     }
 
@@ -248,12 +289,20 @@ internal static class WinogradConvolution
 
     /// <summary>A^T m A for one row of tiles, times the output scale and through the epilogue if any, written where
     /// the image has pixels.</summary>
-    static unsafe void OutputRow(float* m, float* y, float* outScale, Finish? finish, Geometry g, long o, long row)
+    static unsafe void OutputRow(
+        float* m,
+        float* y,
+        float* outScale,
+        Finish? finish,
+        Geometry g,
+        long o,
+        Layout layout,
+        long row
+    )
     {
         int lanes = Vector<float>.Count;
         long batch = row / g.TilesHigh,
-            ty = row % g.TilesHigh,
-            planeStride = g.Tiles * o;
+            ty = row % g.TilesHigh;
         var a = stackalloc Vector<float>[36];
         var t = stackalloc Vector<float>[24];
         var r = stackalloc Vector<float>[4];
@@ -266,9 +315,9 @@ internal static class WinogradConvolution
             long columns = Math.Min(4, g.W - 4 * tx);
             for (long ch = 0; ch < o; ch += lanes)
             {
-                float* inBase = m + tile * o + ch;
+                float* inBase = m + tile * layout.OutTile + ch;
                 for (int p = 0; p < 36; p++)
-                    a[p] = Unsafe.Read<Vector<float>>(inBase + p * planeStride);
+                    a[p] = Unsafe.Read<Vector<float>>(inBase + p * layout.OutPosition);
                 // t = A^T m (down the columns) [4 x 6], then the 4x4 tile = t A (along the rows).
                 for (int j = 0; j < 6; j++)
                 {
