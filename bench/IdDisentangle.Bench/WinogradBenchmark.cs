@@ -48,49 +48,6 @@ internal static class WinogradBenchmark
                 ["direct_rel_error"] = Error(plain),
             };
         }
-        foreach (var (c, o2, size) in new[] { (512, 512, 16), (512, 512, 32), (512, 256, 64), (256, 128, 128) })
-        {
-            using var scope = torch.NewDisposeScope();
-            var x = MemoryLayout.ChannelsLast(torch.randn(1, c, size, size));
-            var w = MemoryLayout.ChannelsLast(torch.randn(o2, c, 3, 3));
-            var u = WinogradUpsampling.TransformWeight(w);
-            var blur = new StyleGan2Generator.Blur(2, 1, 1).Kernel(o2, ScalarType.Float32);
-            var s = torch.rand(1, c) + 0.5;
-            var d = torch.rand(1, o2) + 0.5;
-            var wt = w.transpose(0, 1);
-            var (direct, _) = Measure.Time(
-                () =>
-                {
-                    using var y = StyleGan2Generator.ModulatedConv2d.UpsampleAndBlur(x, wt, blur, 1);
-                },
-                2,
-                iters
-            );
-            var (winograd, _) = Measure.Time(
-                () =>
-                {
-                    using var z = WinogradUpsampling.Convolve(x, u, s, d);
-                    using var y = nn.functional.conv2d(z, blur, padding: [1, 1], groups: o2);
-                },
-                2,
-                iters
-            );
-            var x64 = x.to(ScalarType.Float64) * s.view(1, c, 1, 1);
-            var reference =
-                nn.functional.conv_transpose2d(x64, w.to(ScalarType.Float64).transpose(0, 1), strides: [2, 2])
-                * d.view(1, o2, 1, 1);
-            var plain =
-                nn.functional.conv_transpose2d(x * s.view(1, c, 1, 1), wt, strides: [2, 2]) * d.view(1, o2, 1, 1);
-            double scale = reference.abs().max().item<double>();
-            result[$"up_{c}to{o2}ch_{size}px"] = new Dictionary<string, double>
-            {
-                ["direct_ms"] = direct * 1e3,
-                ["winograd_ms"] = winograd * 1e3,
-                ["winograd_rel_error"] =
-                    (WinogradUpsampling.Convolve(x, u, s, d) - reference).abs().max().item<double>() / scale,
-                ["direct_rel_error"] = (plain - reference).abs().max().item<double>() / scale,
-            };
-        }
         torch.manual_seed(0);
         var config = StyleGan2Config.Standard(o.Size);
         using var g = new StyleGan2Generator(config);

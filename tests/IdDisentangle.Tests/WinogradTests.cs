@@ -46,33 +46,6 @@ public class WinogradTests
         Assert.True(error > 0, "computed in float32, so not bit-equal to float64");
     }
 
-    [Theory]
-    [InlineData(1, 16, 32, 16, 16, false)]
-    [InlineData(2, 32, 16, 13, 10, false)] // partial tiles at the bottom and the right
-    [InlineData(3, 16, 8, 4, 7, true)]
-    [InlineData(1, 8, 24, 1, 9, true)] // a single row
-    public void UpsamplingMatchesTheTransposedConvolution(int n, int inCh, int outCh, int h, int w, bool channelsLast)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var gen = new Generator(11);
-        var x = randn([n, inCh, h, w], generator: gen);
-        if (channelsLast)
-            x = MemoryLayout.ChannelsLast(x);
-        var weight = randn([outCh, inCh, 3, 3], generator: gen);
-        var inScale = rand([n, inCh], generator: gen) + 0.5;
-        var outScale = rand([n, outCh], generator: gen) + 0.5;
-        var got = WinogradUpsampling.Convolve(x, WinogradUpsampling.TransformWeight(weight), inScale, outScale);
-        Assert.True(MemoryLayout.IsChannelsLast(got));
-        var x64 = x.to(ScalarType.Float64) * inScale.to(ScalarType.Float64).view(n, inCh, 1, 1);
-        var reference =
-            nn.functional.conv_transpose2d(x64, weight.to(ScalarType.Float64).transpose(0, 1), strides: [2, 2])
-            * outScale.to(ScalarType.Float64).view(n, outCh, 1, 1);
-        Assert.Equal(reference.shape, got.shape);
-        double error = RelativeError(got, reference);
-        Assert.True(error is > 0 and < 5e-5, $"relative error {error}");
-    }
-
     [Fact]
     public void TheEpilogueIsNoiseBiasLeakyReluAndClamp()
     {
