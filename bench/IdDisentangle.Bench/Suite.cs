@@ -192,7 +192,8 @@ internal static class Suite
             {
                 double Ms(string key) => p.Value.GetProperty(key).GetDouble();
                 return $"{p.Name.Replace("ch_", " ch at ", StringComparison.Ordinal)} "
-                    + $"{Ms("direct_ms"):F1} -> {Ms("winograd_ms"):F1}";
+                    + $"{Ms("direct_ms"):F1} -> {Ms("winograd_batched_ms"):F1} batched / "
+                    + $"{Ms("winograd_grouped_ms"):F1} grouped";
             });
         var parts = directSwap.GetProperty("part_seconds");
         double direct = winograd.GetProperty("forward_direct_ms").GetDouble(),
@@ -200,7 +201,8 @@ internal static class Suite
         return $"G's 3x3 convolutions as Winograd's F(4x4, 3x3) (`winograd`): the forward at batch 1, alternating "
             + $"in one process, {direct:F0} ms with every convolution through oneDNN against {fast:F0} ms as the "
             + "generator runs "
-            + $"(ms per layer alone, direct -> Winograd: {string.Join(", ", layers)}). The swap at batch 1 without it "
+            + $"(ms per layer alone, direct -> Winograd with its products as one batched matrix product or a grouped "
+            + $"1x1 convolution: {string.Join(", ", layers)}). The swap at batch 1 without it "
             + $"(`--impl direct`): {directSwap.GetProperty("seconds_per_pair").GetDouble():F2} s/pair (G "
             + $"{1000 * parts.GetProperty("g").GetDouble():F0} ms).";
     }
