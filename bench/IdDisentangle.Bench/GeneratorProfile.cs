@@ -69,16 +69,20 @@ internal static class GeneratorProfile
             var w1 = torch.randn(cout, cin, 3, 3);
             var w2 = torch.randn(cout, cout, 3, 3);
             var s2 = torch.randn(1, cout);
+            // The squared taps of the frozen weights, which the generator keeps from one forward to the next.
+            var taps1 = StyleGan2Generator.ModulatedConv2d.SumOfSquaredTaps(w1);
+            var taps2 = StyleGan2Generator.ModulatedConv2d.SumOfSquaredTaps(w2);
+            Tensor Taps(Tensor w) => ReferenceEquals(w, w1) ? taps1 : taps2;
             var y = Layout(torch.randn(1, cout, r, r), r).to(type);
             var noise = torch.randn(1, 1, r, r);
             var bias = torch.randn(1, cout, 1, 1).to(type);
             // The generator's own single-sample weight (scale 1: the random weights stand for scaled ones).
             Tensor Modulated(Tensor w, Tensor s) =>
-                StyleGan2Generator.ModulatedConv2d.ModulatedWeight(w, s.view(-1), 1.0, true, 1.0).to(type);
+                StyleGan2Generator.ModulatedConv2d.ModulatedWeight(w, Taps(w), s.view(-1), 1.0, true, 1.0).to(type);
             // Or, where the activation is the smaller, the style on the input and the demodulation on the output.
             void StyleOnActivations(Tensor x, Tensor w, Tensor s, Tensor y)
             {
-                var d = torch.rsqrt(StyleGan2Generator.ModulatedConv2d.SumOfSquaredTaps(w).matmul(s.view(-1).square()));
+                var d = torch.rsqrt(Taps(w).matmul(s.view(-1).square()));
                 _ = x * s.view(1, -1, 1, 1).to(type);
                 _ = y * d.view(1, -1, 1, 1).to(type);
             }

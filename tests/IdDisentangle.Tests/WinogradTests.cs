@@ -147,4 +147,27 @@ public class WinogradTests
         Assert.True(TensorAssert.MaxAbsDiff(after, before) > 1e-2);
         Assert.True(RelativeError(after, direct) < 1e-4);
     }
+
+    [Fact]
+    public void TheDemodulationOfAChangedWeightIsComputedAgain()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        manual_seed(10);
+        using var g = new StyleGan2Generator(StyleGan2Config.Standard(64, divisor: 8));
+        g.eval();
+        g.Winograd = false;
+        var w = g.Map(randn(1, 512));
+        var before = g.Synthesize(w);
+        foreach (var (name, p) in g.named_parameters())
+            if (name.EndsWith("conv.weight", StringComparison.Ordinal))
+                p.mul_(-1.5);
+        var after = g.Synthesize(w);
+        using var fresh = new StyleGan2Generator(StyleGan2Config.Standard(64, divisor: 8));
+        fresh.load_state_dict(g.state_dict());
+        fresh.eval();
+        fresh.Winograd = false;
+        Assert.True(TensorAssert.MaxAbsDiff(after, before) > 1e-2);
+        Assert.Equal(0f, TensorAssert.MaxAbsDiff(after, fresh.Synthesize(w)));
+    }
 }

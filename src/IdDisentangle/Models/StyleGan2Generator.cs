@@ -383,11 +383,11 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         /// </summary>
         internal bool? Winograd { get; set; }
 
-        /// <summary>The transformed weight in the batched product's layout and in the grouped products' (each made
-        /// when first used), the sum of squared taps for demodulation, and the fingerprint of the weight they
-        /// came from.</summary>
-        (Tensor? Batched, Tensor? Grouped, Tensor Taps, double Fingerprint)? winograd;
-        readonly object winogradLock = new();
+        /// <summary>What the frozen weight gives every forward pass alike: the sum of squared taps for demodulation,
+        /// the Winograd transform in the batched product's layout and in the grouped products' (each made when
+        /// first used), and the fingerprint of the weight they came from.</summary>
+        (Tensor Taps, Tensor? Batched, Tensor? Grouped, float Fingerprint)? prepared;
+        readonly object preparedLock = new();
 
         public Tensor forward(Tensor x, Tensor style, double gain = 1.0)
         {
@@ -399,7 +399,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             if (n == 1 && (x.dtype != weight.dtype || !ModulatesActivations(x.shape[2] * x.shape[3], kernel, outCh)))
             {
                 var s1 = modulation.forward(style).view(inCh);
-                return Convolve(x, ModulatedWeight(weight.squeeze(0), s1, scale, demodulate, gain).to(x.dtype));
+                var raw = weight.squeeze(0);
+                return Convolve(x, ModulatedWeight(raw, SquaredTaps(raw), s1, scale, demodulate, gain).to(x.dtype));
             }
             if (n == 1)
                 return ConvolveModulatingActivations(x, modulation.forward(style).view(inCh) * scale, gain);
@@ -442,34 +443,51 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             using var scope = torch.NewDisposeScope();
             var raw = weight.squeeze(0).detach();
-            double fingerprint = raw.sum(ScalarType.Float64).item<double>();
-            lock (winogradLock)
+            lock (preparedLock)
             {
-                // A replaced transform is left to the finalizer: another thread may still be reading it.
-                if (winograd is not { } cached || cached.Fingerprint != fingerprint)
-                    winograd = cached = (null, null, SumOfSquaredTaps(raw).DetachFromDisposeScope(), fingerprint);
+                var cached = Prepared(raw);
                 if (grouped)
-                {
                     cached.Grouped ??= WinogradConvolution
                         .ForGroupedProducts(WinogradConvolution.TransformWeight(raw))
                         .DetachFromDisposeScope();
-                    winograd = cached;
-                    return (cached.Grouped, cached.Taps);
-                }
-                cached.Batched ??= WinogradConvolution.TransformWeight(raw).DetachFromDisposeScope();
-                winograd = cached;
-                return (cached.Batched, cached.Taps);
+                else
+                    cached.Batched ??= WinogradConvolution.TransformWeight(raw).DetachFromDisposeScope();
+                prepared = cached;
+                return (grouped ? cached.Grouped! : cached.Batched!, cached.Taps);
             }
+        }
+
+        /// <summary>sum_k W[o,i,k]^2 [out, in]: where no gradient reaches the weight, made once and again only when
+        /// the weight changes.</summary>
+        Tensor SquaredTaps(Tensor raw)
+        {
+            if (torch.is_grad_enabled() && weight.requires_grad)
+                return SumOfSquaredTaps(raw);
+            lock (preparedLock)
+                return Prepared(raw.detach()).Taps;
+        }
+
+        /// <summary>The cache for the weight as it is now, emptied when the weight's sum has changed (a float32 sum:
+        /// a twentieth of the time of computing the taps). Called under the lock.</summary>
+        (Tensor Taps, Tensor? Batched, Tensor? Grouped, float Fingerprint) Prepared(Tensor raw)
+        {
+            float fingerprint = raw.sum(ScalarType.Float32).item<float>();
+            if (prepared is { } cached && cached.Fingerprint.Equals(fingerprint))
+                return cached;
+            // A replaced cache is left to the finalizer: another thread may still be reading it.
+            using var scope = torch.NewDisposeScope();
+            prepared = (SumOfSquaredTaps(raw).DetachFromDisposeScope(), null, null, fingerprint);
+            return prepared.Value;
         }
 
         protected override void Dispose(bool disposing)
         {
-            if (disposing && winograd is { } cached)
+            if (disposing && prepared is { } cached)
             {
                 cached.Batched?.Dispose();
                 cached.Grouped?.Dispose();
                 cached.Taps.Dispose();
-                winograd = null;
+                prepared = null;
             }
             base.Dispose(disposing);
         }
@@ -489,15 +507,15 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             var raw = weight.squeeze(0);
             var d = demodulate
-                ? Demodulation(raw, ss, gain)
+                ? Demodulation(SquaredTaps(raw), ss, gain)
                 : torch.full(outCh, gain, dtype: ss.dtype, device: ss.device);
             return ScaledPerOutputChannel(Convolve(x * ss.view(1, inCh, 1, 1).to(x.dtype), raw.to(x.dtype)), d);
         }
 
         /// <summary>d = gain / sqrt(sum_i ss_i^2 sum_k W[o,i,k]^2 + 1e-8) [out] for one sample's scaled style ss
-        /// [in].</summary>
-        static Tensor Demodulation(Tensor raw, Tensor ss, double gain) =>
-            torch.rsqrt(SumOfSquaredTaps(raw).matmul(ss.square()) + 1e-8) * gain;
+        /// [in], from the squared taps [out, in].</summary>
+        static Tensor Demodulation(Tensor taps, Tensor ss, double gain) =>
+            torch.rsqrt(taps.matmul(ss.square()) + 1e-8) * gain;
 
         /// <summary>
         /// Whether one sample with <paramref name="pixels"/> per channel is modulated on its activation [in, H, W]
@@ -511,16 +529,23 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         /// <summary>
         /// The modulated (and demodulated) weight of one sample in one pass over the weights: scale, style s,
-        /// demodulation d = 1/sqrt(sum_i (scale s_i)^2 sum_k W[o,i,k]^2 + 1e-8) and gain meet in an [out, in] factor
-        /// first.
+        /// demodulation d = 1/sqrt(sum_i (scale s_i)^2 sum_k W[o,i,k]^2 + 1e-8) (from the squared taps) and gain
+        /// meet in an [out, in] factor first.
         /// </summary>
-        internal static Tensor ModulatedWeight(Tensor raw, Tensor s, double scale, bool demodulate, double gain)
+        internal static Tensor ModulatedWeight(
+            Tensor raw,
+            Tensor taps,
+            Tensor s,
+            double scale,
+            bool demodulate,
+            double gain
+        )
         {
             long outCh = raw.shape[0],
                 inCh = raw.shape[1];
             var ss = s * scale;
             var factor = demodulate
-                ? Demodulation(raw, ss, gain).view(outCh, 1) * ss.view(1, inCh)
+                ? Demodulation(taps, ss, gain).view(outCh, 1) * ss.view(1, inCh)
                 : (ss * gain).view(1, inCh);
             return raw * factor.view(-1, inCh, 1, 1);
         }
