@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using IdDisentangle.Runtime;
+using IdDisentangle.Weights;
 
 namespace IdDisentangle.Bench;
 
@@ -25,15 +26,21 @@ internal static class Suite
             RunJson(self, [.. selfArgs, .. a, "--threads", o.Threads.ToString(CultureInfo.InvariantCulture)]);
         // PyTorch twice: as users start it, and under the glibc tunables our process of the same benchmark restarts
         // with (this VM faults fresh 4 KiB pages slowly, which costs PyTorch as started several times its time).
+        string? noPyTorch = WhyNoPyTorch(python);
+        if (noPyTorch is not null)
+            Console.Error.WriteLine(
+                $"{noPyTorch}: skipping the PyTorch reference (apt-get install python3-torch libopenblas0-pthread)"
+            );
+        else
+        {
+            // The reference pipeline reads the networks as our model store converts them: convert them (or fail,
+            // saying what to fetch) before the first benchmark rather than twenty minutes into the run.
+            PretrainedNetworks.ConvertAll(new ModelStore());
+        }
         (JsonElement? AsStarted, JsonElement? Tuned) Theirs(params string[] a)
         {
-            if (!File.Exists(python))
-            {
-                Console.Error.WriteLine(
-                    $"no {python}: skipping the PyTorch reference (apt-get install python3-torch libopenblas0-pthread)"
-                );
+            if (noPyTorch is not null)
                 return (null, null);
-            }
             string[] args = [reference, .. a, "--threads", o.Threads.ToString(CultureInfo.InvariantCulture)];
             var asStarted = RunJson(python, args);
             if (HugePages.WhyNot() is not null)
@@ -210,6 +217,23 @@ internal static class Suite
     /// <summary>How the benchmark uses memory, as the iddis command it stands for would.</summary>
     public static HeapUse HeapUseOf(string benchmark) =>
         benchmark is "train-step" or "train-precision" ? HeapUse.Training : HeapUse.Rendering;
+
+    /// <summary>Why <paramref name="python"/> cannot run the reference benchmarks, or null when it can.</summary>
+    static string? WhyNoPyTorch(string python)
+    {
+        if (!File.Exists(python))
+            return $"no {python}";
+        var psi = new ProcessStartInfo(python) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-c", "import numpy, torch" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string stderr = p.StandardError.ReadToEnd();
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0
+            ? null
+            : $"{python} cannot import torch and numpy ({stderr.Trim().Split('\n').LastOrDefault()})";
+    }
 
     static JsonElement RunJson(string exe, string[] args, string? glibcTunables = null)
     {
