@@ -1,4 +1,5 @@
 using IdDisentangle.IO;
+using IdDisentangle.Models;
 using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 
@@ -61,5 +62,58 @@ public class NativeGarbageTests
         using (no_grad())
             g.Synthesize(w);
         Assert.True(GC.CollectionCount(0) > before);
+    }
+}
+
+/// <summary>
+/// KeptScalars' operations on two threads while a third collects and runs finalizers without pause: a Scalar left to
+/// its finalizer would sooner or later be freed before libtorch reads it (TorchSharp's own x + y fails this within
+/// seconds: a crash in c10::Scalar::toFloat). <see cref="ScalarLifetimeTests"/> checks the library uses nothing else.
+/// </summary>
+[Collection("garbage collector")]
+public class ScalarLifetimeUnderCollectionsTests
+{
+    [Fact]
+    public void KeptScalarsSurviveCollectionsOnAnotherThread()
+    {
+        using var x = randn([1, 64, 64, 64], generator: new torch.Generator(seed: 5));
+        using var y = randn([1, 64, 64, 64], generator: new torch.Generator(seed: 6));
+        Tensor Compute()
+        {
+            var a = x.Plus(y).LeakyRelu(0.2).Clamp(-0.5, 0.5).Times(1.5).Plus(0.25);
+            return a.SubtractedFrom(1).DividedBy(3.0).Minus(0.125).PlusInPlace(x).Squared().sum();
+        }
+        float expected;
+        using (NewDisposeScope())
+            expected = Compute().item<float>();
+        using var done = new CancellationTokenSource();
+        var collector = new Thread(() =>
+        {
+            while (!done.IsCancellationRequested)
+            {
+                GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+                GC.WaitForPendingFinalizers();
+            }
+        });
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var workers = Enumerable
+            .Range(0, 2)
+            .Select(t => new Thread(() =>
+            {
+                for (int i = 0; i < 400; i++)
+                {
+                    using var scope = NewDisposeScope();
+                    float got = Compute().item<float>();
+                    if (got != expected)
+                        failures.Add($"thread {t}, round {i}: {got} instead of {expected}");
+                }
+            }))
+            .ToList();
+        collector.Start();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(w => w.Join());
+        done.Cancel();
+        collector.Join();
+        Assert.Empty(failures);
     }
 }

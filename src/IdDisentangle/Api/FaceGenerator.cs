@@ -1,5 +1,6 @@
 using IdDisentangle.Models;
 using IdDisentangle.Networks;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -70,7 +71,7 @@ public sealed class FaceGenerator : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.inference_mode();
-        var images = GeneratorSampling.ToUnitRange(_g.Synthesize(w.to(_g.Device), NoiseMode.Const)).clamp(0, 1).cpu();
+        var images = GeneratorSampling.ToUnitRange(_g.Synthesize(w.to(_g.Device), NoiseMode.Const)).Clamp(0, 1).cpu();
         return Enumerable
             .Range(0, (int)images.shape[0])
             .Select(i => new FaceImage(images[i], $"{prefix}_{i:0000}"))

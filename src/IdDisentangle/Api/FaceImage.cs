@@ -1,4 +1,5 @@
 using IdDisentangle.Imaging;
+using IdDisentangle.Runtime;
 using SkiaSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +29,7 @@ public sealed class FaceImage : IDisposable
         new(SkiaTensors.FromBitmap(bitmap), name);
 
     /// <summary>An image from a tensor [3,H,W] with values in [0,1].</summary>
-    public static FaceImage FromTensor(Tensor pixels, string name = "tensor") => new(pixels.clamp(0, 1), name);
+    public static FaceImage FromTensor(Tensor pixels, string name = "tensor") => new(pixels.Clamp(0, 1), name);
 
     /// <summary>The pixels, [3,H,W] in [0,1], float32 on the CPU.</summary>
     public Tensor Pixels { get; }

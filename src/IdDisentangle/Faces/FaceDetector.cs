@@ -351,7 +351,7 @@ internal sealed class FaceDetector : IDisposable
     }
 
     // The networks were trained on 8-bit pixels: round so a decoded image gives exactly its byte values.
-    Tensor To255(Tensor image) => (image.to(Device).to(ScalarType.Float32) * 255f).round_();
+    Tensor To255(Tensor image) => image.to(Device).to(ScalarType.Float32).Times(255f).round_();
 
     static void CheckImage(Tensor image)
     {

@@ -1,4 +1,5 @@
 using IdDisentangle.Imaging;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -142,20 +143,20 @@ internal static class FfhqAlignment
                 pad[i] = Math.Max(pad[i], least);
             img = ReflectPad(img, pad[0], pad[1], pad[2], pad[3]);
             (h, w) = ((int)img.shape[1], (int)img.shape[2]);
-            var xs = torch.arange(w, dtype: ScalarType.Float32, device: img.device).view(1, 1, w);
-            var ys = torch.arange(h, dtype: ScalarType.Float32, device: img.device).view(1, h, 1);
+            var xs = KeptScalars.Arange(w, ScalarType.Float32, img.device).view(1, 1, w);
+            var ys = KeptScalars.Arange(h, ScalarType.Float32, img.device).view(1, h, 1);
             var mask = torch.maximum(
-                1f - torch.minimum(xs / pad[0], (w - 1 - xs) / pad[2]),
-                1f - torch.minimum(ys / pad[1], (h - 1 - ys) / pad[3])
+                torch.minimum(xs.DividedBy(pad[0]), xs.SubtractedFrom(w - 1).DividedBy(pad[2])).SubtractedFrom(1f),
+                torch.minimum(ys.DividedBy(pad[1]), ys.SubtractedFrom(h - 1).DividedBy(pad[3])).SubtractedFrom(1f)
             );
-            img = img + (GaussianBlur(img, qsize * 0.02) - img) * (mask * 3f + 1f).clamp(0, 1);
-            img = img + (Median(img) - img) * mask.clamp(0, 1);
+            img = img.Plus((GaussianBlur(img, qsize * 0.02) - img) * mask.Times(3f).Plus(1f).Clamp(0, 1));
+            img = img.Plus((Median(img) - img) * mask.Clamp(0, 1));
             for (int i = 0; i < 4; i++)
                 q[i] = q[i] + new Vec(pad[0], pad[1]);
         }
 
         var result = Transform(img, q, size * Supersample);
-        result = ImageOps.Resize(result, size, size, ResizeFilter.Bicubic).clamp(0, 1);
+        result = ImageOps.Resize(result, size, size, ResizeFilter.Bicubic).Clamp(0, 1);
 
         return result.MoveToOuterDisposeScope();
     }
@@ -167,7 +168,7 @@ internal static class FfhqAlignment
         int h = (int)img.shape[1],
             w = (int)img.shape[2];
         // Output pixel centre (i + 0.5) / size along each side of the quad, in source pixel coordinates.
-        var t = (torch.arange(size, dtype: ScalarType.Float64, device: img.device) + 0.5) / size;
+        var t = KeptScalars.Arange(size, ScalarType.Float64, img.device).Plus(0.5).DividedBy(size);
         var u = t.view(1, size, 1);
         var v = t.view(size, 1, 1);
         var origin = torch
@@ -179,9 +180,10 @@ internal static class FfhqAlignment
         var down = torch
             .tensor(new[] { q[1].X - q[0].X, q[1].Y - q[0].Y }, dtype: ScalarType.Float64, device: img.device)
             .view(1, 1, 2);
-        var src = origin + u * across + v * down; // [size,size,2] (x, y)
+        var src = origin.Plus(u * across).Plus(v * down); // [size,size,2] (x, y)
         var scale = torch.tensor(new[] { 2.0 / w, 2.0 / h }, dtype: ScalarType.Float64, device: img.device);
-        var grid = ((src + 0.5) * scale - 1).to(ScalarType.Float32).unsqueeze(0); // align_corners=false convention
+        // align_corners=false convention
+        var grid = (src.Plus(0.5) * scale).Minus(1).to(ScalarType.Float32).unsqueeze(0);
         return F.grid_sample(
                 img.unsqueeze(0),
                 grid,
@@ -249,7 +251,7 @@ internal static class FfhqAlignment
         long n = flat.shape[1];
         var lower = flat.kthvalue((n + 1) / 2, 1).values;
         var upper = flat.kthvalue(n / 2 + 1, 1).values;
-        return ((lower + upper) / 2).view(-1, 1, 1);
+        return lower.Plus(upper).DividedBy(2).view(-1, 1, 1);
     }
 
     static (int MinX, int MinY, int MaxX, int MaxY) Bounds(Vec[] q) =>

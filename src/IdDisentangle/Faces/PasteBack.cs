@@ -1,4 +1,5 @@
 using IdDisentangle.Imaging;
+using IdDisentangle.Runtime;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -90,11 +91,11 @@ internal static class PasteBack
         double bx = quad.LowerLeft.X - quad.UpperLeft.X,
             by = quad.LowerLeft.Y - quad.UpperLeft.Y;
         double det = ax * by - ay * bx;
-        var xs = torch.arange(x0, x1, dtype: ScalarType.Float64).sub(quad.UpperLeft.X).view(1, -1);
-        var ys = torch.arange(y0, y1, dtype: ScalarType.Float64).sub(quad.UpperLeft.Y).view(-1, 1);
-        var u = (xs * by - ys * bx) / det;
-        var v = (ys * ax - xs * ay) / det;
-        var grid = torch.stack([u * 2 - 1, v * 2 - 1], -1).unsqueeze(0).to(ScalarType.Float32);
+        var xs = KeptScalars.Arange(x0, x1, ScalarType.Float64).Minus(quad.UpperLeft.X).view(1, -1);
+        var ys = KeptScalars.Arange(y0, y1, ScalarType.Float64).Minus(quad.UpperLeft.Y).view(-1, 1);
+        var u = (xs.Times(by) - ys.Times(bx)).DividedBy(det);
+        var v = (ys.Times(ax) - xs.Times(ay)).DividedBy(det);
+        var grid = torch.stack([u.Times(2).Minus(1), v.Times(2).Minus(1)], -1).unsqueeze(0).to(ScalarType.Float32);
         var sampled = F.grid_sample(
             torch.cat([face.to(ScalarType.Float32), mask.to(ScalarType.Float32)], 0).unsqueeze(0),
             grid,
@@ -102,10 +103,14 @@ internal static class PasteBack
             GridSamplePaddingMode.Zeros,
             align_corners: false
         )[0];
-        var warpedFace = sampled.narrow(0, 0, 3).clamp(0, 1);
-        var alpha = sampled.narrow(0, 3, 1).clamp(0, 1);
+        var warpedFace = sampled.narrow(0, 0, 3).Clamp(0, 1);
+        var alpha = sampled.narrow(0, 3, 1).Clamp(0, 1);
         var region = photo.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0);
-        var blended = torch.where(alpha > 0, region * (1 - alpha) + warpedFace * alpha, region);
+        var blended = torch.where(
+            alpha.GreaterThan(0),
+            (region * alpha.SubtractedFrom(1)).Plus(warpedFace * alpha),
+            region
+        );
         var result = photo.clone();
         result.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0).copy_(blended);
         return result.MoveToOuterDisposeScope();
@@ -121,17 +126,17 @@ internal static class PasteBack
     public static Tensor MatchColours(Tensor face, Tensor reference, Tensor mask, bool matchSpread = true)
     {
         using var scope = torch.NewDisposeScope();
-        var weight = mask.to(ScalarType.Float32) / mask.sum().clamp_min(1e-6);
+        var weight = mask.to(ScalarType.Float32) / mask.sum().ClampMin(1e-6);
         (Tensor Mean, Tensor Std) Stats(Tensor image)
         {
             var mean = (image * weight).sum([1, 2], keepdim: true);
-            var std = ((image - mean).square() * weight).sum([1, 2], keepdim: true).sqrt();
+            var std = ((image - mean).Squared() * weight).sum([1, 2], keepdim: true).sqrt();
             return (mean, std);
         }
         var (fm, fs) = Stats(face.to(ScalarType.Float32));
         var (rm, rs) = Stats(reference.to(ScalarType.Float32));
-        var gain = matchSpread ? rs / fs.clamp_min(1e-4) : torch.ones_like(rs);
-        return ((face - fm) * gain + rm).clamp(0, 1).MoveToOuterDisposeScope();
+        var gain = matchSpread ? rs / fs.ClampMin(1e-4) : torch.ones_like(rs);
+        return ((face - fm) * gain).Plus(rm).Clamp(0, 1).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -63,7 +64,11 @@ internal static class ImageGrid
             p = layout.Padding;
 
         using var scope = torch.NewDisposeScope();
-        var canvas = torch.full([3, rows * (h + p) + p, columns * (w + p) + p], layout.Background, ScalarType.Float32);
+        var canvas = KeptScalars.Full(
+            [3, rows * (h + p) + p, columns * (w + p) + p],
+            layout.Background,
+            ScalarType.Float32
+        );
         using (torch.no_grad())
         {
             for (int i = 0; i < cells.Count; i++)

@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -39,7 +40,7 @@ internal static class SkiaTensors
 
     /// <summary>[H,W,4] uint8 to [3,H,W] float32 in [0,1].</summary>
     internal static Tensor RgbaToImage(Tensor rgba) =>
-        rgba.narrow(2, 0, 3).permute(2, 0, 1).to(ScalarType.Float32).div_(255f).contiguous();
+        rgba.narrow(2, 0, 3).permute(2, 0, 1).to(ScalarType.Float32).DividedByInPlace(255f).contiguous();
 
     /// <summary>[3,H,W] (any float range; clamped to [0,1], rounded) to an opaque RGBA8888 bitmap.</summary>
     public static SKBitmap ToBitmap(Tensor image)
@@ -54,8 +55,15 @@ internal static class SkiaTensors
         using (torch.NewDisposeScope())
         using (torch.no_grad())
         {
-            var bytes = image.detach().to(ScalarType.Float32).cpu().clamp(0f, 1f).mul(255f).round().to(ScalarType.Byte);
-            var alpha = torch.full([1, h, w], 255, ScalarType.Byte);
+            var bytes = image
+                .detach()
+                .to(ScalarType.Float32)
+                .cpu()
+                .Clamp(0f, 1f)
+                .Times(255f)
+                .round()
+                .to(ScalarType.Byte);
+            var alpha = KeptScalars.Full([1, h, w], 255, ScalarType.Byte);
             var rgba = torch.cat([bytes, alpha], 0).permute(1, 2, 0).contiguous();
             packed = rgba.bytes.ToArray();
         }

@@ -116,7 +116,7 @@ internal sealed class DisentanglementModel : IDisposable
 
     /// <summary>G(w) in [0,1] (clamped), on the CPU.</summary>
     public Tensor Render(Tensor w) =>
-        GeneratorSampling.ToUnitRange(Generator.Synthesize(w, NoiseMode.Const)).clamp(0, 1).cpu();
+        GeneratorSampling.ToUnitRange(Generator.Synthesize(w, NoiseMode.Const)).Clamp(0, 1).cpu();
 
     /// <summary>The face with the identity of each id image and the attributes of the matching attribute
     /// image.</summary>

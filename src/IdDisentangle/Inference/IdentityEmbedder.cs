@@ -72,7 +72,7 @@ internal sealed class IdentityEmbedder : IDisposable
             if (face is null)
             {
                 log($"{image.Path}: no face found; its row is NaN");
-                rows.Add(torch.full(1, EmbeddingDim(rows), double.NaN));
+                rows.Add(KeptScalars.Full([1, EmbeddingDim(rows)], double.NaN));
                 continue;
             }
             var input = Network.EmbedFace(image.Image, face, _detector.AlignmentCentreShift);

@@ -64,7 +64,7 @@ internal sealed class LandmarkLocator : IDisposable
         else
         {
             var input = SquareFit.Apply(image.Image.unsqueeze(0), FaceLandmark68Net.InputSize, out var fit);
-            var xy = _net!.forward(input.to(_device) * 255).cpu()[0].data<float>().ToArray();
+            var xy = _net!.forward(input.to(_device).Times(255)).cpu()[0].data<float>().ToArray();
             for (int k = 0; k < xy.Length; k += 2)
             {
                 var (x, y) = fit.ToImage(xy[k], xy[k + 1]);

@@ -257,7 +257,7 @@ internal static class VideoSwapJob
             if (_w.TryGetValue(track, out var previous))
             {
                 if (keep > 0)
-                    w = previous * keep + w * (1 - keep);
+                    w = previous.Times(keep).Plus(w.Times(1 - keep));
                 step = (w - previous).norm().ToDouble();
             }
             var kept = w.detach().clone().DetachFromDisposeScope();
@@ -278,10 +278,18 @@ internal static class VideoSwapJob
 
     /// <summary>Height x width x 3 bytes as an image [3,H,W] in [0,1].</summary>
     internal static Tensor FromRgb(byte[] rgb, int height, int width) =>
-        torch.tensor(rgb, [height, width, 3]).permute(2, 0, 1).to(ScalarType.Float32).div_(255);
+        torch.tensor(rgb, [height, width, 3]).permute(2, 0, 1).to(ScalarType.Float32).DividedByInPlace(255);
 
     /// <summary>An image [3,H,W] in [0,1] as height x width x 3 bytes, each value rounded to the nearest
     /// byte.</summary>
     internal static byte[] ToRgb(Tensor image) =>
-        image.mul(255).round_().clamp_(0, 255).to(ScalarType.Byte).permute(1, 2, 0).contiguous().data<byte>().ToArray();
+        image
+            .Times(255)
+            .round_()
+            .ClampInPlace(0, 255)
+            .to(ScalarType.Byte)
+            .permute(1, 2, 0)
+            .contiguous()
+            .data<byte>()
+            .ToArray();
 }

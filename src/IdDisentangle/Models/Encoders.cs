@@ -2,6 +2,7 @@ using IdDisentangle.Imaging;
 using IdDisentangle.Models.Backbones;
 using IdDisentangle.Models.FaceApi;
 using IdDisentangle.Models.Identity;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -109,7 +110,7 @@ internal sealed class AttributeEncoder : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor rgb01)
     {
         var x = ImageOps.Resize(rgb01, InputSize, InputSize, ResizeFilter.Bilinear);
-        return backbone.call(backbone is InceptionV3 ? x * 2f - 1f : ResNet50.KerasPreprocess(x));
+        return backbone.call(backbone is InceptionV3 ? x.Times(2f).Minus(1f) : ResNet50.KerasPreprocess(x));
     }
 }
 

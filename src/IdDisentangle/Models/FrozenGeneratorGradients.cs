@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -66,10 +67,10 @@ internal static class FrozenGeneratorGradients
                         spec.BlurPadding
                     )
                     : F.conv2d(u, weight, padding: [1, 1]);
-                v.mul_(d.view(n, -1, 1, 1)).add_(noise).add_(bias);
-                z = F.leaky_relu(v, Slope, inplace: true);
+                v.mul_(d.view(n, -1, 1, 1)).PlusInPlace(noise).PlusInPlace(bias);
+                z = v.LeakyReluInPlace(Slope);
                 if (spec.Clamp is { } c)
-                    z.clamp_(-c, c);
+                    z.ClampInPlace(-c, c);
                 z.MoveToOuterDisposeScope();
             }
             ctx.save_for_backward([x, s, d, noise, bias, weight, blurKernel!, z]);
@@ -97,7 +98,7 @@ internal static class FrozenGeneratorGradients
             var dView = d.view(n, -1, 1, 1);
             if (spec.Clamp is { } c) // no gradient where the clamp held the value
             {
-                var held = gradZ.mul(StepFactor(z.abs().neg_().add_(c), 0.0, 1.0));
+                var held = gradZ.mul(StepFactor(z.abs().neg_().PlusInPlace(c), 0.0, 1.0));
                 gradZ.Dispose();
                 gradZ = held;
             }
@@ -151,7 +152,7 @@ internal static class FrozenGeneratorGradients
             ScalarType.Float32 => Math.Pow(2, 126),
             _ => throw new ArgumentException($"float32 or float64 expected, got {t.dtype}"),
         };
-        return t.mul(big).clamp_(low, high);
+        return t.Times(big).ClampInPlace(low, high);
     }
 
     /// <summary>

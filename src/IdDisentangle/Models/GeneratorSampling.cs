@@ -1,4 +1,5 @@
 using IdDisentangle.Models;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,7 +16,7 @@ internal static class GeneratorSampling
     }
 
     /// <summary>Generator output (about [-1,1]) to image range [0,1] (not clamped).</summary>
-    public static Tensor ToUnitRange(Tensor images) => images.add(1).div_(2);
+    public static Tensor ToUnitRange(Tensor images) => images.Plus(1).DividedByInPlace(2);
 
     /// <summary>
     /// Renders codes [N,D] or [N,L,D] in batches of <paramref name="batchSize"/> on the generator's device, calling

@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -51,7 +52,7 @@ internal sealed class LatentMapper : nn.Module<Tensor, Tensor, Tensor>
         {
             x = layers[i].call(x);
             if (i < layers.Count - 1)
-                x = F.leaky_relu(x, 0.2);
+                x = x.LeakyRelu(0.2);
         }
         return x;
     }
@@ -85,7 +86,7 @@ internal sealed class WDiscriminator : nn.Module<Tensor, Tensor>
         {
             x = layers[i].call(x);
             if (i < layers.Count - 1)
-                x = F.leaky_relu(x, 0.2);
+                x = x.LeakyRelu(0.2);
         }
         return x;
     }
@@ -123,7 +124,7 @@ internal static class KerasInit
             // sqrt 2.
             double std = Math.Sqrt(2.0 / (1 + 0.2 * 0.2) / fanIn) / 0.87962566103423978;
             const double Erf2 = 0.95449973610364158; // erf(2 / sqrt 2): the mass within two standard deviations
-            w.uniform_(-Erf2, Erf2, generator).erfinv_().mul_(std * Math.Sqrt(2));
+            w.uniform_(-Erf2, Erf2, generator).erfinv_().TimesInPlace(std * Math.Sqrt(2));
         }
         if (layer.bias is { } b)
             nn.init.zeros_(b);

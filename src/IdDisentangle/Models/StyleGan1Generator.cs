@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -108,7 +109,7 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
         torgb_bias = new Parameter(torch.zeros(3));
         dlatent_avg = torch.zeros(config.StyleDim);
         var k = torch.tensor(new float[] { 1, 2, 1 });
-        blur_kernel = (k.outer(k) / 16).view(1, 1, 3, 3);
+        blur_kernel = k.outer(k).DividedBy(16).view(1, 1, 3, 3);
         register_module("mapping", mapping);
         register_parameter("const", @const);
         register_module("layers", layers);
@@ -137,9 +138,9 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
             throw new InvalidOperationException(
                 "this StyleGAN file holds only the synthesis network: it renders W+ codes but cannot map z (use a file with G_mapping)"
             );
-        var x = z * torch.rsqrt(z.square().mean([1], keepdim: true) + 1e-8);
+        var x = z * torch.rsqrt(z.Squared().mean([1], keepdim: true).Plus(1e-8));
         foreach (var d in mapping)
-            x = F.leaky_relu(d.forward(x), 0.2);
+            x = d.forward(x).LeakyRelu(0.2);
         return x;
     }
 
@@ -153,9 +154,13 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         if (psi == 1.0)
             return wPlus;
-        var layer = torch.arange(wPlus.shape[1], device: wPlus.device).view(1, -1, 1);
+        using Scalar layers = wPlus.shape[1],
+            cut = cutoff,
+            zero = 0,
+            one = 1;
+        var layer = torch.arange(zero, layers, one, device: wPlus.device).view(1, -1, 1);
         var coefs = torch.where(
-            layer < cutoff,
+            layer < cut,
             torch.tensor(psi, dtype: wPlus.dtype, device: wPlus.device),
             torch.tensor(1.0, dtype: wPlus.dtype, device: wPlus.device)
         );
@@ -198,7 +203,7 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
             x = layer.Epilogue(x, nz, wp.select(1, i));
         }
         double gain = 1.0 / Math.Sqrt(torgb_weight.shape[1]);
-        return F.conv2d(x, torgb_weight * gain, torgb_bias);
+        return F.conv2d(x, torgb_weight.Times(gain), torgb_bias);
     }
 
     Tensor Blur(Tensor x)
@@ -235,7 +240,7 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
             register_parameter("bias", bias);
         }
 
-        public override Tensor forward(Tensor x) => F.linear(x, weight * scale, bias * lrmul);
+        public override Tensor forward(Tensor x) => F.linear(x, weight.Times(scale), bias.Times(lrmul));
     }
 
     /// <summary>One synthesis layer: its convolution (none for the constant) and its epilogue.</summary>
@@ -269,7 +274,7 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
 
         public Tensor Conv(Tensor x)
         {
-            var w = weight! * wscale;
+            var w = weight!.Times(wscale);
             switch (Kind)
             {
                 case LayerKind.NearestUp:
@@ -280,7 +285,10 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
                     // one-pixel shifts gives a 4x4 kernel; a stride-2 transposed conv with it equals nearest
                     // upscaling followed by the 3x3 conv. [out,in,3,3] -> transposed layout [in,out,4,4].
                     var p = F.pad(w, [1, 1, 1, 1]);
-                    var k = p[.., .., 1.., 1..] + p[.., .., ..^1, 1..] + p[.., .., 1.., ..^1] + p[.., .., ..^1, ..^1];
+                    var k = p[.., .., 1.., 1..]
+                        .Plus(p[.., .., ..^1, 1..])
+                        .Plus(p[.., .., 1.., ..^1])
+                        .Plus(p[.., .., ..^1, ..^1]);
                     return F.conv_transpose2d(x, k.transpose(0, 1), strides: [2, 2], padding: [1, 1]);
                 default:
                     return F.conv2d(x, w, padding: [1, 1]);
@@ -291,12 +299,12 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Tensor Epilogue(Tensor x, Tensor noise, Tensor w)
         {
             long c = x.shape[1];
-            x = x + noise * noise_strength.view(1, -1, 1, 1);
-            x = F.leaky_relu(x + bias.view(1, -1, 1, 1), 0.2);
+            x = x.Plus(noise * noise_strength.view(1, -1, 1, 1));
+            x = x.Plus(bias.view(1, -1, 1, 1)).LeakyRelu(0.2);
             x = x - x.mean([2, 3], keepdim: true);
-            x = x * torch.rsqrt(x.square().mean([2, 3], keepdim: true) + 1e-8);
+            x = x * torch.rsqrt(x.Squared().mean([2, 3], keepdim: true).Plus(1e-8));
             var s = style.forward(w).view(-1, 2, c, 1, 1);
-            return x * (s.select(1, 0) + 1) + s.select(1, 1);
+            return (x * s.select(1, 0).Plus(1)).Plus(s.select(1, 1));
         }
     }
 }

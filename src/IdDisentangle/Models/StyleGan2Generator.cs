@@ -275,7 +275,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
     /// <summary>x / sqrt(mean(x^2) + 1e-8) over the feature axis.</summary>
     internal sealed class PixelNorm() : nn.Module<Tensor, Tensor>(nameof(PixelNorm))
     {
-        public override Tensor forward(Tensor x) => x * torch.rsqrt(x.square().mean([1], keepdim: true) + 1e-8);
+        public override Tensor forward(Tensor x) => x * torch.rsqrt(x.Squared().mean([1], keepdim: true).Plus(1e-8));
     }
 
     /// <summary>
@@ -300,8 +300,10 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         )
             : base(nameof(EqualLinear))
         {
-            weight = new Parameter(torch.randn([outDim, inDim], generator: init).div_(lrMul));
-            bias = new Parameter(torch.full(outDim, biasInit));
+            using Scalar lr = lrMul.ToScalar(),
+                bias0 = biasInit.ToScalar();
+            weight = new Parameter(torch.randn([outDim, inDim], generator: init).div_(lr));
+            bias = new Parameter(torch.full(outDim, bias0));
             scale = 1.0 / Math.Sqrt(inDim) * lrMul;
             this.lrMul = lrMul;
             this.activate = activate;
@@ -312,8 +314,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public override Tensor forward(Tensor x)
         {
             if (!activate)
-                return F.linear(x, weight * scale, bias * lrMul);
-            return FusedLeakyRelu(F.linear(x, weight * scale), bias * lrMul);
+                return F.linear(x, weight.Times(scale), bias.Times(lrMul));
+            return FusedLeakyRelu(F.linear(x, weight.Times(scale)), bias.Times(lrMul));
         }
     }
 
@@ -323,7 +325,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         var shape = new long[x.dim()];
         Array.Fill(shape, 1L);
         shape[1] = bias.shape[0];
-        return F.leaky_relu(x + bias.view(shape), 0.2).mul_(Math.Sqrt(2));
+        return x.Plus(bias.view(shape)).LeakyRelu(0.2).TimesInPlace(Math.Sqrt(2));
     }
 
     /// <summary>
@@ -403,7 +405,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 return Convolve(x, ModulatedWeight(raw, SquaredTaps(raw), s1, scale, demodulate, gain).to(x.dtype));
             }
             if (n == 1)
-                return ConvolveModulatingActivations(x, modulation.forward(style).view(inCh) * scale, gain);
+                return ConvolveModulatingActivations(x, modulation.forward(style).view(inCh).Times(scale), gain);
             var (s, d, w) = StylesAndWeight(style, gain);
             return ScaledPerOutputChannel(Convolve(x * s.view(n, inCh, 1, 1).to(x.dtype), w.to(x.dtype)), d);
         }
@@ -430,12 +432,12 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         )
         {
             using var scope = torch.NewDisposeScope();
-            var ss = modulation.forward(style) * scale;
+            var ss = modulation.forward(style).Times(scale);
             bool grouped = WinogradConvolution.GroupsProducts(WinogradConvolution.Tiles(x));
             var (u, taps) = WinogradWeight(grouped);
             var d = demodulate
-                ? torch.rsqrt(ss.square().matmul(taps.t()) + 1e-8) * gain
-                : torch.full(ss.shape[0], outCh, gain, dtype: ss.dtype, device: ss.device);
+                ? torch.rsqrt(ss.Squared().matmul(taps.t()).Plus(1e-8)).Times(gain)
+                : KeptScalars.Full([ss.shape[0], outCh], gain, ss.dtype, ss.device);
             return WinogradConvolution.Convolve(x, u, ss, d, epilogue, grouped).MoveToOuterDisposeScope();
         }
 
@@ -508,14 +510,14 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             var raw = weight.squeeze(0);
             var d = demodulate
                 ? Demodulation(SquaredTaps(raw), ss, gain)
-                : torch.full(outCh, gain, dtype: ss.dtype, device: ss.device);
+                : KeptScalars.Full([outCh], gain, ss.dtype, ss.device);
             return ScaledPerOutputChannel(Convolve(x * ss.view(1, inCh, 1, 1).to(x.dtype), raw.to(x.dtype)), d);
         }
 
         /// <summary>d = gain / sqrt(sum_i ss_i^2 sum_k W[o,i,k]^2 + 1e-8) [out] for one sample's scaled style ss
         /// [in], from the squared taps [out, in].</summary>
         static Tensor Demodulation(Tensor taps, Tensor ss, double gain) =>
-            torch.rsqrt(taps.matmul(ss.square()) + 1e-8) * gain;
+            torch.rsqrt(taps.matmul(ss.Squared()).Plus(1e-8)).Times(gain);
 
         /// <summary>
         /// Whether one sample with <paramref name="pixels"/> per channel is modulated on its activation [in, H, W]
@@ -525,7 +527,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             pixels < kernel * kernel * outCh;
 
         /// <summary>sum_k W[o,i,k]^2 in one pass over the weight.</summary>
-        internal static Tensor SumOfSquaredTaps(Tensor raw) => torch.linalg.vector_norm(raw, 2, [2, 3]).square();
+        internal static Tensor SumOfSquaredTaps(Tensor raw) => raw.flatten(2).norm(2).Squared();
 
         /// <summary>
         /// The modulated (and demodulated) weight of one sample in one pass over the weights: scale, style s,
@@ -543,10 +545,10 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         {
             long outCh = raw.shape[0],
                 inCh = raw.shape[1];
-            var ss = s * scale;
+            var ss = s.Times(scale);
             var factor = demodulate
                 ? Demodulation(taps, ss, gain).view(outCh, 1) * ss.view(1, inCh)
-                : (ss * gain).view(1, inCh);
+                : ss.Times(gain).view(1, inCh);
             return raw * factor.view(-1, inCh, 1, 1);
         }
 
@@ -569,10 +571,10 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         internal (Tensor S, Tensor D, Tensor Weight) StylesAndWeight(Tensor style, double gain)
         {
             var s = modulation.forward(style);
-            var w = weight.squeeze(0) * scale;
+            var w = weight.squeeze(0).Times(scale);
             var d = demodulate
-                ? torch.rsqrt(s.square().matmul(w.square().sum([2, 3]).t()) + 1e-8) * gain
-                : torch.full(s.shape[0], outCh, gain, dtype: s.dtype, device: s.device);
+                ? torch.rsqrt(s.Squared().matmul(w.Squared().sum([2, 3]).t()).Plus(1e-8)).Times(gain)
+                : KeptScalars.Full([s.shape[0], outCh], gain, s.dtype, s.device);
             return (s, d, w);
         }
 
@@ -637,7 +639,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Blur(int upsampleFactor, int pad0, int pad1)
             : base(nameof(Blur))
         {
-            kernel = MakeKernel() * (upsampleFactor * upsampleFactor);
+            kernel = MakeKernel().Times(upsampleFactor * upsampleFactor);
             this.pad0 = pad0;
             this.pad1 = pad1;
             register_buffer("kernel", kernel);
@@ -673,7 +675,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         public Upsample()
             : base(nameof(Upsample))
         {
-            kernel = MakeKernel() * 4;
+            kernel = MakeKernel().Times(4);
             register_buffer("kernel", kernel);
         }
 
@@ -768,7 +770,7 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 var epilogue = new WinogradConvolution.Epilogue(
                     noiseInput,
                     (float)(noise.weight.item<float>() * Sqrt2),
-                    activate.bias * Sqrt2,
+                    activate.bias.Times(Sqrt2),
                     0.2f,
                     clamp is { } limit ? (float)limit : null
                 );
@@ -777,11 +779,11 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             var y = conv.forward(x, style, Sqrt2);
             noiseInput ??= torch.randn(y.shape[0], 1, y.shape[2], y.shape[3], dtype: y.dtype, device: y.device);
             // Added in y's own type: a bfloat16 y with a float32 operand takes libtorch's slow casting path.
-            y.add_((noiseInput * (noise.weight * Sqrt2)).to(y.dtype));
-            y.add_((activate.bias * Sqrt2).view(1, -1, 1, 1).to(y.dtype));
-            y = F.leaky_relu(y, 0.2, inplace: true);
+            y.PlusInPlace((noiseInput * noise.weight.Times(Sqrt2)).to(y.dtype));
+            y.PlusInPlace(activate.bias.Times(Sqrt2).view(1, -1, 1, 1).to(y.dtype));
+            y = y.LeakyReluInPlace(0.2);
             // NVIDIA's bias_act clamps after the activation gain; out of place, as leaky ReLU's backward reads y.
-            return clamp is { } c ? y.clamp(-c, c) : y;
+            return clamp is { } c ? y.Clamp(-c, c) : y;
         }
 
         Tensor ForwardFrozen(Tensor x, Tensor style, Tensor? noiseInput)
@@ -793,8 +795,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
                 x,
                 s,
                 d,
-                noiseInput * (noise.weight * Sqrt2),
-                (activate.bias * Sqrt2).view(1, -1, 1, 1),
+                noiseInput * noise.weight.Times(Sqrt2),
+                activate.bias.Times(Sqrt2).view(1, -1, 1, 1),
                 w,
                 conv.BlurKernel(w.shape[0], x.dtype),
                 new FrozenGeneratorGradients.StyledConvSpec(conv.Upsamples, conv.BlurPadding, clamp)
@@ -846,14 +848,14 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
             if (conv.UsesFrozenGradients(x) && !bias.requires_grad)
             {
                 var (s, _, w) = conv.StylesAndWeight(style, 1.0);
-                y = FrozenGeneratorGradients.ToRgb(x, s, w) + bias;
+                y = FrozenGeneratorGradients.ToRgb(x, s, w).Plus(bias);
             }
             else
-                y = conv.forward(x, style).to(bias.dtype).add_(bias);
+                y = conv.forward(x, style).to(bias.dtype).PlusInPlace(bias);
             if (clamp is { } c)
-                y = y.clamp(-c, c);
+                y = y.Clamp(-c, c);
             if (skip is not null && upsample is not null)
-                y.add_(upsample.forward(skip));
+                y.PlusInPlace(upsample.forward(skip));
             return y;
         }
     }

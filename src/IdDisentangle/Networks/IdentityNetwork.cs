@@ -91,11 +91,11 @@ internal abstract class IdentityNetwork
         public override nn.Module<Tensor, Tensor> Load(ModelStore store, string? weightsFile) =>
             PretrainedNetworks.FaceRecognition(store);
 
-        public override Tensor EmbedInput(Tensor squareRgb01) => squareRgb01 * 255;
+        public override Tensor EmbedInput(Tensor squareRgb01) => squareRgb01.Times(255);
 
         public override Tensor EmbedFace(Tensor photo01, DetectedFace face, double alignmentCentreShift) =>
             FaceDetector.CutFace(
-                (photo01 * 255f).round(),
+                photo01.Times(255f).round(),
                 FaceDetector.RecognitionBox(face.Landmarks, (int)photo01.shape[2], (int)photo01.shape[1]),
                 InputSize,
                 out _
@@ -118,7 +118,7 @@ internal abstract class IdentityNetwork
 
         public override FaceCrop Crop(string faceCrop) => FaceCrop.Parse(faceCrop, arcFace: true);
 
-        public override Tensor EmbedInput(Tensor squareRgb01) => squareRgb01 * 2 - 1;
+        public override Tensor EmbedInput(Tensor squareRgb01) => squareRgb01.Times(2).Minus(1);
 
         public override Tensor EmbedFace(Tensor photo01, DetectedFace face, double alignmentCentreShift) =>
             Models.Identity.IrSe50.Prepare(

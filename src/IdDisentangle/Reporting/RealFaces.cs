@@ -125,11 +125,11 @@ internal static class RealFaces
             var alpha = PasteBack.Paste(torch.zeros_like(photo), torch.ones(3, size, size), face.Quad, mask);
             covered = torch.maximum(covered, alpha.narrow(0, 0, 1));
         }
-        var inside = (covered > 0.5).expand_as(photo);
-        double mse = (result - photo).square().masked_select(inside).mean().ToDouble();
-        var outside = covered.eq(0).expand_as(photo);
+        var inside = covered.GreaterThan(0.5).expand_as(photo);
+        double mse = (result - photo).Squared().masked_select(inside).mean().ToDouble();
+        var outside = covered.EqualTo(0).expand_as(photo);
         bool identical = result.masked_select(outside).eq(photo.masked_select(outside)).all().item<bool>();
-        var shown = photo * (covered * 0.75 + 0.25);
+        var shown = photo * covered.Times(0.75).Plus(0.25);
         return new RoundTrip(name, ImageIO.Encode(result), ImageIO.Encode(shown), 10 * Math.Log10(1 / mse), identical);
     }
 

@@ -1,4 +1,5 @@
 using IdDisentangle.IO;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -79,7 +80,7 @@ internal sealed class KerasAdam : IDisposable
                 continue;
             _m[i].mul_(b1).add_(g, alpha: oneMinusB1);
             _v[i].mul_(b2).addcmul_(g, g, value: oneMinusB2);
-            _params[i].addcdiv_(_m[i], _v[i].sqrt().add_(eps), value: minusLr);
+            _params[i].addcdiv_(_m[i], _v[i].sqrt().add_(eps, KeptScalars.One), value: minusLr);
         }
     }
 

@@ -1,4 +1,5 @@
 using IdDisentangle.Runs;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -26,7 +27,7 @@ internal static class Losses
             landmarksOut.narrow(1, FirstNonJawPoint, landmarksOut.shape[1] - FirstNonJawPoint)
             - landmarksAttr.narrow(1, FirstNonJawPoint, landmarksAttr.shape[1] - FirstNonJawPoint)
         )
-            .square()
+            .Squared()
             .mean();
 
     /// <summary>
@@ -39,10 +40,10 @@ internal static class Losses
     {
         double sigma = (int)(80.0 * size / 256.0),
             centre = (size - 1) / 2.0;
-        var d = torch.arange(size, dtype: ScalarType.Float64) - centre;
-        var g = torch.exp(-(d.square().view(-1, 1) + d.square().view(1, -1)) / (2 * sigma * sigma));
+        var d = KeptScalars.Arange(size, ScalarType.Float64).Minus(centre);
+        var g = torch.exp((-d.Squared().view(-1, 1).Plus(d.Squared().view(1, -1))).DividedBy(2 * sigma * sigma));
         g = g / g.sum();
-        var m = g.max() + g.min() - g;
+        var m = g.max().Plus(g.min()) - g;
         return (m / m.sum()).to(dtype).view(1, 1, size, size).to(device ?? torch.CPU);
     }
 
@@ -61,7 +62,7 @@ internal static class Losses
         var l1 = MaskedL1(output, target, mask);
         if (kind == PixelLoss.L1)
             return l1;
-        return 0.84 * (1 - MsSsim.Compute(output, target).mean()) + 0.16 * l1;
+        return MsSsim.Compute(output, target).mean().SubtractedFrom(1).Times(0.84).Plus(l1.Times(0.16));
     }
 
     /// <summary>
@@ -69,12 +70,12 @@ internal static class Losses
     /// BinaryCrossentropy(from_logits) against ones (lambda_gan 1, or 0.5 with --unified).
     /// </summary>
     public static Tensor GeneratorAdversarial(Tensor fakeLogits, double lambdaGan = 1) =>
-        F.softplus(-fakeLogits).mean() * lambdaGan;
+        F.softplus(-fakeLogits).mean().Times(lambdaGan);
 
     /// <summary>Logistic loss of D_W: lambda_gan (softplus(D(w_fake)) + softplus(-D(w_real))), StyleGAN's
     /// D_logistic.</summary>
     public static Tensor DiscriminatorLogistic(Tensor realLogits, Tensor fakeLogits, double lambdaGan = 1) =>
-        (F.softplus(fakeLogits).mean() + F.softplus(-realLogits).mean()) * lambdaGan;
+        F.softplus(fakeLogits).mean().Plus(F.softplus(-realLogits).mean()).Times(lambdaGan);
 
     /// <summary>
     /// R1 penalty (gamma / 2) E[ |grad_w D(w_real)|^2 ]: <paramref name="realW"/> must require grad and
@@ -83,6 +84,6 @@ internal static class Losses
     public static Tensor R1Penalty(Tensor realLogits, Tensor realW, double gamma)
     {
         var grads = torch.autograd.grad([realLogits.sum()], [realW], retain_graph: true, create_graph: true)[0];
-        return grads.square().sum([1]).mean() * (gamma / 2);
+        return grads.Squared().sum([1]).mean().Times(gamma / 2);
     }
 }

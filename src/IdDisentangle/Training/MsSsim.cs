@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -54,17 +55,17 @@ internal static class MsSsim
             Tensor Filter(Tensor t) => F.conv2d(t, window, groups: c);
             var mx = Filter(x);
             var my = Filter(y);
-            var num0 = mx * my * 2;
-            var den0 = mx.square() + my.square();
-            var luminance = (num0 + c1) / (den0 + c1);
-            var num1 = Filter(x * y) * 2;
-            var den1 = Filter(x.square() + y.square());
-            var cs = (num1 - num0 + c2) / (den1 - den0 + c2);
+            var num0 = (mx * my).Times(2);
+            var den0 = mx.Squared().Plus(my.Squared());
+            var luminance = num0.Plus(c1) / den0.Plus(c1);
+            var num1 = Filter(x * y).Times(2);
+            var den1 = Filter(x.Squared().Plus(y.Squared()));
+            var cs = (num1 - num0).Plus(c2) / (den1 - den0).Plus(c2);
             ssim = (luminance * cs).mean([2, 3]); // [N, C]
             if (scale < Weights.Length - 1)
-                terms.Add(F.relu(cs.mean([2, 3])).pow(Weights[scale]));
+                terms.Add(F.relu(cs.mean([2, 3])).Power(Weights[scale]));
         }
-        terms.Add(F.relu(ssim).pow(Weights[^1]));
+        terms.Add(F.relu(ssim).Power(Weights[^1]));
         var product = terms.Aggregate((p, t) => p * t); // [N, C]
         return product.mean([1]);
     }
@@ -73,9 +74,9 @@ internal static class MsSsim
     /// softmax).</summary>
     static Tensor GaussianWindow(ScalarType dtype, Device device)
     {
-        var coords = torch.arange(WindowSize, dtype: ScalarType.Float64) - (WindowSize - 1) / 2.0;
-        var g = coords.square() * (-0.5 / (WindowSigma * WindowSigma));
-        var g2 = g.view(1, -1) + g.view(-1, 1);
+        var coords = KeptScalars.Arange(WindowSize, ScalarType.Float64).Minus((WindowSize - 1) / 2.0);
+        var g = coords.Squared().Times(-0.5 / (WindowSigma * WindowSigma));
+        var g2 = g.view(1, -1).Plus(g.view(-1, 1));
         return torch.softmax(g2.flatten(), 0).view(1, 1, WindowSize, WindowSize).to(dtype, device);
     }
 

@@ -199,7 +199,7 @@ internal sealed class Trainer : IDisposable
             int kept = 68 - Losses.FirstNonJawPoint;
             var lndAttr = _step.Landmarks.call(attrs).narrow(1, Losses.FirstNonJawPoint, kept);
             var lndOut = _step.Landmarks.call(output).narrow(1, Losses.FirstNonJawPoint, kept);
-            Add("landmarks_mse", (lndAttr - lndOut).square().mean([1, 2])); // MSE over x, y, then mean over points
+            Add("landmarks_mse", (lndAttr - lndOut).Squared().mean([1, 2])); // MSE over x, y, then mean over points
             AddReconstruction("fake_rec", ids, zId);
             if (real)
                 AddReconstruction("real_rec", attrs, attrId);
@@ -209,9 +209,9 @@ internal sealed class Trainer : IDisposable
             void AddReconstruction(string prefix, Tensor images, Tensor codes)
             {
                 var rec = _step.Render(codes, images);
-                var mse = (images - rec).square().mean([1, 2, 3]);
+                var mse = (images - rec).Squared().mean([1, 2, 3]);
                 Add(prefix + "_mse", mse);
-                Add(prefix + "_psnr", 10 * torch.log10(1 / mse.clamp_min(1e-12)));
+                Add(prefix + "_psnr", torch.log10(mse.ClampMin(1e-12).reciprocal().Times(1)).Times(10));
                 Add(prefix + "_id", F.cosine_similarity(codes, eId.call(rec), 1));
             }
         }

@@ -150,7 +150,7 @@ internal sealed class TrainingStep : IDisposable
         var w = Scoped(() => M.call(zId, EAttr.call(attrImg)));
         NativeGarbage.Release();
         PhaseStarting?.Invoke("generator");
-        var output = Scoped(() => SynthesizeInParts(w).add(1).div(2)); // [0,1]
+        var output = Scoped(() => SynthesizeInParts(w).Plus(1).DividedBy(2)); // [0,1]
         PhaseStarting?.Invoke("losses");
 
         var metrics = new Dictionary<string, double>
@@ -162,20 +162,20 @@ internal sealed class TrainingStep : IDisposable
         if (_c.IdLoss)
         {
             var lId = Scoped(() => Losses.Identity(EId.call(output), zId)); // L_id
-            total = total + _c.LambdaId * lId;
+            total = total.Plus(lId.Times(_c.LambdaId));
             metrics["l_id"] = lId.ToDouble();
         }
         if (_c.LandmarksLoss)
         {
             var lLnd = Scoped(() => Losses.Landmarks(Landmarks.call(output), lndAttr)); // L_lnd
-            total = total + _c.LambdaLnd * lLnd;
+            total = total.Plus(lLnd.Times(_c.LambdaLnd));
             metrics["l_lnd"] = lLnd.ToDouble();
         }
         if (_c.ReconstructionLoss && !b.Cross)
         {
             // L_rec, same steps only
             var lRec = Scoped(() => Losses.Reconstruction(output, idImg, _mask, _c.PixelLoss));
-            total = total + _c.LambdaRec * lRec;
+            total = total.Plus(lRec.Times(_c.LambdaRec));
             metrics["l_rec"] = lRec.ToDouble();
         }
         Tensor? gAdv = null;
@@ -221,7 +221,7 @@ internal sealed class TrainingStep : IDisposable
             var lD = Losses.DiscriminatorLogistic(realLogits, fakeLogits, lambdaGan);
             var r1 = Losses.R1Penalty(realLogits, realW, _c.R1Gamma);
             _optD.ZeroGrad();
-            (lD + r1).backward();
+            lD.Plus(r1).backward();
             _optD.Step();
             _optD.ZeroGrad();
             metrics["l_d"] = lD.ToDouble();
@@ -270,7 +270,7 @@ internal sealed class TrainingStep : IDisposable
 
     /// <summary>G(M(z_id, E_attr(attributes))) in [0,1], clamped, as the paper's test() renders it.</summary>
     public Tensor Render(Tensor zId, Tensor attributes) =>
-        G.Synthesize(M.call(zId, EAttr.call(attributes)), NoiseMode.Const).add(1).div(2).clamp(0, 1);
+        G.Synthesize(M.call(zId, EAttr.call(attributes)), NoiseMode.Const).Plus(1).DividedBy(2).Clamp(0, 1);
 
     public void Dispose()
     {

@@ -1,4 +1,5 @@
 using IdDisentangle.Models.Backbones;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -80,7 +81,7 @@ internal static class BackboneWeights
             sd[$"{targetBn}.weight"] = Take($"{bn}/gamma");
             sd[$"{targetBn}.bias"] = Take($"{bn}/beta");
             sd[$"{targetBn}.running_mean"] = Take($"{bn}/moving_mean") - bias;
-            sd[$"{targetBn}.running_var"] = Take($"{bn}/moving_variance") + (1e-3 - 1e-5);
+            sd[$"{targetBn}.running_var"] = Take($"{bn}/moving_variance").Plus(1e-3 - 1e-5);
             sd[$"{targetBn}.num_batches_tracked"] = torch.tensor(0L);
         }
         ConvBn("conv1", "bn_conv1", "conv1", "bn1");

@@ -1,4 +1,5 @@
 using IdDisentangle.Models.FaceApi;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -72,7 +73,7 @@ internal static class FaceApiWeights
             // Inference batch norm folded into the depthwise filter: one multiply-add less per pixel, same function.
             var scale =
                 src.Take($"{d}/BatchNorm/gamma").to_type(ScalarType.Float64)
-                / torch.sqrt(src.Take($"{d}/BatchNorm/moving_variance").to_type(ScalarType.Float64) + Epsilon);
+                / torch.sqrt(src.Take($"{d}/BatchNorm/moving_variance").to_type(ScalarType.Float64).Plus(Epsilon));
             var filter = TfjsWeights.DepthwiseFilter(src.Take($"{d}/depthwise_weights")).to_type(ScalarType.Float64);
             sd[$"{p}.depthwise.weight"] = (filter * scale.view(-1, 1, 1, 1)).to_type(ScalarType.Float32);
             sd[$"{p}.depthwise.bias"] = (

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using IdDisentangle.Models;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights.Pickle;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -254,8 +255,9 @@ internal static partial class NvidiaStyleGan2Weights
     {
         if (!t.TryGetValue($"{layer}.resample_filter", out var f))
             return;
-        using var expected =
-            torch.outer(torch.tensor(new float[] { 1, 3, 3, 1 }), torch.tensor(new float[] { 1, 3, 3, 1 })) / 64f;
+        using var expected = torch
+            .outer(torch.tensor(new float[] { 1, 3, 3, 1 }), torch.tensor(new float[] { 1, 3, 3, 1 }))
+            .DividedBy(64f);
         if (
             !f.shape.SequenceEqual(expected.shape)
             || (f.to(ScalarType.Float32) - expected).abs().max().ToDouble() > 1e-6
@@ -308,7 +310,7 @@ internal static partial class NvidiaStyleGan2Weights
         void Modulation(Dictionary<string, Tensor> l, string to, string where)
         {
             sd[$"{to}.conv.modulation.weight"] = Need(l, "mod_weight", where).t().contiguous();
-            sd[$"{to}.conv.modulation.bias"] = Need(l, "mod_bias", where) + 1;
+            sd[$"{to}.conv.modulation.bias"] = Need(l, "mod_bias", where).Plus(1);
         }
         void Styled(int res, string layer, string to)
         {

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using IdDisentangle.Models;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights.Pickle;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -66,8 +67,8 @@ internal static partial class StyleGan2Weights
             using var rng = new torch.Generator(seed: 0);
             var sum = torch.zeros(config.StyleDim);
             for (int done = 0; done < MeanLatentSamples; done += 1000)
-                sum += g.Map(torch.randn([1000, config.StyleDim], generator: rng)).sum([0]);
-            g.MeanLatent = sum / MeanLatentSamples;
+                sum = sum.Plus(g.Map(torch.randn([1000, config.StyleDim], generator: rng)).sum([0]));
+            g.MeanLatent = sum.DividedBy(MeanLatentSamples);
             notes.Add($"latent_avg not in the file: mean w computed from {MeanLatentSamples} mapped samples (seed 0)");
         }
         report = new GeneratorLoadReport(path, "StyleGAN2", layout, latentAvg is not null, notes);

@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -64,7 +65,7 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
     /// <summary>Preprocessing of [N,3,H,W] in [0,1]: bilinear resize to 299x299 (antialiased when shrinking), scaled to
     /// [-1,1].</summary>
     public static Tensor Prepare(Tensor rgb01) =>
-        Imaging.ImageOps.Resize(rgb01, InputSize, InputSize, Imaging.ResizeFilter.Bilinear) * 2f - 1f;
+        Imaging.ImageOps.Resize(rgb01, InputSize, InputSize, Imaging.ResizeFilter.Bilinear).Times(2f).Minus(1f);
 
     /// <summary>[N,3,299,299] in [-1,1] -> [N,2048] average-pooled features.</summary>
     public override Tensor forward(Tensor x)
@@ -270,7 +271,7 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
         /// <summary>The unit's convolution weight times the batch norm's scale, and its shift.</summary>
         internal (Tensor Weight, Tensor Bias) FoldedWeights()
         {
-            var scale = bn.weight! / (bn.running_var! + Epsilon).sqrt();
+            var scale = bn.weight! / bn.running_var!.Plus(Epsilon).sqrt();
             var bias = bn.bias! - bn.running_mean! * scale;
             return (conv.weight * scale.view(-1, 1, 1, 1), bias);
         }
@@ -302,7 +303,7 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
                 h = x.shape[2],
                 w = x.shape[3];
             var pixels = x.permute(0, 2, 3, 1).reshape(n * h * w, x.shape[1]);
-            return pixels.matmul(weight.flatten(1).t()).add_(bias).relu_().view(n, h, w, -1).permute(0, 3, 1, 2);
+            return pixels.matmul(weight.flatten(1).t()).PlusInPlace(bias).relu_().view(n, h, w, -1).permute(0, 3, 1, 2);
         }
 
         public void Dispose()
@@ -349,7 +350,10 @@ internal sealed class InceptionV3 : nn.Module<Tensor, Tensor>
             {
                 var part = y.narrow(1, offset, widths[i]);
                 offset += widths[i];
-                outs[i] = pool is not null && i == outs.Length - 1 ? pool(part).add_(biases[i]) : part.add_(biases[i]);
+                outs[i] =
+                    pool is not null && i == outs.Length - 1
+                        ? pool(part).PlusInPlace(biases[i])
+                        : part.PlusInPlace(biases[i]);
                 outs[i].relu_();
             }
             return outs;

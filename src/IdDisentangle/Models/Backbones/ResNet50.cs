@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -70,7 +71,7 @@ internal sealed class ResNet50 : nn.Module<Tensor, Tensor>
     /// <summary>Keras/Caffe input: RGB [0,1] -> BGR 0..255 minus the ImageNet mean.</summary>
     public static Tensor KerasPreprocess(Tensor rgb01)
     {
-        var bgr = rgb01.flip(1) * 255f;
+        var bgr = rgb01.flip(1).Times(255f);
         var mean = torch
             .tensor(new float[] { 103.939f, 116.779f, 123.68f }, dtype: bgr.dtype, device: bgr.device)
             .view(1, 3, 1, 1);
@@ -111,7 +112,7 @@ internal sealed class ResNet50 : nn.Module<Tensor, Tensor>
             var y = F.relu(bn1.call(conv1.call(x)));
             y = F.relu(bn2.call(conv2.call(y)));
             y = bn3.call(conv3.call(y));
-            return F.relu(y + (downsample is null ? x : downsample.call(x)));
+            return F.relu(y.Plus(downsample is null ? x : downsample.call(x)));
         }
     }
 }

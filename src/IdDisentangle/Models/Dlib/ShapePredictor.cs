@@ -1,4 +1,5 @@
 using IdDisentangle.Imaging;
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,7 +29,7 @@ internal sealed class IntensityImage
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        return FromRgbBytes((image.to(CPU).to(ScalarType.Float32) * 255f).round_());
+        return FromRgbBytes(image.to(CPU).to(ScalarType.Float32).Times(255f).round_());
     }
 
     /// <summary>From an RGB image [3,H,W] already holding whole byte values 0..255 (any device and float
@@ -39,8 +40,11 @@ internal sealed class IntensityImage
             throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var bytes = image.to(CPU).clamp(0, 255).to(ScalarType.Int32);
-        var mean = bytes.sum([0]).div_(3, rounding_mode: RoundingMode.floor).to(ScalarType.Byte).contiguous();
+        using Scalar zero = 0,
+            top = 255,
+            three = 3;
+        var bytes = image.to(CPU).clamp(zero, top).to(ScalarType.Int32);
+        var mean = bytes.sum([0]).div_(three, rounding_mode: RoundingMode.floor).to(ScalarType.Byte).contiguous();
         return new IntensityImage(mean.data<byte>().ToArray(), (int)image.shape[2], (int)image.shape[1]);
     }
 }

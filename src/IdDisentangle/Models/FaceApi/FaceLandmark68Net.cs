@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -41,7 +42,7 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
     /// bilinear resize to 112x112 (none when already that size), scaled to 0..255. Differentiable.
     /// </summary>
     public static Tensor Prepare(Tensor rgb01, Imaging.FaceCrop crop) =>
-        Imaging.SquareFit.Apply(crop.Apply(rgb01), InputSize, out _) * 255f;
+        Imaging.SquareFit.Apply(crop.Apply(rgb01), InputSize, out _).Times(255f);
 
     /// <summary>[N,3,112,112] RGB 0..255 -> landmarks [N,68,2] (x, y) in input pixels.</summary>
     public override Tensor forward(Tensor rgb255)
@@ -49,12 +50,12 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
         var mean = torch
             .tensor(FaceRecognitionNet.MeanRgb, dtype: rgb255.dtype, device: rgb255.device)
             .view(1, 3, 1, 1);
-        var x = (rgb255 - mean) / 255f;
+        var x = (rgb255 - mean).DividedBy(255f);
         foreach (var block in dense)
             x = block.forward(x);
         x = F.avg_pool2d(x, 7, 2);
-        var relative = x.flatten(1).matmul(fc_weight) + fc_bias;
-        return relative.view(-1, Points, 2) * InputSize;
+        var relative = x.flatten(1).matmul(fc_weight).Plus(fc_bias);
+        return relative.view(-1, Points, 2).Times(InputSize);
     }
 
     /// <summary>Plain 3x3 conv + bias (the first layer of the first block).</summary>
@@ -123,9 +124,9 @@ internal sealed class FaceLandmark68Net : nn.Module<Tensor, Tensor>
         {
             var out1 = F.relu(conv0.call(x, 2));
             var out2 = conv1.call(out1, 1);
-            var out3 = conv2.call(F.relu(out1 + out2), 1);
-            var out4 = conv3.call(F.relu(out1 + (out2 + out3)), 1);
-            return F.relu(out1 + (out2 + (out3 + out4)));
+            var out3 = conv2.call(F.relu(out1.Plus(out2)), 1);
+            var out4 = conv3.call(F.relu(out1.Plus(out2.Plus(out3))), 1);
+            return F.relu(out1.Plus(out2.Plus(out3.Plus(out4))));
         }
     }
 }

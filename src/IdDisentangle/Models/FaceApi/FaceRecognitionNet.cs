@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -61,13 +62,13 @@ internal sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
     /// bilinear resize to 150x150 (none when already that size), scaled to 0..255. Differentiable.
     /// </summary>
     public static Tensor Prepare(Tensor rgb01, Imaging.FaceCrop crop) =>
-        Imaging.SquareFit.Apply(crop.Apply(rgb01), InputSize, out _) * 255f;
+        Imaging.SquareFit.Apply(crop.Apply(rgb01), InputSize, out _).Times(255f);
 
     /// <summary>[N,3,150,150] RGB 0..255 -> [N,128] descriptors.</summary>
     public override Tensor forward(Tensor rgb255)
     {
         var mean = torch.tensor(MeanRgb, dtype: rgb255.dtype, device: rgb255.device).view(1, 3, 1, 1);
-        var x = (rgb255 - mean) / 255f;
+        var x = (rgb255 - mean).DividedBy(255f);
         x = F.relu(conv32_down.forward(x, stride: 2, same: false));
         x = F.max_pool2d(x, 3, 2);
         foreach (var (name, _, _, _) in Blocks)
@@ -102,7 +103,7 @@ internal sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
             var y = same
                 ? TfOps.Conv2dSame(x, weight, bias, stride)
                 : F.conv2d(x, weight, bias, strides: [stride, stride]);
-            return y * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1);
+            return (y * scale.view(1, -1, 1, 1)).Plus(shift.view(1, -1, 1, 1));
         }
     }
 
@@ -129,7 +130,7 @@ internal sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
             var y = F.relu(down ? conv1.forward(x, stride: 2, same: false) : conv1.forward(x, stride: 1, same: true));
             y = conv2.forward(y, stride: 1, same: true);
             if (!down)
-                return F.relu(y + x);
+                return F.relu(y.Plus(x));
             var pooled = F.avg_pool2d(x, 2, 2);
             // face-api.js pads the conv branch with a zero row and column when its size falls short of the pool's.
             long dh = pooled.shape[2] - y.shape[2],
@@ -138,7 +139,7 @@ internal sealed class FaceRecognitionNet : nn.Module<Tensor, Tensor>
                 y = F.pad(y, [0, dw, 0, dh]);
             if (pooled.shape[1] != cout)
                 pooled = F.pad(pooled, [0, 0, 0, 0, 0, cout - pooled.shape[1]]);
-            return F.relu(y + pooled);
+            return F.relu(y.Plus(pooled));
         }
     }
 }

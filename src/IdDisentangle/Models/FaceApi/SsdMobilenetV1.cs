@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -73,7 +74,7 @@ internal sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor S
     /// [N,P].</summary>
     public override (Tensor Boxes, Tensor Scores) forward(Tensor rgb255)
     {
-        var x = Relu6(conv0.forward(rgb255 / 127.5f - 1f, 2));
+        var x = Relu6(conv0.forward(rgb255.DividedBy(127.5f).Minus(1f), 2));
         Tensor? conv11 = null;
         for (int i = 1; i <= 13; i++)
         {
@@ -108,13 +109,13 @@ internal sealed class SsdMobilenetV1 : nn.Module<Tensor, (Tensor Boxes, Tensor S
     {
         var a = anchors.to(encodings.dtype);
         var size = a[.., 2..4] - a[.., 0..2];
-        var centre = a[.., 0..2] + size / 2;
-        var half = torch.exp(encodings[.., .., 2..4] / 5f) * size / 2;
-        var c = encodings[.., .., 0..2] / 10f * size + centre;
-        return torch.cat([c - half, c + half], 2);
+        var centre = a[.., 0..2].Plus(size.DividedBy(2));
+        var half = (torch.exp(encodings[.., .., 2..4].DividedBy(5f)) * size).DividedBy(2);
+        var c = (encodings[.., .., 0..2].DividedBy(10f) * size).Plus(centre);
+        return torch.cat([c - half, c.Plus(half)], 2);
     }
 
-    static Tensor Relu6(Tensor x) => x.clamp(0, 6);
+    static Tensor Relu6(Tensor x) => x.Clamp(0, 6);
 
     /// <summary>A convolution with TensorFlow 'SAME' padding and a bias (the exported graph's folded batch
     /// norm).</summary>

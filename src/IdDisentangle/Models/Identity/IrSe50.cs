@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -54,7 +55,7 @@ internal sealed class IrSe50 : nn.Module<Tensor, Tensor>
     /// for FFHQ-aligned images), area resampling to 112x112 (adaptive average pooling), scaled to [-1,1].
     /// </summary>
     public static Tensor Prepare(Tensor rgb01, Imaging.FaceCrop crop) =>
-        Imaging.ImageOps.Resize(crop.Apply(rgb01), InputSize, InputSize, Imaging.ResizeFilter.Area) * 2f - 1f;
+        Imaging.ImageOps.Resize(crop.Apply(rgb01), InputSize, InputSize, Imaging.ResizeFilter.Area).Times(2f).Minus(1f);
 
     public override Tensor forward(Tensor x) =>
         F.normalize(output_layer.call(body.call(input_layer.call(x))), p: 2, dim: 1);
@@ -85,7 +86,7 @@ internal sealed class IrSe50 : nn.Module<Tensor, Tensor>
             register_module("res_layer", res_layer);
         }
 
-        public override Tensor forward(Tensor x) => res_layer.call(x) + shortcut_layer.call(x);
+        public override Tensor forward(Tensor x) => res_layer.call(x).Plus(shortcut_layer.call(x));
     }
 
     /// <summary>x * sigmoid(fc2(relu(fc1(mean over space)))).</summary>

@@ -1,3 +1,4 @@
+using IdDisentangle.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,7 +52,7 @@ internal sealed class VggFace2 : nn.Module<Tensor, Tensor>
         var x = rgb01[.., .., (int)y0..(int)y1, (int)x0..(int)x1];
         x = Imaging.ImageOps.Resize(x, 256, 256, Imaging.ResizeFilter.Bilinear);
         int o = (256 - InputSize) / 2;
-        x = x[.., .., o..(o + InputSize), o..(o + InputSize)] * 255f;
+        x = x[.., .., o..(o + InputSize), o..(o + InputSize)].Times(255f);
         var mean = torch.tensor(MeanBgr, dtype: x.dtype, device: x.device).view(1, 3, 1, 1);
         return x.flip(1) - mean;
     }

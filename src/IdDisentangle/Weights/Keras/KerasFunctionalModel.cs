@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using IdDisentangle.Runtime;
 using IdDisentangle.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -256,13 +257,13 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
             {
                 double eps = c["epsilon"] is JsonValue e ? (double)e! : 1e-3;
                 var mean = W(n, "moving_mean");
-                var scale = torch.rsqrt(W(n, "moving_variance") + eps);
+                var scale = torch.rsqrt(W(n, "moving_variance").Plus(eps));
                 if (Bool(n, "scale", true))
                     scale = scale * W(n, "gamma");
                 var shift = -mean * scale;
                 if (Bool(n, "center", true))
-                    shift = shift + W(n, "beta");
-                return x * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1);
+                    shift = shift.Plus(W(n, "beta"));
+                return (x * scale.view(1, -1, 1, 1)).Plus(shift.view(1, -1, 1, 1));
             }
             case "Activation":
                 return Activate(x, (string?)c["activation"], n);
@@ -314,7 +315,7 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
             case "GlobalMaxPooling2D":
                 return x.amax([2, 3]);
             case "Add":
-                return xs.Skip(1).Aggregate(x, (a, b) => a + b);
+                return xs.Skip(1).Aggregate(x, (a, b) => a.Plus(b));
             case "Multiply":
                 return xs.Skip(1).Aggregate(x, (a, b) => a * b);
             case "Concatenate":
@@ -347,7 +348,8 @@ internal sealed class KerasFunctionalModel : nn.Module<Tensor, Tensor>
             case "Lambda":
             {
                 long dim = x.dim() == 4 ? 1 : x.dim() - 1;
-                return x / torch.sqrt(torch.clamp_min(x.square().sum([dim], keepdim: true), 1e-12)); // tf.nn.l2_normalize, epsilon 1e-12
+                // tf.nn.l2_normalize, epsilon 1e-12
+                return x / torch.sqrt(x.Squared().sum([dim], keepdim: true).ClampMin(1e-12));
             }
             default:
                 throw new UnsupportedKerasLayerException($"{File}: layer {n.Name} has type {n.Class}");
