@@ -35,6 +35,7 @@ public sealed class ArchitectureTests
     [
         ("Runtime", "IO"),
         ("Imaging", "IO"),
+        ("Imaging", "Runtime"), // numbers for libtorch through KeptScalars
         ("Video", "Runtime"), // ffmpeg gets the environment the process started with (HugePages)
         ("Networks", "Faces"),
         ("Runs", "Networks"),

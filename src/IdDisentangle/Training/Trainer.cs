@@ -211,7 +211,7 @@ internal sealed class Trainer : IDisposable
                 var rec = _step.Render(codes, images);
                 var mse = (images - rec).Squared().mean([1, 2, 3]);
                 Add(prefix + "_mse", mse);
-                Add(prefix + "_psnr", torch.log10(mse.ClampMin(1e-12).reciprocal().Times(1)).Times(10));
+                Add(prefix + "_psnr", torch.log10(mse.ClampMin(1e-12).reciprocal()).Times(10));
                 Add(prefix + "_id", F.cosine_similarity(codes, eId.call(rec), 1));
             }
         }
