@@ -17,10 +17,15 @@ namespace IdDisentangle.Tests;
 /// </summary>
 public class ScalarLifetimeTests
 {
-    [Fact]
-    public void TheLibraryHandsLibtorchNoTemporaryScalar()
+    /// <summary>The library, and the CLI on top of it.</summary>
+    public static TheoryData<string> Assemblies =>
+        [typeof(KeptScalars).Assembly.Location, typeof(IdDisentangle.Cli.CliApp).Assembly.Location];
+
+    [Theory]
+    [MemberData(nameof(Assemblies))]
+    public void TheLibraryHandsLibtorchNoTemporaryScalar(string assembly)
     {
-        using var ours = new IlAssembly(typeof(KeptScalars).Assembly.Location);
+        using var ours = new IlAssembly(assembly);
         using var torchSharp = new IlAssembly(typeof(Scalar).Assembly.Location);
         var creators = new TemporaryScalarCreators(torchSharp);
         var found = new List<string>();
