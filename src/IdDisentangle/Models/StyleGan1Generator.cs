@@ -154,11 +154,8 @@ internal sealed class StyleGan1Generator : nn.Module<Tensor, Tensor>, IStyleGene
     {
         if (psi == 1.0)
             return wPlus;
-        using Scalar layers = wPlus.shape[1],
-            cut = cutoff,
-            zero = 0,
-            one = 1;
-        var layer = torch.arange(zero, layers, one, device: wPlus.device).view(1, -1, 1);
+        using Scalar cut = cutoff;
+        var layer = KeptScalars.Arange(wPlus.shape[1], device: wPlus.device).view(1, -1, 1);
         var coefs = torch.where(
             layer < cut,
             torch.tensor(psi, dtype: wPlus.dtype, device: wPlus.device),

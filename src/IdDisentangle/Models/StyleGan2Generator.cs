@@ -300,10 +300,8 @@ internal sealed class StyleGan2Generator : nn.Module<Tensor, Tensor>, IStyleGene
         )
             : base(nameof(EqualLinear))
         {
-            using Scalar lr = lrMul.ToScalar(),
-                bias0 = biasInit.ToScalar();
-            weight = new Parameter(torch.randn([outDim, inDim], generator: init).div_(lr));
-            bias = new Parameter(torch.full(outDim, bias0));
+            weight = new Parameter(torch.randn([outDim, inDim], generator: init).DividedByInPlace(lrMul));
+            bias = new Parameter(KeptScalars.Full([outDim], biasInit));
             scale = 1.0 / Math.Sqrt(inDim) * lrMul;
             this.lrMul = lrMul;
             this.activate = activate;

@@ -40,10 +40,8 @@ internal sealed class IntensityImage
             throw new ArgumentException($"expected an RGB image [3,H,W], got [{string.Join(",", image.shape)}]");
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        using Scalar zero = 0,
-            top = 255,
-            three = 3;
-        var bytes = image.to(CPU).clamp(zero, top).to(ScalarType.Int32);
+        using Scalar three = 3;
+        var bytes = image.to(CPU).Clamp(0, 255).to(ScalarType.Int32);
         var mean = bytes.sum([0]).div_(three, rounding_mode: RoundingMode.floor).to(ScalarType.Byte).contiguous();
         return new IntensityImage(mean.data<byte>().ToArray(), (int)image.shape[2], (int)image.shape[1]);
     }
